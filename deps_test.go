@@ -1,0 +1,29 @@
+package coinop_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestLeanPackages keeps the engine, the middleware, the wire format and the
+// client free of go-ethereum and SQL drivers: those arrive injected.
+func TestLeanPackages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	forbidden := []string{"github.com/ethereum/go-ethereum", "modernc.org/sqlite", "github.com/jackc/pgx", "database/sql", "github.com/mattn/go-sqlite3"}
+	for _, pkg := range []string{".", "./paywall", "./client", "./x402", "./eip3009"} {
+		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, f := range forbidden {
+				if dep == f || strings.HasPrefix(dep, f+"/") {
+					t.Errorf("%s links %s", pkg, dep)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package coinop
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Kind classifies an error by what the client should do about it.
+// The list is append-only: never reorder or remove a kind.
+type Kind uint8
+
+const (
+	// KindInternal is a fault of ours; details go to logs only.
+	KindInternal Kind = iota
+	// KindMalformed is a credential that cannot be decoded (bad base64, bad
+	// JSON, missing fields). The client must fix its software.
+	KindMalformed
+	// KindPaymentRequired means no credential was presented.
+	KindPaymentRequired
+	// KindRejected is a well-formed payment that fails a check (amount,
+	// recipient, asset, network, expiry, signature).
+	KindRejected
+	// KindInsufficientFunds is a payment the payer cannot cover.
+	KindInsufficientFunds
+	// KindReplayed is a payment that was already used.
+	KindReplayed
+	// KindInFlight is a payment that is being processed by another request.
+	KindInFlight
+	// KindUnavailable means verification or settlement cannot complete now
+	// (RPC or store down). Nothing paid-for is served; the client may retry.
+	KindUnavailable
+	// KindSettleFailed means the payment verified but could not be collected.
+	KindSettleFailed
+	// KindPolicy is a client-side refusal: the spending policy forbids the payment.
+	KindPolicy
+	// KindNotFound means no route serves the request.
+	KindNotFound
+)
+
+var kindNames = [...]string{
+	KindInternal:          "internal",
+	KindMalformed:         "malformed",
+	KindPaymentRequired:   "payment_required",
+	KindRejected:          "rejected",
+	KindInsufficientFunds: "insufficient_funds",
+	KindReplayed:          "replayed",
+	KindInFlight:          "in_flight",
+	KindUnavailable:       "unavailable",
+	KindSettleFailed:      "settle_failed",
+	KindPolicy:            "policy",
+	KindNotFound:          "not_found",
+}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", k)
+}
+
+// Status is the HTTP status a server answers for an error of kind k. It is the
+// only place where kinds meet status codes.
+func (k Kind) Status() int {
+	switch k {
+	case KindMalformed:
+		return http.StatusBadRequest
+	case KindPaymentRequired, KindRejected, KindInsufficientFunds, KindReplayed, KindSettleFailed:
+		return http.StatusPaymentRequired
+	case KindInFlight:
+		return http.StatusConflict
+	case KindUnavailable:
+		return http.StatusServiceUnavailable
+	case KindPolicy:
+		return http.StatusForbidden
+	case KindNotFound:
+		return http.StatusNotFound
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// Error is the one error type rails, stores and the engine return for
+// anything a client can cause or must know about.
+type Error struct {
+	Kind Kind
+	// Reason is the protocol's machine-readable code, e.g.
+	// "invalid_exact_evm_payload_authorization_value_mismatch". Clients may
+	// show it; it never contains secrets or internal detail.
+	Reason string
+	// Message is a sentence for people, safe to show to the client.
+	Message string
+	// Err is the underlying cause, for logs only.
+	Err error
+}
+
+func (e *Error) Error() string {
+	s := e.Reason
+	if s == "" {
+		s = e.Kind.String()
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error of kind k with the protocol reason code and a
+// client-safe message.
+func Errorf(k Kind, reason, format string, args ...any) *Error {
+	return &Error{Kind: k, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an *Error of kind k that keeps err as its (log-only) cause.
+func Wrap(k Kind, reason string, err error, message string) *Error {
+	return &Error{Kind: k, Reason: reason, Message: message, Err: err}
+}
+
+// AsError returns err as an *Error; anything else becomes KindInternal with
+// a generic message, so internal detail never reaches a client.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Kind: KindInternal, Reason: "internal_error", Message: "internal error", Err: err}
+}
+
+// KindOf returns the kind of err (KindInternal for foreign errors).
+func KindOf(err error) Kind { return AsError(err).Kind }

@@ -1,0 +1,263 @@
+// Package evm is coinop's EVM rail: the x402 exact scheme with EIP-3009
+// transferWithAuthorization, verified with go-ethereum's secp256k1 (cgo when
+// available) and an eth_call simulation, and settled from a configured
+// settlement key whose transaction nonces it serializes.
+//
+// go-ethereum lives here and in evm/devchain only; the engine, the middleware
+// and the client do not link it.
+package evm
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/accounts/abi"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/rpc"
+)
+
+// Backend is the part of a JSON-RPC client the rail uses. *ethclient.Client
+// implements it.
+type Backend interface {
+	CallContract(ctx context.Context, msg ethereum.CallMsg, block *big.Int) ([]byte, error)
+	EstimateGas(ctx context.Context, msg ethereum.CallMsg) (uint64, error)
+	PendingNonceAt(ctx context.Context, account common.Address) (uint64, error)
+	SuggestGasTipCap(ctx context.Context) (*big.Int, error)
+	HeaderByNumber(ctx context.Context, number *big.Int) (*types.Header, error)
+	SendTransaction(ctx context.Context, tx *types.Transaction) error
+	TransactionReceipt(ctx context.Context, hash common.Hash) (*types.Receipt, error)
+}
+
+// tokenABI is the slice of an EIP-3009 token's interface the rail calls.
+var tokenABI = mustABI(`[
+ {"type":"function","name":"transferWithAuthorization","stateMutability":"nonpayable","inputs":[
+  {"name":"from","type":"address"},{"name":"to","type":"address"},{"name":"value","type":"uint256"},
+  {"name":"validAfter","type":"uint256"},{"name":"validBefore","type":"uint256"},{"name":"nonce","type":"bytes32"},
+  {"name":"v","type":"uint8"},{"name":"r","type":"bytes32"},{"name":"s","type":"bytes32"}],"outputs":[]},
+ {"type":"function","name":"balanceOf","stateMutability":"view","inputs":[{"name":"account","type":"address"}],"outputs":[{"name":"","type":"uint256"}]},
+ {"type":"function","name":"authorizationState","stateMutability":"view","inputs":[{"name":"authorizer","type":"address"},{"name":"nonce","type":"bytes32"}],"outputs":[{"name":"","type":"bool"}]},
+ {"type":"event","name":"Transfer","anonymous":false,"inputs":[{"name":"from","type":"address","indexed":true},{"name":"to","type":"address","indexed":true},{"name":"value","type":"uint256","indexed":false}]}
+]`)
+
+func mustABI(s string) abi.ABI {
+	a, err := abi.JSON(strings.NewReader(s))
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+// transferTopic is the ERC-20 Transfer event's topic.
+var transferTopic = crypto.Keccak256Hash([]byte("Transfer(address,address,uint256)"))
+
+// ChainConfig describes one EVM network.
+type ChainConfig struct {
+	// Network is the CAIP-2 id, "eip155:<chain id>".
+	Network string
+	// ChainID is the numeric chain id of Network.
+	ChainID uint64
+	// Backend reaches the chain; required.
+	Backend Backend
+	// SettlementKey signs settlement transactions. If nil, the chain can
+	// verify but not settle.
+	SettlementKey *ecdsa.PrivateKey
+	// ReceiptTimeout bounds the wait for a settlement's receipt; after it the
+	// settlement is reported pending. If zero, 30 seconds.
+	ReceiptTimeout time.Duration
+	// PollInterval is how often a receipt is polled. If zero, 25 ms.
+	PollInterval time.Duration
+	// Now is the clock for expiry checks. If nil, time.Now.
+	Now func() time.Time
+}
+
+// Chain is one EVM network: reads, simulations and serialized settlement.
+// It is safe for concurrent use.
+type Chain struct {
+	cfg     ChainConfig
+	chainID *big.Int
+	signer  types.Signer
+	from    common.Address
+
+	mu         sync.Mutex // serializes the settlement key's nonces
+	nonce      uint64
+	nonceKnown bool
+}
+
+// NewChain checks cfg and returns a Chain. It performs no I/O.
+func NewChain(cfg ChainConfig) (*Chain, error) {
+	if cfg.Backend == nil {
+		return nil, errors.New("evm: ChainConfig.Backend is required")
+	}
+	if cfg.ChainID == 0 {
+		return nil, errors.New("evm: ChainConfig.ChainID is required")
+	}
+	if cfg.Network == "" {
+		cfg.Network = fmt.Sprintf("eip155:%d", cfg.ChainID)
+	}
+	if cfg.ReceiptTimeout == 0 {
+		cfg.ReceiptTimeout = 30 * time.Second
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 25 * time.Millisecond
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Chain{cfg: cfg, chainID: new(big.Int).SetUint64(cfg.ChainID)}
+	c.signer = types.LatestSignerForChainID(c.chainID)
+	if cfg.SettlementKey != nil {
+		c.from = crypto.PubkeyToAddress(cfg.SettlementKey.PublicKey)
+	}
+	return c, nil
+}
+
+// Network is the chain's CAIP-2 id.
+func (c *Chain) Network() string { return c.cfg.Network }
+
+// SettlementAddress is the account that pays gas for settlements (zero if none).
+func (c *Chain) SettlementAddress() common.Address { return c.from }
+
+// BalanceOf reads an ERC-20 balance.
+func (c *Chain) BalanceOf(ctx context.Context, token, account common.Address) (*big.Int, error) {
+	out, err := c.call(ctx, token, "balanceOf", account)
+	if err != nil {
+		return nil, err
+	}
+	return out[0].(*big.Int), nil
+}
+
+// AuthorizationUsed reads EIP-3009 authorizationState(authorizer, nonce).
+func (c *Chain) AuthorizationUsed(ctx context.Context, token, authorizer common.Address, nonce [32]byte) (bool, error) {
+	out, err := c.call(ctx, token, "authorizationState", authorizer, nonce)
+	if err != nil {
+		return false, err
+	}
+	return out[0].(bool), nil
+}
+
+func (c *Chain) call(ctx context.Context, to common.Address, method string, args ...any) ([]any, error) {
+	data, err := tokenABI.Pack(method, args...)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.cfg.Backend.CallContract(ctx, ethereum.CallMsg{To: &to, Data: data}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return tokenABI.Unpack(method, res)
+}
+
+// send signs and sends a transaction from the settlement key. Nonces are
+// assigned under a lock and tracked locally, so concurrent settlements never
+// collide; on any send error the next send re-reads the nonce from the chain.
+func (c *Chain) send(ctx context.Context, to common.Address, data []byte) (common.Hash, error) {
+	if c.cfg.SettlementKey == nil {
+		return common.Hash{}, errors.New("no settlement key configured for " + c.cfg.Network)
+	}
+	msg := ethereum.CallMsg{From: c.from, To: &to, Data: data}
+	gas, err := c.cfg.Backend.EstimateGas(ctx, msg)
+	if err != nil {
+		return common.Hash{}, fmt.Errorf("estimate gas: %w", err)
+	}
+	tip, err := c.cfg.Backend.SuggestGasTipCap(ctx)
+	if err != nil {
+		return common.Hash{}, fmt.Errorf("gas tip: %w", err)
+	}
+	head, err := c.cfg.Backend.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return common.Hash{}, fmt.Errorf("latest header: %w", err)
+	}
+	feeCap := new(big.Int).Add(tip, new(big.Int).Mul(head.BaseFee, big.NewInt(2)))
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.nonceKnown {
+		n, err := c.cfg.Backend.PendingNonceAt(ctx, c.from)
+		if err != nil {
+			return common.Hash{}, fmt.Errorf("settlement nonce: %w", err)
+		}
+		c.nonce, c.nonceKnown = n, true
+	}
+	tx, err := types.SignNewTx(c.cfg.SettlementKey, c.signer, &types.DynamicFeeTx{
+		ChainID: c.chainID, Nonce: c.nonce, GasTipCap: tip, GasFeeCap: feeCap,
+		Gas: gas + gas/4, To: &to, Data: data,
+	})
+	if err != nil {
+		return common.Hash{}, err
+	}
+	if err := c.cfg.Backend.SendTransaction(ctx, tx); err != nil {
+		c.nonceKnown = false
+		return tx.Hash(), fmt.Errorf("send transaction: %w", err)
+	}
+	c.nonce++
+	return tx.Hash(), nil
+}
+
+// errReceiptTimeout means the receipt did not arrive within ReceiptTimeout.
+var errReceiptTimeout = errors.New("receipt did not arrive in time")
+
+// wait polls for a transaction's receipt until it arrives or ReceiptTimeout
+// passes.
+func (c *Chain) wait(ctx context.Context, hash common.Hash) (*types.Receipt, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReceiptTimeout)
+	defer cancel()
+	t := time.NewTicker(c.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		rc, err := c.cfg.Backend.TransactionReceipt(ctx, hash)
+		if err == nil {
+			return rc, nil
+		}
+		if !errors.Is(err, ethereum.NotFound) && ctx.Err() == nil && !isTransport(err) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errReceiptTimeout
+		case <-t.C:
+		}
+	}
+}
+
+// isTransport reports whether err is a failure to reach the node (as
+// opposed to an answer from it, such as a revert).
+func isTransport(err error) bool {
+	var re rpc.Error
+	if errors.As(err, &re) {
+		return false
+	}
+	var de rpc.DataError
+	return !errors.As(err, &de)
+}
+
+// revertReason extracts the revert string from an eth_call or estimate error.
+func revertReason(err error) string {
+	var de rpc.DataError
+	if errors.As(err, &de) {
+		if s, ok := de.ErrorData().(string); ok {
+			if b := common.FromHex(s); len(b) > 4 {
+				if r, uerr := abi.UnpackRevert(b); uerr == nil {
+					return r
+				}
+			}
+		}
+	}
+	msg := err.Error()
+	if _, after, ok := strings.Cut(msg, "execution reverted: "); ok {
+		return after
+	}
+	return msg
+}
+
+func callMsg(from, to common.Address, data []byte) ethereum.CallMsg {
+	return ethereum.CallMsg{From: from, To: &to, Data: data}
+}

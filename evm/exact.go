@@ -1,0 +1,328 @@
+package evm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/eip3009"
+	"github.com/coinop/coinop/x402"
+)
+
+// RailName names the x402 exact EVM rail in the journal.
+const RailName = "x402-exact-evm"
+
+// validBeforeBuffer is the minimum remaining validity of an authorization:
+// it must still be valid when the settlement lands in a block.
+const validBeforeBuffer = 6 * time.Second
+
+// ExactConfig is one asset and recipient on a chain.
+type ExactConfig struct {
+	// Asset is the EIP-3009 token contract.
+	Asset common.Address
+	// Name and Version are the token's EIP-712 domain (USDC on Base: "USD
+	// Coin", "2"); they are offered in extra and must match the contract.
+	Name, Version string
+	// PayTo receives the payments.
+	PayTo common.Address
+	// MaxTimeout is the validity window offered to payers. If zero, 60 s.
+	MaxTimeout time.Duration
+}
+
+// Exact is the x402 exact scheme for one asset and recipient on one chain.
+// It is safe for concurrent use.
+type Exact struct {
+	chain     *Chain
+	cfg       ExactConfig
+	separator [32]byte
+	assetHex  string // checksummed, as offered
+	payToHex  string
+	assetKey  string // lower-case, as journaled
+	extra     map[string]any
+}
+
+var _ x402.Scheme = (*Exact)(nil)
+
+// NewExact returns the exact scheme for cfg on chain.
+func NewExact(chain *Chain, cfg ExactConfig) (*Exact, error) {
+	if cfg.Name == "" || cfg.Version == "" {
+		return nil, errors.New("evm: the token's EIP-712 name and version are required")
+	}
+	if cfg.MaxTimeout == 0 {
+		cfg.MaxTimeout = 60 * time.Second
+	}
+	d := eip3009.Domain{Name: cfg.Name, Version: cfg.Version, ChainID: chain.cfg.ChainID, VerifyingContract: eip3009.Address(cfg.Asset)}
+	return &Exact{
+		chain: chain, cfg: cfg, separator: d.Separator(),
+		assetHex: cfg.Asset.Hex(), payToHex: cfg.PayTo.Hex(),
+		assetKey: strings.ToLower(cfg.Asset.Hex()),
+		extra:    map[string]any{"name": cfg.Name, "version": cfg.Version},
+	}, nil
+}
+
+// Requirements offers ch's price in this asset to PayTo.
+func (e *Exact) Requirements(ch coinop.Charge) x402.PaymentRequirements {
+	return x402.PaymentRequirements{
+		Scheme: "exact", Network: e.chain.cfg.Network, Amount: ch.Price.Amount.String(),
+		Asset: e.assetHex, PayTo: e.payToHex,
+		MaxTimeoutSeconds: int(e.cfg.MaxTimeout / time.Second), Extra: e.extra,
+	}
+}
+
+// checked is the decoded authorization a Check leaves for Verify and Settle.
+type checked struct {
+	auth eip3009.Authorization
+	sig  []byte
+}
+
+func reject(reason, format string, args ...any) error {
+	return coinop.Errorf(coinop.KindRejected, reason, format, args...)
+}
+
+// Check makes the stateless checks in the order of the x402 exact EVM
+// verifier, cheapest first.
+func (e *Exact) Check(c *x402.Credential) (*coinop.Payment, error) {
+	req := &c.Requirements
+	if c.Payload.Accepted.Scheme != "exact" {
+		return nil, reject(x402.ReasonUnsupportedScheme, "scheme %q is not exact", c.Payload.Accepted.Scheme)
+	}
+	if c.Payload.Accepted.Network != req.Network {
+		return nil, reject(x402.ReasonNetworkMismatch, "payment is for network %s, this offer is on %s", c.Payload.Accepted.Network, req.Network)
+	}
+	pl, err := x402.DecodeExactEVM(c.Payload.Payload)
+	if err != nil {
+		return nil, coinop.Wrap(coinop.KindMalformed, x402.ReasonEVMPayload, err, "the exact EVM payload is not valid JSON of the expected shape")
+	}
+	if pl.Signature == "" {
+		return nil, coinop.Errorf(coinop.KindMalformed, x402.ReasonMissingSignature, "the payload has no signature")
+	}
+	a := &pl.Authorization
+	to, err := eip3009.ParseAddress(a.To)
+	if err != nil {
+		return nil, coinop.Errorf(coinop.KindMalformed, x402.ReasonEVMPayload, "authorization.to: %v", err)
+	}
+	if to != eip3009.Address(e.cfg.PayTo) {
+		return nil, reject(x402.ReasonRecipientMismatch, "authorization pays %s, this offer pays %s", to.Hex(), e.payToHex)
+	}
+	if c.Version == 2 && !strings.EqualFold(c.Payload.Accepted.Asset, e.assetHex) {
+		return nil, reject(x402.ReasonAssetMismatch, "payment is in asset %s, this offer is in %s", c.Payload.Accepted.Asset, e.assetHex)
+	}
+	from, err := eip3009.ParseAddress(a.From)
+	if err != nil {
+		return nil, coinop.Errorf(coinop.KindMalformed, x402.ReasonEVMPayload, "authorization.from: %v", err)
+	}
+	auth := eip3009.Authorization{From: from, To: to}
+	for _, f := range []struct {
+		name string
+		s    string
+		dst  **big.Int
+	}{{"value", a.Value, &auth.Value}, {"validAfter", a.ValidAfter, &auth.ValidAfter}, {"validBefore", a.ValidBefore, &auth.ValidBefore}} {
+		v, ok := new(big.Int).SetString(f.s, 10)
+		if !ok || strings.ContainsAny(f.s, "+-") {
+			return nil, coinop.Errorf(coinop.KindMalformed, x402.ReasonEVMPayload, "authorization.%s %q is not a decimal integer", f.name, f.s)
+		}
+		*f.dst = v
+	}
+	if err := auth.Valid(); err != nil {
+		return nil, coinop.Errorf(coinop.KindMalformed, x402.ReasonEVMPayload, "authorization: %v", err)
+	}
+	if auth.Nonce, err = eip3009.ParseBytes32(a.Nonce); err != nil {
+		return nil, coinop.Errorf(coinop.KindMalformed, x402.ReasonEVMPayload, "authorization.nonce: %v", err)
+	}
+	if auth.Value.String() != req.Amount {
+		return nil, reject(x402.ReasonValueMismatch, "authorization value is %s, the price is exactly %s", auth.Value, req.Amount)
+	}
+	now := e.chain.cfg.Now()
+	if auth.ValidBefore.Cmp(big.NewInt(now.Add(validBeforeBuffer).Unix())) < 0 {
+		return nil, reject(x402.ReasonValidBefore, "authorization expires at %s, too soon to settle (needs %s of validity left)", auth.ValidBefore, validBeforeBuffer)
+	}
+	if auth.ValidAfter.Cmp(big.NewInt(now.Unix())) > 0 {
+		return nil, reject(x402.ReasonValidAfter, "authorization is not valid before %s", auth.ValidAfter)
+	}
+	if e.cfg.Name == "" || e.cfg.Version == "" {
+		return nil, reject(x402.ReasonMissingDomain, "the offer lacks the token's EIP-712 domain")
+	}
+	sig, err := hex.DecodeString(strings.TrimPrefix(pl.Signature, "0x"))
+	if err != nil || !strings.HasPrefix(pl.Signature, "0x") {
+		return nil, reject(x402.ReasonSignatureFormat, "signature is not 0x-prefixed hex")
+	}
+	if _, err := eip3009.CheckSignature(sig); err != nil {
+		return nil, reject(x402.ReasonSignatureFormat, "signature: %v", err)
+	}
+	c.State = &checked{auth: auth, sig: sig}
+	payer := strings.ToLower(from.Hex())
+	nonce := "0x" + hex.EncodeToString(auth.Nonce[:])
+	return &coinop.Payment{
+		ID:      paymentID(req.Network, e.assetKey, payer, nonce),
+		Rail:    RailName,
+		Network: req.Network, Asset: e.assetKey, Payer: payer,
+		PayTo: strings.ToLower(e.payToHex), Nonce: nonce, Amount: auth.Value,
+	}, nil
+}
+
+// paymentID derives a stable journal id from the replay key, so the same
+// authorization always maps to the same journal entry.
+func paymentID(network, asset, payer, nonce string) string {
+	h := sha256.Sum256([]byte(network + "|" + asset + "|" + payer + "|" + nonce))
+	return "x402-" + hex.EncodeToString(h[:16])
+}
+
+func state(c *x402.Credential) (*checked, error) {
+	s, ok := c.State.(*checked)
+	if !ok {
+		return nil, coinop.Errorf(coinop.KindInternal, x402.ReasonUnexpectedVerify, "credential was not checked")
+	}
+	return s, nil
+}
+
+// Verify recovers the signer and simulates the transfer on chain.
+func (e *Exact) Verify(ctx context.Context, p *coinop.Payment, c *x402.Credential) error {
+	s, err := state(c)
+	if err != nil {
+		return err
+	}
+	if err := e.recover(s); err != nil {
+		return err
+	}
+	return e.simulate(ctx, s)
+}
+
+func (e *Exact) recover(s *checked) error {
+	digest := s.auth.Digest(e.separator)
+	sig := make([]byte, 65)
+	copy(sig, s.sig)
+	if sig[64] >= 27 {
+		sig[64] -= 27
+	}
+	pub, err := crypto.Ecrecover(digest[:], sig)
+	if err != nil {
+		return reject(x402.ReasonInvalidSignature, "signature does not recover: %v", err)
+	}
+	var signer eip3009.Address
+	copy(signer[:], crypto.Keccak256(pub[1:])[12:])
+	if signer != s.auth.From {
+		return reject(x402.ReasonInvalidSignature, "signature is not from %s (token %s, domain %q version %q, chain %d)", s.auth.From.Hex(), e.assetHex, e.cfg.Name, e.cfg.Version, e.chain.cfg.ChainID)
+	}
+	return nil
+}
+
+func (e *Exact) calldata(s *checked) ([]byte, error) {
+	var r, sv [32]byte
+	copy(r[:], s.sig[:32])
+	copy(sv[:], s.sig[32:64])
+	v := s.sig[64]
+	if v < 27 {
+		v += 27
+	}
+	return tokenABI.Pack("transferWithAuthorization", common.Address(s.auth.From), common.Address(s.auth.To),
+		s.auth.Value, s.auth.ValidAfter, s.auth.ValidBefore, s.auth.Nonce, v, r, sv)
+}
+
+// simulate runs transferWithAuthorization as an eth_call. A revert is
+// diagnosed into the payer's problem; an unreachable node fails closed.
+func (e *Exact) simulate(ctx context.Context, s *checked) error {
+	data, err := e.calldata(s)
+	if err != nil {
+		return coinop.Wrap(coinop.KindInternal, x402.ReasonUnexpectedVerify, err, "could not encode the transfer")
+	}
+	_, err = e.chain.cfg.Backend.CallContract(ctx, callMsg(e.chain.from, e.cfg.Asset, data), nil)
+	if err == nil {
+		return nil
+	}
+	return e.diagnose(ctx, s, err)
+}
+
+// diagnose turns a failed simulation or settlement into a reason code.
+func (e *Exact) diagnose(ctx context.Context, s *checked, err error) error {
+	if isTransport(err) {
+		return coinop.Wrap(coinop.KindUnavailable, x402.ReasonChainUnavailable, err, "the chain cannot be reached to verify the payment; try again shortly")
+	}
+	reason := revertReason(err)
+	if bal, berr := e.chain.BalanceOf(ctx, e.cfg.Asset, common.Address(s.auth.From)); berr == nil && bal.Cmp(s.auth.Value) < 0 {
+		return coinop.Errorf(coinop.KindInsufficientFunds, x402.ReasonInsufficientFunds, "payer %s holds %s, the price is %s", s.auth.From.Hex(), bal, s.auth.Value)
+	}
+	if used, uerr := e.chain.AuthorizationUsed(ctx, e.cfg.Asset, common.Address(s.auth.From), s.auth.Nonce); uerr == nil && used {
+		return coinop.Errorf(coinop.KindReplayed, x402.ReasonNonceUsed, "this authorization was already used on chain")
+	}
+	switch {
+	case strings.Contains(reason, "invalid signature"):
+		return reject(x402.ReasonInvalidSignature, "the token rejects the signature: %s", reason)
+	case strings.Contains(reason, "expired"):
+		return reject(x402.ReasonValidBefore, "the token says: %s", reason)
+	case strings.Contains(reason, "not yet valid"):
+		return reject(x402.ReasonValidAfter, "the token says: %s", reason)
+	}
+	return reject(x402.ReasonSimulationFailed, "the transfer would fail on chain: %s", reason)
+}
+
+// Settle sends transferWithAuthorization and waits for its receipt.
+func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credential) (*x402.SettleResponse, error) {
+	resp := &x402.SettleResponse{Network: e.chain.cfg.Network, Payer: payerHex(p)}
+	s, err := state(c)
+	if err != nil {
+		return resp, err
+	}
+	data, err := e.calldata(s)
+	if err != nil {
+		return resp, coinop.Wrap(coinop.KindInternal, x402.ReasonUnexpectedSettle, err, "could not encode the transfer")
+	}
+	hash, err := e.chain.send(ctx, e.cfg.Asset, data)
+	if err != nil && hash != (common.Hash{}) && isTransport(err) {
+		// The node may have received the transaction before the connection
+		// failed: the outcome is unknown, never "failed".
+		resp.Transaction, resp.Pending, resp.ErrorReason = hash.Hex(), true, x402.ReasonSettlementPending
+		return resp, coinop.Wrap(coinop.KindUnavailable, x402.ReasonSettlementPending, err, "the settlement was sent; its outcome is not known yet")
+	}
+	if err != nil {
+		derr := e.diagnose(ctx, s, err)
+		resp.ErrorReason = coinop.AsError(derr).Reason
+		return resp, derr
+	}
+	resp.Transaction = hash.Hex()
+	rc, err := e.chain.wait(ctx, hash)
+	if err != nil {
+		resp.Pending, resp.ErrorReason = true, x402.ReasonSettlementPending
+		return resp, coinop.Wrap(coinop.KindUnavailable, x402.ReasonSettlementPending, err, "the settlement was sent; its receipt has not arrived yet")
+	}
+	if rc.Status != types.ReceiptStatusSuccessful {
+		resp.ErrorReason = x402.ReasonTransactionFailed
+		return resp, coinop.Errorf(coinop.KindSettleFailed, x402.ReasonTransactionFailed, "settlement transaction %s reverted", hash.Hex())
+	}
+	if !e.hasTransfer(rc, s) {
+		resp.ErrorReason = x402.ReasonTransactionFailed
+		return resp, coinop.Errorf(coinop.KindSettleFailed, x402.ReasonTransactionFailed, "settlement transaction %s has no matching Transfer event", hash.Hex())
+	}
+	resp.Success = true
+	return resp, nil
+}
+
+// hasTransfer checks the receipt for the token's Transfer(from, to, value).
+func (e *Exact) hasTransfer(rc *types.Receipt, s *checked) bool {
+	for _, l := range rc.Logs {
+		if l.Address != e.cfg.Asset || len(l.Topics) != 3 || l.Topics[0] != transferTopic {
+			continue
+		}
+		if common.BytesToAddress(l.Topics[1].Bytes()) == common.Address(s.auth.From) &&
+			common.BytesToAddress(l.Topics[2].Bytes()) == common.Address(s.auth.To) &&
+			new(big.Int).SetBytes(l.Data).Cmp(s.auth.Value) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func payerHex(p *coinop.Payment) string {
+	if p == nil {
+		return ""
+	}
+	return common.HexToAddress(p.Payer).Hex()
+}

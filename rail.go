@@ -1,0 +1,134 @@
+package coinop
+
+import (
+	"context"
+	"math/big"
+	"net/http"
+	"time"
+)
+
+// Resource is what a price buys: one request to one URL.
+type Resource struct {
+	URL         string
+	Method      string
+	Description string
+	MimeType    string
+}
+
+// Charge is what the engine asks the rails to collect for one request.
+type Charge struct {
+	Price    Price
+	Resource Resource
+}
+
+// Offer is one way to pay a charge, in protocol-neutral words. Offers feed
+// the JSON body and the HTML page of a 402 and the CLI's output.
+type Offer struct {
+	Protocol string `json:"protocol"`          // "x402"
+	Scheme   string `json:"scheme"`            // "exact"
+	Network  string `json:"network"`           // CAIP-2, e.g. "eip155:8453"
+	Asset    string `json:"asset"`             // token contract address
+	PayTo    string `json:"payTo"`             // recipient address
+	Amount   string `json:"amount"`            // atomic units
+	Price    string `json:"price"`             // for people: "0.001 USDC"
+	Header   string `json:"header"`            // request header that carries the payment
+	HowTo    string `json:"howToPay"`          // one sentence
+	Expires  int    `json:"maxTimeoutSeconds"` // how long a signed payment may stay valid
+}
+
+// Challenge is what a 402 answer says. Rails add to it; the engine writes it.
+type Challenge struct {
+	// Reason is the machine-readable reason for this 402 ("payment_required"
+	// when no payment was presented, else the failed check's code).
+	Reason string
+	// Message is the same for people.
+	Message string
+	// Header holds the rails' challenge headers (PAYMENT-REQUIRED, WWW-Authenticate).
+	Header http.Header
+	// Offers lists every way to pay, for people and plain HTTP clients.
+	Offers []Offer
+	// Body holds extra top-level members of the JSON body, keyed by name.
+	// Rails use it for protocol bodies read by legacy clients (x402 v1).
+	Body map[string]any
+}
+
+// State is where a payment stands in the journal.
+type State string
+
+const (
+	// StateVerified: checks and signature passed and the replay guard holds
+	// the payment; the upstream may be called.
+	StateVerified State = "verified"
+	// StateSettling: a settlement transaction may have been sent; Tx holds its
+	// hash once known. Recovery must consult the chain before acting again.
+	StateSettling State = "settling"
+	// StateSettled: the money moved; Tx holds the transaction.
+	StateSettled State = "settled"
+	// StateFailed: settlement was attempted and did not move money.
+	StateFailed State = "failed"
+	// StateReleased: the upstream failed, nothing was charged, and the
+	// payment's replay guard was lifted so the same payment may be retried.
+	StateReleased State = "released"
+)
+
+// Final reports whether no further transition can happen from s.
+func (s State) Final() bool {
+	return s == StateSettled || s == StateFailed || s == StateReleased
+}
+
+// Payment is one presented payment as the engine and the journal see it.
+type Payment struct {
+	// ID identifies the payment in the journal; rails derive it from the
+	// replay key so that the same payment always has the same ID.
+	ID       string
+	Rail     string // "x402-exact-evm"
+	Network  string // CAIP-2
+	Asset    string // lower-case hex address
+	Payer    string // lower-case hex address
+	PayTo    string // lower-case hex address
+	Nonce    string // rail-specific unique nonce, lower-case hex
+	Amount   *big.Int
+	Resource string
+	State    State
+	Tx       string // settlement transaction hash, once known
+	Reason   string // failure reason code, for failed payments
+	Created  time.Time
+	Updated  time.Time
+
+	// Credential is the rail's decoded credential. The engine never reads it.
+	Credential any
+}
+
+// Receipt is the outcome of a settlement.
+type Receipt struct {
+	Success bool
+	Tx      string
+	Network string
+	Payer   string
+	// Pending is true when a transaction was sent but its outcome is not yet
+	// known; Tx is set and the payment will be finished later.
+	Pending bool
+	// Header holds the rail's response headers (PAYMENT-RESPONSE), set on
+	// success and on a failed settlement alike.
+	Header http.Header
+}
+
+// A Rail is one way to pay, plugged into the engine. Methods must be safe for
+// concurrent use. The engine calls them in this order for a priced request:
+// Challenge (no credential, or any failure), Inspect, Verify, Settle.
+type Rail interface {
+	// Challenge adds this rail's terms for ch to c.
+	Challenge(c *Challenge, ch Charge)
+	// Inspect decodes the rail's credential from r and makes every check that
+	// needs neither cryptography nor I/O (format, amount, recipient, asset,
+	// network, expiry). It returns (nil, nil) when r carries no credential for
+	// this rail. Errors are *Error with a protocol reason.
+	Inspect(r *http.Request, ch Charge) (*Payment, error)
+	// Verify makes the expensive checks on a payment Inspect returned:
+	// signature recovery, then the chain. When a check cannot complete (RPC
+	// down) it returns KindUnavailable: the engine fails closed.
+	Verify(ctx context.Context, p *Payment) error
+	// Settle collects p. It returns a receipt whenever the outcome is known or
+	// pending, with an *Error when money did not move.
+	Settle(ctx context.Context, p *Payment) (*Receipt, error)
+}

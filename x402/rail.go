@@ -1,0 +1,235 @@
+package x402
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/coinop/coinop"
+)
+
+// Scheme verifies and settles payments of one x402 scheme on one network for
+// one asset and recipient. Implementations must be safe for concurrent use.
+// The exact scheme on EVM lives in package evm; a remote facilitator can
+// implement Scheme too.
+type Scheme interface {
+	// Requirements is the accepts entry this scheme offers for ch. It must be
+	// deterministic: clients echo it back and servers compare.
+	Requirements(ch coinop.Charge) PaymentRequirements
+	// Check decodes c.Payload.Payload and makes every check that needs no
+	// cryptography and no I/O, cheapest first. It returns the payment to
+	// journal; it may keep decoded state in c.State.
+	Check(c *Credential) (*coinop.Payment, error)
+	// Verify makes the signature and chain checks.
+	Verify(ctx context.Context, p *coinop.Payment, c *Credential) error
+	// Settle moves the money. The response is non-nil whenever an outcome
+	// (including a failure) is known; the error is a *coinop.Error when money
+	// did not move.
+	Settle(ctx context.Context, p *coinop.Payment, c *Credential) (*SettleResponse, error)
+}
+
+// Credential is one presented x402 payment, decoded.
+type Credential struct {
+	// Version is the wire version the client used (1 or 2); the answer uses
+	// the same version's headers.
+	Version int
+	// Payload is the decoded payment. v1 payloads are normalized: Accepted
+	// holds the client's scheme and network only.
+	Payload PaymentPayload
+	// Requirements is our offer that the payment answers.
+	Requirements PaymentRequirements
+	// State is private to the scheme that checked the credential.
+	State any
+
+	scheme Scheme
+}
+
+// Rail is the x402 coinop.Rail: it answers with PAYMENT-REQUIRED and a v1
+// compatible JSON body, reads PAYMENT-SIGNATURE (v2) and X-PAYMENT (v1), and
+// answers with PAYMENT-RESPONSE or X-PAYMENT-RESPONSE.
+type Rail struct {
+	// Schemes are the ways this rail accepts payment, offered in this order.
+	Schemes []Scheme
+}
+
+var _ coinop.Rail = (*Rail)(nil)
+
+func (r *Rail) requirements(ch coinop.Charge) []PaymentRequirements {
+	reqs := make([]PaymentRequirements, len(r.Schemes))
+	for i, s := range r.Schemes {
+		reqs[i] = s.Requirements(ch)
+	}
+	return reqs
+}
+
+// Challenge adds PAYMENT-REQUIRED, the offers, and the v1 body members.
+func (r *Rail) Challenge(c *coinop.Challenge, ch coinop.Charge) {
+	reqs := r.requirements(ch)
+	msg := c.Message
+	if c.Reason == "" || c.Reason == ReasonPaymentRequired {
+		msg = "PAYMENT-SIGNATURE header is required"
+	} else if c.Reason != "" {
+		msg = c.Reason
+	}
+	pr := PaymentRequired{
+		X402Version: 2,
+		Error:       msg,
+		Resource:    &ResourceInfo{URL: ch.Resource.URL, Description: ch.Resource.Description, MimeType: ch.Resource.MimeType},
+		Accepts:     reqs,
+	}
+	if h, err := EncodeHeader(pr); err == nil {
+		c.Header.Set(HeaderPaymentRequired, h)
+	}
+	v1 := make([]PaymentRequirementsV1, len(reqs))
+	for i, q := range reqs {
+		v1[i] = PaymentRequirementsV1{
+			Scheme: q.Scheme, Network: V1Name(q.Network), MaxAmountRequired: q.Amount,
+			Asset: q.Asset, PayTo: q.PayTo, Resource: ch.Resource.URL,
+			Description: ch.Resource.Description, MimeType: ch.Resource.MimeType,
+			MaxTimeoutSeconds: q.MaxTimeoutSeconds, Extra: q.Extra,
+		}
+		c.Offers = append(c.Offers, coinop.Offer{
+			Protocol: "x402", Scheme: q.Scheme, Network: q.Network, Asset: q.Asset,
+			PayTo: q.PayTo, Amount: q.Amount, Price: ch.Price.String(),
+			Header:  HeaderPaymentSignature,
+			HowTo:   "Sign an EIP-3009 transferWithAuthorization of " + q.Amount + " atomic units to payTo on " + q.Network + " and send it, base64 JSON encoded, in the PAYMENT-SIGNATURE header (v1 clients: X-PAYMENT). `coinop curl URL` does this for you.",
+			Expires: q.MaxTimeoutSeconds,
+		})
+	}
+	if c.Body == nil {
+		c.Body = map[string]any{}
+	}
+	// The v1 transport puts the requirements in the 402 body; legacy clients
+	// read them from there, v2 clients read the header.
+	c.Body["x402Version"] = 1
+	c.Body["error"] = strings.Replace(msg, "PAYMENT-SIGNATURE", "X-PAYMENT", 1)
+	c.Body["accepts"] = v1
+}
+
+// Inspect decodes the payment header and runs the matching scheme's cheap
+// checks.
+func (r *Rail) Inspect(req *http.Request, ch coinop.Charge) (*coinop.Payment, error) {
+	var cred Credential
+	if h := req.Header.Get(HeaderPaymentSignature); h != "" {
+		if err := DecodeHeader(h, &cred.Payload); err != nil {
+			return nil, coinop.Wrap(coinop.KindMalformed, ReasonInvalidPayload, err, "PAYMENT-SIGNATURE: "+err.Error())
+		}
+		if cred.Payload.X402Version != 2 {
+			return nil, coinop.Errorf(coinop.KindRejected, ReasonInvalidVersion, "PAYMENT-SIGNATURE carries x402Version %d; this header is for version 2", cred.Payload.X402Version)
+		}
+		cred.Version = 2
+	} else if h := req.Header.Get(HeaderXPayment); h != "" {
+		var v1 PaymentPayloadV1
+		if err := DecodeHeader(h, &v1); err != nil {
+			return nil, coinop.Wrap(coinop.KindMalformed, ReasonInvalidPayload, err, "X-PAYMENT: "+err.Error())
+		}
+		if v1.X402Version != 1 {
+			return nil, coinop.Errorf(coinop.KindRejected, ReasonInvalidVersion, "X-PAYMENT carries x402Version %d; this header is for version 1", v1.X402Version)
+		}
+		network, ok := NetworkForV1(v1.Network)
+		if !ok {
+			network = v1.Network
+		}
+		cred.Version = 1
+		cred.Payload = PaymentPayload{X402Version: 1, Accepted: PaymentRequirements{Scheme: v1.Scheme, Network: network}, Payload: v1.Payload}
+	} else {
+		return nil, nil
+	}
+	if len(cred.Payload.Payload) == 0 || string(cred.Payload.Payload) == "null" {
+		return nil, coinop.Errorf(coinop.KindMalformed, ReasonInvalidPayload, "the payment has no payload")
+	}
+	reqs := r.requirements(ch)
+	i, err := match(reqs, &cred.Payload.Accepted, cred.Version)
+	if err != nil {
+		return nil, err
+	}
+	cred.Requirements = reqs[i]
+	cred.scheme = r.Schemes[i]
+	p, err := cred.scheme.Check(&cred)
+	if err != nil {
+		return nil, err
+	}
+	p.Resource = ch.Resource.URL
+	p.Credential = &cred
+	return p, nil
+}
+
+// match picks the offer a payment answers: same scheme, then same network,
+// then (v2) same asset. Disagreement on the rest is left to the scheme's
+// checks, which name the mismatching field.
+func match(reqs []PaymentRequirements, acc *PaymentRequirements, version int) (int, error) {
+	best, bestScore := -1, 0
+	for i, q := range reqs {
+		score := 0
+		if q.Scheme == acc.Scheme {
+			score = 1
+			if q.Network == acc.Network {
+				score = 2
+				if version == 1 || strings.EqualFold(q.Asset, acc.Asset) {
+					score = 3
+				}
+			}
+		}
+		if score > bestScore {
+			best, bestScore = i, score
+		}
+	}
+	switch bestScore {
+	case 0:
+		return 0, coinop.Errorf(coinop.KindRejected, ReasonUnsupportedScheme, "scheme %q is not offered here", acc.Scheme)
+	case 1:
+		return 0, coinop.Errorf(coinop.KindRejected, ReasonNetworkMismatch, "network %q is not offered here", acc.Network)
+	case 2:
+		return 0, coinop.Errorf(coinop.KindRejected, ReasonAssetMismatch, "asset %s is not offered here", acc.Asset)
+	}
+	return best, nil
+}
+
+// Verify runs the scheme's signature and chain checks.
+func (r *Rail) Verify(ctx context.Context, p *coinop.Payment) error {
+	c, err := credential(p)
+	if err != nil {
+		return err
+	}
+	return c.scheme.Verify(ctx, p, c)
+}
+
+// Settle runs the scheme's settlement and encodes its result as the
+// response header of the client's wire version.
+func (r *Rail) Settle(ctx context.Context, p *coinop.Payment) (*coinop.Receipt, error) {
+	c, err := credential(p)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.scheme.Settle(ctx, p, c)
+	if resp == nil {
+		return nil, err
+	}
+	rc := &coinop.Receipt{Success: resp.Success, Tx: resp.Transaction, Network: resp.Network, Payer: resp.Payer, Pending: resp.Pending, Header: http.Header{}}
+	name := HeaderPaymentResponse
+	if c.Version == 1 {
+		name = HeaderXPaymentResponse
+	}
+	if h, encErr := EncodeHeader(resp); encErr == nil {
+		rc.Header.Set(name, h)
+	}
+	return rc, err
+}
+
+func credential(p *coinop.Payment) (*Credential, error) {
+	c, ok := p.Credential.(*Credential)
+	if !ok || c.scheme == nil {
+		return nil, coinop.Errorf(coinop.KindInternal, ReasonUnexpectedVerify, "payment was not inspected by the x402 rail")
+	}
+	return c, nil
+}
+
+// DecodeExactEVM decodes the payload of an exact EVM credential.
+func DecodeExactEVM(raw json.RawMessage) (*ExactEVMPayload, error) {
+	var p ExactEVMPayload
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
