@@ -225,7 +225,17 @@ func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next ht
 		}
 		sw.finish()
 	}()
-	next.ServeHTTP(sw, r.WithContext(ctx))
+	next.ServeHTTP(sw, r.WithContext(context.WithValue(ctx, paymentKey{}, p)))
+}
+
+type paymentKey struct{}
+
+// PaymentFrom returns the verified, reserved payment for the request whose
+// context is ctx, or nil for free and unmatched requests. Handlers behind
+// the paywall use it to learn who paid.
+func PaymentFrom(ctx context.Context) *coinop.Payment {
+	p, _ := ctx.Value(paymentKey{}).(*coinop.Payment)
+	return p
 }
 
 // settle runs once, when the handler commits to status. It reports whether

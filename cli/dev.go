@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/demo"
+	"github.com/coinop/coinop/evm/devchain"
+)
+
+// devState is written to <data>/dev/chain.json so other commands (balance)
+// can find the running dev chain.
+type devState struct {
+	RPC     string `json:"rpc"`
+	Network string `json:"network"`
+	Token   string `json:"token"`
+	Payer   string `json:"payer"`
+	Payee   string `json:"payee"`
+	Settler string `json:"settler"`
+	Gateway string `json:"gateway"`
+}
+
+var devConfig = template.Must(template.New("dev").Parse(`# coinop dev: generated for this run. The chain lives in memory; this file
+# shows what a production config for the same setup looks like.
+listen: "{{.Listen}}"
+upstream: "{{.Upstream}}"
+store: "{{.Store}}"
+data_dir: "{{.Data}}"
+unmatched: deny
+pay_to: "{{.PayTo}}"
+networks:
+  - id: "{{.Network}}"
+    rpc: "{{.RPC}}"
+    settlement_key_file: "{{.SettlerKey}}"
+    receipt_timeout: 30s
+    assets:
+      - symbol: USDC
+        address: "{{.Token}}"
+        decimals: 6
+        eip712_name: "{{.TokenName}}"
+        eip712_version: "{{.TokenVersion}}"
+routes:
+  - match: "GET /{$}"
+    free: true
+  - match: "GET /weather"
+    price: "0.001 USDC"
+    description: "Current weather"
+    mime_type: application/json
+  - match: "GET /report"
+    price: "0.01 USDC"
+    description: "A longer report"
+    mime_type: application/json
+`))
+
+func runDev(ctx context.Context, args []string, env Env) error {
+	fs := flag.NewFlagSet("coinop dev", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	listen := fs.String("listen", "127.0.0.1:8402", "gateway address")
+	rpcListen := fs.String("rpc-listen", "127.0.0.1:8545", "embedded chain's JSON-RPC address (loopback only)")
+	dataFlag := fs.String("data", "", "data dir; default $COINOP_DATA or ./.coinop")
+	chainID := fs.Uint64("chain-id", devchain.DefaultChainID, "embedded chain's id")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return &exitError{2, errors.New("")}
+	}
+	data := dataDir(*dataFlag, env)
+	dir := filepath.Join(data, "dev")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	payer, err := devPayerKey(filepath.Join(dir, "payer.key"))
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+
+	chain, err := devchain.Start(ctx, devchain.Config{Listen: *rpcListen, ChainID: *chainID, Payer: payer})
+	if err != nil {
+		return fmt.Errorf("embedded chain: %w", err)
+	}
+	defer chain.Close()
+	settlerKey := filepath.Join(dir, "settler.key")
+	if err := writeKey(settlerKey, chain.Settler); err != nil {
+		return err
+	}
+
+	upstreamLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	upstream := &http.Server{Handler: demo.Handler(time.Now), ReadHeaderTimeout: 10 * time.Second}
+	go upstream.Serve(upstreamLn)
+	defer upstream.Close()
+
+	// The chain is new on every run, so last run's journal describes a chain
+	// that no longer exists.
+	store := filepath.Join(dir, "coinop.db")
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(store + suffix)
+	}
+	gatewayLn, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("gateway listen: %w", err)
+	}
+	gatewayURL := "http://" + gatewayLn.Addr().String()
+	cfgPath := filepath.Join(dir, "coinop.yaml")
+	var text strings.Builder
+	err = devConfig.Execute(&text, map[string]any{
+		"Listen": gatewayLn.Addr().String(), "Upstream": "http://" + upstreamLn.Addr().String(),
+		"Store": store, "Data": data, "PayTo": addr(chain.Payee), "Network": fmt.Sprintf("eip155:%d", chain.ChainID),
+		"RPC": chain.RPCURL, "SettlerKey": settlerKey, "Token": chain.Token.Hex(),
+		"TokenName": devchain.TokenName, "TokenVersion": devchain.TokenVersion,
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(cfgPath, []byte(text.String()), 0o600); err != nil {
+		return err
+	}
+	cfg, err := config.Parse(cfgPath, []byte(text.String()))
+	if err != nil {
+		return err
+	}
+	state := devState{
+		RPC: chain.RPCURL, Network: fmt.Sprintf("eip155:%d", chain.ChainID), Token: chain.Token.Hex(),
+		Payer: addr(chain.Payer), Payee: addr(chain.Payee), Settler: addr(chain.Settler), Gateway: gatewayURL,
+	}
+	b, _ := json.MarshalIndent(state, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "chain.json"), b, 0o600); err != nil {
+		return err
+	}
+
+	gatewayLn.Close() // serveGateway listens again on the same, now known, address
+	return serveGateway(ctx, cfg, log, env, func(url string) {
+		fmt.Fprintf(env.Stdout, `coinop dev ready: gateway %s
+  chain    %s (%s, JSON-RPC %s)
+  token    USDC %s
+  payer    %s (key in %s, 1000 USDC)
+  payee    %s
+  config   %s
+
+Try it:
+  curl -i %s/weather                                        # 402: what to pay
+  go run ./cmd/coinop curl -i %s/weather                    # pays 0.001 USDC
+  curl -H "PAYMENT-SIGNATURE: $(go run ./cmd/coinop sign %s/weather)" %s/weather
+  go run ./cmd/coinop balance                               # payer and payee balances
+`, url, state.Network, "in memory", chain.RPCURL, state.Token, state.Payer, filepath.Join(dir, "payer.key"), state.Payee, cfgPath, url, url, url, url)
+	})
+}
+
+// devPayerKey keeps the payer's key across runs, so the wallet a user
+// knows stays the same; a new key is created on first use.
+func devPayerKey(path string) (*ecdsa.PrivateKey, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := crypto.HexToECDSA(strings.TrimPrefix(strings.TrimSpace(string(b)), "0x"))
+		if err != nil {
+			return nil, fmt.Errorf("%s: not a hex private key", path)
+		}
+		return k, nil
+	}
+	k, err := crypto.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	return k, writeKey(path, k)
+}
+
+func writeKey(path string, k *ecdsa.PrivateKey) error {
+	return os.WriteFile(path, []byte("0x"+hex.EncodeToString(crypto.FromECDSA(k))+"\n"), 0o600)
+}
+
+func addr(k *ecdsa.PrivateKey) string { return crypto.PubkeyToAddress(k.PublicKey).Hex() }

@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/gateway"
+)
+
+func runServe(ctx context.Context, args []string, env Env) error {
+	fs := flag.NewFlagSet("coinop serve", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	path := fs.String("c", "coinop.yaml", "config file")
+	listen := fs.String("listen", "", "address to serve on (overrides the config's listen)")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return &exitError{2, errors.New("")}
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+	return serveGateway(ctx, cfg, log, env, func(url string) {
+		fmt.Fprintf(env.Stdout, "coinop ready: serving %s on %s\n", *path, url)
+	})
+}
+
+// serveGateway builds the gateway, listens, announces the URL and serves
+// until ctx is done.
+func serveGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, env Env, ready func(url string)) error {
+	g, err := gateway.New(ctx, cfg, gateway.Options{Logger: log, Getenv: env.Getenv})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	ready("http://" + ln.Addr().String())
+	return g.Serve(ctx, ln)
+}

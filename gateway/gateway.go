@@ -1,0 +1,254 @@
+// Package gateway builds coinop's reverse proxy from a validated config: it
+// opens the journal, connects to each EVM network, builds the x402 rails,
+// puts the paywall engine in front of httputil.ReverseProxy, and serves.
+package gateway
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethclient"
+
+	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/paywall"
+	"github.com/coinop/coinop/store/sqlite"
+	"github.com/coinop/coinop/x402"
+)
+
+// Options are a Gateway's dependencies beyond its config.
+type Options struct {
+	// Logger receives the gateway's logs. If nil, slog.Default().
+	Logger *slog.Logger
+	// Getenv reads settlement keys named by settlement_key_env. If nil, os.Getenv.
+	Getenv func(string) string
+	// Now is the clock for payment expiry. If nil, time.Now.
+	Now func() time.Time
+}
+
+// Gateway is a configured coinop gateway. Close releases what New opened.
+type Gateway struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	store   *sqlite.Store
+	clients []*ethclient.Client
+	handler http.Handler
+}
+
+// New opens the store and the chain connections described by cfg, which must
+// have passed Validate, and builds the handler. Connections to the chains
+// are lazy: an unreachable RPC makes priced requests fail closed (503), it
+// does not stop the gateway from starting.
+func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	g = &Gateway{cfg: cfg, log: opts.Logger}
+	defer func() {
+		if err != nil {
+			g.Close()
+		}
+	}()
+	if strings.HasPrefix(cfg.Store, "postgres://") || strings.HasPrefix(cfg.Store, "postgresql://") {
+		return nil, errors.New("store: PostgreSQL is not supported yet; use a SQLite file path")
+	}
+	if g.store, err = sqlite.Open(cfg.Store); err != nil {
+		return nil, fmt.Errorf("store %s: %w", cfg.Store, err)
+	}
+
+	chains := map[*config.Network]*evm.Chain{}
+	for _, n := range cfg.Networks {
+		key, err := settlementKey(n, opts.Getenv)
+		if err != nil {
+			return nil, fmt.Errorf("network %s: %w", n.ID, err)
+		}
+		cl, err := ethclient.DialContext(ctx, n.RPC)
+		if err != nil {
+			return nil, fmt.Errorf("network %s: rpc %s: %w", n.ID, n.RPC, err)
+		}
+		g.clients = append(g.clients, cl)
+		ch, err := evm.NewChain(evm.ChainConfig{
+			Network: n.ID, ChainID: n.ChainID(), Backend: cl, SettlementKey: key,
+			ReceiptTimeout: n.ReceiptTimeout, Now: opts.Now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("network %s: %w", n.ID, err)
+		}
+		chains[n] = ch
+	}
+
+	type railKey struct {
+		network *config.Network
+		asset   *config.Asset
+		payTo   string
+		timeout time.Duration
+	}
+	rails := map[railKey]*x402.Rail{}
+	proxies := map[string]http.Handler{}
+	var routes []paywall.Route
+	for _, rt := range cfg.Routes {
+		res := rt.Resolved
+		proxies[rt.Match] = g.proxy(res.Upstream)
+		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType}
+		if !rt.Free {
+			k := railKey{res.Network, res.Asset, res.PayTo, rt.MaxTimeout}
+			rail, ok := rails[k]
+			if !ok {
+				scheme, err := evm.NewExact(chains[res.Network], evm.ExactConfig{
+					Asset: common.HexToAddress(res.Asset.Address), Name: res.Asset.EIP712Name,
+					Version: res.Asset.EIP712Version, PayTo: common.HexToAddress(res.PayTo), MaxTimeout: rt.MaxTimeout,
+				})
+				if err != nil {
+					return nil, fmt.Errorf("route %q: %w", rt.Match, err)
+				}
+				rail = &x402.Rail{Schemes: []x402.Scheme{scheme}}
+				rails[k] = rail
+			}
+			route.Price = res.Price
+			route.Rails = []coinop.Rail{rail}
+		}
+		routes = append(routes, route)
+	}
+	pw, err := paywall.New(paywall.Config{
+		Routes: routes, Journal: g.store, AllowUnmatched: cfg.Unmatched == "free", Logger: g.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var fallback http.Handler = http.NotFoundHandler()
+	if u := cfg.UpstreamURL(); u != nil {
+		fallback = g.proxy(u)
+	}
+	g.handler = pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt := pw.Match(r); rt != nil {
+			if p, ok := proxies[rt.Pattern]; ok {
+				p.ServeHTTP(w, r)
+				return
+			}
+		}
+		fallback.ServeHTTP(w, r)
+	}))
+	return g, nil
+}
+
+// settlementKey loads a network's settlement key from its file or
+// environment variable. Errors never contain key material.
+func settlementKey(n *config.Network, getenv func(string) string) (*ecdsa.PrivateKey, error) {
+	var hexKey string
+	switch {
+	case n.SettlementKeyFile != "":
+		b, err := os.ReadFile(n.SettlementKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("settlement key: %w", err)
+		}
+		hexKey = string(b)
+	case n.SettlementKeyEnv != "":
+		hexKey = getenv(n.SettlementKeyEnv)
+		if hexKey == "" {
+			return nil, fmt.Errorf("settlement key: environment variable %s is empty", n.SettlementKeyEnv)
+		}
+	default:
+		return nil, nil
+	}
+	hexKey = strings.TrimPrefix(strings.TrimSpace(hexKey), "0x")
+	key, err := crypto.HexToECDSA(hexKey)
+	if err != nil {
+		return nil, errors.New("settlement key: not a valid hex secp256k1 private key")
+	}
+	return key, nil
+}
+
+// proxy returns a reverse proxy to target. Payment headers stay at the
+// gateway; the upstream learns the payer from X-Coinop-Payer, which clients
+// cannot forge because incoming X-Coinop-* headers are removed.
+func (g *Gateway) proxy(target *url.URL) http.Handler {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	return &httputil.ReverseProxy{
+		Transport: tr,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+			for k := range pr.Out.Header {
+				if strings.HasPrefix(k, "X-Coinop-") {
+					pr.Out.Header.Del(k)
+				}
+			}
+			pr.Out.Header.Del(x402.HeaderPaymentSignature)
+			pr.Out.Header.Del(x402.HeaderXPayment)
+			if p := paywall.PaymentFrom(pr.In.Context()); p != nil {
+				pr.Out.Header.Set("X-Coinop-Payer", p.Payer)
+				pr.Out.Header.Set("X-Coinop-Payment", p.ID)
+			}
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			g.log.Warn("upstream unreachable", "upstream", target.Host, "path", r.URL.Path, "err", err)
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprintf(w, "{\n  \"type\": \"about:blank\",\n  \"title\": \"Bad Gateway\",\n  \"status\": 502,\n  \"detail\": \"the upstream service did not answer; nothing was charged\",\n  \"reason\": \"upstream_unreachable\"\n}\n")
+		},
+	}
+}
+
+// Handler is the gateway as an http.Handler.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Store is the gateway's payments journal.
+func (g *Gateway) Store() *sqlite.Store { return g.store }
+
+// Serve serves on ln until ctx is done, then shuts down gracefully, giving
+// in-flight requests (and their settlements) up to 30 seconds.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           g.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Close releases the store and the chain connections.
+func (g *Gateway) Close() error {
+	for _, c := range g.clients {
+		c.Close()
+	}
+	g.clients = nil
+	if g.store != nil {
+		err := g.store.Close()
+		g.store = nil
+		return err
+	}
+	return nil
+}

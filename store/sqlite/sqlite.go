@@ -1,0 +1,445 @@
+// Package sqlite is the embedded payments journal: coinop's record of every
+// payment it has accepted, kept in one SQLite file through the pure-Go
+// modernc.org/sqlite driver.
+//
+// The journal is written before the engine acts on a payment, so every write
+// is one transaction that is on disk (WAL, synchronous=FULL: fsync on every
+// commit) before the method returns. Times are stored as unix nanoseconds and
+// read back in UTC; amounts as decimal strings of atomic units.
+//
+// One database connection serves the whole process: writes are serialized in
+// Go, and each write transaction takes SQLite's write lock when it begins, so
+// the read-check-write inside Reserve and Transition cannot interleave with
+// another writer, in this process or in another one (such as the audit
+// command) sharing the file.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Options configures a Store. The zero value is ready to use.
+type Options struct {
+	// Now is the store's clock, read for Created, Updated and event times.
+	// If nil, the default is time.Now.
+	Now func() time.Time
+}
+
+// Store is a payments journal in one SQLite file. Its methods are safe for
+// concurrent use; every method that writes returns only after its
+// transaction is durable, and a method that returns an error has changed
+// nothing.
+//
+// Errors caused by the database itself (I/O, a closed store, a cancelled
+// context) are *coinop.Error of kind KindUnavailable wrapping the cause:
+// nothing paid-for may be served while the journal cannot record it.
+type Store struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+// Open opens the journal at path with default Options, creating the file
+// and its parent directories if needed and bringing the schema up to date.
+func Open(path string) (*Store, error) {
+	return OpenWith(path, Options{})
+}
+
+// OpenWith is Open with options. Opening the same file again, from this
+// process or another, is safe: migrations already applied are skipped.
+func OpenWith(path string, opts Options) (*Store, error) {
+	if path == "" || strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("sqlite: open %q: path must be non-empty and free of '?'", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	// The driver applies these to every connection it opens. busy_timeout
+	// makes a second process wait for the write lock instead of failing;
+	// _txlock=immediate takes that lock at BEGIN, so a transaction never has
+	// to upgrade a read lock, which SQLite may refuse without waiting.
+	dsn := path + "?_pragma=busy_timeout(10000)" +
+		"&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(FULL)" +
+		"&_pragma=foreign_keys(1)" +
+		"&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+
+	s := &Store{db: db, now: opts.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.migrate(context.Background()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database. Every write that returned has already been
+// made durable; the Store must not be used after Close.
+func (s *Store) Close() error {
+	return s.db.Close()
+}
+
+// migrate applies the embedded migrations in name order, each in its own
+// transaction with its schema_migrations row, skipping those already applied.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		name       TEXT PRIMARY KEY,
+		applied_at INTEGER NOT NULL
+	) STRICT`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := s.migrateFile(ctx, name); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) migrateFile(ctx context.Context, name string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+
+	var applied int
+	base := strings.TrimPrefix(name, "migrations/")
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, base).Scan(&applied); err != nil {
+		return err
+	}
+	if applied > 0 {
+		return nil
+	}
+	ddl, err := fs.ReadFile(migrations, name)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, string(ddl)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, base, s.now().UnixNano()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Reserve records p in state verified and claims its replay key (Network,
+// Asset, Payer, Nonce). On success it sets p.State, p.Created and p.Updated
+// to what was recorded. p.Credential is not journaled.
+//
+// If the key is already journaled in any state but released, or under a
+// different ID, Reserve returns a *coinop.Error of kind KindReplayed and
+// changes nothing; of many concurrent calls for one key exactly one succeeds.
+// A payment journaled as released under the same ID (its upstream failed and
+// nothing was charged) is reserved again: it goes back to verified, keeps
+// its Created time and takes p's other fields. An ID already journaled under
+// a different key is a fault of the caller (KindInternal).
+func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
+	if err := checkPayment(p); err != nil {
+		return err
+	}
+	now := s.timestamp()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable("reserve", err)
+	}
+	defer tx.Rollback()
+
+	var (
+		id      string
+		state   coinop.State
+		created int64
+	)
+	err = tx.QueryRowContext(ctx, `SELECT id, state, created_at FROM payments
+		WHERE network = ? AND asset = ? AND payer = ? AND nonce = ?`,
+		p.Network, p.Asset, p.Payer, p.Nonce).Scan(&id, &state, &created)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		var taken int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM payments WHERE id = ?`, p.ID).Scan(&taken); err != nil {
+			return unavailable("reserve", err)
+		}
+		if taken > 0 {
+			return coinop.Wrap(coinop.KindInternal, "internal_error",
+				fmt.Errorf("sqlite: reserve: payment %s is journaled under another replay key", p.ID), "internal error")
+		}
+		created = now
+		if _, err := tx.ExecContext(ctx, `INSERT INTO payments
+			(id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.Nonce, p.Amount.String(), p.Resource,
+			coinop.StateVerified, p.Tx, p.Reason, created, now); err != nil {
+			return unavailable("reserve", err)
+		}
+		state = ""
+	case err != nil:
+		return unavailable("reserve", err)
+	case id != p.ID || state != coinop.StateReleased:
+		return coinop.Wrap(coinop.KindReplayed, "payment_replayed",
+			fmt.Errorf("replay key held by payment %s in state %s", id, state), "this payment was already used")
+	default:
+		if _, err := tx.ExecContext(ctx, `UPDATE payments
+			SET rail = ?, pay_to = ?, amount = ?, resource = ?, state = ?, tx = ?, reason = ?, updated_at = ?
+			WHERE id = ?`,
+			p.Rail, p.PayTo, p.Amount.String(), p.Resource, coinop.StateVerified, p.Tx, p.Reason, now, p.ID); err != nil {
+			return unavailable("reserve", err)
+		}
+	}
+	if err := addEvent(ctx, tx, p.ID, state, coinop.StateVerified, p.Tx, p.Reason, now); err != nil {
+		return unavailable("reserve", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return unavailable("reserve", err)
+	}
+	p.State = coinop.StateVerified
+	p.Created = fromNanos(created)
+	p.Updated = fromNanos(now)
+	return nil
+}
+
+func checkPayment(p *coinop.Payment) error {
+	var problem string
+	switch {
+	case p == nil:
+		problem = "nil payment"
+	case p.ID == "":
+		problem = "payment has no ID"
+	case p.Nonce == "":
+		problem = "payment has no nonce"
+	case p.Amount == nil || p.Amount.Sign() < 0:
+		problem = "payment amount is missing or negative"
+	default:
+		return nil
+	}
+	return coinop.Wrap(coinop.KindInternal, "internal_error", errors.New("sqlite: reserve: "+problem), "internal error")
+}
+
+// legal reports whether Transition may move a payment from one state to
+// another. released→verified is Reserve's alone, because it must re-check
+// the replay key.
+func legal(from, to coinop.State) bool {
+	switch from {
+	case coinop.StateVerified:
+		return to == coinop.StateSettling || to == coinop.StateReleased || to == coinop.StateFailed
+	case coinop.StateSettling:
+		// settling→settling records a transaction hash that became known or changed.
+		return to == coinop.StateSettled || to == coinop.StateFailed || to == coinop.StateSettling
+	}
+	return false
+}
+
+// Transition moves payment id from state from to state to, in one durable
+// transaction with its event. A non-empty tx or reason replaces the stored
+// one; an empty one keeps it.
+//
+// It is a compare-and-set: if the payment is not in state from, it returns a
+// *coinop.Error of kind KindInFlight (reason "payment_state_conflict") and
+// changes nothing, so of concurrent calls with the same from exactly one
+// succeeds. An unknown id yields an error wrapping store.ErrNotFound. A
+// transition outside verified→{settling, released, failed},
+// settling→{settled, failed, settling} is refused with KindInternal before
+// the journal is read.
+func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State, txHash, reason string) error {
+	if !legal(from, to) {
+		return coinop.Wrap(coinop.KindInternal, "internal_error",
+			fmt.Errorf("sqlite: transition %s: illegal transition %q → %q", id, from, to), "internal error")
+	}
+	now := s.timestamp()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable("transition", err)
+	}
+	defer tx.Rollback()
+
+	res, err := tx.ExecContext(ctx, `UPDATE payments
+		SET state = ?,
+			tx = CASE WHEN ? = '' THEN tx ELSE ? END,
+			reason = CASE WHEN ? = '' THEN reason ELSE ? END,
+			updated_at = ?
+		WHERE id = ? AND state = ?`,
+		to, txHash, txHash, reason, reason, now, id, from)
+	if err != nil {
+		return unavailable("transition", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return unavailable("transition", err)
+	}
+	if n == 0 {
+		var current coinop.State
+		err := tx.QueryRowContext(ctx, `SELECT state FROM payments WHERE id = ?`, id).Scan(&current)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("sqlite: transition %s: %w", id, store.ErrNotFound)
+		case err != nil:
+			return unavailable("transition", err)
+		}
+		return coinop.Wrap(coinop.KindInFlight, "payment_state_conflict",
+			fmt.Errorf("payment %s is %s, not %s", id, current, from),
+			"this payment is being processed by another request")
+	}
+	if err := addEvent(ctx, tx, id, from, to, txHash, reason, now); err != nil {
+		return unavailable("transition", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return unavailable("transition", err)
+	}
+	return nil
+}
+
+func addEvent(ctx context.Context, tx *sql.Tx, id string, from, to coinop.State, txHash, reason string, at int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+		VALUES (?, ?, ?, ?, ?, ?)`, id, from, to, txHash, reason, at)
+	return err
+}
+
+const paymentColumns = `id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at`
+
+// Get returns the journaled payment id, or an error wrapping
+// store.ErrNotFound. The result is the caller's to keep; its Credential is nil.
+func (s *Store) Get(ctx context.Context, id string) (*coinop.Payment, error) {
+	ps, err := s.query(ctx, "get", `SELECT `+paymentColumns+` FROM payments WHERE id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("sqlite: get %s: %w", id, store.ErrNotFound)
+	}
+	return ps[0], nil
+}
+
+// Unfinished returns the payments in state verified or settling, oldest
+// (by Created, then ID) first: what crash recovery must finish or release.
+func (s *Store) Unfinished(ctx context.Context) ([]*coinop.Payment, error) {
+	return s.query(ctx, "unfinished", `SELECT `+paymentColumns+` FROM payments
+		WHERE state IN (?, ?) ORDER BY created_at, id`,
+		coinop.StateVerified, coinop.StateSettling)
+}
+
+// List returns up to limit payments in state state, newest (by Created, then
+// ID) first. state "" means every state; limit <= 0 means no limit.
+func (s *Store) List(ctx context.Context, state coinop.State, limit int) ([]*coinop.Payment, error) {
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	if state == "" {
+		return s.query(ctx, "list", `SELECT `+paymentColumns+` FROM payments
+			ORDER BY created_at DESC, id DESC LIMIT ?`, limit)
+	}
+	return s.query(ctx, "list", `SELECT `+paymentColumns+` FROM payments
+		WHERE state = ? ORDER BY created_at DESC, id DESC LIMIT ?`, state, limit)
+}
+
+func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*coinop.Payment, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, unavailable(op, err)
+	}
+	defer rows.Close()
+	var ps []*coinop.Payment
+	for rows.Next() {
+		var (
+			p                coinop.Payment
+			amount           string
+			created, updated int64
+		)
+		if err := rows.Scan(&p.ID, &p.Rail, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.Nonce,
+			&amount, &p.Resource, &p.State, &p.Tx, &p.Reason, &created, &updated); err != nil {
+			return nil, unavailable(op, err)
+		}
+		var ok bool
+		if p.Amount, ok = new(big.Int).SetString(amount, 10); !ok {
+			return nil, coinop.Wrap(coinop.KindInternal, "internal_error",
+				fmt.Errorf("sqlite: %s: payment %s has amount %q", op, p.ID, amount), "internal error")
+		}
+		p.Created, p.Updated = fromNanos(created), fromNanos(updated)
+		ps = append(ps, &p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(op, err)
+	}
+	return ps, nil
+}
+
+// Events returns the history of payment id, oldest first, or an error
+// wrapping store.ErrNotFound.
+func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT from_state, to_state, tx, reason, at
+		FROM payment_events WHERE payment_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return nil, unavailable("events", err)
+	}
+	defer rows.Close()
+	var events []store.Event
+	for rows.Next() {
+		e := store.Event{PaymentID: id}
+		var at int64
+		if err := rows.Scan(&e.From, &e.To, &e.Tx, &e.Reason, &at); err != nil {
+			return nil, unavailable("events", err)
+		}
+		e.At = fromNanos(at)
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable("events", err)
+	}
+	if len(events) == 0 {
+		// Every journaled payment has at least its reservation event.
+		return nil, fmt.Errorf("sqlite: events %s: %w", id, store.ErrNotFound)
+	}
+	return events, nil
+}
+
+// Ping reports whether the journal can be read. An error is a
+// *coinop.Error of kind KindUnavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+// timestamp reads the clock as stored: unix nanoseconds.
+func (s *Store) timestamp() int64 { return s.now().UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func unavailable(op string, err error) error {
+	return coinop.Wrap(coinop.KindUnavailable, "store_unavailable",
+		fmt.Errorf("sqlite: %s: %w", op, err), "the payment journal is unavailable; try again later")
+}

@@ -1,0 +1,216 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/big"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/store"
+	"github.com/coinop/coinop/store/sqlite"
+	"github.com/coinop/coinop/store/storetest"
+)
+
+var _ storetest.Store = (*sqlite.Store)(nil)
+
+func open(t testing.TB, path string, opts sqlite.Options) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.OpenWith(path, opts)
+	if err != nil {
+		t.Fatalf("OpenWith(%s): %v", path, err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		return open(t, filepath.Join(t.TempDir(), "journal.db"), sqlite.Options{})
+	})
+}
+
+func testPayment(n int) *coinop.Payment {
+	return &coinop.Payment{
+		ID:       fmt.Sprintf("pay-%d", n),
+		Rail:     "x402-exact-evm",
+		Network:  "eip155:84532",
+		Asset:    "0x036cbd53842c5426634e7929541ec2318f3dcf7e",
+		Payer:    "0x3333333333333333333333333333333333333333",
+		PayTo:    "0x4444444444444444444444444444444444444444",
+		Nonce:    fmt.Sprintf("0x%064x", n),
+		Amount:   big.NewInt(1000),
+		Resource: "https://api.example/v1/report",
+	}
+}
+
+func TestInjectedClock(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	s := open(t, filepath.Join(t.TempDir(), "journal.db"), sqlite.Options{Now: func() time.Time { return now }})
+	defer s.Close()
+
+	p := testPayment(1)
+	if err := s.Reserve(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Created.Equal(now) || !p.Updated.Equal(now) {
+		t.Errorf("times after Reserve = (%v, %v), want %v", p.Created, p.Updated, now)
+	}
+	now = now.Add(time.Minute)
+	if err := s.Transition(t.Context(), p.ID, coinop.StateVerified, coinop.StateSettling, "0xabc", ""); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(t.Context(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Created.Equal(p.Created) || !got.Updated.Equal(now) || got.Created.Location() != time.UTC {
+		t.Errorf("times after Transition = (%v, %v), want (%v, %v) in UTC", got.Created, got.Updated, p.Created, now)
+	}
+	events, err := s.Events(t.Context(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 || !events[0].At.Equal(p.Created) || !events[1].At.Equal(now) {
+		t.Errorf("events = %+v, want at %v and %v", events, p.Created, now)
+	}
+}
+
+func TestSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nested", "dirs", "journal.db")
+	s := open(t, path, sqlite.Options{})
+	p := testPayment(1)
+	if err := s.Reserve(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Transition(t.Context(), p.ID, coinop.StateVerified, coinop.StateSettling, "0xfeed", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, path, sqlite.Options{})
+	defer s.Close()
+	got, err := s.Get(t.Context(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != coinop.StateSettling || got.Tx != "0xfeed" || got.Amount.Cmp(p.Amount) != 0 || !got.Created.Equal(p.Created) {
+		t.Errorf("after reopen: %+v", got)
+	}
+	if events, err := s.Events(t.Context(), p.ID); err != nil || len(events) != 2 {
+		t.Errorf("events after reopen = %d, %v; want 2", len(events), err)
+	}
+	if ps, err := s.Unfinished(t.Context()); err != nil || len(ps) != 1 {
+		t.Errorf("Unfinished after reopen = %d, %v; want 1", len(ps), err)
+	}
+	// The replay guard survives too.
+	if err := s.Reserve(t.Context(), testPayment(1)); coinop.KindOf(err) != coinop.KindReplayed {
+		t.Errorf("Reserve after reopen = %v, want KindReplayed", err)
+	}
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.db")
+	first := open(t, path, sqlite.Options{})
+	if err := first.Reserve(t.Context(), testPayment(1)); err != nil {
+		t.Fatal(err)
+	}
+	// Open again while the first store is still open, then after it closed.
+	check := func(s *sqlite.Store) {
+		t.Helper()
+		if _, err := s.Get(t.Context(), testPayment(1).ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(open(t, path, sqlite.Options{}))
+	check(first)
+	check(open(t, path, sqlite.Options{}))
+	check(open(t, path, sqlite.Options{}))
+
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var applied, files int
+	if err := db.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	matches, err := filepath.Glob("migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = len(matches)
+	if files == 0 || applied != files {
+		t.Errorf("schema_migrations has %d rows, want one per migration file (%d)", applied, files)
+	}
+}
+
+func TestJournalSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.db")
+	s := open(t, path, sqlite.Options{})
+	if err := s.Reserve(t.Context(), testPayment(1)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mode string
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	// History is append-only, even to someone with the file.
+	for _, stmt := range []string{`UPDATE payment_events SET reason = 'x'`, `DELETE FROM payment_events`} {
+		if _, err := db.Exec(stmt); err == nil {
+			t.Errorf("%s succeeded, want it refused", stmt)
+		}
+	}
+}
+
+func TestClosedStoreIsUnavailable(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "journal.db"), sqlite.Options{})
+	s.Close()
+	if err := s.Ping(t.Context()); coinop.KindOf(err) != coinop.KindUnavailable {
+		t.Errorf("Ping after Close = %v, want KindUnavailable", err)
+	}
+	if err := s.Reserve(t.Context(), testPayment(1)); coinop.KindOf(err) != coinop.KindUnavailable {
+		t.Errorf("Reserve after Close = %v, want KindUnavailable", err)
+	}
+	if _, err := s.Get(t.Context(), "x"); errors.Is(err, store.ErrNotFound) || coinop.KindOf(err) != coinop.KindUnavailable {
+		t.Errorf("Get after Close = %v, want KindUnavailable", err)
+	}
+}
+
+func TestOpenRejectsBadPath(t *testing.T) {
+	for _, path := range []string{"", filepath.Join(t.TempDir(), "a?b.db")} {
+		if s, err := sqlite.Open(path); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", path)
+		}
+	}
+}
+
+// BenchmarkReserve measures one durable (fsync'd) reservation of a new key.
+func BenchmarkReserve(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "journal.db"), sqlite.Options{})
+	defer s.Close()
+	ctx := b.Context()
+	n := 0
+	for b.Loop() {
+		n++
+		if err := s.Reserve(ctx, testPayment(n)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
