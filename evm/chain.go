@@ -206,19 +206,18 @@ func (c *Chain) send(ctx context.Context, to common.Address, data []byte) (commo
 var errReceiptTimeout = errors.New("receipt did not arrive in time")
 
 // wait polls for a transaction's receipt until it arrives or ReceiptTimeout
-// passes.
+// passes (errReceiptTimeout: the outcome is unknown).
 func (c *Chain) wait(ctx context.Context, hash common.Hash) (*types.Receipt, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReceiptTimeout)
 	defer cancel()
 	t := time.NewTicker(c.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		rc, err := c.cfg.Backend.TransactionReceipt(ctx, hash)
-		if err == nil {
+		// Every error is retried until the deadline: "not found", "indexing
+		// in progress" and a node that is briefly unreachable all mean the
+		// outcome is not known yet, never that the transaction failed.
+		if rc, err := c.cfg.Backend.TransactionReceipt(ctx, hash); err == nil {
 			return rc, nil
-		}
-		if !errors.Is(err, ethereum.NotFound) && ctx.Err() == nil && !isTransport(err) {
-			return nil, err
 		}
 		select {
 		case <-ctx.Done():

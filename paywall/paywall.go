@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/store"
 )
 
 // Journal durably records payments. The store packages implement it.
@@ -180,6 +181,10 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	}
 	defer pw.inflight.Delete(p.ID)
 
+	if err := pw.seen(r.Context(), p); err != nil {
+		pw.refuse(w, r, rt, charge, err)
+		return
+	}
 	if err := rail.Verify(r.Context(), p); err != nil {
 		pw.refuse(w, r, rt, charge, err)
 		return
@@ -189,6 +194,30 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		return
 	}
 	pw.serveReserved(w, r, next, rt, charge, rail, p)
+}
+
+// Looker is an optional Journal method: a point read that lets the engine
+// refuse a replayed payment before any cryptography or chain call.
+type Looker interface {
+	Get(ctx context.Context, id string) (*coinop.Payment, error)
+}
+
+// seen refuses a payment the journal already holds (unless it was released).
+func (pw *Paywall) seen(ctx context.Context, p *coinop.Payment) error {
+	l, ok := pw.cfg.Journal.(Looker)
+	if !ok {
+		return nil
+	}
+	prev, err := l.Get(ctx, p.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case prev.State == coinop.StateReleased:
+		return nil
+	}
+	return coinop.Errorf(coinop.KindReplayed, "payment_replayed", "this payment was already used")
 }
 
 // refuse answers with err's status, the problem body and a fresh challenge.
