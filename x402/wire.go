@@ -85,7 +85,7 @@ type PaymentPayload struct {
 
 // ExactEVMPayload is the payload of the exact scheme on EVM with EIP-3009.
 type ExactEVMPayload struct {
-	Signature     string            `json:"signature"`
+	Signature     string             `json:"signature"`
 	Authorization ExactAuthorization `json:"authorization"`
 }
 
