@@ -145,8 +145,7 @@ func runDev(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 
-	gatewayLn.Close() // serveGateway listens again on the same, now known, address
-	return serveGateway(ctx, cfg, log, env, func(url string) {
+	return serveGateway(ctx, cfg, log, env, gatewayLn, func(url string) {
 		fmt.Fprintf(env.Stdout, `coinop dev ready: gateway %s
   chain    %s (%s, JSON-RPC %s)
   token    USDC %s

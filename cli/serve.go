@@ -28,22 +28,26 @@ func runServe(ctx context.Context, args []string, env Env) error {
 		cfg.Listen = *listen
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
-	return serveGateway(ctx, cfg, log, env, func(url string) {
+	return serveGateway(ctx, cfg, log, env, nil, func(url string) {
 		fmt.Fprintf(env.Stdout, "coinop ready: serving %s on %s\n", *path, url)
 	})
 }
 
-// serveGateway builds the gateway, listens, announces the URL and serves
-// until ctx is done.
-func serveGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, env Env, ready func(url string)) error {
+// serveGateway builds the gateway, listens on ln (or, if nil, cfg.Listen),
+// announces the URL and serves until ctx is done.
+func serveGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, env Env, ln net.Listener, ready func(url string)) error {
 	g, err := gateway.New(ctx, cfg, gateway.Options{Logger: log, Getenv: env.Getenv})
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return err
 	}
 	defer g.Close()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
 	}
 	ready("http://" + ln.Addr().String())
 	return g.Serve(ctx, ln)

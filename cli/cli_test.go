@@ -1,0 +1,310 @@
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/ethclient"
+
+	"github.com/coinop/coinop/cli"
+	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/x402"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type devRun struct {
+	data    string
+	gateway string
+	state   struct{ RPC, Token, Payer, Payee string }
+	chain   *evm.Chain
+	client  *ethclient.Client
+}
+
+// startDev runs `coinop dev` in-process on free loopback ports and waits for
+// its ready line.
+func startDev(t *testing.T) *devRun {
+	t.Helper()
+	d := &devRun{data: t.TempDir()}
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Main(ctx, []string{"dev", "--listen", "127.0.0.1:0", "--rpc-listen", "127.0.0.1:0", "--data", d.data},
+			cli.Env{Stdout: out, Stderr: errOut})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("coinop dev exited %d\n%s", code, errOut)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("coinop dev did not stop")
+		}
+	})
+	ready := regexp.MustCompile(`ready: gateway (http://\S+)`)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if m := ready.FindStringSubmatch(out.String()); m != nil {
+			d.gateway = m[1]
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("coinop dev exited %d before ready\n%s\n%s", code, out, errOut)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ready line\n%s\n%s", out, errOut)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b, err := os.ReadFile(filepath.Join(d.data, "dev", "chain.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &d.state); err != nil {
+		t.Fatal(err)
+	}
+	if d.client, err = ethclient.Dial(d.state.RPC); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.client.Close)
+	id, err := d.client.ChainID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.chain, err = evm.NewChain(evm.ChainConfig{ChainID: id.Uint64(), Backend: d.client}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (d *devRun) balance(t *testing.T, who string) *big.Int {
+	t.Helper()
+	b, err := d.chain.BalanceOf(context.Background(), common.HexToAddress(d.state.Token), common.HexToAddress(who))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// run runs one coinop command in-process.
+func (d *devRun) run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = cli.Main(context.Background(), args, cli.Env{Stdout: &out, Stderr: &errOut, Stdin: strings.NewReader("")})
+	return code, out.String(), errOut.String()
+}
+
+func TestDevEndToEnd(t *testing.T) {
+	d := startDev(t)
+	url := d.gateway + "/weather"
+
+	t.Run("free route", func(t *testing.T) {
+		resp, err := http.Get(d.gateway + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("free route: %s", resp.Status)
+		}
+	})
+
+	t.Run("402 states the terms", func(t *testing.T) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 402 || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("%s %v", resp.Status, resp.Header)
+		}
+		if !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "PAYMENT-REQUIRED") {
+			t.Error("payment headers are not exposed to browser scripts")
+		}
+		var pr x402.PaymentRequired
+		if err := x402.DecodeHeader(resp.Header.Get(x402.HeaderPaymentRequired), &pr); err != nil {
+			t.Fatal(err)
+		}
+		if pr.X402Version != 2 || len(pr.Accepts) != 1 || pr.Resource == nil || pr.Resource.URL != url {
+			t.Fatalf("PAYMENT-REQUIRED: %+v", pr)
+		}
+		q := pr.Accepts[0]
+		if q.Scheme != "exact" || !strings.HasPrefix(q.Network, "eip155:") || q.Amount != "1000" ||
+			!strings.EqualFold(q.Asset, d.state.Token) || !strings.EqualFold(q.PayTo, d.state.Payee) ||
+			q.MaxTimeoutSeconds <= 0 || q.Extra["name"] != "USD Coin" || q.Extra["version"] != "2" {
+			t.Fatalf("accepts[0]: %+v", q)
+		}
+		var body struct {
+			Status int
+			Price  string
+			Reason string
+			Offers []struct{ Amount, PayTo, Network string }
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		if body.Status != 402 || body.Price != "0.001 USDC" || len(body.Offers) != 1 || body.Offers[0].Amount != "1000" {
+			t.Fatalf("body: %+v", body)
+		}
+	})
+
+	t.Run("browsers get a page", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 402 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+			!strings.Contains(string(b), "0.001 USDC") || resp.Header.Get(x402.HeaderPaymentRequired) == "" {
+			t.Fatalf("%s %s\n%s", resp.Status, resp.Header.Get("Content-Type"), b)
+		}
+	})
+
+	t.Run("coinop curl pays", func(t *testing.T) {
+		payer0, payee0 := d.balance(t, d.state.Payer), d.balance(t, d.state.Payee)
+		code, out, errOut := d.run(t, "curl", url, "-i", "--data", d.data)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		if !strings.Contains(out, "200 OK") || !strings.Contains(out, `"city"`) {
+			t.Fatalf("output:\n%s", out)
+		}
+		if !strings.Contains(errOut, "dev payer key") {
+			t.Errorf("curl does not say which wallet paid:\n%s", errOut)
+		}
+		m := regexp.MustCompile(`(?im)^Payment-Response: (\S+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no PAYMENT-RESPONSE in\n%s", out)
+		}
+		var sr x402.SettleResponse
+		if err := x402.DecodeHeader(m[1], &sr); err != nil || !sr.Success || len(sr.Transaction) != 66 {
+			t.Fatalf("PAYMENT-RESPONSE %+v %v", sr, err)
+		}
+		if got := new(big.Int).Sub(payer0, d.balance(t, d.state.Payer)); got.Int64() != 1000 {
+			t.Errorf("payer balance fell by %s, want 1000", got)
+		}
+		if got := new(big.Int).Sub(d.balance(t, d.state.Payee), payee0); got.Int64() != 1000 {
+			t.Errorf("payee balance rose by %s, want 1000", got)
+		}
+	})
+
+	t.Run("policy refuses an expensive route", func(t *testing.T) {
+		code, _, errOut := d.run(t, "curl", d.gateway+"/report", "--max-amount", "0.005", "--data", d.data)
+		if code == 0 || !strings.Contains(errOut, "exceeds the per-request maximum") {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+	})
+
+	t.Run("plain curl with coinop sign", func(t *testing.T) {
+		payee0 := d.balance(t, d.state.Payee)
+		code, sig, errOut := d.run(t, "sign", url, "--data", d.data)
+		if code != 0 {
+			t.Fatalf("sign exit %d: %s", code, errOut)
+		}
+		header := "PAYMENT-SIGNATURE: " + strings.TrimSpace(sig)
+		first := plainGet(t, url, header)
+		if first != 200 {
+			t.Fatalf("first paid request: %d", first)
+		}
+		if again := plainGet(t, url, header); again != 402 {
+			t.Fatalf("same header again: %d, want 402", again)
+		}
+		if got := new(big.Int).Sub(d.balance(t, d.state.Payee), payee0); got.Int64() != 1000 {
+			t.Fatalf("payee got %s for one signed payment used twice, want 1000", got)
+		}
+	})
+
+	t.Run("balance", func(t *testing.T) {
+		code, out, errOut := d.run(t, "balance", "--data", d.data)
+		if code != 0 || !strings.Contains(out, "dev payer") || !strings.Contains(out, "0.002 USDC") {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+	})
+}
+
+// plainGet sends one GET with one extra header, with the real curl binary
+// when the machine has it, and returns the status.
+func plainGet(t *testing.T, url, header string) int {
+	t.Helper()
+	if curl, err := exec.LookPath("curl"); err == nil {
+		out, err := exec.Command(curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", header, url).Output()
+		if err != nil {
+			t.Fatalf("curl: %v", err)
+		}
+		var code int
+		for _, c := range strings.TrimSpace(string(out)) {
+			code = code*10 + int(c-'0')
+		}
+		return code
+	}
+	req, _ := http.NewRequest("GET", url, nil)
+	k, v, _ := strings.Cut(header, ": ")
+	req.Header.Set(k, v)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestServeRejectsBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(path, []byte("listen: 127.0.0.1:0\nupstream: http://127.0.0.1:9\nroutes:\n  - match: GET /x\n    pryce: 1 USDC\n"), 0o600)
+	var out, errOut bytes.Buffer
+	code := cli.Main(context.Background(), []string{"serve", "-c", path}, cli.Env{Stdout: &out, Stderr: &errOut})
+	if code == 0 || !strings.Contains(errOut.String(), "bad.yaml:5") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
+	}
+}
+
+func TestUsage(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := cli.Main(context.Background(), []string{"nope"}, cli.Env{Stdout: &out, Stderr: &errOut}); code != 2 {
+		t.Fatalf("unknown command exit %d", code)
+	}
+	sc := bufio.NewScanner(strings.NewReader(errOut.String()))
+	sc.Scan()
+	if !strings.Contains(sc.Text(), "unknown command") {
+		t.Fatalf("stderr: %s", errOut.String())
+	}
+}
