@@ -1,0 +1,360 @@
+// Package config reads coinop.yaml, the file that tells the gateway where to
+// listen, which upstream to protect, which chains and tokens it accepts and
+// what each route costs.
+//
+// Config is the one canonical form of that file. Parse decodes strictly (an
+// unknown field is an error with its line number), fills defaults and calls
+// Validate, which reports every problem at once. Canonical writes the
+// configuration back with every default and inherited value spelled out.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/coinop/coinop"
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults Parse applies to keys the file leaves out (or sets to null).
+const (
+	DefaultListen         = "127.0.0.1:8402"
+	DefaultDataDir        = "./.coinop"
+	DefaultUnmatched      = UnmatchedDeny
+	DefaultReceiptTimeout = 30 * time.Second
+	DefaultDecimals       = 6
+	DefaultMaxTimeout     = 60 * time.Second
+)
+
+// What the gateway does with a request that no route matches.
+const (
+	UnmatchedDeny = "deny" // answer 404
+	UnmatchedFree = "free" // proxy to the top-level upstream without payment
+)
+
+// Bounds of Route.MaxTimeout: a payer needs time to sign and send, and a long
+// window keeps a signed authorization spendable long after the request.
+const (
+	MinMaxTimeout = 10 * time.Second
+	MaxMaxTimeout = time.Hour
+)
+
+// Config is the whole gateway configuration.
+type Config struct {
+	// Listen is the host:port the gateway serves on.
+	Listen string `yaml:"listen"`
+	// Upstream is the absolute http(s) URL of the service behind the
+	// gateway, used by routes without their own upstream and by unmatched
+	// requests when Unmatched is "free".
+	Upstream string `yaml:"upstream,omitempty"`
+	// Store is the payment journal: an SQLite file path, or a postgres:// URL.
+	// Parse defaults it to DataDir + "/coinop.db".
+	Store string `yaml:"store"`
+	// DataDir holds the gateway's local state.
+	DataDir string `yaml:"data_dir"`
+	// Unmatched is UnmatchedDeny or UnmatchedFree.
+	Unmatched string `yaml:"unmatched"`
+	// PayTo is the recipient address for routes without their own.
+	PayTo    string     `yaml:"pay_to,omitempty"`
+	Networks []*Network `yaml:"networks,omitempty"`
+	Routes   []*Route   `yaml:"routes"`
+
+	src      *source  // where the configuration was read from; nil if built in code
+	upstream *url.URL // Upstream, parsed by Validate
+}
+
+// Network is one EVM chain the gateway accepts payments on.
+type Network struct {
+	// ID is the CAIP-2 chain identifier, "eip155:<chain id>".
+	ID string `yaml:"id"`
+	// RPC is the node URL: http, https, ws or wss.
+	RPC string `yaml:"rpc"`
+	// The settlement key pays gas to submit payers' authorizations. It is
+	// named by a file or an environment variable, exactly one of the two,
+	// and never written in this file: configurations get committed and
+	// pasted into bug reports.
+	SettlementKeyFile string `yaml:"settlement_key_file,omitempty"`
+	SettlementKeyEnv  string `yaml:"settlement_key_env,omitempty"`
+	// ReceiptTimeout bounds the wait for a settlement transaction's receipt.
+	ReceiptTimeout time.Duration `yaml:"receipt_timeout"`
+	// Assets are the tokens accepted on this network.
+	Assets []*Asset `yaml:"assets"`
+
+	chainID uint64
+}
+
+// ChainID is the numeric chain id of n.ID. It is set by Validate.
+func (n *Network) ChainID() uint64 { return n.chainID }
+
+// Asset is an ERC-20 token that supports EIP-3009 transfers with authorization.
+type Asset struct {
+	// Symbol names the asset in prices ("0.001 USDC"); unique per network,
+	// compared case-insensitively.
+	Symbol string `yaml:"symbol"`
+	// Address is the token contract. Canonical form is EIP-55 checksummed.
+	Address string `yaml:"address"`
+	// Decimals separates atomic units from whole ones; 0 to 36.
+	Decimals int `yaml:"decimals"`
+	// The token's EIP-712 domain name and version, which payers sign over.
+	EIP712Name    string `yaml:"eip712_name"`
+	EIP712Version string `yaml:"eip712_version"`
+}
+
+// Route prices the requests matching one net/http ServeMux pattern.
+type Route struct {
+	// Match is a ServeMux pattern: "[METHOD ][HOST]/[PATH]", with {wildcards}
+	// and trailing-slash subtrees.
+	Match string `yaml:"match"`
+	// Free routes are proxied without payment and take no price.
+	Free bool `yaml:"free,omitempty"`
+	// Price is "<amount> <symbol>" ("0.001 USDC") or atomic units ("1000").
+	Price string `yaml:"price,omitempty"`
+	// Asset is the symbol of the asset the price is in; needed only for an
+	// atomic price on a network with several assets.
+	Asset string `yaml:"asset,omitempty"`
+	// Network is the ID of the network to be paid on; optional when exactly
+	// one network is configured.
+	Network string `yaml:"network,omitempty"`
+	// PayTo is the recipient; Config.PayTo if empty.
+	PayTo string `yaml:"pay_to,omitempty"`
+	// Upstream overrides Config.Upstream for this route.
+	Upstream string `yaml:"upstream,omitempty"`
+	// Description and MimeType describe the resource in the 402 answer.
+	Description string `yaml:"description,omitempty"`
+	MimeType    string `yaml:"mime_type,omitempty"`
+	// MaxTimeout is how long a payer's signed payment may stay valid.
+	MaxTimeout time.Duration `yaml:"max_timeout,omitempty"`
+
+	// Resolved holds what the route's fields and their inherited defaults
+	// amount to. Validate sets it when it returns nil and clears it otherwise.
+	Resolved Resolved `yaml:"-"`
+}
+
+// Resolved is a route's effective settings.
+type Resolved struct {
+	// Method is the pattern's method, "" when it matches every method.
+	Method string
+	// Upstream is where matching requests are proxied.
+	Upstream *url.URL
+	// The rest is for priced routes only: zero when the route is free.
+	Price   coinop.Price
+	Network *Network // an element of Config.Networks
+	Asset   *Asset   // an element of Network.Assets
+	PayTo   string   // EIP-55 checksummed
+}
+
+// UpstreamURL is Upstream, parsed; nil when Upstream is empty. It is set by
+// Validate.
+func (c *Config) UpstreamURL() *url.URL { return c.upstream }
+
+// Load reads and parses the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes a configuration file, fills in defaults and validates it.
+// filename only labels problems ("coinop.yaml:7: ...").
+//
+// The Config returned is in canonical form: each route's inherited network,
+// asset, pay_to and upstream are written into its own fields, prices read
+// "<amount> <symbol>" and addresses are checksummed, so that
+// Parse(c.Canonical()) equals c.
+//
+// Any error is an *Error listing every problem found.
+func Parse(filename string, data []byte) (*Config, error) {
+	fail := func(line int, format string, args ...any) (*Config, error) {
+		return nil, &Error{Problems: []Problem{{File: filename, Line: line, Message: fmt.Sprintf(format, args...)}}}
+	}
+
+	// The node tree gives problems their line numbers; the strict decode
+	// below fills the struct.
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	switch err := dec.Decode(&doc); {
+	case errors.Is(err, io.EOF):
+		return fail(0, "no configuration: the file has no settings")
+	case err != nil:
+		line, msg := yamlErrorLine(err)
+		return fail(line, "%s", msg)
+	}
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			line, msg := yamlErrorLine(err)
+			return fail(line, "%s", msg)
+		}
+		if len(next.Content) > 0 && next.Content[0].ShortTag() != "!!null" {
+			return fail(next.Content[0].Line, "a second YAML document; a configuration is one document")
+		}
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+		return fail(0, "no configuration: the file has no settings")
+	}
+	src := &source{file: filename, root: root}
+
+	c := new(Config)
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	var decoded []Problem
+	var undecoded []string // paths whose values failed to decode
+	if err := strict.Decode(c); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			line, msg := yamlErrorLine(err)
+			return fail(line, "%s", msg)
+		}
+		for _, e := range te.Errors {
+			p, path := src.decodeProblem(e)
+			decoded = append(decoded, p)
+			if path != nil {
+				undecoded = append(undecoded, *path)
+			}
+		}
+	}
+	c.src = src
+	applyDefaults(c, src)
+
+	if len(decoded) > 0 && !src.sameShape(c) {
+		// A list element failed to decode and was dropped, so indices in
+		// the struct no longer match the file: semantic checks would point
+		// at the wrong lines.
+		return nil, newError(decoded)
+	}
+	problems := decoded
+	if err := c.validate(undecoded); err != nil {
+		problems = append(problems, err.Problems...)
+	}
+	if len(problems) > 0 {
+		return nil, newError(problems)
+	}
+	c.normalize()
+	return c, nil
+}
+
+// applyDefaults fills the keys the file leaves out or sets to null. Explicit
+// values, even empty or zero ones, are left for Validate to judge: the
+// default of 6 decimals must not replace an explicit 0.
+func applyDefaults(c *Config, src *source) {
+	set := func(path string) bool { return src.has(path) }
+	if !set("listen") {
+		c.Listen = DefaultListen
+	}
+	if !set("data_dir") {
+		c.DataDir = DefaultDataDir
+	}
+	if !set("store") {
+		c.Store = strings.TrimRight(c.DataDir, "/") + "/coinop.db"
+	}
+	if !set("unmatched") {
+		c.Unmatched = DefaultUnmatched
+	}
+	for i, n := range c.Networks {
+		if n == nil {
+			continue
+		}
+		p := fmt.Sprintf("networks[%d]", i)
+		if !set(p + ".receipt_timeout") {
+			n.ReceiptTimeout = DefaultReceiptTimeout
+		}
+		for j, a := range n.Assets {
+			if a != nil && !set(fmt.Sprintf("%s.assets[%d].decimals", p, j)) {
+				a.Decimals = DefaultDecimals
+			}
+		}
+	}
+	for i, r := range c.Routes {
+		// Free routes have no payment window; Validate rejects one if set.
+		if r != nil && !r.Free && !set(fmt.Sprintf("routes[%d].max_timeout", i)) {
+			r.MaxTimeout = DefaultMaxTimeout
+		}
+	}
+}
+
+// normalize writes the resolved values of a validated configuration into its
+// fields.
+func (c *Config) normalize() {
+	if c.PayTo != "" {
+		c.PayTo = checksumAddress(c.PayTo)
+	}
+	for _, n := range c.Networks {
+		for _, a := range n.Assets {
+			a.Address = checksumAddress(a.Address)
+		}
+	}
+	for _, r := range c.Routes {
+		res := r.Resolved
+		if r.Upstream == "" {
+			r.Upstream = c.Upstream
+		}
+		if r.Free {
+			continue
+		}
+		r.Network = res.Network.ID
+		r.Asset = res.Asset.Symbol
+		r.Price = res.Price.String()
+		r.PayTo = res.PayTo
+	}
+}
+
+// clone copies the configuration's fields, not its resolved values.
+func (c *Config) clone() *Config {
+	d := *c
+	d.src, d.upstream = nil, nil
+	d.Networks = make([]*Network, len(c.Networks))
+	for i, n := range c.Networks {
+		if n == nil {
+			continue
+		}
+		m := *n
+		m.chainID = 0
+		m.Assets = make([]*Asset, len(n.Assets))
+		for j, a := range n.Assets {
+			if a != nil {
+				b := *a
+				m.Assets[j] = &b
+			}
+		}
+		d.Networks[i] = &m
+	}
+	d.Routes = make([]*Route, len(c.Routes))
+	for i, r := range c.Routes {
+		if r != nil {
+			s := *r
+			s.Resolved = Resolved{}
+			d.Routes[i] = &s
+		}
+	}
+	return &d
+}
+
+func (c *Config) clearResolved() {
+	c.upstream = nil
+	for _, n := range c.Networks {
+		if n != nil {
+			n.chainID = 0
+		}
+	}
+	for _, r := range c.Routes {
+		if r != nil {
+			r.Resolved = Resolved{}
+		}
+	}
+}

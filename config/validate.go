@@ -1,0 +1,549 @@
+package config
+
+import (
+	"fmt"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coinop/coinop"
+)
+
+// checker collects problems, locating each in the source when there is one.
+type checker struct {
+	src *source
+	// undecoded lists the paths of values that failed to decode. The struct
+	// holds zeros there, so problems in and derived from them are not
+	// reported again.
+	undecoded []string
+	problems  []Problem
+}
+
+func (v *checker) addf(path, format string, args ...any) {
+	if coveredBy(path, v.undecoded) {
+		return
+	}
+	p := Problem{Path: path, Message: fmt.Sprintf(format, args...)}
+	if v.src != nil {
+		p.File, p.Line = v.src.file, v.src.line(path)
+	}
+	v.problems = append(v.problems, p)
+}
+
+// tainted reports whether something at, inside or around path failed to
+// decode.
+func (v *checker) tainted(path string) bool {
+	for _, u := range v.undecoded {
+		if coveredBy(u, []string{path}) || coveredBy(path, []string{u}) {
+			return true
+		}
+	}
+	return false
+}
+
+// coveredBy reports whether path is, or is inside, one of the paths.
+func coveredBy(path string, paths []string) bool {
+	for _, p := range paths {
+		if p == "" || path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate checks the whole configuration and reports every problem it
+// finds, as an *Error. When it returns nil, each route's Resolved, each
+// network's ChainID and the config's UpstreamURL are set.
+//
+// Validate does not fill defaults: a Config built in code must set what
+// Parse would otherwise default (see the Default constants). Problems carry
+// file and line only for a Config returned by Parse; the lines refer to the
+// file Parse read.
+func (c *Config) Validate() error {
+	if err := c.validate(nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (c *Config) validate(undecoded []string) *Error {
+	if c == nil {
+		return &Error{Problems: []Problem{{Message: "no configuration"}}}
+	}
+	v := &checker{src: c.src, undecoded: undecoded}
+	upstream := v.checkTop(c)
+	chainIDs := v.checkNetworks(c.Networks)
+	resolved := v.checkRoutes(c, upstream)
+	if len(v.problems) > 0 {
+		c.clearResolved()
+		return newError(v.problems)
+	}
+	c.upstream = upstream
+	for i, n := range c.Networks {
+		n.chainID = chainIDs[i]
+	}
+	for i, r := range c.Routes {
+		r.Resolved = resolved[i]
+	}
+	return nil
+}
+
+func (v *checker) checkTop(c *Config) (upstream *url.URL) {
+	if c.Listen == "" {
+		v.addf("listen", "required: host:port, e.g. %q", DefaultListen)
+	} else if err := checkListen(c.Listen); err != nil {
+		v.addf("listen", "%v", err)
+	}
+	if c.Upstream != "" {
+		u, err := parseURL(c.Upstream, "http", "https")
+		if err != nil {
+			v.addf("upstream", "%v", err)
+		}
+		upstream = u
+	}
+	switch {
+	case c.Store == "":
+		v.addf("store", "required: an SQLite file path or a postgres:// URL")
+	case strings.Contains(c.Store, "://"):
+		u, err := url.Parse(c.Store)
+		if err != nil || u.Scheme != "postgres" && u.Scheme != "postgresql" {
+			v.addf("store", "%q: want an SQLite file path or a postgres:// URL", c.Store)
+		}
+	}
+	if c.DataDir == "" {
+		v.addf("data_dir", "required: a directory for the gateway's state")
+	}
+	switch c.Unmatched {
+	case UnmatchedDeny:
+	case UnmatchedFree:
+		if c.Upstream == "" {
+			v.addf("unmatched", "%q proxies unmatched requests to the top-level upstream, which is not set", c.Unmatched)
+		}
+	default:
+		v.addf("unmatched", "%q: want %q or %q", c.Unmatched, UnmatchedDeny, UnmatchedFree)
+	}
+	if c.PayTo != "" {
+		if err := checkAddress(c.PayTo); err != nil {
+			v.addf("pay_to", "%v", err)
+		}
+	}
+	return upstream
+}
+
+func checkListen(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port, e.g. %q", s, DefaultListen)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", s, port)
+	}
+	return nil
+}
+
+// parseURL accepts an absolute URL with a host and one of the schemes.
+func parseURL(s string, schemes ...string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || !slices.Contains(schemes, u.Scheme) || u.Host == "" || u.Opaque != "" {
+		return nil, fmt.Errorf("%q: want an absolute %s URL with a host", s, orList(schemes))
+	}
+	return u, nil
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// checkNetworks checks the networks and returns their chain ids.
+func (v *checker) checkNetworks(networks []*Network) []uint64 {
+	ids := make([]uint64, len(networks))
+	seen := map[string]int{}
+	for i, n := range networks {
+		p := fmt.Sprintf("networks[%d]", i)
+		if n == nil {
+			v.addf(p, "empty network")
+			continue
+		}
+		if id, err := parseChainID(n.ID); err != nil {
+			v.addf(p+".id", "%v", err)
+		} else if j, dup := seen[n.ID]; dup {
+			v.addf(p+".id", "%q is also networks[%d]", n.ID, j)
+		} else {
+			seen[n.ID], ids[i] = i, id
+		}
+		if n.RPC == "" {
+			v.addf(p+".rpc", "required: the node's http(s) or ws(s) URL")
+		} else if _, err := parseURL(n.RPC, "http", "https", "ws", "wss"); err != nil {
+			v.addf(p+".rpc", "%v", err)
+		}
+		switch {
+		case n.SettlementKeyFile != "" && n.SettlementKeyEnv != "":
+			v.addf(p+".settlement_key_env", "set settlement_key_file or settlement_key_env, not both")
+		case n.SettlementKeyFile == "" && n.SettlementKeyEnv == "":
+			v.addf(p, "no settlement key: set settlement_key_file or settlement_key_env")
+		case n.SettlementKeyEnv != "" && !envNameRE.MatchString(n.SettlementKeyEnv):
+			v.addf(p+".settlement_key_env", "%q is not an environment variable name", n.SettlementKeyEnv)
+		}
+		if n.ReceiptTimeout <= 0 {
+			v.addf(p+".receipt_timeout", "%s: must be positive, e.g. %s", formatDuration(n.ReceiptTimeout), formatDuration(DefaultReceiptTimeout))
+		}
+		v.checkAssets(p, n.Assets)
+	}
+	return ids
+}
+
+func parseChainID(s string) (uint64, error) {
+	if s == "" {
+		return 0, fmt.Errorf(`required: CAIP-2 "eip155:<chain id>", e.g. "eip155:8453"`)
+	}
+	ns, ref, ok := strings.Cut(s, ":")
+	switch {
+	case !ok:
+		return 0, fmt.Errorf(`%q: want CAIP-2 "eip155:<chain id>", e.g. "eip155:8453"`, s)
+	case ns != "eip155":
+		return 0, fmt.Errorf("%q: only EVM (eip155) networks are supported", s)
+	case ref == "" || strings.Trim(ref, "0123456789") != "" || ref[0] == '0':
+		return 0, fmt.Errorf("%q: the chain id must be a positive decimal number without leading zeros", s)
+	}
+	id, err := strconv.ParseUint(ref, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q: the chain id is too large", s)
+	}
+	return id, nil
+}
+
+func (v *checker) checkAssets(network string, assets []*Asset) {
+	if len(assets) == 0 {
+		v.addf(network+".assets", "none: list the tokens accepted on this network")
+		return
+	}
+	symbols, addresses := map[string]int{}, map[string]int{}
+	for j, a := range assets {
+		p := fmt.Sprintf("%s.assets[%d]", network, j)
+		if a == nil {
+			v.addf(p, "empty asset")
+			continue
+		}
+		sym := strings.ToUpper(a.Symbol)
+		switch k, dup := symbols[sym]; {
+		case a.Symbol == "":
+			v.addf(p+".symbol", "required, e.g. USDC")
+		case strings.ContainsFunc(a.Symbol, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+			v.addf(p+".symbol", "%q: must be one word", a.Symbol)
+		case dup:
+			v.addf(p+".symbol", "%q is also %s.assets[%d]", a.Symbol, network, k)
+		default:
+			symbols[sym] = j
+		}
+		addr := strings.ToLower(a.Address)
+		switch k, dup := addresses[addr]; {
+		case a.Address == "":
+			v.addf(p+".address", "required: the token contract's address")
+		case checkAddress(a.Address) != nil:
+			v.addf(p+".address", "%v", checkAddress(a.Address))
+		case dup:
+			v.addf(p+".address", "%q is also %s.assets[%d]", a.Address, network, k)
+		default:
+			addresses[addr] = j
+		}
+		if a.Decimals < 0 || a.Decimals > 36 {
+			v.addf(p+".decimals", "%d: want 0 to 36", a.Decimals)
+		}
+		if a.EIP712Name == "" {
+			v.addf(p+".eip712_name", "required: the token contract's EIP-712 domain name")
+		}
+		if a.EIP712Version == "" {
+			v.addf(p+".eip712_version", "required: the token contract's EIP-712 domain version")
+		}
+	}
+}
+
+// checkRoutes checks the routes and resolves their effective settings.
+func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
+	resolved := make([]Resolved, len(c.Routes))
+	if len(c.Routes) == 0 {
+		v.addf("routes", "none: at least one route is required")
+		return resolved
+	}
+	// Settings every route lacks are reported once, at the top level.
+	var noUpstream, priced, noPayTo int
+	for _, r := range c.Routes {
+		if r == nil {
+			continue
+		}
+		if r.Upstream == "" {
+			noUpstream++
+		}
+		if !r.Free {
+			priced++
+			if r.PayTo == "" {
+				noPayTo++
+			}
+		}
+	}
+	if c.Upstream == "" && noUpstream == len(c.Routes) {
+		v.addf("upstream", "required: the absolute http(s) URL of the service behind the gateway")
+	}
+	if len(c.Networks) == 0 && priced > 0 {
+		v.addf("networks", "none: priced routes need a network to be paid on")
+	}
+	if c.PayTo == "" && priced > 0 && noPayTo == priced {
+		v.addf("pay_to", "required: the address that receives payments")
+	}
+
+	mux := http.NewServeMux()
+	var inMux []int // routes registered in mux, to name the one a pattern conflicts with
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		if r == nil {
+			v.addf(p, "empty route")
+			continue
+		}
+		res := &resolved[i]
+		if v.checkMatch(p, r.Match, mux, c.Routes, inMux) {
+			inMux = append(inMux, i)
+			// A valid pattern with a blank starts with a method.
+			if i := strings.IndexAny(r.Match, " \t"); i >= 0 {
+				res.Method = r.Match[:i]
+			}
+		}
+
+		switch {
+		case r.Upstream != "":
+			u, err := parseURL(r.Upstream, "http", "https")
+			if err != nil {
+				v.addf(p+".upstream", "%v", err)
+			}
+			res.Upstream = u
+		case upstream != nil:
+			u := *upstream
+			res.Upstream = &u
+		case c.Upstream == "" && noUpstream < len(c.Routes):
+			v.addf(p+".upstream", "none: set upstream here or at the top level")
+		}
+
+		if v.tainted(p + ".free") {
+			continue
+		}
+		if r.Free {
+			if r.Price != "" {
+				v.addf(p+".price", "set on a free route: a route is either free or priced")
+			}
+			for _, f := range []struct {
+				name string
+				set  bool
+			}{{"asset", r.Asset != ""}, {"network", r.Network != ""}, {"pay_to", r.PayTo != ""}, {"max_timeout", r.MaxTimeout != 0}} {
+				if f.set {
+					v.addf(p+"."+f.name, "set on a free route, which takes no payment")
+				}
+			}
+			continue
+		}
+		v.checkPriced(p, c, r, res, noPayTo < priced)
+	}
+	return resolved
+}
+
+// checkMatch checks a route's pattern and registers it in mux. It reports
+// whether the pattern was registered.
+func (v *checker) checkMatch(p, match string, mux *http.ServeMux, routes []*Route, inMux []int) bool {
+	if match == "" {
+		v.addf(p+".match", `required: a ServeMux pattern, e.g. "GET /weather"`)
+		return false
+	}
+	if err := handle(http.NewServeMux(), match); err != nil {
+		reason := err.Error()
+		if _, after, ok := strings.Cut(reason, fmt.Sprintf("parsing %q: ", match)); ok {
+			reason = after
+		}
+		v.addf(p+".match", "%q is not a ServeMux pattern: %s", match, reason)
+		return false
+	}
+	if err := handle(mux, match); err == nil {
+		return true
+	}
+	// Find the earlier route it conflicts with by pairing it with each.
+	for _, j := range inMux {
+		pair := http.NewServeMux()
+		_ = handle(pair, routes[j].Match)
+		if err := handle(pair, match); err != nil {
+			why := err.Error()
+			if _, after, ok := strings.Cut(why, ":\n"); ok {
+				why = strings.ReplaceAll(after, "\n", " ")
+			}
+			v.addf(p+".match", "%q conflicts with routes[%d] (%q): %s", match, j, routes[j].Match, why)
+			return false
+		}
+	}
+	v.addf(p+".match", "%q conflicts with an earlier route", match)
+	return false
+}
+
+// handle registers pattern in mux, returning ServeMux's panic as an error.
+func handle(mux *http.ServeMux, pattern string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	mux.Handle(pattern, http.NotFoundHandler())
+	return nil
+}
+
+// checkPriced resolves a priced route's network, asset, price and recipient.
+// perRoutePayTo says whether a missing pay_to is this route's problem rather
+// than one reported at the top level.
+func (v *checker) checkPriced(p string, c *Config, r *Route, res *Resolved, perRoutePayTo bool) {
+	if r.Price == "" {
+		v.addf(p, "no price: set price, or free: true")
+	}
+	if r.MaxTimeout < MinMaxTimeout || r.MaxTimeout > MaxMaxTimeout {
+		v.addf(p+".max_timeout", "%s: want %s to %s", formatDuration(r.MaxTimeout), formatDuration(MinMaxTimeout), formatDuration(MaxMaxTimeout))
+	}
+	if r.MimeType != "" {
+		if _, _, err := mime.ParseMediaType(r.MimeType); err != nil {
+			v.addf(p+".mime_type", "%q is not a media type", r.MimeType)
+		}
+	}
+
+	payTo := r.PayTo
+	switch {
+	case payTo != "":
+		if err := checkAddress(payTo); err != nil {
+			v.addf(p+".pay_to", "%v", err)
+			payTo = ""
+		}
+	case c.PayTo == "":
+		if perRoutePayTo {
+			v.addf(p+".pay_to", "none: set pay_to here or at the top level")
+		}
+	case checkAddress(c.PayTo) == nil: // else reported at the top level
+		payTo = c.PayTo
+	}
+	if payTo != "" {
+		res.PayTo = checksumAddress(payTo)
+	}
+
+	var names []string
+	for _, n := range c.Networks {
+		if n != nil && n.ID != "" {
+			names = append(names, n.ID)
+		}
+	}
+	var network *Network
+	switch {
+	case r.Network != "":
+		for _, n := range c.Networks {
+			if n != nil && n.ID == r.Network {
+				network = n
+				break
+			}
+		}
+		if network == nil && !v.tainted("networks") {
+			v.addf(p+".network", "%q is not a configured network (%s)", r.Network, listOr(names, "none are configured"))
+		}
+	case len(c.Networks) == 1:
+		network = c.Networks[0]
+	case len(c.Networks) > 1:
+		v.addf(p+".network", "required: %d networks are configured%s", len(c.Networks), parenthesized(names))
+	}
+	if network == nil || v.tainted(fmt.Sprintf("networks[%d]", slices.Index(c.Networks, network))) {
+		return
+	}
+	res.Network = network
+
+	var symbols []string
+	for _, a := range network.Assets {
+		if a != nil {
+			symbols = append(symbols, a.Symbol)
+		}
+	}
+	findAsset := func(sym string) *Asset {
+		for _, a := range network.Assets {
+			if a != nil && strings.EqualFold(a.Symbol, sym) {
+				return a
+			}
+		}
+		return nil
+	}
+	var symbol string // the symbol in a price such as "0.001 USDC"
+	if f := strings.Fields(r.Price); len(f) == 2 {
+		symbol = f[1]
+	}
+	var asset *Asset
+	switch {
+	case r.Asset != "":
+		if asset = findAsset(r.Asset); asset == nil {
+			v.addf(p+".asset", "%q is not an asset of %s (%s)", r.Asset, network.ID, listOr(symbols, "it has none"))
+		} else if symbol != "" && !strings.EqualFold(symbol, asset.Symbol) {
+			v.addf(p+".price", "%q is in %s, but asset is %s", r.Price, symbol, asset.Symbol)
+			return
+		}
+	case symbol != "":
+		if asset = findAsset(symbol); asset == nil && len(network.Assets) == 1 {
+			asset = network.Assets[0] // ParsePrice explains the mismatch
+		} else if asset == nil {
+			v.addf(p+".price", "%q: %s has no asset %s (%s)", r.Price, network.ID, symbol, strings.Join(symbols, ", "))
+		}
+	case len(network.Assets) == 1:
+		asset = network.Assets[0]
+	case len(network.Assets) > 1 && r.Price != "":
+		v.addf(p+".asset", "required with an atomic price: %s has several assets (%s)", network.ID, strings.Join(symbols, ", "))
+	}
+	if asset == nil || asset.Decimals < 0 || asset.Decimals > 36 || asset.Symbol == "" {
+		return
+	}
+	res.Asset = asset
+	if r.Price == "" {
+		return
+	}
+	price, err := coinop.ParsePrice(r.Price, asset.Symbol, asset.Decimals)
+	switch {
+	case err != nil:
+		v.addf(p+".price", "%s", strings.TrimPrefix(err.Error(), "price "))
+	case price.Amount.Sign() == 0:
+		v.addf(p+".price", "%q is zero; a route without payment is free: true", r.Price)
+	default:
+		res.Price = price
+	}
+}
+
+// orList joins words as "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// parenthesized writes " (a, b)", or nothing for no names.
+func parenthesized(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(names, ", ") + ")"
+}
+
+// listOr joins names, or returns none when there are no names.
+func listOr(names []string, none string) string {
+	if len(names) == 0 {
+		return none
+	}
+	return strings.Join(names, ", ")
+}
+
+// formatDuration writes d in Go syntax without zero units: "1m", not "1m0s".
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
