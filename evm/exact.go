@@ -106,37 +106,15 @@ func (e *Exact) Check(c *x402.Credential) (*coinop.Payment, error) {
 		return nil, coinop.Errorf(coinop.KindMalformed, x402.ReasonMissingSignature, "the payload has no signature")
 	}
 	a := &pl.Authorization
-	to, err := eip3009.ParseAddress(a.To)
+	auth, err := eip3009.ParseAuthorization(a.From, a.To, a.Value, a.ValidAfter, a.ValidBefore, a.Nonce)
 	if err != nil {
-		return nil, coinop.Errorf(coinop.KindMalformed, x402.ReasonEVMPayload, "authorization.to: %v", err)
+		return nil, coinop.Wrap(coinop.KindMalformed, x402.ReasonEVMPayload, err, err.Error())
 	}
-	if to != eip3009.Address(e.cfg.PayTo) {
-		return nil, reject(x402.ReasonRecipientMismatch, "authorization pays %s, this offer pays %s", to.Hex(), e.payToHex)
+	if auth.To != eip3009.Address(e.cfg.PayTo) {
+		return nil, reject(x402.ReasonRecipientMismatch, "authorization pays %s, this offer pays %s", auth.To.Hex(), e.payToHex)
 	}
 	if c.Version == 2 && !strings.EqualFold(c.Payload.Accepted.Asset, e.assetHex) {
 		return nil, reject(x402.ReasonAssetMismatch, "payment is in asset %s, this offer is in %s", c.Payload.Accepted.Asset, e.assetHex)
-	}
-	from, err := eip3009.ParseAddress(a.From)
-	if err != nil {
-		return nil, coinop.Errorf(coinop.KindMalformed, x402.ReasonEVMPayload, "authorization.from: %v", err)
-	}
-	auth := eip3009.Authorization{From: from, To: to}
-	for _, f := range []struct {
-		name string
-		s    string
-		dst  **big.Int
-	}{{"value", a.Value, &auth.Value}, {"validAfter", a.ValidAfter, &auth.ValidAfter}, {"validBefore", a.ValidBefore, &auth.ValidBefore}} {
-		v, ok := new(big.Int).SetString(f.s, 10)
-		if !ok || strings.ContainsAny(f.s, "+-") {
-			return nil, coinop.Errorf(coinop.KindMalformed, x402.ReasonEVMPayload, "authorization.%s %q is not a decimal integer", f.name, f.s)
-		}
-		*f.dst = v
-	}
-	if err := auth.Valid(); err != nil {
-		return nil, coinop.Errorf(coinop.KindMalformed, x402.ReasonEVMPayload, "authorization: %v", err)
-	}
-	if auth.Nonce, err = eip3009.ParseBytes32(a.Nonce); err != nil {
-		return nil, coinop.Errorf(coinop.KindMalformed, x402.ReasonEVMPayload, "authorization.nonce: %v", err)
 	}
 	if auth.Value.String() != req.Amount {
 		return nil, reject(x402.ReasonValueMismatch, "authorization value is %s, the price is exactly %s", auth.Value, req.Amount)
@@ -151,15 +129,12 @@ func (e *Exact) Check(c *x402.Credential) (*coinop.Payment, error) {
 	if e.cfg.Name == "" || e.cfg.Version == "" {
 		return nil, reject(x402.ReasonMissingDomain, "the offer lacks the token's EIP-712 domain")
 	}
-	sig, err := hex.DecodeString(strings.TrimPrefix(pl.Signature, "0x"))
-	if err != nil || !strings.HasPrefix(pl.Signature, "0x") {
-		return nil, reject(x402.ReasonSignatureFormat, "signature is not 0x-prefixed hex")
+	sig, err := eip3009.ParseSignature(pl.Signature)
+	if err != nil {
+		return nil, reject(x402.ReasonSignatureFormat, "%v", err)
 	}
-	if _, err := eip3009.CheckSignature(sig); err != nil {
-		return nil, reject(x402.ReasonSignatureFormat, "signature: %v", err)
-	}
-	c.State = &checked{auth: auth, sig: sig}
-	payer := strings.ToLower(from.Hex())
+	c.State = &checked{auth: *auth, sig: sig}
+	payer := strings.ToLower(auth.From.Hex())
 	nonce := "0x" + hex.EncodeToString(auth.Nonce[:])
 	return &coinop.Payment{
 		ID:      paymentID(req.Network, e.assetKey, payer, nonce),

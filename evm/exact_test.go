@@ -266,7 +266,7 @@ func TestVerifierRejects(t *testing.T) {
 			p.sign()
 			s := new(big.Int).SetBytes(p.sig[32:64])
 			new(big.Int).Sub(n, s).FillBytes(p.sig[32:64])
-			p.sig[64] ^= 1 // 27 <-> 28
+			p.sig[64] = 55 - p.sig[64] // 27 <-> 28
 		}, 402, x402.ReasonSignatureFormat},
 		{"short signature", func(p *payment) { p.sign(); p.sig = p.sig[:64] }, 402, x402.ReasonSignatureFormat},
 		{"unfunded payer", func(p *payment) { p.signer = otherKey; p.auth.From = otherKey.Address() }, 402, x402.ReasonInsufficientFunds},
