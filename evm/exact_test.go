@@ -13,11 +13,14 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
@@ -46,6 +49,8 @@ type rig struct {
 	reqs    x402.PaymentRequirements
 	upCalls int
 	mu      sync.Mutex
+	// onUpstream, if set, runs inside the upstream handler before it answers.
+	onUpstream func(req *http.Request)
 }
 
 func newRig(t *testing.T) *rig {
@@ -95,7 +100,11 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 	return pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.upCalls++
+		hook := r.onUpstream
 		r.mu.Unlock()
+		if hook != nil {
+			hook(req)
+		}
 		status, _ := strconv.Atoi(req.URL.Query().Get("status"))
 		if status == 0 {
 			status = 200
@@ -401,5 +410,84 @@ func TestChainDownFailsClosed(t *testing.T) {
 	}
 	if r.upCalls != 0 {
 		t.Fatal("the upstream was called while the chain was down")
+	}
+}
+
+// TestSettleFailureWithholdsResponse front-runs the payer's authorization
+// on chain while the upstream runs, so settlement fails: the client must get
+// a 402 with a failed PAYMENT-RESPONSE and never the upstream's body.
+func TestSettleFailureWithholdsResponse(t *testing.T) {
+	r := newRig(t)
+	p := r.newPayment(t)
+	h := p.header(t)
+	r.onUpstream = func(*http.Request) {
+		var rr, ss [32]byte
+		copy(rr[:], p.sig[:32])
+		copy(ss[:], p.sig[32:64])
+		data, err := tokenABI.Pack("transferWithAuthorization", common.Address(p.auth.From), common.Address(p.auth.To),
+			p.auth.Value, p.auth.ValidAfter, p.auth.ValidBefore, p.auth.Nonce, p.sig[64], rr, ss)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		sendTx(t, r.client, r.chain.Owner, r.chain.ChainID, r.chain.Token, data)
+	}
+	a := r.get(t, "/paid/x", x402.HeaderPaymentSignature, h)
+	if a.status != 402 || a.settled.Success || a.settled.ErrorReason == "" || strings.Contains(a.body, "upstream says") {
+		t.Fatalf("got %d %+v\n%s", a.status, a.settled, a.body)
+	}
+	pm, err := r.store.List(context.Background(), coinop.StateFailed, 10)
+	if err != nil || len(pm) != 1 {
+		t.Fatalf("journal failed entries: %v %v", pm, err)
+	}
+}
+
+var tokenABI = func() abi.ABI {
+	a, err := abi.JSON(strings.NewReader(`[{"type":"function","name":"transferWithAuthorization","stateMutability":"nonpayable","inputs":[
+  {"name":"from","type":"address"},{"name":"to","type":"address"},{"name":"value","type":"uint256"},
+  {"name":"validAfter","type":"uint256"},{"name":"validBefore","type":"uint256"},{"name":"nonce","type":"bytes32"},
+  {"name":"v","type":"uint8"},{"name":"r","type":"bytes32"},{"name":"s","type":"bytes32"}],"outputs":[]}]`))
+	if err != nil {
+		panic(err)
+	}
+	return a
+}()
+
+// sendTx sends a transaction from key and waits for its receipt.
+func sendTx(t *testing.T, cl *ethclient.Client, key *ecdsa.PrivateKey, chainID uint64, to common.Address, data []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	from := crypto.PubkeyToAddress(key.PublicKey)
+	nonce, err := cl.PendingNonceAt(ctx, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := cl.HeaderByNumber(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := types.SignNewTx(key, types.LatestSignerForChainID(new(big.Int).SetUint64(chainID)), &types.DynamicFeeTx{
+		ChainID: new(big.Int).SetUint64(chainID), Nonce: nonce, GasTipCap: big.NewInt(1e9),
+		GasFeeCap: new(big.Int).Add(big.NewInt(1e9), new(big.Int).Mul(head.BaseFee, big.NewInt(2))), Gas: 500000, To: &to, Data: data,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.SendTransaction(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if rc, err := cl.TransactionReceipt(ctx, tx.Hash()); err == nil {
+			if rc.Status != 1 {
+				t.Fatalf("front-run transaction reverted")
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("no receipt")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }

@@ -6,10 +6,15 @@
 //
 // Like `geth --dev` or anvil's automine, a block is sealed as soon as a
 // transaction enters the pool, so a transaction's receipt is available within
-// milliseconds of eth_sendRawTransaction and nobody has to "commit". Block
-// timestamps come from the wall clock, except that each block is at least one
-// second newer than its parent: more than one block per second pushes the
-// chain's time ahead of the wall clock by up to a second per extra block.
+// milliseconds of eth_sendRawTransaction and nobody has to "commit".
+//
+// Block timestamps come from the wall clock, but they are whole seconds and
+// each block must be newer than its parent, so more than one block per second
+// pushes the chain's time ahead of the wall clock. Left alone, a load test
+// settling 50 payments a second would put the chain minutes ahead within
+// seconds and every EIP-3009 authorization would then fail as expired. So
+// once the chain is Config.MaxClockLead ahead, sealing waits for the clock
+// and the transactions that arrive meanwhile share one block.
 package devchain
 
 import (
@@ -65,6 +70,11 @@ const (
 	DefaultChainID = 1337
 )
 
+// DefaultMaxClockLead is Config.MaxClockLead's default: under x402's rule
+// that an authorization stay valid for at least 6 more seconds when it is
+// verified, so chain time alone never expires one.
+const DefaultMaxClockLead = 2 * time.Second
+
 // DefaultPayerFunds is the payer's token balance when Config.PayerFunds is
 // nil: 1,000 tokens of 6 decimals.
 const DefaultPayerFunds = 1_000_000_000
@@ -101,6 +111,12 @@ type Config struct {
 	// PayerFunds is the amount of token atomic units minted to Payer. If
 	// nil, DefaultPayerFunds; zero mints nothing.
 	PayerFunds *big.Int
+	// MaxClockLead bounds how far the newest block's timestamp may be ahead
+	// of the wall clock. A transaction that would need a block further ahead
+	// waits (at most about a second) and is sealed with whatever else
+	// arrived by then. If zero, DefaultMaxClockLead; if negative, no bound:
+	// every arrival is sealed at once.
+	MaxClockLead time.Duration
 	// Logger receives go-ethereum's logs. Most of them go through
 	// go-ethereum's process-wide root logger, so a non-nil Logger is
 	// installed there and stays until another Start replaces it (the last
@@ -160,7 +176,11 @@ func Start(ctx context.Context, cfg Config) (*Chain, error) {
 		log.SetDefault(rootLogger{log.NewLogger(cfg.Logger.Handler())})
 	}
 
-	if err := c.startNode(host, port, cfg.Logger); err != nil {
+	lead := cfg.MaxClockLead
+	if lead == 0 {
+		lead = DefaultMaxClockLead
+	}
+	if err := c.startNode(host, port, lead, cfg.Logger); err != nil {
 		return nil, err
 	}
 	c.RPCURL = c.stack.HTTPEndpoint()
@@ -253,7 +273,7 @@ func newKey(r io.Reader) (*ecdsa.PrivateKey, error) {
 
 // startNode assembles and starts the go-ethereum node as ethclient/simulated
 // does, plus an HTTP endpoint and a miner.
-func (c *Chain) startNode(host string, port int, logger *slog.Logger) error {
+func (c *Chain) startNode(host string, port int, maxLead time.Duration, logger *slog.Logger) error {
 	nodeLog := log.NewLogger(log.DiscardHandler())
 	if logger != nil {
 		nodeLog = log.NewLogger(logger.Handler())
@@ -306,7 +326,7 @@ func (c *Chain) startNode(host string, port int, logger *slog.Logger) error {
 		return errors.Join(fmt.Errorf("devchain: new beacon: %w", err), stack.Close())
 	}
 	// Registered after eth: the node starts it after eth and stops it first.
-	stack.RegisterLifecycle(newMiner(backend, beacon))
+	stack.RegisterLifecycle(newMiner(backend, beacon, maxLead))
 
 	if err := stack.Start(); err != nil {
 		// Start has already closed the node; Close would only say so.
@@ -327,24 +347,26 @@ func (c *Chain) startNode(host string, port int, logger *slog.Logger) error {
 // eth service does. It also never spins on transactions the block builder
 // will not include.
 type miner struct {
-	beacon *catalyst.SimulatedBeacon
-	chain  *core.BlockChain
-	pool   *txpool.TxPool
-	txs    chan core.NewTxsEvent
-	sub    event.Subscription
-	wake   chan struct{} // capacity 1: arrivals during a seal coalesce
-	quit   chan struct{}
-	wg     sync.WaitGroup
+	beacon  *catalyst.SimulatedBeacon
+	chain   *core.BlockChain
+	pool    *txpool.TxPool
+	txs     chan core.NewTxsEvent
+	sub     event.Subscription
+	wake    chan struct{} // capacity 1: arrivals during a seal coalesce
+	maxLead time.Duration // negative: unbounded
+	quit    chan struct{}
+	wg      sync.WaitGroup
 }
 
-func newMiner(backend *eth.Ethereum, beacon *catalyst.SimulatedBeacon) *miner {
+func newMiner(backend *eth.Ethereum, beacon *catalyst.SimulatedBeacon, maxLead time.Duration) *miner {
 	m := &miner{
-		beacon: beacon,
-		chain:  backend.BlockChain(),
-		pool:   backend.TxPool(),
-		txs:    make(chan core.NewTxsEvent, 1),
-		wake:   make(chan struct{}, 1),
-		quit:   make(chan struct{}),
+		beacon:  beacon,
+		chain:   backend.BlockChain(),
+		pool:    backend.TxPool(),
+		maxLead: maxLead,
+		txs:     make(chan core.NewTxsEvent, 1),
+		wake:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
 	}
 	m.sub = m.pool.SubscribeTransactions(m.txs, true)
 	return m
@@ -414,11 +436,36 @@ func (m *miner) sealPending() {
 		if pending, _ := m.pool.Stats(); pending == 0 {
 			return
 		}
+		if !m.waitForClock() {
+			return
+		}
 		parent := m.chain.CurrentBlock().Hash()
 		head := m.beacon.Commit()
 		if block := m.chain.GetBlockByHash(head); head == parent || block == nil || len(block.Transactions()) == 0 {
 			return
 		}
+	}
+}
+
+// waitForClock waits until the next block's timestamp, one second past its
+// parent's, is no more than maxLead ahead of the wall clock. It reports false
+// if the miner is stopping.
+func (m *miner) waitForClock() bool {
+	if m.maxLead < 0 {
+		return true
+	}
+	next := time.Unix(int64(m.chain.CurrentBlock().Time)+1, 0)
+	wait := time.Until(next.Add(-m.maxLead))
+	if wait <= 0 {
+		return true
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-m.quit:
+		return false
 	}
 }
 

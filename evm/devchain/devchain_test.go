@@ -30,7 +30,8 @@ import (
 )
 
 // mineTimeout is how long a sent transaction may take to be mined. Blocks are
-// sealed on arrival, so this only absorbs a slow machine.
+// sealed on arrival, or within about a second when the chain's clock is
+// MaxClockLead ahead; the rest absorbs a slow machine.
 const mineTimeout = 5 * time.Second
 
 // secp256k1N is the order of the secp256k1 group.
@@ -308,47 +309,65 @@ func TestListenMustBeLoopback(t *testing.T) {
 }
 
 // TestBurst sends many settlements back to back without waiting, as a busy
-// facilitator does: all are mined without anyone sealing blocks by hand.
+// facilitator does: all are mined without anyone sealing blocks by hand and,
+// unless disabled, the chain's clock stays within MaxClockLead of the wall
+// clock.
 func TestBurst(t *testing.T) {
-	const n = 30
-	ctx := testContext(t)
-	c, client := startChain(t, devchain.Config{})
-	settler := address(c.Settler)
+	for _, tt := range []struct {
+		name    string
+		maxLead time.Duration
+	}{
+		{"default clock lead", 0},
+		{"unbounded", -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const n = 30
+			ctx := testContext(t)
+			c, client := startChain(t, devchain.Config{MaxClockLead: tt.maxLead})
+			settler := address(c.Settler)
 
-	nonce, err := client.PendingNonceAt(ctx, settler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gas uint64
-	hashes := make([]common.Hash, n)
-	start := time.Now()
-	for i := range n {
-		a := newAuth(c, big.NewInt(1000))
-		sig := sign(t, c.Payer, typedData(c.Token, c.ChainID, "TransferWithAuthorization", a.message()))
-		data := pack(t, transferVRS, a.from, a.to, a.value, a.validAfter, a.validBefore, a.nonce, sig[64], [32]byte(sig[:32]), [32]byte(sig[32:64]))
-		if gas == 0 {
-			est, err := client.EstimateGas(ctx, ethereum.CallMsg{From: settler, To: &c.Token, Data: data})
+			nonce, err := client.PendingNonceAt(ctx, settler)
 			if err != nil {
-				t.Fatalf("estimate gas: %v", err)
+				t.Fatal(err)
 			}
-			gas = est * 3 / 2
-		}
-		hashes[i] = sendAsync(t, client, c, c.Settler, nonce+uint64(i), gas, c.Token, data)
-	}
-	blocks := map[uint64]bool{}
-	var last *types.Receipt
-	for _, h := range hashes {
-		last = waitMined(t, client, h)
-		blocks[last.BlockNumber.Uint64()] = true
-	}
-	head, err := client.HeaderByHash(ctx, last.BlockHash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d transactions mined in %v over %d blocks; last block %v ahead of the wall clock",
-		n, time.Since(start), len(blocks), time.Unix(int64(head.Time), 0).Sub(time.Now()).Round(time.Second))
-	if got := balance(t, client, c.Token, address(c.Payee)); got.Cmp(big.NewInt(n*1000)) != 0 {
-		t.Errorf("payee balance %s, want %d", got, n*1000)
+			var gas uint64
+			hashes := make([]common.Hash, n)
+			start := time.Now()
+			for i := range n {
+				a := newAuth(c, big.NewInt(1000))
+				sig := sign(t, c.Payer, typedData(c.Token, c.ChainID, "TransferWithAuthorization", a.message()))
+				data := pack(t, transferVRS, a.from, a.to, a.value, a.validAfter, a.validBefore, a.nonce, sig[64], [32]byte(sig[:32]), [32]byte(sig[32:64]))
+				if gas == 0 {
+					est, err := client.EstimateGas(ctx, ethereum.CallMsg{From: settler, To: &c.Token, Data: data})
+					if err != nil {
+						t.Fatalf("estimate gas: %v", err)
+					}
+					gas = est * 3 / 2
+				}
+				hashes[i] = sendAsync(t, client, c, c.Settler, nonce+uint64(i), gas, c.Token, data)
+				time.Sleep(time.Millisecond) // let some arrive while others are sealed
+			}
+			blocks := map[uint64]bool{}
+			var newest uint64
+			for _, h := range hashes {
+				rc := waitMined(t, client, h)
+				blocks[rc.BlockNumber.Uint64()] = true
+				newest = max(newest, rc.BlockNumber.Uint64())
+			}
+			head, err := client.HeaderByNumber(ctx, new(big.Int).SetUint64(newest))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lead := time.Until(time.Unix(int64(head.Time), 0))
+			t.Logf("%d transactions mined in %v over %d blocks; newest block %v ahead of the wall clock",
+				n, time.Since(start).Round(time.Millisecond), len(blocks), lead.Round(time.Millisecond))
+			if tt.maxLead == 0 && lead > devchain.DefaultMaxClockLead {
+				t.Errorf("chain clock %v ahead, want at most %v", lead, devchain.DefaultMaxClockLead)
+			}
+			if got := balance(t, client, c.Token, address(c.Payee)); got.Cmp(big.NewInt(n*1000)) != 0 {
+				t.Errorf("payee balance %s, want %d", got, n*1000)
+			}
+		})
 	}
 }
 
