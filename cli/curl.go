@@ -59,7 +59,8 @@ func (p *payFlags) transport(env Env) (*client.Transport, error) {
 
 func describe(q x402.PaymentRequirements, decimals int) string {
 	amount, _ := new(big.Int).SetString(q.Amount, 10)
-	return fmt.Sprintf("%s (%s atomic units of %s) to %s on %s", coinop.FormatUnits(amount, decimals), q.Amount, q.Asset, q.PayTo, q.Network)
+	name, _ := q.Extra["name"].(string)
+	return fmt.Sprintf("%s %s (%s atomic units of %s) to %s on %s", coinop.FormatUnits(amount, decimals), name, q.Amount, q.Asset, q.PayTo, q.Network)
 }
 
 func runCurl(ctx context.Context, args []string, env Env) error {

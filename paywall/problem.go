@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -47,27 +48,33 @@ func writeProblem(w http.ResponseWriter, r *http.Request, e *coinop.Error, ch *c
 	if status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", "5")
 	}
-	body := map[string]any{
-		"type":   "about:blank",
-		"title":  http.StatusText(status),
-		"status": status,
-		"detail": e.Message,
-		"reason": e.Reason,
-	}
-	if e.Message == "" {
-		body["detail"] = http.StatusText(status)
+	detailText := e.Message
+	if detailText == "" {
+		detailText = http.StatusText(status)
 	}
 	if ch != nil {
-		for k, v := range ch.Body {
-			body[k] = v
+		detailText = detail(e, r, ch)
+	}
+	// Problem members first, then the terms, then the rails' members, so a
+	// person reading `curl -i` sees the verdict before the details.
+	body := []member{
+		{"type", "about:blank"}, {"title", http.StatusText(status)}, {"status", status},
+		{"detail", detailText}, {"reason", e.Reason},
+	}
+	if ch != nil {
+		body = append(body, member{"price", ch.Price.String()}, member{"offers", ch.Offers})
+		keys := make([]string, 0, len(ch.Body))
+		for k := range ch.Body {
+			keys = append(keys, k)
 		}
-		body["price"] = ch.Price.String()
-		body["offers"] = ch.Offers
-		body["detail"] = detail(e, r, ch)
+		sort.Strings(keys)
+		for _, k := range keys {
+			body = append(body, member{k, ch.Body[k]})
+		}
 	}
 	if ch != nil && wantsHTML(r) {
 		var buf bytes.Buffer
-		if err := paywallPage.Execute(&buf, pageData{Status: status, Title: http.StatusText(status), Detail: body["detail"].(string), Price: ch.Price.String(), Offers: ch.Offers, Path: r.URL.Path}); err == nil {
+		if err := paywallPage.Execute(&buf, pageData{Status: status, Title: http.StatusText(status), Detail: detailText, Price: ch.Price.String(), Offers: ch.Offers, Path: r.URL.Path}); err == nil {
 			h.Set("Content-Type", "text/html; charset=utf-8")
 			h.Set("Content-Length", strconv.Itoa(buf.Len()))
 			w.WriteHeader(status)
@@ -75,12 +82,40 @@ func writeProblem(w http.ResponseWriter, r *http.Request, e *coinop.Error, ch *c
 			return
 		}
 	}
-	b, _ := json.MarshalIndent(body, "", "  ")
-	b = append(b, '\n')
+	b := marshalMembers(body)
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// member is one top-level member of a JSON object written in order.
+type member struct {
+	key   string
+	value any
+}
+
+// marshalMembers writes members as an indented JSON object, in order.
+func marshalMembers(ms []member) []byte {
+	var buf bytes.Buffer
+	buf.WriteString("{\n")
+	for i, m := range ms {
+		k, _ := json.Marshal(m.key)
+		v, err := json.MarshalIndent(m.value, "  ", "  ")
+		if err != nil {
+			v = []byte("null")
+		}
+		buf.WriteString("  ")
+		buf.Write(k)
+		buf.WriteString(": ")
+		buf.Write(v)
+		if i < len(ms)-1 {
+			buf.WriteByte(',')
+		}
+		buf.WriteByte('\n')
+	}
+	buf.WriteString("}\n")
+	return buf.Bytes()
 }
 
 func detail(e *coinop.Error, r *http.Request, ch *challengeView) string {
