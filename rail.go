@@ -97,6 +97,31 @@ type Payment struct {
 
 	// Credential is the rail's decoded credential. The engine never reads it.
 	Credential any
+
+	// RecordTx, when set by the engine, is called by the rail with a
+	// settlement transaction's hash after the transaction is signed and
+	// before it is broadcast. It makes the hash durable in the journal, so a
+	// crash at any later point can be reconciled from the chain. If it
+	// returns an error the rail must not broadcast.
+	RecordTx func(ctx context.Context, tx string) error
+}
+
+// Outcome is what became of a payment, as a rail finds out from its
+// network after the fact (crash recovery, audits).
+type Outcome struct {
+	// State is the payment's final state, or "" when it cannot be known yet
+	// (a transaction still pending): the payment is left as it is.
+	State State
+	// Tx is the transaction that moved the money, when there is one.
+	Tx string
+	// Reason explains a failed or released outcome.
+	Reason string
+}
+
+// Reconciler is implemented by whatever can tell, from the network, what
+// became of a journaled payment that is not final.
+type Reconciler interface {
+	Reconcile(ctx context.Context, p *Payment) (Outcome, error)
 }
 
 // Receipt is the outcome of a settlement.

@@ -44,6 +44,8 @@ Usage:
                  print a PAYMENT-SIGNATURE value for URL's current 402
   coinop balance [ADDRESS...] [--rpc URL --token ADDR]
                  show token balances on a chain (default: the dev chain)
+  coinop audit   -c coinop.yaml [--from-block N]
+                 reconcile the payments journal with the chain; exit 1 on any discrepancy
 
 Wallet (curl, sign): --wallet FILE, else $COINOP_WALLET_KEY, else the dev payer key
 (<data>/dev/payer.key; data dir: --data, $COINOP_DATA, default ./.coinop).
@@ -75,6 +77,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = runSign(ctx, args[1:], env)
 	case "balance":
 		err = runBalance(ctx, args[1:], env)
+	case "audit":
+		err = runAudit(ctx, args[1:], env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return 0

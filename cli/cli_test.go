@@ -17,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/coinop/coinop/cli"
@@ -252,12 +255,66 @@ func TestDevEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("audit is clean", func(t *testing.T) {
+		code, out, errOut := d.run(t, "audit", "-c", filepath.Join(d.data, "dev", "coinop.yaml"))
+		if code != 0 || !strings.Contains(out, "2 settled payments checked, 2 payee transfers found, 0 discrepancies") {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+	})
+
 	t.Run("balance", func(t *testing.T) {
 		code, out, errOut := d.run(t, "balance", "--data", d.data)
 		if code != 0 || !strings.Contains(out, "dev payer") || !strings.Contains(out, "0.002 USDC") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
 	})
+}
+
+// TestAuditFindsUnaccountedTransfer pays the payee outside the gateway: the
+// audit must flag the transfer and exit 1.
+func TestAuditFindsUnaccountedTransfer(t *testing.T) {
+	d := startDev(t)
+	ctx := context.Background()
+	keyBytes, err := os.ReadFile(filepath.Join(d.data, "dev", "payer.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payer, err := crypto.HexToECDSA(strings.TrimPrefix(strings.TrimSpace(string(keyBytes)), "0x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, payee := common.HexToAddress(d.state.Token), common.HexToAddress(d.state.Payee)
+	parsed, err := abi.JSON(strings.NewReader(`[{"type":"function","name":"transfer","inputs":[{"name":"to","type":"address"},{"name":"value","type":"uint256"}],"outputs":[{"name":"","type":"bool"}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := parsed.Pack("transfer", payee, big.NewInt(5))
+	id, _ := d.client.ChainID(ctx)
+	nonce, _ := d.client.PendingNonceAt(ctx, crypto.PubkeyToAddress(payer.PublicKey))
+	head, _ := d.client.HeaderByNumber(ctx, nil)
+	tx, err := types.SignNewTx(payer, types.LatestSignerForChainID(id), &types.DynamicFeeTx{
+		ChainID: id, Nonce: nonce, GasTipCap: big.NewInt(1e9), GasFeeCap: new(big.Int).Add(big.NewInt(1e9), new(big.Int).Mul(head.BaseFee, big.NewInt(2))),
+		Gas: 200000, To: &token, Data: data,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.client.SendTransaction(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if rc, err := d.client.TransactionReceipt(ctx, tx.Hash()); err == nil && rc.Status == 1 {
+			break
+		}
+		if i > 500 {
+			t.Fatal("transfer not mined")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	code, out, _ := d.run(t, "audit", "-c", filepath.Join(d.data, "dev", "coinop.yaml"))
+	if code != 1 || !strings.Contains(out, "has no settled payment") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
 }
 
 // plainGet sends one GET with one extra header, with the real curl binary

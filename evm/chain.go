@@ -35,6 +35,8 @@ type Backend interface {
 	HeaderByNumber(ctx context.Context, number *big.Int) (*types.Header, error)
 	SendTransaction(ctx context.Context, tx *types.Transaction) error
 	TransactionReceipt(ctx context.Context, hash common.Hash) (*types.Receipt, error)
+	TransactionByHash(ctx context.Context, hash common.Hash) (tx *types.Transaction, isPending bool, err error)
+	FilterLogs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log, error)
 }
 
 // tokenABI is the slice of an EIP-3009 token's interface the rail calls.
@@ -159,7 +161,10 @@ func (c *Chain) call(ctx context.Context, to common.Address, method string, args
 // send signs and sends a transaction from the settlement key. Nonces are
 // assigned under a lock and tracked locally, so concurrent settlements never
 // collide; on any send error the next send re-reads the nonce from the chain.
-func (c *Chain) send(ctx context.Context, to common.Address, data []byte) (common.Hash, error) {
+//
+// record, if non-nil, is called with the signed transaction's hash before it
+// is broadcast; if it fails, nothing is sent.
+func (c *Chain) send(ctx context.Context, to common.Address, data []byte, record func(common.Hash) error) (common.Hash, error) {
 	if c.cfg.SettlementKey == nil {
 		return common.Hash{}, errors.New("no settlement key configured for " + c.cfg.Network)
 	}
@@ -193,6 +198,11 @@ func (c *Chain) send(ctx context.Context, to common.Address, data []byte) (commo
 	})
 	if err != nil {
 		return common.Hash{}, err
+	}
+	if record != nil {
+		if err := record(tx.Hash()); err != nil {
+			return common.Hash{}, fmt.Errorf("journal the transaction before sending: %w", err)
+		}
 	}
 	if err := c.cfg.Backend.SendTransaction(ctx, tx); err != nil {
 		c.nonceKnown = false

@@ -250,7 +250,11 @@ func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credentia
 	if err != nil {
 		return resp, coinop.Wrap(coinop.KindInternal, x402.ReasonUnexpectedSettle, err, "could not encode the transfer")
 	}
-	hash, err := e.chain.send(ctx, e.cfg.Asset, data)
+	var record func(common.Hash) error
+	if p.RecordTx != nil {
+		record = func(h common.Hash) error { return p.RecordTx(ctx, h.Hex()) }
+	}
+	hash, err := e.chain.send(ctx, e.cfg.Asset, data, record)
 	if err != nil && hash != (common.Hash{}) && isTransport(err) {
 		// The node may have received the transaction before the connection
 		// failed: the outcome is unknown, never "failed".
@@ -272,7 +276,7 @@ func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credentia
 		resp.ErrorReason = x402.ReasonTransactionFailed
 		return resp, coinop.Errorf(coinop.KindSettleFailed, x402.ReasonTransactionFailed, "settlement transaction %s reverted", hash.Hex())
 	}
-	if !e.hasTransfer(rc, s) {
+	if !hasTransfer(rc, e.cfg.Asset, common.Address(s.auth.From), common.Address(s.auth.To), s.auth.Value) {
 		resp.ErrorReason = x402.ReasonTransactionFailed
 		return resp, coinop.Errorf(coinop.KindSettleFailed, x402.ReasonTransactionFailed, "settlement transaction %s has no matching Transfer event", hash.Hex())
 	}
@@ -280,15 +284,14 @@ func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credentia
 	return resp, nil
 }
 
-// hasTransfer checks the receipt for the token's Transfer(from, to, value).
-func (e *Exact) hasTransfer(rc *types.Receipt, s *checked) bool {
+// hasTransfer checks a receipt for the token's Transfer(from, to, value).
+func hasTransfer(rc *types.Receipt, asset, from, to common.Address, value *big.Int) bool {
 	for _, l := range rc.Logs {
-		if l.Address != e.cfg.Asset || len(l.Topics) != 3 || l.Topics[0] != transferTopic {
+		if l.Address != asset || len(l.Topics) != 3 || l.Topics[0] != transferTopic {
 			continue
 		}
-		if common.BytesToAddress(l.Topics[1].Bytes()) == common.Address(s.auth.From) &&
-			common.BytesToAddress(l.Topics[2].Bytes()) == common.Address(s.auth.To) &&
-			new(big.Int).SetBytes(l.Data).Cmp(s.auth.Value) == 0 {
+		if common.BytesToAddress(l.Topics[1].Bytes()) == from && common.BytesToAddress(l.Topics[2].Bytes()) == to &&
+			new(big.Int).SetBytes(l.Data).Cmp(value) == 0 {
 			return true
 		}
 	}

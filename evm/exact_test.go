@@ -453,8 +453,8 @@ var tokenABI = func() abi.ABI {
 	return a
 }()
 
-// sendTx sends a transaction from key and waits for its receipt.
-func sendTx(t *testing.T, cl *ethclient.Client, key *ecdsa.PrivateKey, chainID uint64, to common.Address, data []byte) {
+// sendTx sends a transaction from key and waits for its successful receipt.
+func sendTx(t *testing.T, cl *ethclient.Client, key *ecdsa.PrivateKey, chainID uint64, to common.Address, data []byte) common.Hash {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -480,9 +480,9 @@ func sendTx(t *testing.T, cl *ethclient.Client, key *ecdsa.PrivateKey, chainID u
 	for {
 		if rc, err := cl.TransactionReceipt(ctx, tx.Hash()); err == nil {
 			if rc.Status != 1 {
-				t.Fatalf("front-run transaction reverted")
+				t.Fatalf("transaction reverted")
 			}
-			return
+			return tx.Hash()
 		}
 		select {
 		case <-ctx.Done():

@@ -25,6 +25,7 @@ import (
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
 	"github.com/coinop/coinop/paywall"
+	"github.com/coinop/coinop/recovery"
 	"github.com/coinop/coinop/store/sqlite"
 	"github.com/coinop/coinop/x402"
 )
@@ -41,12 +42,23 @@ type Options struct {
 
 // Gateway is a configured coinop gateway. Close releases what New opened.
 type Gateway struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	store   *sqlite.Store
-	clients []*ethclient.Client
-	handler http.Handler
+	cfg         *config.Config
+	log         *slog.Logger
+	store       *sqlite.Store
+	clients     []*ethclient.Client
+	reconcilers map[string]coinop.Reconciler
+	handler     http.Handler
+	started     time.Time
+	now         func() time.Time
 }
+
+// RecoveryInterval is how often a serving gateway reconciles unfinished
+// payments (pending settlements, and anything a crashed instance left).
+const RecoveryInterval = 30 * time.Second
+
+// recoveryGrace is how old an unfinished payment must be before a periodic
+// pass touches it: older than any request still in progress could be.
+const recoveryGrace = 3 * time.Minute
 
 // New opens the store and the chain connections described by cfg, which must
 // have passed Validate, and builds the handler. Connections to the chains
@@ -62,7 +74,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	g = &Gateway{cfg: cfg, log: opts.Logger}
+	g = &Gateway{cfg: cfg, log: opts.Logger, now: opts.Now, started: opts.Now(), reconcilers: map[string]coinop.Reconciler{}}
 	defer func() {
 		if err != nil {
 			g.Close()
@@ -94,6 +106,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 			return nil, fmt.Errorf("network %s: %w", n.ID, err)
 		}
 		chains[n] = ch
+		g.reconcilers[n.ID] = ch
 	}
 
 	type railKey struct {
@@ -224,12 +237,22 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
+	// Everything unfinished before this process started was left by a
+	// previous one (one gateway per SQLite file): reconcile it now.
+	g.Recover(ctx, g.started)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	tick := time.NewTicker(RecoveryInterval)
+	defer tick.Stop()
+	for loop := true; loop; {
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			loop = false
+		case <-tick.C:
+			g.Recover(ctx, g.now().Add(-recoveryGrace))
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -237,6 +260,21 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// Recover reconciles unfinished payments last updated before olderThan with
+// their chains, logging what it did; problems are logged, not fatal.
+func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Report {
+	ctx, cancel := context.WithTimeout(ctx, RecoveryInterval)
+	defer cancel()
+	rep, err := recovery.Run(ctx, g.store, g.reconcilers, olderThan, g.log)
+	if err != nil {
+		g.log.Warn("recovery incomplete; will retry", "err", err)
+	}
+	if rep.Checked > 0 {
+		g.log.Info("recovery pass", "checked", rep.Checked, "settled", rep.Settled, "failed", rep.Failed, "released", rep.Released, "pending", rep.Pending)
+	}
+	return rep
 }
 
 // Close releases the store and the chain connections.

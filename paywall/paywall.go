@@ -283,6 +283,9 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, cha
 		pw.refuse(w, r, rt, charge, coinop.Wrap(coinop.KindUnavailable, "store_unavailable", err, "the payment journal is unavailable; nothing was charged"))
 		return false
 	}
+	p.RecordTx = func(ctx context.Context, tx string) error {
+		return pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettling, tx, "")
+	}
 	rc, err := rail.Settle(ctx, p)
 	if rc != nil {
 		for k, v := range rc.Header {

@@ -33,8 +33,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ethereum/go-ethereum"
-	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/txpool"
@@ -51,8 +49,6 @@ import (
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/params"
 	"github.com/ethereum/go-ethereum/rpc"
-
-	"github.com/coinop/coinop/contracts"
 )
 
 // The token as deployed: the EIP-712 domain is USDC's, so signatures made for
@@ -129,7 +125,8 @@ type Config struct {
 
 // Chain is a running chain. Its fields are read-only.
 type Chain struct {
-	// RPCURL is the JSON-RPC endpoint, "http://127.0.0.1:<port>".
+	// RPCURL is the JSON-RPC endpoint, "http://<host>:<port>" with the
+	// port actually bound.
 	RPCURL string
 	// ChainID is the chain id transactions and EIP-712 domains must use.
 	ChainID uint64
@@ -472,33 +469,17 @@ func (m *miner) waitForClock() bool {
 // deployToken deploys CoinopUSD from Owner and mints the payer's funds,
 // waiting for both receipts.
 func (c *Chain) deployToken(ctx context.Context, funds *big.Int) error {
-	token, err := abi.JSON(strings.NewReader(contracts.TokenABI))
-	if err != nil {
-		return fmt.Errorf("devchain: token ABI: %w", err)
-	}
-	args, err := token.Pack("", TokenName, TokenSymbol, TokenVersion)
-	if err != nil {
-		return fmt.Errorf("devchain: pack constructor: %w", err)
-	}
 	client := ethclient.NewClient(c.stack.Attach())
 	defer client.Close()
-
-	rc, err := c.transact(ctx, client, c.Owner, nil, append(contracts.TokenBytecode(), args...))
+	token, err := DeployToken(ctx, client, c.Owner)
 	if err != nil {
-		return fmt.Errorf("devchain: deploy token: %w", err)
+		return err
 	}
-	c.Token = rc.ContractAddress
+	c.Token = token
 	if funds.Sign() == 0 {
 		return nil
 	}
-	mint, err := token.Pack("mint", crypto.PubkeyToAddress(c.Payer.PublicKey), funds)
-	if err != nil {
-		return fmt.Errorf("devchain: pack mint: %w", err)
-	}
-	if _, err := c.transact(ctx, client, c.Owner, &c.Token, mint); err != nil {
-		return fmt.Errorf("devchain: mint: %w", err)
-	}
-	return nil
+	return Mint(ctx, client, c.Owner, c.Token, crypto.PubkeyToAddress(c.Payer.PublicKey), funds)
 }
 
 // waitIndexed waits for the transaction index to catch up with the head, so
@@ -515,62 +496,6 @@ func (c *Chain) waitIndexed(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// transact sends a dynamic-fee transaction from key and waits for a
-// successful receipt.
-func (c *Chain) transact(ctx context.Context, client *ethclient.Client, key *ecdsa.PrivateKey, to *common.Address, data []byte) (*types.Receipt, error) {
-	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
-	defer cancel()
-	from := crypto.PubkeyToAddress(key.PublicKey)
-	nonce, err := client.PendingNonceAt(ctx, from)
-	if err != nil {
-		return nil, fmt.Errorf("nonce: %w", err)
-	}
-	head, err := client.HeaderByNumber(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("head: %w", err)
-	}
-	tip, err := client.SuggestGasTipCap(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("tip: %w", err)
-	}
-	gas, err := client.EstimateGas(ctx, ethereum.CallMsg{From: from, To: to, Data: data})
-	if err != nil {
-		return nil, fmt.Errorf("estimate gas: %w", err)
-	}
-	feeCap := new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(2)), tip)
-	tx, err := types.SignNewTx(key, types.LatestSignerForChainID(new(big.Int).SetUint64(c.ChainID)), &types.DynamicFeeTx{
-		ChainID:   new(big.Int).SetUint64(c.ChainID),
-		Nonce:     nonce,
-		GasTipCap: tip,
-		GasFeeCap: feeCap,
-		Gas:       gas,
-		To:        to,
-		Data:      data,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sign: %w", err)
-	}
-	if err := client.SendTransaction(ctx, tx); err != nil {
-		return nil, fmt.Errorf("send: %w", err)
-	}
-	for {
-		rc, err := client.TransactionReceipt(ctx, tx.Hash())
-		switch {
-		case err == nil && rc.Status != types.ReceiptStatusSuccessful:
-			return nil, fmt.Errorf("transaction %s failed", tx.Hash())
-		case err == nil:
-			return rc, nil
-		case !errors.Is(err, ethereum.NotFound) && !indexing(err):
-			return nil, fmt.Errorf("receipt %s: %w", tx.Hash(), err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("receipt %s: %w", tx.Hash(), ctx.Err())
-		case <-time.After(receiptPoll):
-		}
-	}
 }
 
 // indexing reports whether err is go-ethereum's answer for a transaction it

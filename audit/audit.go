@@ -1,0 +1,113 @@
+// Package audit reconciles the payments journal with the chain: every
+// settled payment must have a successful transaction carrying its exact
+// Transfer, every transfer to a payee must belong to exactly one settled
+// payment, and no payment may be left unfinished.
+package audit
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/evm"
+)
+
+// Journal is the part of a payments journal the audit reads.
+type Journal interface {
+	List(ctx context.Context, state coinop.State, limit int) ([]*coinop.Payment, error)
+	Unfinished(ctx context.Context) ([]*coinop.Payment, error)
+}
+
+// Payee is one (network, asset, recipient) whose incoming transfers must all
+// be accounted for.
+type Payee struct {
+	Network string
+	Asset   common.Address
+	PayTo   common.Address
+}
+
+// Report is the audit's result. It is clean when Problems is empty.
+type Report struct {
+	Settled   int // settled journal entries checked on chain
+	Transfers int // transfers to payees found on chain
+	Problems  []string
+}
+
+// Clean reports whether the journal and the chain agree.
+func (r *Report) Clean() bool { return len(r.Problems) == 0 }
+
+func (r *Report) problem(format string, args ...any) {
+	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+}
+
+// Run audits the journal against chains (by CAIP-2 network) for the given
+// payees, scanning transfers from fromBlock on. An error means the audit
+// could not complete (store or chain unreachable), not a discrepancy.
+func Run(ctx context.Context, j Journal, chains map[string]*evm.Chain, payees []Payee, fromBlock uint64) (*Report, error) {
+	rep := &Report{}
+	unfinished, err := j.Unfinished(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range unfinished {
+		rep.problem("payment %s is not final (%s, tx %q)", p.ID, p.State, p.Tx)
+	}
+	settled, err := j.List(ctx, coinop.StateSettled, 0)
+	if err != nil {
+		return nil, err
+	}
+	byTx := map[string][]*coinop.Payment{}
+	for _, p := range settled {
+		rep.Settled++
+		if p.Tx == "" {
+			rep.problem("payment %s is settled without a transaction", p.ID)
+			continue
+		}
+		key := strings.ToLower(p.Tx)
+		byTx[key] = append(byTx[key], p)
+		if len(byTx[key]) > 1 {
+			rep.problem("transaction %s is recorded for %d payments", p.Tx, len(byTx[key]))
+		}
+		ch, ok := chains[p.Network]
+		if !ok {
+			rep.problem("payment %s is on network %s, which is not configured", p.ID, p.Network)
+			continue
+		}
+		err := ch.TransferCheck(ctx, p.Tx, common.HexToAddress(p.Asset), common.HexToAddress(p.Payer), common.HexToAddress(p.PayTo), p.Amount)
+		if err != nil {
+			rep.problem("payment %s: %v", p.ID, err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, pe := range payees {
+		ch, ok := chains[pe.Network]
+		if !ok {
+			continue
+		}
+		ts, err := ch.TransfersTo(ctx, pe.Asset, pe.PayTo, fromBlock)
+		if err != nil {
+			return nil, fmt.Errorf("transfers to %s on %s: %w", pe.PayTo.Hex(), pe.Network, err)
+		}
+		for _, t := range ts {
+			rep.Transfers++
+			key := strings.ToLower(t.Tx.Hex())
+			ps := byTx[key]
+			if len(ps) == 0 {
+				rep.problem("transfer of %s from %s to %s in %s (block %d) has no settled payment", t.Value, t.From.Hex(), t.To.Hex(), t.Tx.Hex(), t.Block)
+				continue
+			}
+			if seen[key] {
+				rep.problem("transaction %s carries more than one transfer to a payee", t.Tx.Hex())
+			}
+			seen[key] = true
+			if p := ps[0]; t.Value.Cmp(p.Amount) != 0 || !strings.EqualFold(t.From.Hex(), p.Payer) {
+				rep.problem("transfer in %s is %s from %s; the journal says %s from %s", t.Tx.Hex(), t.Value, t.From.Hex(), p.Amount, p.Payer)
+			}
+		}
+	}
+	return rep, nil
+}
+

@@ -1,0 +1,75 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/ethclient"
+
+	"github.com/coinop/coinop/audit"
+	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/store/sqlite"
+)
+
+// runAudit reconciles a gateway's journal with its chains and exits 1 on
+// any discrepancy.
+func runAudit(ctx context.Context, args []string, env Env) error {
+	fs := flag.NewFlagSet("coinop audit", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	path := fs.String("c", "coinop.yaml", "the gateway's config file (coinop dev writes .coinop/dev/coinop.yaml)")
+	fromBlock := fs.Uint64("from-block", 0, "scan payee transfers from this block on")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return &exitError{2, errors.New("")}
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	store, err := sqlite.Open(cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	chains := map[string]*evm.Chain{}
+	for _, n := range cfg.Networks {
+		cl, err := ethclient.DialContext(ctx, n.RPC)
+		if err != nil {
+			return fmt.Errorf("network %s: %w", n.ID, err)
+		}
+		defer cl.Close()
+		if chains[n.ID], err = evm.NewChain(evm.ChainConfig{Network: n.ID, ChainID: n.ChainID(), Backend: cl}); err != nil {
+			return err
+		}
+	}
+	var payees []audit.Payee
+	seen := map[audit.Payee]bool{}
+	for _, r := range cfg.Routes {
+		if r.Free {
+			continue
+		}
+		pe := audit.Payee{Network: r.Resolved.Network.ID, Asset: common.HexToAddress(r.Resolved.Asset.Address), PayTo: common.HexToAddress(r.Resolved.PayTo)}
+		if !seen[pe] {
+			seen[pe] = true
+			payees = append(payees, pe)
+		}
+	}
+	rep, err := audit.Run(ctx, store, chains, payees, *fromBlock)
+	if err != nil {
+		return err
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintln(env.Stdout, "DISCREPANCY", p)
+	}
+	fmt.Fprintf(env.Stdout, "audit: %d settled payments checked, %d payee transfers found, %d discrepancies\n", rep.Settled, rep.Transfers, len(rep.Problems))
+	if !rep.Clean() {
+		return &exitError{1, errors.New("")}
+	}
+	return nil
+}
