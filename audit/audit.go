@@ -110,4 +110,3 @@ func Run(ctx context.Context, j Journal, chains map[string]*evm.Chain, payees []
 	}
 	return rep, nil
 }
-

@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 /// @title CoinopUSD: a USDC-like token for development chains and tests.
 /// @notice ERC-20 with 6 decimals, an owner-only mint, and EIP-3009 transfers
-/// authorised by EIP-712 signatures. The parts x402 relies on behave like
+/// authorized by EIP-712 signatures. The parts x402 relies on behave like
 /// Circle's FiatToken v2 (same function signatures, events and revert
 /// strings), so verifiers and facilitators see on a dev chain exactly the
 /// errors they would see on a real one. There is no pause, blacklist or
