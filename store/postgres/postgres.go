@@ -1,0 +1,485 @@
+// Package postgres is the shared payments journal: coinop's record of every
+// payment it has accepted, kept in PostgreSQL through pgx's native API so
+// that several gateway instances can serve one set of payments.
+//
+// The journal is written before the engine acts on a payment, so every write
+// is one transaction committed with synchronous_commit on (the WAL is
+// flushed) before the method returns. Times are stored as timestamptz, which
+// keeps microseconds: the store's clock is truncated to the microsecond
+// before it is stored, and times are read back in UTC. Amounts are numeric
+// integers of atomic units.
+//
+// Every write is a single statement (an insert that may conflict, or a
+// compare-and-set on a payment's state) whose outcome PostgreSQL decides
+// under its unique indexes and row locks, so the guarantees of Reserve and
+// Transition hold across any number of processes sharing the database.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrationLock is the pg_advisory_xact_lock key that serializes
+// migrations. Advisory locks are database-wide, so instances migrating
+// different schemas of one database also wait for each other, briefly.
+const migrationLock int64 = 0x636f696e6f70 // "coinop"
+
+// Options configures a Store. The zero value is ready to use.
+type Options struct {
+	// Now is the store's clock, read for Created, Updated and event times.
+	// It is truncated to the microsecond, PostgreSQL's precision.
+	// If nil, the default is time.Now.
+	Now func() time.Time
+}
+
+// Store is a payments journal in a PostgreSQL database. Its methods are safe
+// for concurrent use, also by other processes using the same database; every
+// method that writes returns only after its transaction is durable, and a
+// method that returns an error has changed nothing.
+//
+// Errors caused by the database or the connection to it (server down, a
+// closed store, a cancelled context) are *coinop.Error of kind
+// KindUnavailable wrapping the cause: nothing paid-for may be served while
+// the journal cannot record it. A value the database refuses (a data
+// exception or a violated constraint, which retrying cannot fix) is
+// KindInternal.
+type Store struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// Open connects to the database at dsn (a postgres:// URL or key=value
+// string, as pgx reads it, including pool settings such as pool_max_conns)
+// with default Options and brings the schema up to date. Tables live in the
+// connection's current schema, so a search_path parameter in dsn selects
+// where the journal is kept.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	return OpenWith(ctx, dsn, Options{})
+}
+
+// OpenWith is Open with options. Any number of instances may open the same
+// database at once: migrations are applied exactly once, by whichever takes
+// the migration lock first.
+//
+// The journal's durability depends on synchronous_commit: Open sets it to
+// on unless dsn chooses a value, and refuses "off".
+func OpenWith(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	params := cfg.ConnConfig.RuntimeParams
+	switch params["synchronous_commit"] {
+	case "":
+		params["synchronous_commit"] = "on"
+	case "off":
+		return nil, errors.New("postgres: open: synchronous_commit=off would acknowledge journal writes before they are durable")
+	}
+	if params["application_name"] == "" {
+		params["application_name"] = "coinop"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	s := &Store{pool: pool, now: opts.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	return s, nil
+}
+
+// Close closes the connections, waiting for methods in progress to finish.
+// Every write that returned has already been made durable; the Store must
+// not be used after Close.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// migrate applies the embedded migrations not yet recorded in
+// schema_migrations, in name order, all in one transaction. The transaction
+// first takes an advisory lock, so instances starting together queue: the
+// first applies the migrations and commits, and the others, each reading
+// schema_migrations only once it holds the lock, find nothing left to do.
+func (s *Store) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	sort.Strings(names)
+
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		name       text PRIMARY KEY,
+		applied_at timestamptz NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		var applied bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)`, base).Scan(&applied); err != nil {
+			return fmt.Errorf("migrate %s: %w", base, err)
+		}
+		if applied {
+			continue
+		}
+		ddl, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", base, err)
+		}
+		// Without arguments pgx uses the simple protocol, which runs a
+		// file of several statements.
+		if _, err := tx.Exec(ctx, string(ddl)); err != nil {
+			return fmt.Errorf("migrate %s: %w", base, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)`, base, s.timestamp()); err != nil {
+			return fmt.Errorf("migrate %s: %w", base, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Reserve records p in state verified and claims its replay key (Network,
+// Asset, Payer, Nonce). On success it sets p.State, p.Created and p.Updated
+// to what was recorded. p.Credential is not journaled.
+//
+// If the key is already journaled in any state but released, or under a
+// different ID, Reserve returns a *coinop.Error of kind KindReplayed and
+// changes nothing; of many concurrent calls for one key, from any number of
+// processes, exactly one succeeds. A payment journaled as released under the
+// same ID (its upstream failed and nothing was charged) is reserved again:
+// it goes back to verified, keeps its Created time and takes p's other
+// fields. An ID already journaled under a different key is a fault of the
+// caller (KindInternal).
+func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
+	if err := checkPayment(p); err != nil {
+		return err
+	}
+	now := s.timestamp()
+
+	// First, a new key. ON CONFLICT DO NOTHING without a conflict target
+	// makes every unique index an arbiter, the replay key and the ID alike.
+	// PostgreSQL resolves a conflict with a concurrent, uncommitted insert
+	// by waiting for it to end: if it commits, nothing is inserted here; if
+	// it aborts, the insert goes ahead. So of concurrent inserts of one key
+	// exactly one inserts a row, and the others see a committed row.
+	//
+	// (ON CONFLICT (replay key) DO UPDATE … WHERE state = 'released' would
+	// fold the released case below into this statement, but it leaves the
+	// primary key out of the arbiters: now and then, two concurrent inserts
+	// of the same ID and key then fail with a unique violation on the ID
+	// instead of resolving to one insert and one replay.)
+	//
+	// The event is written by the same statement, hence in the same
+	// transaction, and only when the row was.
+	tag, err := s.pool.Exec(ctx, `WITH reserved AS (
+			INSERT INTO payments
+				(id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+			ON CONFLICT DO NOTHING
+			RETURNING id
+		)
+		INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+		SELECT id, '', $10, $11, $12, $13 FROM reserved`,
+		p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.Nonce, p.Amount.String(), p.Resource,
+		string(coinop.StateVerified), p.Tx, p.Reason, now)
+	if err != nil {
+		return dbError("reserve", err)
+	}
+	if tag.RowsAffected() == 1 {
+		p.State, p.Created, p.Updated = coinop.StateVerified, now, now
+		return nil
+	}
+
+	// The key or the ID is taken by a committed payment. If it is this very
+	// payment, released, take it back with a compare-and-set on its state:
+	// the UPDATE locks the row and re-checks state = released on the latest
+	// version, so of concurrent retries exactly one moves it to verified and
+	// the others, finding it verified, match nothing.
+	var created time.Time
+	err = s.pool.QueryRow(ctx, `WITH reserved AS (
+			UPDATE payments
+			SET rail = $2, pay_to = $3, amount = $4, resource = $5, state = $6, tx = $7, reason = $8, updated_at = $9
+			WHERE network = $10 AND asset = $11 AND payer = $12 AND nonce = $13 AND id = $1 AND state = $14
+			RETURNING id, created_at
+		), event AS (
+			INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+			SELECT id, $14, $6, $7, $8, $9 FROM reserved
+		)
+		SELECT created_at FROM reserved`,
+		p.ID, p.Rail, p.PayTo, p.Amount.String(), p.Resource, string(coinop.StateVerified), p.Tx, p.Reason, now,
+		p.Network, p.Asset, p.Payer, p.Nonce, string(coinop.StateReleased)).Scan(&created)
+	switch {
+	case err == nil:
+		p.State, p.Created, p.Updated = coinop.StateVerified, created.UTC(), now
+		return nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return dbError("reserve", err)
+	}
+
+	// Nothing was written; say why. Journal rows are never deleted, so the
+	// row that blocked the insert is still there.
+	var (
+		holder string
+		state  coinop.State
+	)
+	err = s.pool.QueryRow(ctx, `SELECT id, state FROM payments
+		WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4`,
+		p.Network, p.Asset, p.Payer, p.Nonce).Scan(&holder, &state)
+	switch {
+	case err == nil:
+		return coinop.Wrap(coinop.KindReplayed, "payment_replayed",
+			fmt.Errorf("replay key held by payment %s in state %s", holder, state), "this payment was already used")
+	case !errors.Is(err, pgx.ErrNoRows):
+		return dbError("reserve", err)
+	}
+	return coinop.Wrap(coinop.KindInternal, "internal_error",
+		fmt.Errorf("postgres: reserve: payment %s is journaled under another replay key", p.ID), "internal error")
+}
+
+func checkPayment(p *coinop.Payment) error {
+	var problem string
+	switch {
+	case p == nil:
+		problem = "nil payment"
+	case p.ID == "":
+		problem = "payment has no ID"
+	case p.Nonce == "":
+		problem = "payment has no nonce"
+	case p.Amount == nil || p.Amount.Sign() < 0:
+		problem = "payment amount is missing or negative"
+	default:
+		return nil
+	}
+	return coinop.Wrap(coinop.KindInternal, "internal_error", errors.New("postgres: reserve: "+problem), "internal error")
+}
+
+// legal reports whether Transition may move a payment from one state to
+// another. released→verified is Reserve's alone, because it must re-check
+// the replay key.
+func legal(from, to coinop.State) bool {
+	switch from {
+	case coinop.StateVerified:
+		return to == coinop.StateSettling || to == coinop.StateReleased || to == coinop.StateFailed
+	case coinop.StateSettling:
+		// settling→settling records a transaction hash that became known or changed.
+		return to == coinop.StateSettled || to == coinop.StateFailed || to == coinop.StateSettling
+	}
+	return false
+}
+
+// Transition moves payment id from state from to state to, in one durable
+// transaction with its event. A non-empty tx or reason replaces the stored
+// one; an empty one keeps it.
+//
+// It is a compare-and-set: if the payment is not in state from, it returns a
+// *coinop.Error of kind KindInFlight (reason "payment_state_conflict") and
+// changes nothing, so of concurrent calls with the same from, from any
+// number of processes, exactly one succeeds. An unknown id yields an error
+// wrapping store.ErrNotFound. A transition outside verified→{settling,
+// released, failed}, settling→{settled, failed, settling} is refused with
+// KindInternal before the journal is read.
+func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State, txHash, reason string) error {
+	if !legal(from, to) {
+		return coinop.Wrap(coinop.KindInternal, "internal_error",
+			fmt.Errorf("postgres: transition %s: illegal transition %q → %q", id, from, to), "internal error")
+	}
+	now := s.timestamp()
+	// A concurrent UPDATE of the row makes this one wait, then re-check
+	// state = from on the row it left: the loser matches nothing. The event
+	// is inserted by the same statement, only for a row that moved.
+	tag, err := s.pool.Exec(ctx, `WITH moved AS (
+			UPDATE payments
+			SET state = $3, tx = COALESCE(NULLIF($4, ''), tx), reason = COALESCE(NULLIF($5, ''), reason), updated_at = $6
+			WHERE id = $1 AND state = $2
+			RETURNING id
+		)
+		INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+		SELECT id, $2, $3, $4, $5, $6 FROM moved`,
+		id, string(from), string(to), txHash, reason, now)
+	if err != nil {
+		return dbError("transition", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var current coinop.State
+	err = s.pool.QueryRow(ctx, `SELECT state FROM payments WHERE id = $1`, id).Scan(&current)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("postgres: transition %s: %w", id, store.ErrNotFound)
+	case err != nil:
+		return dbError("transition", err)
+	}
+	return coinop.Wrap(coinop.KindInFlight, "payment_state_conflict",
+		fmt.Errorf("payment %s is %s, not %s", id, current, from),
+		"this payment is being processed by another request")
+}
+
+const paymentColumns = `id, rail, network, asset, payer, pay_to, nonce, amount::text, resource, state, tx, reason, created_at, updated_at`
+
+// Get returns the journaled payment id, or an error wrapping
+// store.ErrNotFound. The result is the caller's to keep; its Credential is nil.
+func (s *Store) Get(ctx context.Context, id string) (*coinop.Payment, error) {
+	ps, err := s.query(ctx, "get", `SELECT `+paymentColumns+` FROM payments WHERE id = $1`, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("postgres: get %s: %w", id, store.ErrNotFound)
+	}
+	return ps[0], nil
+}
+
+// Unfinished returns the payments in state verified or settling, oldest
+// (by Created, then ID) first: what crash recovery must finish or release.
+// With several instances sharing the journal, this includes payments that
+// another, live instance is working on.
+func (s *Store) Unfinished(ctx context.Context) ([]*coinop.Payment, error) {
+	return s.query(ctx, "unfinished", `SELECT `+paymentColumns+` FROM payments
+		WHERE state IN ($1, $2) ORDER BY created_at, id`,
+		string(coinop.StateVerified), string(coinop.StateSettling))
+}
+
+// List returns up to limit payments in state state, newest (by Created, then
+// ID) first. state "" means every state; limit <= 0 means no limit.
+func (s *Store) List(ctx context.Context, state coinop.State, limit int) ([]*coinop.Payment, error) {
+	var limitArg any // LIMIT NULL is no limit
+	if limit > 0 {
+		limitArg = limit
+	}
+	if state == "" {
+		return s.query(ctx, "list", `SELECT `+paymentColumns+` FROM payments
+			ORDER BY created_at DESC, id DESC LIMIT $1`, limitArg)
+	}
+	return s.query(ctx, "list", `SELECT `+paymentColumns+` FROM payments
+		WHERE state = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, string(state), limitArg)
+}
+
+func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*coinop.Payment, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, dbError(op, err)
+	}
+	defer rows.Close()
+	var ps []*coinop.Payment
+	for rows.Next() {
+		var (
+			p                coinop.Payment
+			state, amount    string
+			created, updated time.Time
+		)
+		if err := rows.Scan(&p.ID, &p.Rail, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.Nonce,
+			&amount, &p.Resource, &state, &p.Tx, &p.Reason, &created, &updated); err != nil {
+			return nil, dbError(op, err)
+		}
+		var ok bool
+		if p.Amount, ok = new(big.Int).SetString(amount, 10); !ok {
+			return nil, coinop.Wrap(coinop.KindInternal, "internal_error",
+				fmt.Errorf("postgres: %s: payment %s has amount %q", op, p.ID, amount), "internal error")
+		}
+		p.State = coinop.State(state)
+		p.Created, p.Updated = created.UTC(), updated.UTC()
+		ps = append(ps, &p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError(op, err)
+	}
+	return ps, nil
+}
+
+// Events returns the history of payment id, oldest first, or an error
+// wrapping store.ErrNotFound.
+func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT from_state, to_state, tx, reason, at
+		FROM payment_events WHERE payment_id = $1 ORDER BY seq`, id)
+	if err != nil {
+		return nil, dbError("events", err)
+	}
+	defer rows.Close()
+	var events []store.Event
+	for rows.Next() {
+		var (
+			from, to string
+			at       time.Time
+		)
+		e := store.Event{PaymentID: id}
+		if err := rows.Scan(&from, &to, &e.Tx, &e.Reason, &at); err != nil {
+			return nil, dbError("events", err)
+		}
+		e.From, e.To, e.At = coinop.State(from), coinop.State(to), at.UTC()
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("events", err)
+	}
+	if len(events) == 0 {
+		// Every journaled payment has at least its reservation event.
+		return nil, fmt.Errorf("postgres: events %s: %w", id, store.ErrNotFound)
+	}
+	return events, nil
+}
+
+// Ping reports whether the journal can be read. An error is a
+// *coinop.Error of kind KindUnavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+// timestamp reads the clock as stored: to the microsecond, in UTC.
+func (s *Store) timestamp() time.Time { return s.now().Truncate(time.Microsecond).UTC() }
+
+// dbError classifies an error from the database. Data exceptions (class 22)
+// and integrity constraint violations (class 23) mean the journal refused a
+// value; retrying cannot help, so they are internal. Anything else (the
+// connection, the server, a cancelled context) makes the journal unavailable.
+func dbError(op string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23")) {
+		return coinop.Wrap(coinop.KindInternal, "internal_error", fmt.Errorf("postgres: %s: %w", op, err), "internal error")
+	}
+	return unavailable(op, err)
+}
+
+func unavailable(op string, err error) error {
+	return coinop.Wrap(coinop.KindUnavailable, "store_unavailable",
+		fmt.Errorf("postgres: %s: %w", op, err), "the payment journal is unavailable; try again later")
+}

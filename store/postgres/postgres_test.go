@@ -1,0 +1,407 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/store"
+	"github.com/coinop/coinop/store/postgres"
+	"github.com/coinop/coinop/store/storetest"
+)
+
+var _ storetest.Store = (*postgres.Store)(nil)
+
+// serverDSN returns $PG_DSN, the server the tests use (scripts/postgres.sh
+// starts one). Without it the test is skipped, or fails when
+// COINOP_REQUIRE_POSTGRES=1 says a run must not silently skip PostgreSQL.
+func serverDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("PG_DSN")
+	if dsn == "" {
+		if os.Getenv("COINOP_REQUIRE_POSTGRES") == "1" {
+			t.Fatal("PG_DSN is not set and COINOP_REQUIRE_POSTGRES=1")
+		}
+		t.Skip("PG_DSN is not set; start a server with scripts/postgres.sh start DIR")
+	}
+	return dsn
+}
+
+var schemas atomic.Int64
+
+// freshSchema creates an empty schema, dropped when t ends, and returns a
+// DSN whose search_path selects it: every test gets a journal of its own.
+func freshSchema(t testing.TB) string {
+	t.Helper()
+	dsn := serverDSN(t)
+	name := fmt.Sprintf("coinop_test_%d_%d", os.Getpid(), schemas.Add(1))
+	ident := pgx.Identifier{name}.Sanitize()
+	conn := connect(t, dsn)
+	if _, err := conn.Exec(t.Context(), `CREATE SCHEMA `+ident); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// t.Context is cancelled by now.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("dropping schema %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `DROP SCHEMA `+ident+` CASCADE`); err != nil {
+			t.Errorf("dropping schema %s: %v", name, err)
+		}
+	})
+	return withParam(t, dsn, "search_path", name)
+}
+
+// withParam adds a connection parameter to a URL or key=value DSN.
+func withParam(t testing.TB, dsn, key, value string) string {
+	t.Helper()
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return dsn + " " + key + "=" + value
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("PG_DSN: %v", err)
+	}
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// connect opens a plain connection, for looking under the store.
+func connect(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func open(t testing.TB, dsn string, opts postgres.Options) *postgres.Store {
+	t.Helper()
+	s, err := postgres.OpenWith(t.Context(), dsn, opts)
+	if err != nil {
+		t.Fatalf("OpenWith: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	serverDSN(t) // skip once, not in every subtest
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		return open(t, freshSchema(t), postgres.Options{})
+	})
+}
+
+func testPayment(n int) *coinop.Payment {
+	return &coinop.Payment{
+		ID:       fmt.Sprintf("pay-%d", n),
+		Rail:     "x402-exact-evm",
+		Network:  "eip155:84532",
+		Asset:    "0x036cbd53842c5426634e7929541ec2318f3dcf7e",
+		Payer:    "0x3333333333333333333333333333333333333333",
+		PayTo:    "0x4444444444444444444444444444444444444444",
+		Nonce:    fmt.Sprintf("0x%064x", n),
+		Amount:   big.NewInt(1000),
+		Resource: "https://api.example/v1/report",
+	}
+}
+
+func TestInjectedClock(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	stored := func() time.Time { return now.Truncate(time.Microsecond) }
+	s := open(t, freshSchema(t), postgres.Options{Now: func() time.Time { return now }})
+	defer s.Close()
+
+	p := testPayment(1)
+	if err := s.Reserve(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Created.Equal(stored()) || !p.Updated.Equal(stored()) || p.Created.Location() != time.UTC {
+		t.Errorf("times after Reserve = (%v, %v), want %v in UTC", p.Created, p.Updated, stored())
+	}
+	now = now.Add(time.Minute)
+	if err := s.Transition(t.Context(), p.ID, coinop.StateVerified, coinop.StateSettling, "0xabc", ""); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(t.Context(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Created.Equal(p.Created) || !got.Updated.Equal(stored()) || got.Created.Location() != time.UTC {
+		t.Errorf("times after Transition = (%v, %v), want (%v, %v) in UTC", got.Created, got.Updated, p.Created, stored())
+	}
+	events, err := s.Events(t.Context(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 || !events[0].At.Equal(p.Created) || !events[1].At.Equal(stored()) {
+		t.Errorf("events = %+v, want at %v and %v", events, p.Created, stored())
+	}
+}
+
+func TestSurvivesReopen(t *testing.T) {
+	dsn := freshSchema(t)
+	s := open(t, dsn, postgres.Options{})
+	p := testPayment(1)
+	if err := s.Reserve(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Transition(t.Context(), p.ID, coinop.StateVerified, coinop.StateSettling, "0xfeed", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, dsn, postgres.Options{})
+	defer s.Close()
+	got, err := s.Get(t.Context(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != coinop.StateSettling || got.Tx != "0xfeed" || got.Amount.Cmp(p.Amount) != 0 || !got.Created.Equal(p.Created) {
+		t.Errorf("after reopen: %+v", got)
+	}
+	if events, err := s.Events(t.Context(), p.ID); err != nil || len(events) != 2 {
+		t.Errorf("events after reopen = %d, %v; want 2", len(events), err)
+	}
+	if ps, err := s.Unfinished(t.Context()); err != nil || len(ps) != 1 {
+		t.Errorf("Unfinished after reopen = %d, %v; want 1", len(ps), err)
+	}
+	// The replay guard survives too.
+	if err := s.Reserve(t.Context(), testPayment(1)); coinop.KindOf(err) != coinop.KindReplayed {
+		t.Errorf("Reserve after reopen = %v, want KindReplayed", err)
+	}
+}
+
+// TestMigrationsConcurrent starts several instances on one empty database at
+// once, as a fleet of gateways would: each must open, and the schema must be
+// migrated exactly once.
+func TestMigrationsConcurrent(t *testing.T) {
+	dsn := freshSchema(t)
+	const instances = 8
+	stores := make([]*postgres.Store, instances)
+	errs := make([]error, instances)
+	var wg sync.WaitGroup
+	for i := range instances {
+		wg.Go(func() { stores[i], errs[i] = postgres.Open(t.Context(), dsn) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open %d: %v", i, err)
+			continue
+		}
+		if err := stores[i].Ping(t.Context()); err != nil {
+			t.Errorf("Ping %d: %v", i, err)
+		}
+		stores[i].Close()
+	}
+	// And once more, after they all closed.
+	open(t, dsn, postgres.Options{}).Close()
+
+	var applied int
+	if err := connect(t, dsn).QueryRow(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 || applied != len(files) {
+		t.Errorf("schema_migrations has %d rows, want one per migration file (%d)", applied, len(files))
+	}
+}
+
+// race runs f 100 times concurrently, alternating between two stores on one
+// database (two pools, as two gateway processes would have), and returns
+// the errors.
+func race(a, b *postgres.Store, f func(s *postgres.Store, i int) error) []error {
+	errs := make([]error, 100)
+	var wg sync.WaitGroup
+	for i := range errs {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() { errs[i] = f(s, i) })
+	}
+	wg.Wait()
+	return errs
+}
+
+// winners counts the nil errors and fails on any error not of kind k.
+func winners(t *testing.T, errs []error, k coinop.Kind) int {
+	t.Helper()
+	n := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			n++
+		case coinop.KindOf(err) != k:
+			t.Errorf("error = %v (kind %s), want kind %s", err, coinop.KindOf(err), k)
+		}
+	}
+	return n
+}
+
+func TestTwoInstances(t *testing.T) {
+	dsn := freshSchema(t)
+	a := open(t, dsn, postgres.Options{})
+	defer a.Close()
+	b := open(t, dsn, postgres.Options{})
+	defer b.Close()
+	ctx := t.Context()
+	p := testPayment(1)
+
+	// Several keys: a lost race shows only now and then.
+	for key := 1; key <= 10; key++ {
+		errs := race(a, b, func(s *postgres.Store, _ int) error { return s.Reserve(ctx, testPayment(key)) })
+		if n := winners(t, errs, coinop.KindReplayed); n != 1 {
+			t.Fatalf("%d concurrent reserves of key %d succeeded, want 1", n, key)
+		}
+	}
+
+	if err := a.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateReleased, "", "upstream_failed"); err != nil {
+		t.Fatal(err)
+	}
+	errs := race(a, b, func(s *postgres.Store, _ int) error { return s.Reserve(ctx, testPayment(1)) })
+	if n := winners(t, errs, coinop.KindReplayed); n != 1 {
+		t.Fatalf("%d concurrent reserves of a released payment succeeded, want 1", n)
+	}
+
+	errs = race(a, b, func(s *postgres.Store, i int) error {
+		return s.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateSettling, fmt.Sprintf("0x%x", i), "")
+	})
+	if n := winners(t, errs, coinop.KindInFlight); n != 1 {
+		t.Fatalf("%d concurrent transitions succeeded, want 1", n)
+	}
+
+	events, err := b.Events(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var path []string
+	for _, e := range events {
+		path = append(path, string(e.From)+"→"+string(e.To))
+	}
+	if got, want := strings.Join(path, " "), "→verified verified→released released→verified verified→settling"; got != want {
+		t.Errorf("history = %s, want %s", got, want)
+	}
+}
+
+func TestEventsAppendOnly(t *testing.T) {
+	dsn := freshSchema(t)
+	s := open(t, dsn, postgres.Options{})
+	defer s.Close()
+	if err := s.Reserve(t.Context(), testPayment(1)); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, dsn)
+	for _, stmt := range []string{
+		`UPDATE payment_events SET reason = 'x'`,
+		`DELETE FROM payment_events`,
+		`TRUNCATE payment_events`,
+		`TRUNCATE payments CASCADE`,
+		`DELETE FROM payments`,
+	} {
+		if _, err := conn.Exec(t.Context(), stmt); err == nil {
+			t.Errorf("%s succeeded, want it refused", stmt)
+		}
+	}
+	if events, err := s.Events(t.Context(), testPayment(1).ID); err != nil || len(events) != 1 {
+		t.Errorf("events = %d, %v; want 1", len(events), err)
+	}
+}
+
+// TestRefusedValue: a value PostgreSQL cannot store is the caller's fault,
+// not an outage, and leaves nothing behind.
+func TestRefusedValue(t *testing.T) {
+	s := open(t, freshSchema(t), postgres.Options{})
+	defer s.Close()
+	p := testPayment(1)
+	p.Resource = "https://api.example/\x00"
+	if err := s.Reserve(t.Context(), p); coinop.KindOf(err) != coinop.KindInternal {
+		t.Errorf("Reserve with a NUL byte = %v, want KindInternal", err)
+	}
+	if _, err := s.Get(t.Context(), p.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get after refused Reserve = %v, want ErrNotFound", err)
+	}
+}
+
+func TestClosedStoreIsUnavailable(t *testing.T) {
+	s := open(t, freshSchema(t), postgres.Options{})
+	s.Close()
+	if err := s.Ping(t.Context()); coinop.KindOf(err) != coinop.KindUnavailable {
+		t.Errorf("Ping after Close = %v, want KindUnavailable", err)
+	}
+	if err := s.Reserve(t.Context(), testPayment(1)); coinop.KindOf(err) != coinop.KindUnavailable {
+		t.Errorf("Reserve after Close = %v, want KindUnavailable", err)
+	}
+	if err := s.Transition(t.Context(), "x", coinop.StateVerified, coinop.StateSettling, "", ""); errors.Is(err, store.ErrNotFound) || coinop.KindOf(err) != coinop.KindUnavailable {
+		t.Errorf("Transition after Close = %v, want KindUnavailable", err)
+	}
+	if _, err := s.Get(t.Context(), "x"); errors.Is(err, store.ErrNotFound) || coinop.KindOf(err) != coinop.KindUnavailable {
+		t.Errorf("Get after Close = %v, want KindUnavailable", err)
+	}
+}
+
+func TestOpenRefusesAsynchronousCommit(t *testing.T) {
+	dsn := withParam(t, freshSchema(t), "synchronous_commit", "off")
+	if s, err := postgres.Open(t.Context(), dsn); err == nil {
+		s.Close()
+		t.Error("Open with synchronous_commit=off succeeded")
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	// A port that was free a moment ago: nothing answers there.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if s, err := postgres.Open(ctx, "postgres://postgres@"+addr+"/postgres?sslmode=disable"); err == nil {
+		s.Close()
+		t.Errorf("Open(%s) succeeded with nothing listening", addr)
+	}
+}
+
+// BenchmarkReserve measures one durable reservation of a new key (one
+// round trip, one WAL flush).
+func BenchmarkReserve(b *testing.B) {
+	s := open(b, freshSchema(b), postgres.Options{})
+	defer s.Close()
+	ctx := b.Context()
+	n := 0
+	for b.Loop() {
+		n++
+		if err := s.Reserve(ctx, testPayment(n)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
