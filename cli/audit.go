@@ -13,7 +13,7 @@ import (
 	"github.com/coinop/coinop/audit"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
-	"github.com/coinop/coinop/store/sqlite"
+	"github.com/coinop/coinop/gateway"
 )
 
 // runAudit reconciles a gateway's journal with its chains and exits 1 on
@@ -32,7 +32,7 @@ func runAudit(ctx context.Context, args []string, env Env) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	store, err := sqlite.Open(cfg.Store)
+	store, err := gateway.OpenJournal(ctx, cfg.Store)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/coinop/coinop/evm"
 	"github.com/coinop/coinop/paywall"
 	"github.com/coinop/coinop/recovery"
+	"github.com/coinop/coinop/store/postgres"
 	"github.com/coinop/coinop/store/sqlite"
 	"github.com/coinop/coinop/x402"
 )
@@ -44,7 +45,7 @@ type Options struct {
 type Gateway struct {
 	cfg         *config.Config
 	log         *slog.Logger
-	store       *sqlite.Store
+	store       Journal
 	clients     []*ethclient.Client
 	reconcilers map[string]coinop.Reconciler
 	handler     http.Handler
@@ -80,11 +81,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 			g.Close()
 		}
 	}()
-	if strings.HasPrefix(cfg.Store, "postgres://") || strings.HasPrefix(cfg.Store, "postgresql://") {
-		return nil, errors.New("store: PostgreSQL is not supported yet; use a SQLite file path")
-	}
-	if g.store, err = sqlite.Open(cfg.Store); err != nil {
-		return nil, fmt.Errorf("store %s: %w", cfg.Store, err)
+	if g.store, err = OpenJournal(ctx, cfg.Store); err != nil {
+		return nil, err
 	}
 
 	chains := map[*config.Network]*evm.Chain{}
@@ -226,7 +224,35 @@ func (g *Gateway) proxy(target *url.URL) http.Handler {
 func (g *Gateway) Handler() http.Handler { return g.handler }
 
 // Store is the gateway's payments journal.
-func (g *Gateway) Store() *sqlite.Store { return g.store }
+func (g *Gateway) Store() Journal { return g.store }
+
+// Journal is what a gateway needs of a payments journal; store/sqlite and
+// store/postgres implement it.
+type Journal interface {
+	paywall.Journal
+	recovery.Journal
+	Get(ctx context.Context, id string) (*coinop.Payment, error)
+	List(ctx context.Context, state coinop.State, limit int) ([]*coinop.Payment, error)
+	Close() error
+}
+
+// OpenJournal opens the journal a config's store names: a postgres:// or
+// postgresql:// URL, or a SQLite file path. Several gateway instances may
+// share one PostgreSQL journal; a SQLite file belongs to one instance.
+func OpenJournal(ctx context.Context, store string) (Journal, error) {
+	if strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://") {
+		j, err := postgres.Open(ctx, store)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return j, nil
+	}
+	j, err := sqlite.Open(store)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", store, err)
+	}
+	return j, nil
+}
 
 // Serve serves on ln until ctx is done, then shuts down gracefully, giving
 // in-flight requests (and their settlements) up to 30 seconds.

@@ -20,6 +20,20 @@ step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; fi
 
+# A throwaway PostgreSQL on loopback for the journal conformance suite and
+# the multi-instance tests; without one they fail under COINOP_CI=1.
+pgdir=""
+cleanup() { [ -n "$pgdir" ] && scripts/postgres.sh stop "$pgdir" >/dev/null 2>&1; [ -n "$pgdir" ] && rm -rf "$pgdir"; }
+trap cleanup EXIT
+if [ -x /usr/lib/postgresql/15/bin/initdb ]; then
+  step "start PostgreSQL"
+  pgdir=$(mktemp -d /tmp/coinop-pg.XXXXXX)
+  eval "$(scripts/postgres.sh start "$pgdir")"
+  export PG_DSN
+  echo "$PG_DSN"
+fi
+if [ -n "${COINOP_CI:-}" ]; then export COINOP_REQUIRE_POSTGRES=1; fi
+
 step "go test -race (all packages)"
 go test -race -count=1 ./...
 
