@@ -52,6 +52,12 @@ type Challenge struct {
 	Body map[string]any
 }
 
+// Settlement modes.
+const (
+	ModeSync  = "sync"
+	ModeAsync = "async"
+)
+
 // State is where a payment stands in the journal.
 type State string
 
@@ -94,6 +100,23 @@ type Payment struct {
 	Reason   string // failure reason code, for failed payments
 	Created  time.Time
 	Updated  time.Time
+
+	// Mode is the settlement mode the payment was accepted under: ModeSync
+	// (settled before the response is released) or ModeAsync (released once
+	// verified and reserved; settled in the background). Empty means sync.
+	Mode string
+	// Payload is the credential as presented (for x402, the payment header's
+	// value), journaled so that a settlement can be completed after a crash.
+	// It holds nothing the payer did not send.
+	Payload string
+	// IdempotencyKey, when the client gave one (x402's payment-identifier
+	// extension, or an Idempotency-Key header), ties the retries of one
+	// purchase together: a second payment by the same payer with the same
+	// key is never charged.
+	IdempotencyKey string
+	// Served is when the paid response was released to the client; zero
+	// until then. A payment's response is served at most once.
+	Served time.Time
 
 	// Credential is the rail's decoded credential. The engine never reads it.
 	Credential any
