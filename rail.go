@@ -127,6 +127,17 @@ type Payment struct {
 	// crash at any later point can be reconciled from the chain. If it
 	// returns an error the rail must not broadcast.
 	RecordTx func(ctx context.Context, tx string) error
+	// Step, when set by the engine, is called by the rail at its own step
+	// boundaries: "tx_sent" once a settlement transaction was broadcast and
+	// before its receipt is known. Used for tracing and crash tests.
+	Step func(name string)
+}
+
+// Restorer is implemented by rails that can rebuild a payment's credential
+// from its journaled Payload, so that a settlement interrupted by a crash
+// can be completed.
+type Restorer interface {
+	Restore(p *Payment) error
 }
 
 // Outcome is what became of a payment, as a rail finds out from its
@@ -139,6 +150,9 @@ type Outcome struct {
 	Tx string
 	// Reason explains a failed or released outcome.
 	Reason string
+	// Resettle means the payment was served (async mode) but its settlement
+	// never reached the network: it must be settled from its Payload.
+	Resettle bool
 }
 
 // Reconciler is implemented by whatever can tell, from the network, what

@@ -46,6 +46,9 @@ Usage:
                  show token balances on a chain (default: the dev chain)
   coinop audit   -c coinop.yaml [--from-block N]
                  reconcile the payments journal with the chain; exit 1 on any discrepancy
+  coinop facilitator --network eip155:84532=RPC-URL... --settlement-key-file FILE|--settlement-key-env NAME
+                 [--listen 127.0.0.1:8403] [--store PATH]
+                 serve the x402 facilitator API (POST /verify, POST /settle, GET /supported)
 
 Wallet (curl, sign): --wallet FILE, else $COINOP_WALLET_KEY, else the dev payer key
 (<data>/dev/payer.key; data dir: --data, $COINOP_DATA, default ./.coinop).
@@ -79,6 +82,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = runBalance(ctx, args[1:], env)
 	case "audit":
 		err = runAudit(ctx, args[1:], env)
+	case "facilitator":
+		err = runFacilitator(ctx, args[1:], env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return 0

@@ -36,7 +36,11 @@ func runServe(ctx context.Context, args []string, env Env) error {
 // serveGateway builds the gateway, listens on ln (or, if nil, cfg.Listen),
 // announces the URL and serves until ctx is done.
 func serveGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, env Env, ln net.Listener, ready func(url string)) error {
-	g, err := gateway.New(ctx, cfg, gateway.Options{Logger: log, Getenv: env.Getenv})
+	onStep, err := crashHook(env.getenv("COINOP_CRASH_AT"))
+	if err != nil {
+		return &exitError{2, err}
+	}
+	g, err := gateway.New(ctx, cfg, gateway.Options{Logger: log, Getenv: env.Getenv, OnStep: onStep})
 	if err != nil {
 		if ln != nil {
 			ln.Close()

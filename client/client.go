@@ -114,8 +114,32 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.OnPayment != nil {
 		t.OnPayment(*pay)
 	}
-	return t.base().RoundTrip(retry)
+	// A paid request whose response was lost (connection reset, gateway
+	// restart) is retried with the same signed payment, never a new one:
+	// the server answers a settled-but-unserved payment without charging
+	// again, and a used one with 402, so a retry cannot pay twice.
+	for attempt := 0; ; attempt++ {
+		resp, err := t.base().RoundTrip(retry)
+		if err == nil || attempt == len(paidRetryDelays) || req.Context().Err() != nil {
+			return resp, err
+		}
+		select {
+		case <-req.Context().Done():
+			return nil, err
+		case <-time.After(paidRetryDelays[attempt]):
+		}
+		retry = retry.Clone(req.Context())
+		if req.GetBody != nil {
+			if retry.Body, err = req.GetBody(); err != nil {
+				return nil, fmt.Errorf("replay request body: %w", err)
+			}
+		}
+	}
 }
+
+// paidRetryDelays are the waits before resending a paid request whose
+// response did not arrive.
+var paidRetryDelays = [...]time.Duration{200 * time.Millisecond, time.Second}
 
 // Pay reads the offers of a 402 response, picks the first one the policy
 // allows, and returns the signed payment header. It consumes and closes
@@ -289,7 +313,14 @@ func (t *Transport) sign(q x402.PaymentRequirements, version int, resource *x402
 		p.Value, err = x402.EncodeHeader(x402.PaymentPayloadV1{X402Version: 1, Scheme: q.Scheme, Network: x402.V1Name(q.Network), Payload: payload})
 	} else {
 		p.Header = x402.HeaderPaymentSignature
-		p.Value, err = x402.EncodeHeader(x402.PaymentPayload{X402Version: 2, Resource: resource, Accepted: q, Payload: payload})
+		var id [16]byte
+		if _, err := io.ReadFull(rnd, id[:]); err != nil {
+			return nil, fmt.Errorf("payment id: %w", err)
+		}
+		// The payment-identifier extension names this purchase, so that a
+		// server never charges twice for it, whatever the client retries.
+		ext := map[string]any{"payment-identifier": map[string]any{"info": map[string]any{"id": "pay_" + hex.EncodeToString(id[:])}}}
+		p.Value, err = x402.EncodeHeader(x402.PaymentPayload{X402Version: 2, Resource: resource, Accepted: q, Payload: payload, Extensions: ext})
 	}
 	if err != nil {
 		return nil, err

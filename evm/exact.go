@@ -2,7 +2,6 @@ package evm
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"math/big"
@@ -147,8 +146,7 @@ func (e *Exact) Check(c *x402.Credential) (*coinop.Payment, error) {
 // paymentID derives a stable journal id from the replay key, so the same
 // authorization always maps to the same journal entry.
 func paymentID(network, asset, payer, nonce string) string {
-	h := sha256.Sum256([]byte(network + "|" + asset + "|" + payer + "|" + nonce))
-	return "x402-" + hex.EncodeToString(h[:16])
+	return x402.ExactEVMPaymentID(network, asset, payer, nonce)
 }
 
 func state(c *x402.Credential) (*checked, error) {
@@ -267,6 +265,9 @@ func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credentia
 		return resp, derr
 	}
 	resp.Transaction = hash.Hex()
+	if p.Step != nil {
+		p.Step("tx_sent")
+	}
 	rc, err := e.chain.wait(ctx, hash)
 	if err != nil {
 		resp.Pending, resp.ErrorReason = true, x402.ReasonSettlementPending

@@ -51,6 +51,9 @@ type rig struct {
 	mu      sync.Mutex
 	// onUpstream, if set, runs inside the upstream handler before it answers.
 	onUpstream func(req *http.Request)
+	// onStep, if set, sees every payment step boundary.
+	onStep func(step string, p *coinop.Payment)
+	pw     *paywall.Paywall
 }
 
 func newRig(t *testing.T) *rig {
@@ -87,16 +90,28 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 		t.Fatal(err)
 	}
 	r.reqs = exact.Requirements(coinop.Charge{Price: coinop.Price{Amount: big.NewInt(price), Symbol: "USDC", Decimals: 6}})
+	rail := &x402.Rail{Schemes: []x402.Scheme{exact}}
+	usdc := coinop.Price{Amount: big.NewInt(price), Symbol: "USDC", Decimals: 6}
 	pw, err := paywall.New(paywall.Config{
 		Journal: r.store,
-		Routes: []paywall.Route{{
-			Pattern: "/paid/", Price: coinop.Price{Amount: big.NewInt(price), Symbol: "USDC", Decimals: 6},
-			Rails: []coinop.Rail{&x402.Rail{Schemes: []x402.Scheme{exact}}},
-		}},
+		Routes: []paywall.Route{
+			{Pattern: "/paid/", Price: usdc, Rails: []coinop.Rail{rail}},
+			{Pattern: "/async/", Price: usdc, Rails: []coinop.Rail{rail}, Settlement: coinop.ModeAsync, AsyncExposure: big.NewInt(2 * price)},
+		},
+		OnStep: func(step string, p *coinop.Payment) {
+			r.mu.Lock()
+			hook := r.onStep
+			r.mu.Unlock()
+			if hook != nil {
+				hook(step, p)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { pw.Close(context.Background()) })
+	r.pw = pw
 	return pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.upCalls++

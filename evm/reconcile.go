@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
@@ -31,7 +32,9 @@ var _ coinop.Reconciler = (*Chain)(nil)
 //     it (ours if its receipt says so, else found from the token's
 //     AuthorizationUsed event).
 //   - settling, not used, our transaction still pending: unknown yet.
-//   - settling, not used, no transaction in flight: failed; nothing moved.
+//   - settling, not used, no transaction in flight: failed, nothing moved;
+//     except in async mode, where the response was already served and the
+//     settlement is still owed: Resettle.
 func (c *Chain) Reconcile(ctx context.Context, p *coinop.Payment) (coinop.Outcome, error) {
 	if p.State == coinop.StateVerified {
 		return coinop.Outcome{State: coinop.StateReleased, Reason: "recovered_before_settlement"}, nil
@@ -62,16 +65,20 @@ func (c *Chain) Reconcile(ctx context.Context, p *coinop.Payment) (coinop.Outcom
 		return coinop.Outcome{State: coinop.StateSettled, Tx: tx, Reason: "settled_by_other_transaction"}, nil
 	}
 	if p.Tx != "" {
-		_, pending, err := c.cfg.Backend.TransactionByHash(ctx, common.HexToHash(p.Tx))
+		_, pending, err := c.transactionByHash(ctx, common.HexToHash(p.Tx))
 		switch {
 		case err == nil && pending:
 			return coinop.Outcome{}, nil // still in the pool: wait
-		case err == nil:
+		case err == nil && p.Mode != coinop.ModeAsync:
 			// Mined without using the authorization: it reverted.
 			return coinop.Outcome{State: coinop.StateFailed, Tx: p.Tx, Reason: "settlement_reverted"}, nil
-		case !errors.Is(err, ethereum.NotFound):
+		case err != nil && !errors.Is(err, ethereum.NotFound):
 			return coinop.Outcome{}, fmt.Errorf("transaction %s: %w", p.Tx, err)
 		}
+	}
+	if p.Mode == coinop.ModeAsync {
+		// The response was served; the settlement is still owed.
+		return coinop.Outcome{Resettle: true}, nil
 	}
 	return coinop.Outcome{State: coinop.StateFailed, Reason: "settlement_not_sent"}, nil
 }
@@ -138,4 +145,21 @@ func (c *Chain) TransfersTo(ctx context.Context, asset, to common.Address, fromB
 		})
 	}
 	return out, nil
+}
+
+// transactionByHash asks for a transaction, waiting briefly while the node
+// answers neither "found" nor "not found" (geth says "transaction indexing
+// is in progress" for a moment after each block).
+func (c *Chain) transactionByHash(ctx context.Context, h common.Hash) (*types.Transaction, bool, error) {
+	for i := 0; ; i++ {
+		tx, pending, err := c.cfg.Backend.TransactionByHash(ctx, h)
+		if err == nil || errors.Is(err, ethereum.NotFound) || isTransport(err) || i == 40 {
+			return tx, pending, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/facilitator/remote"
 	"github.com/coinop/coinop/paywall"
 	"github.com/coinop/coinop/recovery"
 	"github.com/coinop/coinop/store/postgres"
@@ -39,6 +40,8 @@ type Options struct {
 	Getenv func(string) string
 	// Now is the clock for payment expiry. If nil, time.Now.
 	Now func() time.Time
+	// OnStep is passed to the paywall (see paywall.Config.OnStep).
+	OnStep func(step string, p *coinop.Payment)
 }
 
 // Gateway is a configured coinop gateway. Close releases what New opened.
@@ -49,6 +52,7 @@ type Gateway struct {
 	clients     []*ethclient.Client
 	reconcilers map[string]coinop.Reconciler
 	handler     http.Handler
+	pw          *paywall.Paywall
 	started     time.Time
 	now         func() time.Time
 }
@@ -87,6 +91,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 
 	chains := map[*config.Network]*evm.Chain{}
 	for _, n := range cfg.Networks {
+		if n.Facilitator != "" {
+			continue // verified and settled by the facilitator; see below
+		}
 		key, err := settlementKey(n, opts.Getenv)
 		if err != nil {
 			return nil, fmt.Errorf("network %s: %w", n.ID, err)
@@ -124,10 +131,20 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 			k := railKey{res.Network, res.Asset, res.PayTo, rt.MaxTimeout}
 			rail, ok := rails[k]
 			if !ok {
-				scheme, err := evm.NewExact(chains[res.Network], evm.ExactConfig{
-					Asset: common.HexToAddress(res.Asset.Address), Name: res.Asset.EIP712Name,
-					Version: res.Asset.EIP712Version, PayTo: common.HexToAddress(res.PayTo), MaxTimeout: rt.MaxTimeout,
-				})
+				var scheme x402.Scheme
+				if res.Network.Facilitator != "" {
+					scheme, err = remote.New(remote.Config{
+						URL: res.Network.Facilitator, Network: res.Network.ID,
+						Asset: res.Asset.Address, PayTo: res.PayTo, Name: res.Asset.EIP712Name,
+						Version: res.Asset.EIP712Version, MaxTimeout: rt.MaxTimeout,
+						SettleTimeout: res.Network.ReceiptTimeout + 15*time.Second, Now: opts.Now,
+					})
+				} else {
+					scheme, err = evm.NewExact(chains[res.Network], evm.ExactConfig{
+						Asset: common.HexToAddress(res.Asset.Address), Name: res.Asset.EIP712Name,
+						Version: res.Asset.EIP712Version, PayTo: common.HexToAddress(res.PayTo), MaxTimeout: rt.MaxTimeout,
+					})
+				}
 				if err != nil {
 					return nil, fmt.Errorf("route %q: %w", rt.Match, err)
 				}
@@ -140,11 +157,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		routes = append(routes, route)
 	}
 	pw, err := paywall.New(paywall.Config{
-		Routes: routes, Journal: g.store, AllowUnmatched: cfg.Unmatched == "free", Logger: g.log,
+		Routes: routes, Journal: g.store, AllowUnmatched: cfg.Unmatched == "free", Logger: g.log, OnStep: opts.OnStep,
 	})
 	if err != nil {
 		return nil, err
 	}
+	g.pw = pw
 	var fallback http.Handler = http.NotFoundHandler()
 	if u := cfg.UpstreamURL(); u != nil {
 		fallback = g.proxy(u)
@@ -265,19 +283,34 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	// Everything unfinished before this process started was left by a
 	// previous one (one gateway per SQLite file): reconcile it now.
-	g.Recover(ctx, g.started)
+	rep := g.Recover(ctx, g.started)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	tick := time.NewTicker(RecoveryInterval)
-	defer tick.Stop()
+	// What the startup pass could not decide yet (a transaction still
+	// pending) is looked at again soon, then at the regular interval.
+	next := RecoveryInterval
+	if rep.Pending > 0 {
+		next = 2 * time.Second
+	}
+	timer := time.NewTimer(next)
+	defer timer.Stop()
 	for loop := true; loop; {
 		select {
 		case err := <-errc:
 			return err
 		case <-ctx.Done():
 			loop = false
-		case <-tick.C:
-			g.Recover(ctx, g.now().Add(-recoveryGrace))
+		case <-timer.C:
+			olderThan := g.now().Add(-recoveryGrace)
+			if rep.Pending > 0 {
+				olderThan = g.started
+			}
+			rep = g.Recover(ctx, olderThan)
+			next = RecoveryInterval
+			if rep.Pending > 0 {
+				next = 2 * time.Second
+			}
+			timer.Reset(next)
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -297,14 +330,26 @@ func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Rep
 	if err != nil {
 		g.log.Warn("recovery incomplete; will retry", "err", err)
 	}
+	if len(rep.Resettle) > 0 {
+		g.pw.Resume(ctx, rep.Resettle)
+	}
 	if rep.Checked > 0 {
 		g.log.Info("recovery pass", "checked", rep.Checked, "settled", rep.Settled, "failed", rep.Failed, "released", rep.Released, "pending", rep.Pending)
 	}
 	return rep
 }
 
-// Close releases the store and the chain connections.
+// Close stops background settlements (owed ones stay journaled for the next
+// start) and releases the store and the chain connections.
 func (g *Gateway) Close() error {
+	if g.pw != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := g.pw.Close(ctx); err != nil {
+			g.log.Warn("closing", "err", err)
+		}
+		cancel()
+		g.pw = nil
+	}
 	for _, c := range g.clients {
 		c.Close()
 	}

@@ -10,9 +10,12 @@ package paywall
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"sync"
 	"time"
@@ -23,13 +26,21 @@ import (
 
 // Journal durably records payments. The store packages implement it.
 type Journal interface {
-	// Reserve records p as verified and claims its replay key, durably,
-	// before the handler runs. A payment already reserved or settled yields a
-	// *coinop.Error of KindReplayed.
+	// Reserve records p as verified and claims its replay key (and its
+	// idempotency key, if any), durably, before the handler runs. A payment
+	// already reserved or settled yields a *coinop.Error of KindReplayed.
 	Reserve(ctx context.Context, p *coinop.Payment) error
 	// Transition moves payment id from one state to another (compare and
 	// set), recording tx and reason when non-empty.
 	Transition(ctx context.Context, id string, from, to coinop.State, tx, reason string) error
+	// Get returns a payment, or an error wrapping store.ErrNotFound.
+	Get(ctx context.Context, id string) (*coinop.Payment, error)
+	// MarkServed records, once, that a payment's response was released; a
+	// second call yields KindReplayed.
+	MarkServed(ctx context.Context, id string) error
+	// ByIdempotencyKey returns the payer's live payment holding key, or an
+	// error wrapping store.ErrNotFound.
+	ByIdempotencyKey(ctx context.Context, payer, key string) (*coinop.Payment, error)
 }
 
 // Route prices the requests that match Pattern.
@@ -45,6 +56,16 @@ type Route struct {
 	// Description and MimeType describe the resource in challenges.
 	Description string
 	MimeType    string
+	// Settlement is coinop.ModeSync (the default: the response is released
+	// after the payment settled on chain) or coinop.ModeAsync (released once
+	// verified and reserved; settled in the background, within
+	// AsyncExposure).
+	Settlement string
+	// AsyncExposure caps, per payer and asset, the total amount (atomic
+	// units) served on async routes but not yet settled. A payment that
+	// would exceed it is settled synchronously instead. Nil on an async
+	// route means every payment is settled synchronously.
+	AsyncExposure *big.Int
 }
 
 // Config configures a Paywall.
@@ -63,6 +84,12 @@ type Config struct {
 	// Logger receives one line per payment and every internal error. If nil,
 	// slog.Default().
 	Logger *slog.Logger
+	// SettleWorkers is how many background settlements run at once. If zero, 4.
+	SettleWorkers int
+	// OnStep, if set, is called at each step boundary of a payment:
+	// "reserved", "tx_recorded", "tx_sent", "settled", "served". For tracing
+	// and crash tests; it must not block.
+	OnStep func(step string, p *coinop.Payment)
 }
 
 // Paywall is the engine. It is safe for concurrent use.
@@ -72,6 +99,7 @@ type Paywall struct {
 	routes   map[string]*Route
 	log      *slog.Logger
 	inflight sync.Map // payment ID → struct{}: duplicates in flight get 409
+	bg       *background
 }
 
 // New checks cfg and builds a Paywall.
@@ -85,6 +113,9 @@ func New(cfg Config) (pw *Paywall, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.SettleWorkers == 0 {
+		cfg.SettleWorkers = 4
+	}
 	pw = &Paywall{cfg: cfg, mux: http.NewServeMux(), routes: map[string]*Route{}, log: cfg.Logger}
 	for i := range cfg.Routes {
 		rt := &cfg.Routes[i]
@@ -97,9 +128,24 @@ func New(cfg Config) (pw *Paywall, err error) {
 		if err := register(pw.mux, rt.Pattern); err != nil {
 			return nil, fmt.Errorf("paywall: route %q: %w", rt.Pattern, err)
 		}
+		if rt.Settlement != "" && rt.Settlement != coinop.ModeSync && rt.Settlement != coinop.ModeAsync {
+			return nil, fmt.Errorf("paywall: route %q: settlement %q is not sync or async", rt.Pattern, rt.Settlement)
+		}
 		pw.routes[rt.Pattern] = rt
 	}
+	pw.bg = newBackground(pw)
 	return pw, nil
+}
+
+// Close stops the background settlements, waiting up to ctx for those in
+// progress. Payments still owed stay journaled as settling and are finished
+// by the next recovery pass.
+func (pw *Paywall) Close(ctx context.Context) error { return pw.bg.close(ctx) }
+
+func (pw *Paywall) step(name string, p *coinop.Payment) {
+	if pw.cfg.OnStep != nil {
+		pw.cfg.OnStep(name, p)
+	}
 }
 
 // register adds a pattern to mux, turning ServeMux's panics on invalid or
@@ -175,49 +221,110 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		pw.refuse(w, r, rt, charge, coinop.Errorf(coinop.KindPaymentRequired, "payment_required", "%s %s costs %s", r.Method, r.URL.Path, rt.Price))
 		return
 	}
+	if p.IdempotencyKey == "" {
+		p.IdempotencyKey = idempotencyKey(r)
+	}
 	if _, busy := pw.inflight.LoadOrStore(p.ID, struct{}{}); busy {
 		pw.refuse(w, r, rt, charge, coinop.Errorf(coinop.KindInFlight, "payment_in_flight", "this payment is being processed by another request"))
 		return
 	}
 	defer pw.inflight.Delete(p.ID)
 
-	if err := pw.seen(r.Context(), p); err != nil {
+	// The journal decides before any cryptography or chain call: a payment
+	// (or a purchase, by idempotency key) seen before is answered from it.
+	if prev, err := pw.previous(r.Context(), p); err != nil {
 		pw.refuse(w, r, rt, charge, err)
+		return
+	} else if prev != nil {
+		pw.serveAgain(w, r, next, rt, charge, prev)
 		return
 	}
 	if err := rail.Verify(r.Context(), p); err != nil {
 		pw.refuse(w, r, rt, charge, err)
 		return
 	}
+	p.Mode = coinop.ModeSync
+	if rt.Settlement == coinop.ModeAsync && pw.bg.admit(p, rt.AsyncExposure) {
+		p.Mode = coinop.ModeAsync
+	}
 	if err := pw.cfg.Journal.Reserve(r.Context(), p); err != nil {
+		pw.bg.discharge(p)
+		if e := coinop.AsError(err); e.Reason == "idempotency_key_used" {
+			// Lost a race with another payment for the same purchase.
+			err = coinop.Errorf(coinop.KindInFlight, "idempotency_key_used", "another payment for this purchase (same idempotency key) is being processed")
+		}
 		pw.refuse(w, r, rt, charge, err)
 		return
 	}
+	pw.step("reserved", p)
 	pw.serveReserved(w, r, next, rt, charge, rail, p)
 }
 
-// Looker is an optional Journal method: a point read that lets the engine
-// refuse a replayed payment before any cryptography or chain call.
-type Looker interface {
-	Get(ctx context.Context, id string) (*coinop.Payment, error)
+// idempotencyKey derives a purchase key from an Idempotency-Key header,
+// scoped to the method and path so one key cannot cover two resources.
+func idempotencyKey(r *http.Request) string {
+	k := r.Header.Get("Idempotency-Key")
+	if k == "" || len(k) > 256 {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(k + "\x00" + r.Method + "\x00" + r.URL.Path))
+	return "idem:" + hex.EncodeToString(sum[:16])
 }
 
-// seen refuses a payment the journal already holds (unless it was released).
-func (pw *Paywall) seen(ctx context.Context, p *coinop.Payment) error {
-	l, ok := pw.cfg.Journal.(Looker)
-	if !ok {
-		return nil
+// previous looks p up in the journal. It returns the earlier payment whose
+// response may be served now without a new charge (settled, never served:
+// the client lost the response to a crash or a network failure and
+// retried), nil to go on with p, or the error to answer with.
+func (pw *Paywall) previous(ctx context.Context, p *coinop.Payment) (*coinop.Payment, error) {
+	prev, err := pw.cfg.Journal.Get(ctx, p.ID)
+	if errors.Is(err, store.ErrNotFound) && p.IdempotencyKey != "" {
+		prev, err = pw.cfg.Journal.ByIdempotencyKey(ctx, p.Payer, p.IdempotencyKey)
+		if err == nil && prev.State == coinop.StateSettled && !prev.Served.IsZero() {
+			return nil, coinop.Errorf(coinop.KindInFlight, "idempotency_key_used", "this purchase (idempotency key) was already paid for and served")
+		}
 	}
-	prev, err := l.Get(ctx, p.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil
+		return nil, nil
 	case err != nil:
-		return err
-	case prev.State == coinop.StateReleased:
-		return nil
+		return nil, err
 	}
-	return coinop.Errorf(coinop.KindReplayed, "payment_replayed", "this payment was already used")
+	switch prev.State {
+	case coinop.StateReleased:
+		return nil, nil // nothing was charged; the payment may be used again
+	case coinop.StateSettled:
+		if prev.Served.IsZero() {
+			return prev, nil
+		}
+	case coinop.StateVerified, coinop.StateSettling:
+		return nil, coinop.Errorf(coinop.KindInFlight, "payment_in_flight", "this payment is being processed; retry shortly")
+	}
+	return nil, coinop.Errorf(coinop.KindReplayed, "payment_replayed", "this payment was already used")
+}
+
+// serveAgain serves the response of a payment that was settled but never
+// served, without charging again. Served is claimed with a compare-and-set,
+// so concurrent retries are served once.
+func (pw *Paywall) serveAgain(w http.ResponseWriter, r *http.Request, next http.Handler, rt *Route, charge coinop.Charge, prev *coinop.Payment) {
+	sw := &settleWriter{ResponseWriter: w, settle: func(status int) bool {
+		if status >= 400 {
+			return true
+		}
+		if err := pw.cfg.Journal.MarkServed(r.Context(), prev.ID); err != nil {
+			pw.refuse(w, r, rt, charge, err)
+			return false
+		}
+		pw.log.Info("served a settled payment's retry without a new charge", "payment", prev.ID, "tx", prev.Tx)
+		pw.step("served", prev)
+		return true
+	}}
+	defer func() {
+		if v := recover(); v != nil && !(sw.replaced && v == http.ErrAbortHandler) {
+			panic(v)
+		}
+	}()
+	next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), paymentKey{}, prev)))
+	sw.finish()
 }
 
 // refuse answers with err's status, the problem body and a fresh challenge.
@@ -271,58 +378,97 @@ func PaymentFrom(ctx context.Context) *coinop.Payment {
 // the handler's response may be sent.
 func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, charge coinop.Charge, rail coinop.Rail, p *coinop.Payment, status int, cancel context.CancelFunc) bool {
 	if status >= 400 {
+		pw.bg.discharge(p)
 		pw.release(p, fmt.Sprintf("upstream_status_%d", status))
 		pw.log.Info("upstream failed; payment released, nothing charged", "path", r.URL.Path, "status", status, "payer", p.Payer, "payment", p.ID)
 		return true
 	}
 	ctx, done := context.WithTimeout(context.WithoutCancel(r.Context()), pw.cfg.SettleTimeout)
 	defer done()
+	// From here on the settlement is owed: the journal says so durably
+	// before the response (async) or the transaction (sync) goes out.
 	if err := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateSettling, "", ""); err != nil {
+		pw.bg.discharge(p)
 		pw.release(p, "journal_unavailable")
 		cancel()
 		pw.refuse(w, r, rt, charge, coinop.Wrap(coinop.KindUnavailable, "store_unavailable", err, "the payment journal is unavailable; nothing was charged"))
 		return false
 	}
-	p.RecordTx = func(ctx context.Context, tx string) error {
-		return pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettling, tx, "")
+	p.State = coinop.StateSettling
+	if p.Mode == coinop.ModeAsync {
+		pw.served(ctx, p)
+		pw.bg.enqueue(rail, p)
+		return true
 	}
-	rc, err := rail.Settle(ctx, p)
+	rc, err := pw.collect(ctx, rail, p)
 	if rc != nil {
 		for k, v := range rc.Header {
 			w.Header()[k] = v
 		}
 	}
+	if err == nil || rc != nil && rc.Pending {
+		pw.served(ctx, p)
+		return true
+	}
+	e := coinop.AsError(err)
+	if e.Kind != coinop.KindUnavailable {
+		e.Kind = coinop.KindSettleFailed
+	}
+	pw.log.Warn("settlement failed; response withheld", "path", r.URL.Path, "payer", p.Payer, "reason", e.Reason, "err", err)
+	cancel()
+	pw.refuse(w, r, rt, charge, e)
+	return false
+}
+
+// collect settles p through rail and journals the outcome: settled,
+// pending (left settling with its transaction, for recovery), unavailable
+// (nothing sent; left settling, still owed), or failed. The error is nil
+// only when the money moved.
+func (pw *Paywall) collect(ctx context.Context, rail coinop.Rail, p *coinop.Payment) (*coinop.Receipt, error) {
+	p.RecordTx = func(ctx context.Context, tx string) error {
+		if err := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettling, tx, ""); err != nil {
+			return err
+		}
+		p.Tx = tx
+		pw.step("tx_recorded", p)
+		return nil
+	}
+	p.Step = func(name string) { pw.step(name, p) }
+	rc, err := rail.Settle(ctx, p)
 	switch {
 	case err == nil && rc != nil && rc.Success:
 		if jerr := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettled, rc.Tx, ""); jerr != nil {
 			// The money moved; the journal lags. Recovery reconciles it from the chain.
 			pw.log.Error("settled but the journal did not record it", "payment", p.ID, "tx", rc.Tx, "err", jerr)
 		}
-		pw.log.Info("payment settled", "path", r.URL.Path, "payer", p.Payer, "amount", p.Amount.String(), "network", p.Network, "tx", rc.Tx)
-		return true
+		p.State, p.Tx = coinop.StateSettled, rc.Tx
+		pw.log.Info("payment settled", "payer", p.Payer, "amount", p.Amount.String(), "network", p.Network, "tx", rc.Tx, "mode", p.Mode)
+		pw.step("settled", p)
+		return rc, nil
 	case rc != nil && rc.Pending:
-		if rc.Tx != "" {
-			if jerr := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettling, rc.Tx, "settlement_pending"); jerr != nil {
-				pw.log.Error("journal did not record a pending settlement", "payment", p.ID, "tx", rc.Tx, "err", jerr)
-			}
-		}
-		pw.log.Warn("settlement pending", "payment", p.ID, "tx", rc.Tx)
-		return true
+		pw.log.Warn("settlement pending; recovery will finish it", "payment", p.ID, "tx", rc.Tx)
+		return rc, err
+	case err == nil:
+		err = coinop.Errorf(coinop.KindSettleFailed, "unexpected_settle_error", "settlement did not succeed")
 	}
-	e := coinop.AsError(err)
-	if e.Kind == coinop.KindInternal && err == nil {
-		e = coinop.Errorf(coinop.KindSettleFailed, "unexpected_settle_error", "settlement did not succeed")
+	if coinop.KindOf(err) == coinop.KindUnavailable && p.Mode == coinop.ModeAsync {
+		return rc, err // nothing was sent; still owed, retried in the background
 	}
-	if e.Kind != coinop.KindUnavailable {
-		e.Kind = coinop.KindSettleFailed
-	}
-	if jerr := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateFailed, txOf(rc), e.Reason); jerr != nil {
+	if jerr := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateFailed, txOf(rc), coinop.AsError(err).Reason); jerr != nil {
 		pw.log.Error("journal did not record a failed settlement", "payment", p.ID, "err", jerr)
 	}
-	pw.log.Warn("settlement failed; response withheld", "path", r.URL.Path, "payer", p.Payer, "reason", e.Reason, "err", err)
-	cancel()
-	pw.refuse(w, r, rt, charge, e)
-	return false
+	p.State = coinop.StateFailed
+	return rc, err
+}
+
+// served marks p's response as released. A failure is logged, not fatal:
+// the money has moved (or is owed) and the response goes out.
+func (pw *Paywall) served(ctx context.Context, p *coinop.Payment) {
+	if err := pw.cfg.Journal.MarkServed(ctx, p.ID); err != nil {
+		pw.log.Error("journal did not record a served response", "payment", p.ID, "err", err)
+		return
+	}
+	pw.step("served", p)
 }
 
 func txOf(rc *coinop.Receipt) string {

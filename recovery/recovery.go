@@ -24,6 +24,10 @@ type Journal interface {
 // Report counts what one pass did.
 type Report struct {
 	Checked, Settled, Failed, Released, Pending, Skipped int
+	// Resettle lists payments whose response was served (async mode) but
+	// whose settlement never reached the network; the caller settles them
+	// again from their journaled payload.
+	Resettle []*coinop.Payment
 }
 
 // Run reconciles every unfinished payment last updated before olderThan
@@ -54,6 +58,10 @@ func Run(ctx context.Context, j Journal, reconcilers map[string]coinop.Reconcile
 		if err != nil {
 			errs = append(errs, fmt.Errorf("payment %s: %w", p.ID, err))
 			rep.Pending++
+			continue
+		}
+		if out.Resettle {
+			rep.Resettle = append(rep.Resettle, p)
 			continue
 		}
 		if out.State == "" || out.State == p.State && out.Tx == p.Tx {

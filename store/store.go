@@ -15,9 +15,16 @@ import (
 // journal has never recorded. Test for it with errors.Is.
 var ErrNotFound = errors.New("store: payment not found")
 
-// Event is one transition in a payment's history. A journal writes an event
-// in the same transaction as the change it describes and never alters or
-// deletes one, so the events of a payment replay its life exactly.
+// ReasonServed is the Reason of the event a journal writes when a payment's
+// response is served (MarkServed). Serving changes no state: the event's From
+// and To are both the state the payment was in, and the payment's own Reason
+// is left as it was.
+const ReasonServed = "served"
+
+// Event is one transition in a payment's history, or the serving of its
+// response (see ReasonServed). A journal writes an event in the same
+// transaction as the change it describes and never alters or deletes one, so
+// the events of a payment replay its life exactly.
 type Event struct {
 	PaymentID string
 	// From is the state before the transition; "" for the first reservation.

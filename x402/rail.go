@@ -53,7 +53,10 @@ type Rail struct {
 	Schemes []Scheme
 }
 
-var _ coinop.Rail = (*Rail)(nil)
+var (
+	_ coinop.Rail     = (*Rail)(nil)
+	_ coinop.Restorer = (*Rail)(nil)
+)
 
 func (r *Rail) requirements(ch coinop.Charge) []PaymentRequirements {
 	reqs := make([]PaymentRequirements, len(r.Schemes))
@@ -110,8 +113,42 @@ func (r *Rail) Challenge(c *coinop.Challenge, ch coinop.Charge) {
 // Inspect decodes the payment header and runs the matching scheme's cheap
 // checks.
 func (r *Rail) Inspect(req *http.Request, ch coinop.Charge) (*coinop.Payment, error) {
-	var cred Credential
+	var payload string
 	if h := req.Header.Get(HeaderPaymentSignature); h != "" {
+		payload = "v2:" + h
+	} else if h := req.Header.Get(HeaderXPayment); h != "" {
+		payload = "v1:" + h
+	} else {
+		return nil, nil
+	}
+	cred, err := decodeCredential(payload)
+	if err != nil {
+		return nil, err
+	}
+	reqs := r.requirements(ch)
+	i, err := match(reqs, &cred.Payload.Accepted, cred.Version)
+	if err != nil {
+		return nil, err
+	}
+	cred.Requirements = reqs[i]
+	cred.scheme = r.Schemes[i]
+	p, err := cred.scheme.Check(cred)
+	if err != nil {
+		return nil, err
+	}
+	p.Resource = ch.Resource.URL
+	p.Payload = payload
+	p.IdempotencyKey = paymentIdentifier(cred.Payload.Extensions)
+	p.Credential = cred
+	return p, nil
+}
+
+// decodeCredential decodes a journaled payload: "v2:" or "v1:" and the
+// payment header's value.
+func decodeCredential(payload string) (*Credential, error) {
+	var cred Credential
+	switch version, h, _ := strings.Cut(payload, ":"); version {
+	case "v2":
 		if err := DecodeHeader(h, &cred.Payload); err != nil {
 			return nil, coinop.Wrap(coinop.KindMalformed, ReasonInvalidPayload, err, "PAYMENT-SIGNATURE: "+err.Error())
 		}
@@ -119,7 +156,7 @@ func (r *Rail) Inspect(req *http.Request, ch coinop.Charge) (*coinop.Payment, er
 			return nil, coinop.Errorf(coinop.KindRejected, ReasonInvalidVersion, "PAYMENT-SIGNATURE carries x402Version %d; this header is for version 2", cred.Payload.X402Version)
 		}
 		cred.Version = 2
-	} else if h := req.Header.Get(HeaderXPayment); h != "" {
+	case "v1":
 		var v1 PaymentPayloadV1
 		if err := DecodeHeader(h, &v1); err != nil {
 			return nil, coinop.Wrap(coinop.KindMalformed, ReasonInvalidPayload, err, "X-PAYMENT: "+err.Error())
@@ -133,26 +170,59 @@ func (r *Rail) Inspect(req *http.Request, ch coinop.Charge) (*coinop.Payment, er
 		}
 		cred.Version = 1
 		cred.Payload = PaymentPayload{X402Version: 1, Accepted: PaymentRequirements{Scheme: v1.Scheme, Network: network}, Payload: v1.Payload}
-	} else {
-		return nil, nil
+	default:
+		return nil, coinop.Errorf(coinop.KindInternal, ReasonInvalidPayload, "journaled payload has no version prefix")
 	}
 	if len(cred.Payload.Payload) == 0 || string(cred.Payload.Payload) == "null" {
 		return nil, coinop.Errorf(coinop.KindMalformed, ReasonInvalidPayload, "the payment has no payload")
 	}
-	reqs := r.requirements(ch)
-	i, err := match(reqs, &cred.Payload.Accepted, cred.Version)
-	if err != nil {
-		return nil, err
+	return &cred, nil
+}
+
+// paymentIdentifier reads the payment-identifier extension's id
+// ({"payment-identifier": {"info": {"id": "…"}}}); ids must be 16 to 128
+// characters of [A-Za-z0-9_-]. Anything else is ignored.
+func paymentIdentifier(ext map[string]any) string {
+	e, _ := ext["payment-identifier"].(map[string]any)
+	info, _ := e["info"].(map[string]any)
+	id, _ := info["id"].(string)
+	if len(id) < 16 || len(id) > 128 {
+		return ""
 	}
-	cred.Requirements = reqs[i]
-	cred.scheme = r.Schemes[i]
-	p, err := cred.scheme.Check(&cred)
-	if err != nil {
-		return nil, err
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return ""
+		}
 	}
-	p.Resource = ch.Resource.URL
-	p.Credential = &cred
-	return p, nil
+	return "pid:" + id
+}
+
+// Restore rebuilds a journaled payment's credential from its Payload, for a
+// settlement interrupted by a crash. The scheme's checks run again, so an
+// authorization that expired meanwhile is refused.
+func (r *Rail) Restore(p *coinop.Payment) error {
+	cred, err := decodeCredential(p.Payload)
+	if err != nil {
+		return err
+	}
+	ch := coinop.Charge{Price: coinop.Price{Amount: p.Amount}, Resource: coinop.Resource{URL: p.Resource}}
+	for i, s := range r.Schemes {
+		q := s.Requirements(ch)
+		if q.Network != p.Network || !strings.EqualFold(q.Asset, p.Asset) || !strings.EqualFold(q.PayTo, p.PayTo) {
+			continue
+		}
+		cred.Requirements, cred.scheme = q, r.Schemes[i]
+		got, err := s.Check(cred)
+		if err != nil {
+			return err
+		}
+		if got.ID != p.ID {
+			return coinop.Errorf(coinop.KindInternal, ReasonInvalidPayload, "journaled payload does not belong to payment %s", p.ID)
+		}
+		p.Credential = cred
+		return nil
+	}
+	return coinop.Errorf(coinop.KindInternal, ReasonNoMatchingOffer, "no scheme of this rail takes payment %s", p.ID)
 }
 
 // match picks the offer a payment answers: same scheme, then same network,

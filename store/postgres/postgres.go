@@ -10,9 +10,10 @@
 // integers of atomic units.
 //
 // Every write is a single statement (an insert that may conflict, or a
-// compare-and-set on a payment's state) whose outcome PostgreSQL decides
-// under its unique indexes and row locks, so the guarantees of Reserve and
-// Transition hold across any number of processes sharing the database.
+// compare-and-set on a payment's state or served time) whose outcome
+// PostgreSQL decides under its unique indexes and row locks, so the
+// guarantees of Reserve, Transition and MarkServed hold across any number of
+// processes sharing the database.
 package postgres
 
 import (
@@ -174,29 +175,61 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // Reserve records p in state verified and claims its replay key (Network,
-// Asset, Payer, Nonce). On success it sets p.State, p.Created and p.Updated
-// to what was recorded. p.Credential is not journaled.
+// Asset, Payer, Nonce) and, when p has one, its idempotency key (Payer,
+// IdempotencyKey). On success it sets p.State, p.Created, p.Updated, p.Mode
+// ("" is recorded as coinop.ModeSync) and p.Served (zero: not served) to
+// what was recorded. p.Credential is not journaled; p.Payload is, as given.
+// A Mode other than "", sync and async is refused with KindInternal.
 //
-// If the key is already journaled in any state but released, or under a
-// different ID, Reserve returns a *coinop.Error of kind KindReplayed and
-// changes nothing; of many concurrent calls for one key, from any number of
-// processes, exactly one succeeds. A payment journaled as released under the
-// same ID (its upstream failed and nothing was charged) is reserved again:
-// it goes back to verified, keeps its Created time and takes p's other
-// fields. An ID already journaled under a different key is a fault of the
-// caller (KindInternal).
+// If the replay key is already journaled in any state but released, or under
+// a different ID, Reserve returns a *coinop.Error of kind KindReplayed
+// (reason "payment_replayed") and changes nothing; of many concurrent calls
+// for one key, from any number of processes, exactly one succeeds. A payment
+// journaled as released under the same ID (its upstream failed and nothing
+// was charged) is reserved again: it goes back to verified, keeps its
+// Created time, takes p's other fields (Mode, Payload and IdempotencyKey
+// included) and is no longer served. An ID already journaled under a
+// different key is a fault of the caller (KindInternal).
+//
+// If another payment that is not released holds the idempotency key,
+// Reserve returns KindReplayed with reason "idempotency_key_used" and changes
+// nothing; of many concurrent calls with one payer and key, from any number
+// of processes, exactly one succeeds. A released payment gives its key up:
+// it keeps it in its row, but another payment may take it, and
+// ByIdempotencyKey no longer finds it. A replayed payment is reported as
+// such even when its idempotency key is also taken.
 func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 	if err := checkPayment(p); err != nil {
 		return err
 	}
+	mode := modeOf(p)
 	now := s.timestamp()
+	// An attempt that writes nothing names the payment in the way, unless
+	// that payment was released in the meantime and so gave its keys up;
+	// then the next attempt may succeed. Only a payment being reserved and
+	// released over and over, by others, can exhaust the attempts.
+	for range reserveAttempts {
+		if done, err := s.reserve(ctx, p, mode, now); done || err != nil {
+			return err
+		}
+	}
+	return coinop.Wrap(coinop.KindInFlight, "payment_state_conflict",
+		fmt.Errorf("postgres: reserve %s: the payment holding its keys kept changing", p.ID),
+		"this payment is being processed by another request")
+}
 
+const reserveAttempts = 3
+
+// reserve makes one attempt at Reserve. It reports done when p was reserved
+// or err says why it cannot be; (false, nil) means try again.
+func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now time.Time) (done bool, err error) {
 	// First, a new key. ON CONFLICT DO NOTHING without a conflict target
-	// makes every unique index an arbiter, the replay key and the ID alike.
-	// PostgreSQL resolves a conflict with a concurrent, uncommitted insert
-	// by waiting for it to end: if it commits, nothing is inserted here; if
-	// it aborts, the insert goes ahead. So of concurrent inserts of one key
-	// exactly one inserts a row, and the others see a committed row.
+	// makes every unique index an arbiter: the replay key, the ID and the
+	// idempotency key alike (the last only for rows its partial index
+	// covers). PostgreSQL resolves a conflict with a concurrent, uncommitted
+	// insert by waiting for it to end: if it commits, nothing is inserted
+	// here; if it aborts, the insert goes ahead. So of concurrent inserts of
+	// one key exactly one inserts a row, and the others see a committed row.
 	//
 	// (ON CONFLICT (replay key) DO UPDATE … WHERE state = 'released' would
 	// fold the released case below into this statement, but it leaves the
@@ -208,32 +241,36 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 	// transaction, and only when the row was.
 	tag, err := s.pool.Exec(ctx, `WITH reserved AS (
 			INSERT INTO payments
-				(id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+				(id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at,
+				 mode, payload, idempotency_key, served_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, NULLIF($16, ''), NULL)
 			ON CONFLICT DO NOTHING
 			RETURNING id
 		)
 		INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
 		SELECT id, '', $10, $11, $12, $13 FROM reserved`,
 		p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.Nonce, p.Amount.String(), p.Resource,
-		string(coinop.StateVerified), p.Tx, p.Reason, now)
+		string(coinop.StateVerified), p.Tx, p.Reason, now, mode, p.Payload, p.IdempotencyKey)
 	if err != nil {
-		return dbError("reserve", err)
+		return true, dbError("reserve", err)
 	}
 	if tag.RowsAffected() == 1 {
-		p.State, p.Created, p.Updated = coinop.StateVerified, now, now
-		return nil
+		p.State, p.Created, p.Updated, p.Mode, p.Served = coinop.StateVerified, now, now, mode, time.Time{}
+		return true, nil
 	}
 
 	// The key or the ID is taken by a committed payment. If it is this very
 	// payment, released, take it back with a compare-and-set on its state:
 	// the UPDATE locks the row and re-checks state = released on the latest
 	// version, so of concurrent retries exactly one moves it to verified and
-	// the others, finding it verified, match nothing.
+	// the others, finding it verified, match nothing. Leaving released, the
+	// row enters the idempotency key's index: if another payment holds the
+	// key, committed or about to be, the statement fails on it.
 	var created time.Time
 	err = s.pool.QueryRow(ctx, `WITH reserved AS (
 			UPDATE payments
-			SET rail = $2, pay_to = $3, amount = $4, resource = $5, state = $6, tx = $7, reason = $8, updated_at = $9
+			SET rail = $2, pay_to = $3, amount = $4, resource = $5, state = $6, tx = $7, reason = $8, updated_at = $9,
+				mode = $15, payload = $16, idempotency_key = NULLIF($17, ''), served_at = NULL
 			WHERE network = $10 AND asset = $11 AND payer = $12 AND nonce = $13 AND id = $1 AND state = $14
 			RETURNING id, created_at
 		), event AS (
@@ -242,17 +279,22 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 		)
 		SELECT created_at FROM reserved`,
 		p.ID, p.Rail, p.PayTo, p.Amount.String(), p.Resource, string(coinop.StateVerified), p.Tx, p.Reason, now,
-		p.Network, p.Asset, p.Payer, p.Nonce, string(coinop.StateReleased)).Scan(&created)
+		p.Network, p.Asset, p.Payer, p.Nonce, string(coinop.StateReleased),
+		mode, p.Payload, p.IdempotencyKey).Scan(&created)
+	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:
-		p.State, p.Created, p.Updated = coinop.StateVerified, created.UTC(), now
-		return nil
+		p.State, p.Created, p.Updated, p.Mode, p.Served = coinop.StateVerified, created.UTC(), now, mode, time.Time{}
+		return true, nil
+	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation && pgErr.ConstraintName == idempotencyKeyIndex:
+		return true, idempotencyKeyUsed(err)
 	case !errors.Is(err, pgx.ErrNoRows):
-		return dbError("reserve", err)
+		return true, dbError("reserve", err)
 	}
 
 	// Nothing was written; say why. Journal rows are never deleted, so the
-	// row that blocked the insert is still there.
+	// row that blocked the insert is still there, though it may have been
+	// released since.
 	var (
 		holder string
 		state  coinop.State
@@ -261,14 +303,54 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 		WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4`,
 		p.Network, p.Asset, p.Payer, p.Nonce).Scan(&holder, &state)
 	switch {
+	case err == nil && holder == p.ID && state == coinop.StateReleased:
+		return false, nil // released again since the update above
 	case err == nil:
-		return coinop.Wrap(coinop.KindReplayed, "payment_replayed",
+		return true, coinop.Wrap(coinop.KindReplayed, "payment_replayed",
 			fmt.Errorf("replay key held by payment %s in state %s", holder, state), "this payment was already used")
 	case !errors.Is(err, pgx.ErrNoRows):
-		return dbError("reserve", err)
+		return true, dbError("reserve", err)
 	}
-	return coinop.Wrap(coinop.KindInternal, "internal_error",
-		fmt.Errorf("postgres: reserve: payment %s is journaled under another replay key", p.ID), "internal error")
+	var taken bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM payments WHERE id = $1)`, p.ID).Scan(&taken); err != nil {
+		return true, dbError("reserve", err)
+	}
+	if taken {
+		return true, coinop.Wrap(coinop.KindInternal, "internal_error",
+			fmt.Errorf("postgres: reserve: payment %s is journaled under another replay key", p.ID), "internal error")
+	}
+	if p.IdempotencyKey == "" {
+		return false, nil
+	}
+	err = s.pool.QueryRow(ctx, `SELECT id FROM payments
+		WHERE payer = $1 AND idempotency_key = $2 AND state <> 'released'`,
+		p.Payer, p.IdempotencyKey).Scan(&holder)
+	switch {
+	case err == nil:
+		return true, idempotencyKeyUsed(fmt.Errorf("idempotency key held by payment %s", holder))
+	case !errors.Is(err, pgx.ErrNoRows):
+		return true, dbError("reserve", err)
+	}
+	return false, nil // the holder was released since the insert
+}
+
+// idempotencyKeyIndex is the partial unique index on (payer,
+// idempotency_key) of the payments that are not released.
+const idempotencyKeyIndex = "payments_idempotency_key"
+
+const uniqueViolation = "23505"
+
+func idempotencyKeyUsed(cause error) error {
+	return coinop.Wrap(coinop.KindReplayed, "idempotency_key_used", cause,
+		"another payment with this idempotency key exists")
+}
+
+// modeOf is the settlement mode journaled for p: "" means sync.
+func modeOf(p *coinop.Payment) string {
+	if p.Mode == "" {
+		return coinop.ModeSync
+	}
+	return p.Mode
 }
 
 func checkPayment(p *coinop.Payment) error {
@@ -282,6 +364,8 @@ func checkPayment(p *coinop.Payment) error {
 		problem = "payment has no nonce"
 	case p.Amount == nil || p.Amount.Sign() < 0:
 		problem = "payment amount is missing or negative"
+	case p.Mode != "" && p.Mode != coinop.ModeSync && p.Mode != coinop.ModeAsync:
+		problem = fmt.Sprintf("payment has unknown settlement mode %q", p.Mode)
 	default:
 		return nil
 	}
@@ -350,7 +434,72 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 		"this payment is being processed by another request")
 }
 
-const paymentColumns = `id, rail, network, asset, payer, pay_to, nonce, amount::text, resource, state, tx, reason, created_at, updated_at`
+// servable reports whether a payment's response may be served in state st:
+// once verified and reserved, and for as long as it is not known to have
+// failed or been released.
+func servable(st coinop.State) bool {
+	return st == coinop.StateVerified || st == coinop.StateSettling || st == coinop.StateSettled
+}
+
+// MarkServed records that the paid response of payment id was released to
+// the client, at the store's clock, in one durable transaction with an event
+// whose From and To are the payment's state and whose Reason is
+// store.ReasonServed. It also sets the payment's Updated time.
+//
+// A response is served at most once: MarkServed is a compare-and-set on the
+// payment not being served yet, and if it is, returns a *coinop.Error of
+// kind KindReplayed (reason "payment_replayed") and changes nothing, so of
+// concurrent calls for one payment, from any number of processes, exactly
+// one succeeds. A payment that is not served yet may be marked only while
+// verified, settling or settled; in any other state MarkServed is refused
+// with KindInternal. An unknown id yields an error wrapping store.ErrNotFound.
+func (s *Store) MarkServed(ctx context.Context, id string) error {
+	now := s.timestamp()
+	// As in Transition, a concurrent UPDATE of the row makes this one wait
+	// and re-check its condition on the row it left: of concurrent calls,
+	// one sets served_at and the others match nothing.
+	tag, err := s.pool.Exec(ctx, `WITH served AS (
+			UPDATE payments SET served_at = $2, updated_at = $2
+			WHERE id = $1 AND served_at IS NULL AND state IN ($4, $5, $6)
+			RETURNING id, state
+		)
+		INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+		SELECT id, state, state, '', $3, $2 FROM served`,
+		id, now, store.ReasonServed,
+		string(coinop.StateVerified), string(coinop.StateSettling), string(coinop.StateSettled))
+	if err != nil {
+		return dbError("mark served", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var (
+		state  string
+		served *time.Time
+	)
+	err = s.pool.QueryRow(ctx, `SELECT state, served_at FROM payments WHERE id = $1`, id).Scan(&state, &served)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("postgres: mark served %s: %w", id, store.ErrNotFound)
+	case err != nil:
+		return dbError("mark served", err)
+	case served != nil:
+		return coinop.Wrap(coinop.KindReplayed, "payment_replayed",
+			fmt.Errorf("payment %s was served at %v", id, served.UTC()),
+			"this payment's response was already served")
+	case !servable(coinop.State(state)):
+		return coinop.Wrap(coinop.KindInternal, "internal_error",
+			fmt.Errorf("postgres: mark served %s: payment is %s", id, state), "internal error")
+	}
+	// Servable and not served, yet the update matched nothing: the payment
+	// was released and reserved again in between.
+	return coinop.Wrap(coinop.KindInFlight, "payment_state_conflict",
+		fmt.Errorf("payment %s changed while being marked served", id),
+		"this payment is being processed by another request")
+}
+
+const paymentColumns = `id, rail, network, asset, payer, pay_to, nonce, amount::text, resource, state, tx, reason, created_at, updated_at,
+	mode, payload, COALESCE(idempotency_key, ''), served_at`
 
 // Get returns the journaled payment id, or an error wrapping
 // store.ErrNotFound. The result is the caller's to keep; its Credential is nil.
@@ -363,6 +512,25 @@ func (s *Store) Get(ctx context.Context, id string) (*coinop.Payment, error) {
 		return nil, fmt.Errorf("postgres: get %s: %w", id, store.ErrNotFound)
 	}
 	return ps[0], nil
+}
+
+// ByIdempotencyKey returns the payment by payer that holds idempotency key
+// key: the one that is not released, if any. Otherwise, and for key "", it
+// returns an error wrapping store.ErrNotFound. The result is the caller's to
+// keep; its Credential is nil.
+func (s *Store) ByIdempotencyKey(ctx context.Context, payer, key string) (*coinop.Payment, error) {
+	if key != "" {
+		// The predicate repeats the index's, so that the index is used.
+		ps, err := s.query(ctx, "by idempotency key", `SELECT `+paymentColumns+` FROM payments
+			WHERE payer = $1 AND idempotency_key = $2 AND state <> 'released'`, payer, key)
+		if err != nil {
+			return nil, err
+		}
+		if len(ps) > 0 {
+			return ps[0], nil
+		}
+	}
+	return nil, fmt.Errorf("postgres: payment by %s with idempotency key %q: %w", payer, key, store.ErrNotFound)
 }
 
 // Unfinished returns the payments in state verified or settling, oldest
@@ -402,9 +570,11 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 			p                coinop.Payment
 			state, amount    string
 			created, updated time.Time
+			served           *time.Time
 		)
 		if err := rows.Scan(&p.ID, &p.Rail, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.Nonce,
-			&amount, &p.Resource, &state, &p.Tx, &p.Reason, &created, &updated); err != nil {
+			&amount, &p.Resource, &state, &p.Tx, &p.Reason, &created, &updated,
+			&p.Mode, &p.Payload, &p.IdempotencyKey, &served); err != nil {
 			return nil, dbError(op, err)
 		}
 		var ok bool
@@ -414,6 +584,9 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 		}
 		p.State = coinop.State(state)
 		p.Created, p.Updated = created.UTC(), updated.UTC()
+		if served != nil {
+			p.Served = served.UTC()
+		}
 		ps = append(ps, &p)
 	}
 	if err := rows.Err(); err != nil {

@@ -158,6 +158,17 @@ func TestInjectedClock(t *testing.T) {
 	if len(events) != 2 || !events[0].At.Equal(p.Created) || !events[1].At.Equal(stored()) {
 		t.Errorf("events = %+v, want at %v and %v", events, p.Created, stored())
 	}
+
+	now = now.Add(time.Minute)
+	if err := s.MarkServed(t.Context(), p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.Get(t.Context(), p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Served.Equal(stored()) || !got.Updated.Equal(stored()) || got.Served.Location() != time.UTC {
+		t.Errorf("after MarkServed: served %v updated %v, want %v in UTC", got.Served, got.Updated, stored())
+	}
 }
 
 func TestSurvivesReopen(t *testing.T) {
@@ -308,6 +319,129 @@ func TestTwoInstances(t *testing.T) {
 	}
 	if got, want := strings.Join(path, " "), "→verified verified→released released→verified verified→settling"; got != want {
 		t.Errorf("history = %s, want %s", got, want)
+	}
+}
+
+// TestTwoInstancesIdempotencyKey races distinct payments with one idempotency
+// key, then the serving of the winner, across two stores.
+func TestTwoInstancesIdempotencyKey(t *testing.T) {
+	dsn := freshSchema(t)
+	a := open(t, dsn, postgres.Options{})
+	defer a.Close()
+	b := open(t, dsn, postgres.Options{})
+	defer b.Close()
+	ctx := t.Context()
+
+	// Several keys: a lost race shows only now and then.
+	for round := range 10 {
+		key := fmt.Sprintf("purchase-%d", round)
+		errs := race(a, b, func(s *postgres.Store, i int) error {
+			p := testPayment(1000*round + i) // a nonce of its own
+			p.IdempotencyKey = key
+			return s.Reserve(ctx, p)
+		})
+		if n := winners(t, errs, coinop.KindReplayed); n != 1 {
+			t.Fatalf("%d concurrent reserves with idempotency key %s succeeded, want 1", n, key)
+		}
+		for _, err := range errs {
+			if err != nil && coinop.AsError(err).Reason != "idempotency_key_used" {
+				t.Errorf("Reserve error = %v, want reason idempotency_key_used", err)
+			}
+		}
+		p, err := b.ByIdempotencyKey(ctx, testPayment(0).Payer, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs = race(a, b, func(s *postgres.Store, _ int) error { return s.MarkServed(ctx, p.ID) })
+		if n := winners(t, errs, coinop.KindReplayed); n != 1 {
+			t.Fatalf("%d concurrent MarkServed calls succeeded, want 1", n)
+		}
+		// Released, the payment gives the key up to exactly one of the others.
+		if err := a.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateReleased, "", "upstream_failed"); err != nil {
+			t.Fatal(err)
+		}
+		errs = race(a, b, func(s *postgres.Store, i int) error {
+			p := testPayment(1000*round + 100 + i)
+			p.IdempotencyKey = key
+			return s.Reserve(ctx, p)
+		})
+		if n := winners(t, errs, coinop.KindReplayed); n != 1 {
+			t.Fatalf("%d concurrent reserves of a released idempotency key succeeded, want 1", n)
+		}
+	}
+}
+
+// TestMigrationFromFirstSchema opens a journal written under the first
+// migration alone: its payments read as sync, without payload or key, not
+// served, and can be served and keyed from then on.
+func TestMigrationFromFirstSchema(t *testing.T) {
+	dsn := freshSchema(t)
+	conn := connect(t, dsn)
+	ddl, err := os.ReadFile("migrations/0001_payments.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, stmt := range []string{
+		`CREATE TABLE schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL)`,
+		string(ddl),
+		`INSERT INTO schema_migrations (name, applied_at) VALUES ('0001_payments.sql', now())`,
+		`INSERT INTO payments (id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, created_at, updated_at)
+		 VALUES ('old', 'x402-exact-evm', 'eip155:84532', '0xa', '0xb', '0xc', '0x1', 5, 'https://api.example/', 'settled', now(), now())`,
+		`INSERT INTO payment_events (payment_id, from_state, to_state, at) VALUES ('old', '', 'verified', now())`,
+	} {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s := open(t, dsn, postgres.Options{})
+	defer s.Close()
+	got, err := s.Get(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Mode != coinop.ModeSync || got.Payload != "" || got.IdempotencyKey != "" || !got.Served.IsZero() {
+		t.Errorf("migrated payment: mode %q payload %q key %q served %v; want sync, none, none, zero",
+			got.Mode, got.Payload, got.IdempotencyKey, got.Served)
+	}
+	if err := s.MarkServed(ctx, "old"); err != nil {
+		t.Errorf("MarkServed on a migrated payment: %v", err)
+	}
+	p := testPayment(1)
+	p.Payer, p.IdempotencyKey = "0xb", "purchase"
+	if err := s.Reserve(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	p = testPayment(2)
+	p.Payer, p.IdempotencyKey = "0xb", "purchase"
+	if err := s.Reserve(ctx, p); coinop.AsError(err).Reason != "idempotency_key_used" {
+		t.Errorf("Reserve with a used key after migration = %v, want idempotency_key_used", err)
+	}
+}
+
+// TestIdempotencyKeyNeverEmpty: "no key" is NULL, so that keyless payments
+// never collide; the schema refuses an empty key, and an unknown mode, even
+// from someone with the database.
+func TestIdempotencyKeyNeverEmpty(t *testing.T) {
+	dsn := freshSchema(t)
+	s := open(t, dsn, postgres.Options{})
+	defer s.Close()
+	for n := 1; n <= 2; n++ {
+		if err := s.Reserve(t.Context(), testPayment(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn := connect(t, dsn)
+	var keyless int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM payments WHERE idempotency_key IS NULL`).Scan(&keyless); err != nil || keyless != 2 {
+		t.Errorf("payments without a key = %d, %v; want 2 stored as NULL", keyless, err)
+	}
+	if _, err := conn.Exec(t.Context(), `UPDATE payments SET idempotency_key = ''`); err == nil {
+		t.Error("storing an empty idempotency key succeeded, want it refused")
+	}
+	if _, err := conn.Exec(t.Context(), `UPDATE payments SET mode = 'later'`); err == nil {
+		t.Error("storing an unknown mode succeeded, want it refused")
 	}
 }
 

@@ -9,9 +9,9 @@
 //
 // One database connection serves the whole process: writes are serialized in
 // Go, and each write transaction takes SQLite's write lock when it begins, so
-// the read-check-write inside Reserve and Transition cannot interleave with
-// another writer, in this process or in another one (such as the audit
-// command) sharing the file.
+// the read-check-write inside Reserve, Transition and MarkServed cannot
+// interleave with another writer, in this process or in another one (such
+// as the audit command) sharing the file.
 package sqlite
 
 import (
@@ -158,20 +158,34 @@ func (s *Store) migrateFile(ctx context.Context, name string) error {
 }
 
 // Reserve records p in state verified and claims its replay key (Network,
-// Asset, Payer, Nonce). On success it sets p.State, p.Created and p.Updated
-// to what was recorded. p.Credential is not journaled.
+// Asset, Payer, Nonce) and, when p has one, its idempotency key (Payer,
+// IdempotencyKey). On success it sets p.State, p.Created, p.Updated, p.Mode
+// ("" is recorded as coinop.ModeSync) and p.Served (zero: not served) to
+// what was recorded. p.Credential is not journaled; p.Payload is, as given.
+// A Mode other than "", sync and async is refused with KindInternal.
 //
-// If the key is already journaled in any state but released, or under a
-// different ID, Reserve returns a *coinop.Error of kind KindReplayed and
-// changes nothing; of many concurrent calls for one key exactly one succeeds.
-// A payment journaled as released under the same ID (its upstream failed and
-// nothing was charged) is reserved again: it goes back to verified, keeps
-// its Created time and takes p's other fields. An ID already journaled under
-// a different key is a fault of the caller (KindInternal).
+// If the replay key is already journaled in any state but released, or under
+// a different ID, Reserve returns a *coinop.Error of kind KindReplayed
+// (reason "payment_replayed") and changes nothing; of many concurrent calls
+// for one key exactly one succeeds. A payment journaled as released under
+// the same ID (its upstream failed and nothing was charged) is reserved
+// again: it goes back to verified, keeps its Created time, takes p's other
+// fields (Mode, Payload and IdempotencyKey included) and is no longer
+// served. An ID already journaled under a different key is a fault of the
+// caller (KindInternal).
+//
+// If another payment that is not released holds the idempotency key,
+// Reserve returns KindReplayed with reason "idempotency_key_used" and changes
+// nothing; of many concurrent calls with one payer and key exactly one
+// succeeds. A released payment gives its key up: it keeps it in its row, but
+// another payment may take it, and ByIdempotencyKey no longer finds it.
+// A replayed payment is reported as such even when its idempotency key is
+// also taken.
 func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 	if err := checkPayment(p); err != nil {
 		return err
 	}
+	mode := modeOf(p)
 	now := s.timestamp()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -197,12 +211,17 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 			return coinop.Wrap(coinop.KindInternal, "internal_error",
 				fmt.Errorf("sqlite: reserve: payment %s is journaled under another replay key", p.ID), "internal error")
 		}
+		if err := checkIdempotencyKey(ctx, tx, p); err != nil {
+			return err
+		}
 		created = now
 		if _, err := tx.ExecContext(ctx, `INSERT INTO payments
-			(id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			(id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at,
+			 mode, payload, idempotency_key, served_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULL)`,
 			p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.Nonce, p.Amount.String(), p.Resource,
-			coinop.StateVerified, p.Tx, p.Reason, created, now); err != nil {
+			coinop.StateVerified, p.Tx, p.Reason, created, now,
+			mode, p.Payload, p.IdempotencyKey); err != nil {
 			return unavailable("reserve", err)
 		}
 		state = ""
@@ -212,10 +231,15 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 		return coinop.Wrap(coinop.KindReplayed, "payment_replayed",
 			fmt.Errorf("replay key held by payment %s in state %s", id, state), "this payment was already used")
 	default:
+		if err := checkIdempotencyKey(ctx, tx, p); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE payments
-			SET rail = ?, pay_to = ?, amount = ?, resource = ?, state = ?, tx = ?, reason = ?, updated_at = ?
+			SET rail = ?, pay_to = ?, amount = ?, resource = ?, state = ?, tx = ?, reason = ?, updated_at = ?,
+				mode = ?, payload = ?, idempotency_key = NULLIF(?, ''), served_at = NULL
 			WHERE id = ?`,
-			p.Rail, p.PayTo, p.Amount.String(), p.Resource, coinop.StateVerified, p.Tx, p.Reason, now, p.ID); err != nil {
+			p.Rail, p.PayTo, p.Amount.String(), p.Resource, coinop.StateVerified, p.Tx, p.Reason, now,
+			mode, p.Payload, p.IdempotencyKey, p.ID); err != nil {
 			return unavailable("reserve", err)
 		}
 	}
@@ -228,7 +252,39 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 	p.State = coinop.StateVerified
 	p.Created = fromNanos(created)
 	p.Updated = fromNanos(now)
+	p.Mode = mode
+	p.Served = time.Time{}
 	return nil
+}
+
+// checkIdempotencyKey refuses p if another payment that is not released
+// holds its idempotency key. The transaction holds the write lock, so the
+// key cannot be taken between this check and p's write; the unique index
+// payments_idempotency_key stands behind it all the same.
+func checkIdempotencyKey(ctx context.Context, tx *sql.Tx, p *coinop.Payment) error {
+	if p.IdempotencyKey == "" {
+		return nil
+	}
+	var holder string
+	err := tx.QueryRowContext(ctx, `SELECT id FROM payments
+		WHERE payer = ? AND idempotency_key = ? AND state <> 'released'`,
+		p.Payer, p.IdempotencyKey).Scan(&holder)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return unavailable("reserve", err)
+	}
+	return coinop.Wrap(coinop.KindReplayed, "idempotency_key_used",
+		fmt.Errorf("idempotency key held by payment %s", holder), "another payment with this idempotency key exists")
+}
+
+// modeOf is the settlement mode journaled for p: "" means sync.
+func modeOf(p *coinop.Payment) string {
+	if p.Mode == "" {
+		return coinop.ModeSync
+	}
+	return p.Mode
 }
 
 func checkPayment(p *coinop.Payment) error {
@@ -242,6 +298,8 @@ func checkPayment(p *coinop.Payment) error {
 		problem = "payment has no nonce"
 	case p.Amount == nil || p.Amount.Sign() < 0:
 		problem = "payment amount is missing or negative"
+	case p.Mode != "" && p.Mode != coinop.ModeSync && p.Mode != coinop.ModeAsync:
+		problem = fmt.Sprintf("payment has unknown settlement mode %q", p.Mode)
 	default:
 		return nil
 	}
@@ -321,13 +379,73 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 	return nil
 }
 
+// servable reports whether a payment's response may be served in state st:
+// once verified and reserved, and for as long as it is not known to have
+// failed or been released.
+func servable(st coinop.State) bool {
+	return st == coinop.StateVerified || st == coinop.StateSettling || st == coinop.StateSettled
+}
+
+// MarkServed records that the paid response of payment id was released to
+// the client, at the store's clock, in one durable transaction with an event
+// whose From and To are the payment's state and whose Reason is
+// store.ReasonServed. It also sets the payment's Updated time.
+//
+// A response is served at most once: MarkServed is a compare-and-set on the
+// payment not being served yet, and if it is, returns a *coinop.Error of
+// kind KindReplayed (reason "payment_replayed") and changes nothing, so of
+// concurrent calls for one payment exactly one succeeds. A payment that is
+// not served yet may be marked only while verified, settling or settled;
+// in any other state MarkServed is refused with KindInternal. An unknown id
+// yields an error wrapping store.ErrNotFound.
+func (s *Store) MarkServed(ctx context.Context, id string) error {
+	now := s.timestamp()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable("mark served", err)
+	}
+	defer tx.Rollback()
+
+	var (
+		state  coinop.State
+		served sql.NullInt64
+	)
+	// The transaction holds the write lock: nothing changes the payment
+	// between this read and the update.
+	err = tx.QueryRowContext(ctx, `SELECT state, served_at FROM payments WHERE id = ?`, id).Scan(&state, &served)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlite: mark served %s: %w", id, store.ErrNotFound)
+	case err != nil:
+		return unavailable("mark served", err)
+	case served.Valid:
+		return coinop.Wrap(coinop.KindReplayed, "payment_replayed",
+			fmt.Errorf("payment %s was served at %v", id, fromNanos(served.Int64)),
+			"this payment's response was already served")
+	case !servable(state):
+		return coinop.Wrap(coinop.KindInternal, "internal_error",
+			fmt.Errorf("sqlite: mark served %s: payment is %s", id, state), "internal error")
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE payments SET served_at = ?, updated_at = ? WHERE id = ?`, now, now, id); err != nil {
+		return unavailable("mark served", err)
+	}
+	if err := addEvent(ctx, tx, id, state, state, "", store.ReasonServed, now); err != nil {
+		return unavailable("mark served", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return unavailable("mark served", err)
+	}
+	return nil
+}
+
 func addEvent(ctx context.Context, tx *sql.Tx, id string, from, to coinop.State, txHash, reason string, at int64) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
 		VALUES (?, ?, ?, ?, ?, ?)`, id, from, to, txHash, reason, at)
 	return err
 }
 
-const paymentColumns = `id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at`
+const paymentColumns = `id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at,
+	mode, payload, COALESCE(idempotency_key, ''), served_at`
 
 // Get returns the journaled payment id, or an error wrapping
 // store.ErrNotFound. The result is the caller's to keep; its Credential is nil.
@@ -340,6 +458,25 @@ func (s *Store) Get(ctx context.Context, id string) (*coinop.Payment, error) {
 		return nil, fmt.Errorf("sqlite: get %s: %w", id, store.ErrNotFound)
 	}
 	return ps[0], nil
+}
+
+// ByIdempotencyKey returns the payment by payer that holds idempotency key
+// key: the one that is not released, if any. Otherwise, and for key "", it
+// returns an error wrapping store.ErrNotFound. The result is the caller's to
+// keep; its Credential is nil.
+func (s *Store) ByIdempotencyKey(ctx context.Context, payer, key string) (*coinop.Payment, error) {
+	if key != "" {
+		// The predicate repeats the index's, so that the index is used.
+		ps, err := s.query(ctx, "by idempotency key", `SELECT `+paymentColumns+` FROM payments
+			WHERE payer = ? AND idempotency_key = ? AND state <> 'released'`, payer, key)
+		if err != nil {
+			return nil, err
+		}
+		if len(ps) > 0 {
+			return ps[0], nil
+		}
+	}
+	return nil, fmt.Errorf("sqlite: payment by %s with idempotency key %q: %w", payer, key, store.ErrNotFound)
 }
 
 // Unfinished returns the payments in state verified or settling, oldest
@@ -376,9 +513,11 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 			p                coinop.Payment
 			amount           string
 			created, updated int64
+			served           sql.NullInt64
 		)
 		if err := rows.Scan(&p.ID, &p.Rail, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.Nonce,
-			&amount, &p.Resource, &p.State, &p.Tx, &p.Reason, &created, &updated); err != nil {
+			&amount, &p.Resource, &p.State, &p.Tx, &p.Reason, &created, &updated,
+			&p.Mode, &p.Payload, &p.IdempotencyKey, &served); err != nil {
 			return nil, unavailable(op, err)
 		}
 		var ok bool
@@ -387,6 +526,9 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 				fmt.Errorf("sqlite: %s: payment %s has amount %q", op, p.ID, amount), "internal error")
 		}
 		p.Created, p.Updated = fromNanos(created), fromNanos(updated)
+		if served.Valid {
+			p.Served = fromNanos(served.Int64)
+		}
 		ps = append(ps, &p)
 	}
 	if err := rows.Err(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -75,6 +76,17 @@ func TestInjectedClock(t *testing.T) {
 	}
 	if len(events) != 2 || !events[0].At.Equal(p.Created) || !events[1].At.Equal(now) {
 		t.Errorf("events = %+v, want at %v and %v", events, p.Created, now)
+	}
+
+	now = now.Add(time.Minute)
+	if err := s.MarkServed(t.Context(), p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.Get(t.Context(), p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Served.Equal(now) || !got.Updated.Equal(now) || got.Served.Location() != time.UTC {
+		t.Errorf("after MarkServed: served %v updated %v, want %v in UTC", got.Served, got.Updated, now)
 	}
 }
 
@@ -153,6 +165,59 @@ func TestMigrationsIdempotent(t *testing.T) {
 	}
 }
 
+// TestMigrationFromFirstSchema opens a journal written under the first
+// migration alone: its payments read as sync, without payload or key, not
+// served, and can be served and keyed from then on.
+func TestMigrationFromFirstSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.db")
+	ddl, err := os.ReadFile("migrations/0001_payments.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT`,
+		string(ddl),
+		`INSERT INTO schema_migrations (name, applied_at) VALUES ('0001_payments.sql', 1)`,
+		`INSERT INTO payments (id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, created_at, updated_at)
+		 VALUES ('old', 'x402-exact-evm', 'eip155:84532', '0xa', '0xb', '0xc', '0x1', '5', 'https://api.example/', 'settled', 1, 1)`,
+		`INSERT INTO payment_events (payment_id, from_state, to_state, at) VALUES ('old', '', 'verified', 1)`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s := open(t, path, sqlite.Options{})
+	defer s.Close()
+	ctx := t.Context()
+	got, err := s.Get(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Mode != coinop.ModeSync || got.Payload != "" || got.IdempotencyKey != "" || !got.Served.IsZero() {
+		t.Errorf("migrated payment: mode %q payload %q key %q served %v; want sync, none, none, zero",
+			got.Mode, got.Payload, got.IdempotencyKey, got.Served)
+	}
+	if err := s.MarkServed(ctx, "old"); err != nil {
+		t.Errorf("MarkServed on a migrated payment: %v", err)
+	}
+	p := testPayment(1)
+	p.Payer, p.IdempotencyKey = "0xb", "purchase"
+	if err := s.Reserve(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	p = testPayment(2)
+	p.Payer, p.IdempotencyKey = "0xb", "purchase"
+	if err := s.Reserve(ctx, p); coinop.AsError(err).Reason != "idempotency_key_used" {
+		t.Errorf("Reserve with a used key after migration = %v, want idempotency_key_used", err)
+	}
+}
+
 func TestJournalSettings(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal.db")
 	s := open(t, path, sqlite.Options{})
@@ -172,6 +237,17 @@ func TestJournalSettings(t *testing.T) {
 	}
 	// History is append-only, even to someone with the file.
 	for _, stmt := range []string{`UPDATE payment_events SET reason = 'x'`, `DELETE FROM payment_events`} {
+		if _, err := db.Exec(stmt); err == nil {
+			t.Errorf("%s succeeded, want it refused", stmt)
+		}
+	}
+	// "No idempotency key" is NULL, so that keyless payments never collide;
+	// the schema refuses '' and unknown modes.
+	var keyless int
+	if err := db.QueryRow(`SELECT count(*) FROM payments WHERE idempotency_key IS NULL`).Scan(&keyless); err != nil || keyless != 1 {
+		t.Errorf("payments without a key = %d, %v; want 1 stored as NULL", keyless, err)
+	}
+	for _, stmt := range []string{`UPDATE payments SET idempotency_key = ''`, `UPDATE payments SET mode = 'later'`} {
 		if _, err := db.Exec(stmt); err == nil {
 			t.Errorf("%s succeeded, want it refused", stmt)
 		}

@@ -21,17 +21,36 @@ import (
 type Store interface {
 	// Reserve records p as verified and claims its replay key (Network,
 	// Asset, Payer, Nonce), setting p.State, p.Created and p.Updated to what
-	// was recorded. A key already held, in any state but released or under
-	// another ID, is KindReplayed. A released payment under the same ID is
-	// reserved again. An ID held under another key is KindInternal.
+	// was recorded, p.Mode to the mode recorded ("" is sync) and p.Served to
+	// zero. A key already held, in any state but released or under another
+	// ID, is KindReplayed ("payment_replayed"). A released payment under the
+	// same ID is reserved again, with p's Mode, Payload and IdempotencyKey,
+	// and is no longer served. An ID held under another key, or a Mode
+	// other than "", sync and async, is KindInternal.
+	//
+	// A non-empty IdempotencyKey is claimed with the payer: if another
+	// payment that is not released holds (Payer, IdempotencyKey), Reserve
+	// is KindReplayed ("idempotency_key_used"). A released payment's key may
+	// be taken by another payment. A replayed payment is "payment_replayed"
+	// even when its idempotency key is also taken.
 	Reserve(ctx context.Context, p *coinop.Payment) error
 	// Transition is a compare-and-set from one state to another: a payment
 	// not in state from is KindInFlight, an unknown id wraps
 	// store.ErrNotFound, an illegal transition is KindInternal. Non-empty tx
 	// and reason replace the stored ones.
 	Transition(ctx context.Context, id string, from, to coinop.State, tx, reason string) error
+	// MarkServed sets a payment's Served (and Updated) time to the store's
+	// clock and writes an event from and to its state with reason
+	// store.ReasonServed. A payment already served is KindReplayed
+	// ("payment_replayed"); one not served but neither verified, settling
+	// nor settled is KindInternal; an unknown id wraps store.ErrNotFound.
+	MarkServed(ctx context.Context, id string) error
 	// Get returns a payment or an error wrapping store.ErrNotFound.
 	Get(ctx context.Context, id string) (*coinop.Payment, error)
+	// ByIdempotencyKey returns the payment that is not released and holds
+	// (payer, key), or an error wrapping store.ErrNotFound (always so for
+	// key "").
+	ByIdempotencyKey(ctx context.Context, payer, key string) (*coinop.Payment, error)
 	// Unfinished returns verified and settling payments, oldest first
 	// (by Created, then ID).
 	Unfinished(ctx context.Context) ([]*coinop.Payment, error)
@@ -70,6 +89,17 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ConcurrentReserveSameKey", testConcurrentReserveSameKey},
 		{"ConcurrentReserveDistinctKeys", testConcurrentReserveDistinctKeys},
 		{"ConcurrentTransition", testConcurrentTransition},
+		{"ReservePaymentFields", testReservePaymentFields},
+		{"ReserveAgainAfterReleaseFields", testReserveAgainAfterReleaseFields},
+		{"IdempotencyKeyUsed", testIdempotencyKeyUsed},
+		{"IdempotencyKeyScope", testIdempotencyKeyScope},
+		{"IdempotencyKeyOfReleasedPayment", testIdempotencyKeyOfReleasedPayment},
+		{"ByIdempotencyKey", testByIdempotencyKey},
+		{"MarkServed", testMarkServed},
+		{"MarkServedThenTransition", testMarkServedThenTransition},
+		{"ConcurrentReserveSameIdempotencyKey", testConcurrentReserveSameIdempotencyKey},
+		{"ConcurrentReserveAgainSameIdempotencyKey", testConcurrentReserveAgainSameIdempotencyKey},
+		{"ConcurrentMarkServed", testConcurrentMarkServed},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
@@ -149,17 +179,19 @@ func samePayment(t *testing.T, got, want *coinop.Payment) {
 		ID, Rail, Network, Asset, Payer, PayTo, Nonce, Amount, Resource string
 		State                                                           coinop.State
 		Tx, Reason                                                      string
+		Mode, Payload, IdempotencyKey                                   string
 	}
 	f := func(p *coinop.Payment) fields {
 		return fields{p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.Nonce,
-			p.Amount.String(), p.Resource, p.State, p.Tx, p.Reason}
+			p.Amount.String(), p.Resource, p.State, p.Tx, p.Reason,
+			p.Mode, p.Payload, p.IdempotencyKey}
 	}
 	if g, w := f(got), f(want); g != w {
 		t.Errorf("payment = %+v\nwant      %+v", g, w)
 	}
-	if !got.Created.Equal(want.Created) || !got.Updated.Equal(want.Updated) {
-		t.Errorf("payment %s times = (%v, %v), want (%v, %v)",
-			want.ID, got.Created, got.Updated, want.Created, want.Updated)
+	if !got.Created.Equal(want.Created) || !got.Updated.Equal(want.Updated) || !got.Served.Equal(want.Served) {
+		t.Errorf("payment %s times (created, updated, served) = (%v, %v, %v), want (%v, %v, %v)",
+			want.ID, got.Created, got.Updated, got.Served, want.Created, want.Updated, want.Served)
 	}
 }
 
@@ -206,6 +238,8 @@ func testReserveRejectsInvalidPayment(t *testing.T, s Store) {
 		{"no nonce", func(p *coinop.Payment) { p.Nonce = "" }},
 		{"no amount", func(p *coinop.Payment) { p.Amount = nil }},
 		{"negative amount", func(p *coinop.Payment) { p.Amount = big.NewInt(-1) }},
+		{"unknown mode", func(p *coinop.Payment) { p.Mode = "later" }},
+		{"mode in capitals", func(p *coinop.Payment) { p.Mode = "SYNC" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,208 @@
+package paywall
+
+import (
+	"context"
+	"errors"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/coinop/coinop"
+)
+
+// background settles async payments after their responses went out. Each
+// payment is journaled as settling (owed) before it is queued, so a crash
+// loses nothing: recovery hands unsent ones back through Resume.
+type background struct {
+	pw      *Paywall
+	mu      sync.Mutex
+	exposed map[string]*big.Int // payer and asset → served-but-unsettled amount
+	owned   map[string]bool     // payment IDs queued or being settled here
+	jobs    chan job
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+type job struct {
+	rail coinop.Rail
+	p    *coinop.Payment
+}
+
+func newBackground(pw *Paywall) *background {
+	b := &background{pw: pw, exposed: map[string]*big.Int{}, owned: map[string]bool{}, jobs: make(chan job, 4096), stop: make(chan struct{})}
+	for i := 0; i < pw.cfg.SettleWorkers; i++ {
+		b.wg.Add(1)
+		go b.work()
+	}
+	return b
+}
+
+// admit books p against its payer's exposure cap and reports whether p may
+// be served before it settles.
+func (b *background) admit(p *coinop.Payment, limit *big.Int) bool {
+	if limit == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := b.exposed[exposureKey(p)]
+	if cur == nil {
+		cur = new(big.Int)
+	}
+	next := new(big.Int).Add(cur, p.Amount)
+	if next.Cmp(limit) > 0 {
+		return false
+	}
+	b.exposed[exposureKey(p)] = next
+	return true
+}
+
+func exposureKey(p *coinop.Payment) string { return p.Network + "|" + p.Asset + "|" + p.Payer }
+
+// discharge removes an async payment from its payer's exposure.
+func (b *background) discharge(p *coinop.Payment) {
+	if p.Mode != coinop.ModeAsync {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cur := b.exposed[exposureKey(p)]; cur != nil {
+		cur.Sub(cur, p.Amount)
+		if cur.Sign() <= 0 {
+			delete(b.exposed, exposureKey(p))
+		}
+	}
+}
+
+func (b *background) enqueue(rail coinop.Rail, p *coinop.Payment) {
+	b.mu.Lock()
+	b.owned[p.ID] = true
+	b.mu.Unlock()
+	select {
+	case b.jobs <- job{rail, p}:
+	case <-b.stop:
+	}
+}
+
+func (b *background) work() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case j := <-b.jobs:
+			b.settle(j)
+		}
+	}
+}
+
+// settle collects one owed payment, waiting out outages: while the network
+// is unavailable (nothing was sent) it retries with backoff until the
+// paywall closes; then the payment stays owed for recovery.
+func (b *background) settle(j job) {
+	defer func() {
+		b.discharge(j.p)
+		b.mu.Lock()
+		delete(b.owned, j.p.ID)
+		b.mu.Unlock()
+	}()
+	backoff := time.Second
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), b.pw.cfg.SettleTimeout)
+		_, err := b.pw.collect(ctx, j.rail, j.p)
+		cancel()
+		if err == nil || coinop.KindOf(err) != coinop.KindUnavailable || j.p.Tx != "" {
+			if err != nil && j.p.State == coinop.StateFailed {
+				b.pw.log.Error("an async payment's settlement failed after its response was served", "payment", j.p.ID, "payer", j.p.Payer, "amount", j.p.Amount.String(), "err", err)
+			}
+			return
+		}
+		b.pw.log.Warn("background settlement waits for the network", "payment", j.p.ID, "retry_in", backoff, "err", err)
+		// Touch the journal entry so no other instance's recovery takes a
+		// payment this one still works on.
+		hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if herr := b.pw.cfg.Journal.Transition(hctx, j.p.ID, coinop.StateSettling, coinop.StateSettling, "", "waiting_for_network"); herr != nil {
+			b.pw.log.Warn("journal heartbeat failed", "payment", j.p.ID, "err", herr)
+		}
+		hcancel()
+		select {
+		case <-b.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func (b *background) close(ctx context.Context) error {
+	b.once.Do(func() { close(b.stop) })
+	done := make(chan struct{})
+	go func() { b.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return errors.New("paywall: background settlements still running at close")
+	}
+}
+
+// Resume queues, for settlement in the background, async payments that were
+// served but whose settlement never reached the network (found by recovery
+// after a crash). Their credentials are rebuilt from the journaled payload
+// by a rail that implements coinop.Restorer; a payment no rail can restore
+// (for example, its authorization expired) is marked failed.
+func (pw *Paywall) Resume(ctx context.Context, ps []*coinop.Payment) {
+	rails := pw.rails()
+	for _, p := range ps {
+		pw.bg.mu.Lock()
+		mine := pw.bg.owned[p.ID]
+		pw.bg.mu.Unlock()
+		if mine {
+			continue
+		}
+		var restored coinop.Rail
+		var lastErr error
+		for _, r := range rails {
+			rs, ok := r.(coinop.Restorer)
+			if !ok {
+				continue
+			}
+			if lastErr = rs.Restore(p); lastErr == nil {
+				restored = r
+				break
+			}
+		}
+		if restored == nil {
+			pw.log.Error("an owed payment cannot be settled", "payment", p.ID, "err", lastErr)
+			if err := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateFailed, "", "cannot_restore_credential"); err != nil {
+				pw.log.Error("journal", "payment", p.ID, "err", err)
+			}
+			continue
+		}
+		pw.bg.mu.Lock()
+		cur := pw.bg.exposed[exposureKey(p)]
+		if cur == nil {
+			cur = new(big.Int)
+			pw.bg.exposed[exposureKey(p)] = cur
+		}
+		cur.Add(cur, p.Amount)
+		pw.bg.mu.Unlock()
+		pw.bg.enqueue(restored, p)
+	}
+}
+
+// rails lists every distinct rail of every route.
+func (pw *Paywall) rails() []coinop.Rail {
+	var out []coinop.Rail
+	seen := map[coinop.Rail]bool{}
+	for _, rt := range pw.routes {
+		for _, r := range rt.Rails {
+			if !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
