@@ -11,21 +11,19 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-# command → Debian package
+# What is missing, as Debian packages.
 need=()
-want() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ] || need+=("$2"); }
+want() { command -v "$1" >/dev/null 2>&1 || need+=("$2"); }
 want nginx nginx
 want /usr/sbin/apache2 apache2
 want curl curl
 want python3 python3
-want php php-cli
 want /usr/bin/chromium chromium
-# fonts-liberation: Chromium's screenshot needs at least one font with Latin glyphs.
+# Chromium's screenshots need a font with Latin glyphs.
 [ -e /usr/share/fonts/truetype/liberation ] || need+=(fonts-liberation)
-if command -v php >/dev/null 2>&1 && ! php -r 'exit(function_exists("curl_init") ? 0 : 1);' 2>/dev/null; then
-  need+=(php-curl)
-fi
 if ! command -v php >/dev/null 2>&1; then
+  need+=(php-cli php-curl)
+elif ! php -r 'exit(function_exists("curl_init") ? 0 : 1);' >/dev/null 2>&1; then
   need+=(php-curl)
 fi
 

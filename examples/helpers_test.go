@@ -1,0 +1,431 @@
+//go:build unix
+
+package examples_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/ethclient"
+
+	"github.com/coinop/coinop/cli"
+	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/evm"
+)
+
+// Time bounds for everything the tests start.
+const (
+	startTimeout   = 60 * time.Second // until a server accepts connections
+	processTimeout = 5 * time.Minute  // the longest any child process may live
+	stopTimeout    = 15 * time.Second // from SIGTERM to SIGKILL
+)
+
+// tool finds an installed program. Without it the test is skipped, or, when
+// COINOP_CI=1, fails: CI installs every tool these tests use.
+func tool(t *testing.T, name string, fallbacks ...string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, p := range fallbacks {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p
+		}
+	}
+	missing(t, "%s is not installed (scripts/deps/webservers.sh installs it)", name)
+	return ""
+}
+
+// missing skips t, or fails it under COINOP_CI=1.
+func missing(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("COINOP_CI") == "1" {
+		t.Fatalf("COINOP_CI=1 and %s", msg)
+	}
+	t.Skip(msg)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// dev is a running `coinop dev`: an embedded chain, a gateway and the demo
+// upstream.
+type dev struct {
+	data    string // --data dir: dev/payer.key, dev/coinop.yaml, dev/chain.json
+	gateway string // http://127.0.0.1:port
+	state   struct{ RPC, Network, Token, Payer, Payee string }
+	cfg     *config.Config // the gateway's generated config
+	chain   *evm.Chain
+}
+
+// waitFor polls out for re's first submatch until deadline, failing early
+// if done delivers an exit code.
+func waitFor(t *testing.T, what string, re *regexp.Regexp, out, errOut *syncBuffer, done <-chan int) string {
+	t.Helper()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("%s exited %d before it was ready\n%s\n%s", what, code, out, errOut)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after %s\n%s\n%s", what, startTimeout, out, errOut)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runMain runs a long-running coinop command in-process until the test
+// ends, and returns its first ready-line match.
+func runMain(t *testing.T, ready *regexp.Regexp, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Main(ctx, args, cli.Env{Stdout: out, Stderr: errOut, Stdin: strings.NewReader("")})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("coinop %s exited %d\n%s", args[0], code, errOut)
+			}
+		case <-time.After(40 * time.Second):
+			t.Errorf("coinop %s did not stop", args[0])
+		}
+	})
+	return waitFor(t, "coinop "+args[0], ready, out, errOut, done)
+}
+
+// startDev runs `coinop dev` in-process on free loopback ports.
+func startDev(t *testing.T) *dev {
+	t.Helper()
+	d := &dev{data: t.TempDir()}
+	d.gateway = runMain(t, regexp.MustCompile(`ready: gateway (http://\S+)`),
+		"dev", "--listen", "127.0.0.1:0", "--rpc-listen", "127.0.0.1:0", "--data", d.data)
+	b, err := os.ReadFile(filepath.Join(d.data, "dev", "chain.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &d.state); err != nil {
+		t.Fatal(err)
+	}
+	if d.cfg, err = config.Load(filepath.Join(d.data, "dev", "coinop.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	client, err := ethclient.Dial(d.state.RPC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	id, err := client.ChainID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.chain, err = evm.NewChain(evm.ChainConfig{ChainID: id.Uint64(), Backend: client}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// balance is who's balance of the dev token, in atomic units.
+func (d *dev) balance(t *testing.T, who string) *big.Int {
+	t.Helper()
+	b, err := d.chain.BalanceOf(context.Background(), common.HexToAddress(d.state.Token), common.HexToAddress(who))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// payeeGain runs f and returns how much the dev payee's balance rose.
+func (d *dev) payeeGain(t *testing.T, f func()) int64 {
+	t.Helper()
+	before := d.balance(t, d.state.Payee)
+	f()
+	return new(big.Int).Sub(d.balance(t, d.state.Payee), before).Int64()
+}
+
+// coinop runs a short coinop command in-process.
+func coinop(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code = cli.Main(ctx, args, cli.Env{Stdout: &out, Stderr: &errOut, Stdin: strings.NewReader("")})
+	return code, out.String(), errOut.String()
+}
+
+// serve runs `coinop serve -c path` in-process and returns its URL.
+func serve(t *testing.T, path string) string {
+	t.Helper()
+	return runMain(t, regexp.MustCompile(`coinop ready: serving \S+ on (http://\S+)`), "serve", "-c", path)
+}
+
+var placeholder = regexp.MustCompile(`\{\{[A-Z0-9_]+\}\}`)
+
+// fill reads the example template at path and replaces its {{NAME}}
+// placeholders with vars; every placeholder must get a value.
+func fill(t *testing.T, path string, vars map[string]string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for k, v := range vars {
+		s = strings.ReplaceAll(s, "{{"+k+"}}", v)
+	}
+	if left := placeholder.FindAllString(s, -1); left != nil {
+		t.Fatalf("%s: no value for %v", path, left)
+	}
+	return s
+}
+
+// sharedDir makes a directory that the web servers' unprivileged workers
+// (nobody, www-data) can read, unlike t.TempDir's.
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "coinop-examples-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// copyTree copies the directory src into dst, world-readable.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := filepath.Join(dst, rel)
+		if e.IsDir() {
+			if err := os.MkdirAll(to, 0o755); err != nil {
+				return err
+			}
+			return os.Chmod(to, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// errAddrInUse reports a server that lost the race for its port.
+var errAddrInUse = errors.New("address in use")
+
+// startProcess starts cmd in its own process group, waits until addr accepts
+// connections and stops the whole group when the test ends. logs are files
+// worth showing when the process fails.
+func startProcess(t *testing.T, cmd *exec.Cmd, addr string, logs ...string) error {
+	t.Helper()
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", cmd.Path, err)
+	}
+	pgid := cmd.Process.Pid
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	stop := func() {
+		syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(stopTimeout):
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			<-exited
+		}
+		// Workers that outlived their parent belong to the same group.
+		syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+	// Bound the process's life even if the test hangs.
+	limit := time.AfterFunc(processTimeout, func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	t.Cleanup(func() { limit.Stop(); stop() })
+
+	report := func() string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s\n%s", strings.Join(cmd.Args, " "), out)
+		for _, l := range logs {
+			if s, err := os.ReadFile(l); err == nil {
+				fmt.Fprintf(&b, "\n--- %s\n%s", l, s)
+			}
+		}
+		return b.String()
+	}
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			r := report()
+			if strings.Contains(r, "in use") {
+				return errAddrInUse
+			}
+			t.Fatalf("exited before listening on %s:\n%s", addr, r)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not listening on %s after %s:\n%s", addr, startTimeout, report())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// webServer is nginx or Apache httpd, started from an example template.
+type webServer struct {
+	name  string
+	start func(t *testing.T, template string, vars map[string]string) (url, dir string)
+}
+
+var webServers = []webServer{{"nginx", startNginx}, {"apache", startApache}}
+
+// startNginx runs the nginx configuration template (relative to examples/)
+// with vars and a free {{LISTEN}} address, in a fresh prefix directory.
+func startNginx(t *testing.T, template string, vars map[string]string) (url, dir string) {
+	t.Helper()
+	bin := tool(t, "nginx", "/usr/sbin/nginx")
+	for try := 0; ; try++ {
+		dir = sharedDir(t)
+		addr := freeAddr(t)
+		conf := filepath.Join(dir, filepath.Base(template))
+		if err := os.WriteFile(conf, []byte(fill(t, template, with(vars, "LISTEN", addr))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf, "-g", "daemon off;")
+		err := startProcess(t, cmd, addr, filepath.Join(dir, "error.log"))
+		if err == nil {
+			return "http://" + addr, dir
+		}
+		if try == 2 {
+			t.Fatalf("nginx: %v", err)
+		}
+	}
+}
+
+// startApache runs the Apache httpd configuration template (relative to
+// examples/) with vars and a free {{LISTEN}} address, with a fresh server
+// root. /usr/sbin/apache2 is started directly: apache2ctl would read
+// Debian's /etc/apache2/envvars, which this self-contained config needs not.
+func startApache(t *testing.T, template string, vars map[string]string) (url, dir string) {
+	t.Helper()
+	bin := tool(t, "apache2", "/usr/sbin/apache2")
+	for try := 0; ; try++ {
+		dir = sharedDir(t)
+		addr := freeAddr(t)
+		conf := filepath.Join(dir, filepath.Base(template))
+		if err := os.WriteFile(conf, []byte(fill(t, template, with(vars, "LISTEN", addr))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-d", dir, "-f", conf, "-DFOREGROUND")
+		err := startProcess(t, cmd, addr, filepath.Join(dir, "error.log"))
+		if err == nil {
+			return "http://" + addr, dir
+		}
+		if try == 2 {
+			t.Fatalf("apache: %v", err)
+		}
+	}
+}
+
+// with returns a copy of vars with k set to v.
+func with(vars map[string]string, k, v string) map[string]string {
+	m := map[string]string{k: v}
+	for k, v := range vars {
+		m[k] = v
+	}
+	return m
+}
+
+// get sends one GET with optional header pairs ("Name", "value", ...) and
+// an optional Host, and returns the response with its body read.
+func get(t *testing.T, url, host string, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
