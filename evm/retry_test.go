@@ -8,10 +8,12 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/coinop/coinop"
@@ -250,3 +252,21 @@ func TestOutageDrainsAsyncSettlements(t *testing.T) {
 }
 
 func dialRPC(u string) (*ethclient.Client, error) { return ethclient.Dial(u) }
+
+// A payment identifier proves nothing by itself: someone who knows a
+// payer's identifier but not the payer's key gets nothing.
+func TestPaymentIdentifierNeedsThePayersSignature(t *testing.T) {
+	r := newRig(t)
+	const id = "purchase-fedcba9876543210"
+	r.abortAt("settled")
+	if _, err := r.tryGet("/paid/x", x402.HeaderPaymentSignature, withID(t, r.newPayment(t).header(t), id)); err == nil {
+		t.Fatal("the connection should have dropped")
+	}
+	forged := r.newPayment(t) // from: the payer; signed by someone else
+	other, _ := crypto.GenerateKey()
+	forged.signer = key(t, other)
+	a := r.get(t, "/paid/x", x402.HeaderPaymentSignature, withID(t, forged.header(t), id))
+	if a.status != 402 || a.reason != x402.ReasonInvalidSignature || strings.Contains(a.body, "upstream says") {
+		t.Fatalf("forged retry: %d %s", a.status, a.body)
+	}
+}

@@ -230,18 +230,32 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	}
 	defer pw.inflight.Delete(p.ID)
 
-	// The journal decides before any cryptography or chain call: a payment
-	// (or a purchase, by idempotency key) seen before is answered from it.
-	if prev, err := pw.previous(r.Context(), p); err != nil {
-		pw.refuse(w, r, rt, charge, err)
-		return
-	} else if prev != nil {
-		pw.serveAgain(w, r, next, rt, charge, prev)
-		return
+	// The journal answers a payment seen before, ahead of any cryptography
+	// or chain call.
+	prev, err := pw.cfg.Journal.Get(r.Context(), p.ID)
+	if !errors.Is(err, store.ErrNotFound) {
+		if prev, err = reuse(prev, err); err != nil || prev != nil {
+			pw.answerPrevious(w, r, next, rt, charge, prev, err)
+			return
+		}
 	}
 	if err := rail.Verify(r.Context(), p); err != nil {
 		pw.refuse(w, r, rt, charge, err)
 		return
+	}
+	// A purchase is looked up by its idempotency key only now that the
+	// signature proved who the payer is: the key alone proves nothing.
+	if p.IdempotencyKey != "" {
+		prev, err := pw.cfg.Journal.ByIdempotencyKey(r.Context(), p.Payer, p.IdempotencyKey)
+		if !errors.Is(err, store.ErrNotFound) {
+			if err == nil && prev.State == coinop.StateSettled && !prev.Served.IsZero() {
+				err = coinop.Errorf(coinop.KindInFlight, "idempotency_key_used", "this purchase (idempotency key) was already paid for and served")
+			}
+			if prev, err = reuse(prev, err); err != nil || prev != nil {
+				pw.answerPrevious(w, r, next, rt, charge, prev, err)
+				return
+			}
+		}
 	}
 	p.Mode = coinop.ModeSync
 	if rt.Settlement == coinop.ModeAsync && pw.bg.admit(p, rt.AsyncExposure) {
@@ -271,22 +285,13 @@ func idempotencyKey(r *http.Request) string {
 	return "idem:" + hex.EncodeToString(sum[:16])
 }
 
-// previous looks p up in the journal. It returns the earlier payment whose
-// response may be served now without a new charge (settled, never served:
-// the client lost the response to a crash or a network failure and
-// retried), nil to go on with p, or the error to answer with.
-func (pw *Paywall) previous(ctx context.Context, p *coinop.Payment) (*coinop.Payment, error) {
-	prev, err := pw.cfg.Journal.Get(ctx, p.ID)
-	if errors.Is(err, store.ErrNotFound) && p.IdempotencyKey != "" {
-		prev, err = pw.cfg.Journal.ByIdempotencyKey(ctx, p.Payer, p.IdempotencyKey)
-		if err == nil && prev.State == coinop.StateSettled && !prev.Served.IsZero() {
-			return nil, coinop.Errorf(coinop.KindInFlight, "idempotency_key_used", "this purchase (idempotency key) was already paid for and served")
-		}
-	}
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, nil
-	case err != nil:
+// reuse decides what an earlier journal entry means for a new request: the
+// earlier payment whose response may be served now without a new charge
+// (settled, never served: the client lost the response to a crash or a
+// network failure and retried), nil to go on with the new payment (the
+// earlier one was released), or the error to answer with.
+func reuse(prev *coinop.Payment, err error) (*coinop.Payment, error) {
+	if err != nil {
 		return nil, err
 	}
 	switch prev.State {
@@ -300,6 +305,15 @@ func (pw *Paywall) previous(ctx context.Context, p *coinop.Payment) (*coinop.Pay
 		return nil, coinop.Errorf(coinop.KindInFlight, "payment_in_flight", "this payment is being processed; retry shortly")
 	}
 	return nil, coinop.Errorf(coinop.KindReplayed, "payment_replayed", "this payment was already used")
+}
+
+// answerPrevious serves prev again, or refuses with err.
+func (pw *Paywall) answerPrevious(w http.ResponseWriter, r *http.Request, next http.Handler, rt *Route, charge coinop.Charge, prev *coinop.Payment, err error) {
+	if err != nil {
+		pw.refuse(w, r, rt, charge, err)
+		return
+	}
+	pw.serveAgain(w, r, next, rt, charge, prev)
 }
 
 // serveAgain serves the response of a payment that was settled but never
