@@ -6,6 +6,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/coinop/coinop"
@@ -34,4 +35,49 @@ type Event struct {
 	Tx     string
 	Reason string
 	At     time.Time
+}
+
+// ModeOf is p's settlement mode as journaled: "" means sync.
+func ModeOf(p *coinop.Payment) string {
+	if p.Mode == "" {
+		return coinop.ModeSync
+	}
+	return p.Mode
+}
+
+// CheckReserve refuses, before any I/O, a payment a journal must not record:
+// no ID, no nonce, a missing or negative amount, an unknown mode. backend
+// names the caller in the log-only cause.
+func CheckReserve(backend string, p *coinop.Payment) error {
+	var problem string
+	switch {
+	case p == nil:
+		problem = "nil payment"
+	case p.ID == "":
+		problem = "payment has no ID"
+	case p.Nonce == "":
+		problem = "payment has no nonce"
+	case p.Amount == nil || p.Amount.Sign() < 0:
+		problem = "payment amount is missing or negative"
+	case p.Mode != "" && p.Mode != coinop.ModeSync && p.Mode != coinop.ModeAsync:
+		problem = fmt.Sprintf("payment has unknown settlement mode %q", p.Mode)
+	default:
+		return nil
+	}
+	return coinop.Wrap(coinop.KindInternal, "internal_error", errors.New(backend+": reserve: "+problem), "internal error")
+}
+
+// Legal reports whether Transition may move a payment from one state to
+// another: verified→{settling, released, failed} and settling→{settled,
+// failed, settling} (settling→settling records a transaction hash that
+// became known). released→verified is Reserve's alone, because it must
+// re-check the replay key.
+func Legal(from, to coinop.State) bool {
+	switch from {
+	case coinop.StateVerified:
+		return to == coinop.StateSettling || to == coinop.StateReleased || to == coinop.StateFailed
+	case coinop.StateSettling:
+		return to == coinop.StateSettled || to == coinop.StateFailed || to == coinop.StateSettling
+	}
+	return false
 }

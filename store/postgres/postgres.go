@@ -199,10 +199,10 @@ func (s *Store) migrate(ctx context.Context) error {
 // ByIdempotencyKey no longer finds it. A replayed payment is reported as
 // such even when its idempotency key is also taken.
 func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
-	if err := checkPayment(p); err != nil {
+	if err := store.CheckReserve("postgres", p); err != nil {
 		return err
 	}
-	mode := modeOf(p)
+	mode := store.ModeOf(p)
 	now := s.timestamp()
 	// An attempt that writes nothing names the payment in the way, unless
 	// that payment was released in the meantime and so gave its keys up;
@@ -345,47 +345,6 @@ func idempotencyKeyUsed(cause error) error {
 		"another payment with this idempotency key exists")
 }
 
-// modeOf is the settlement mode journaled for p: "" means sync.
-func modeOf(p *coinop.Payment) string {
-	if p.Mode == "" {
-		return coinop.ModeSync
-	}
-	return p.Mode
-}
-
-func checkPayment(p *coinop.Payment) error {
-	var problem string
-	switch {
-	case p == nil:
-		problem = "nil payment"
-	case p.ID == "":
-		problem = "payment has no ID"
-	case p.Nonce == "":
-		problem = "payment has no nonce"
-	case p.Amount == nil || p.Amount.Sign() < 0:
-		problem = "payment amount is missing or negative"
-	case p.Mode != "" && p.Mode != coinop.ModeSync && p.Mode != coinop.ModeAsync:
-		problem = fmt.Sprintf("payment has unknown settlement mode %q", p.Mode)
-	default:
-		return nil
-	}
-	return coinop.Wrap(coinop.KindInternal, "internal_error", errors.New("postgres: reserve: "+problem), "internal error")
-}
-
-// legal reports whether Transition may move a payment from one state to
-// another. released→verified is Reserve's alone, because it must re-check
-// the replay key.
-func legal(from, to coinop.State) bool {
-	switch from {
-	case coinop.StateVerified:
-		return to == coinop.StateSettling || to == coinop.StateReleased || to == coinop.StateFailed
-	case coinop.StateSettling:
-		// settling→settling records a transaction hash that became known or changed.
-		return to == coinop.StateSettled || to == coinop.StateFailed || to == coinop.StateSettling
-	}
-	return false
-}
-
 // Transition moves payment id from state from to state to, in one durable
 // transaction with its event. A non-empty tx or reason replaces the stored
 // one; an empty one keeps it.
@@ -398,7 +357,7 @@ func legal(from, to coinop.State) bool {
 // released, failed}, settling→{settled, failed, settling} is refused with
 // KindInternal before the journal is read.
 func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State, txHash, reason string) error {
-	if !legal(from, to) {
+	if !store.Legal(from, to) {
 		return coinop.Wrap(coinop.KindInternal, "internal_error",
 			fmt.Errorf("postgres: transition %s: illegal transition %q → %q", id, from, to), "internal error")
 	}
