@@ -73,15 +73,21 @@ type Config struct {
 type Network struct {
 	// ID is the CAIP-2 chain identifier, "eip155:<chain id>".
 	ID string `yaml:"id"`
-	// RPC is the node URL: http, https, ws or wss.
-	RPC string `yaml:"rpc"`
+	// RPC is the node URL: http, https, ws or wss. The gateway verifies
+	// and settles payments itself through it.
+	RPC string `yaml:"rpc,omitempty"`
+	// Facilitator, instead of RPC, is the base URL of an x402 facilitator
+	// (`coinop facilitator`, or anyone's) that verifies and settles this
+	// network's payments with its own key: POST /verify, POST /settle.
+	Facilitator string `yaml:"facilitator,omitempty"`
 	// The settlement key pays gas to submit payers' authorizations. It is
 	// named by a file or an environment variable, exactly one of the two,
 	// and never written in this file: configurations get committed and
-	// pasted into bug reports.
+	// pasted into bug reports. A facilitator network has none.
 	SettlementKeyFile string `yaml:"settlement_key_file,omitempty"`
 	SettlementKeyEnv  string `yaml:"settlement_key_env,omitempty"`
-	// ReceiptTimeout bounds the wait for a settlement transaction's receipt.
+	// ReceiptTimeout bounds the wait for a settlement transaction's receipt
+	// (with a facilitator: for its answer to /settle).
 	ReceiptTimeout time.Duration `yaml:"receipt_timeout"`
 	// Assets are the tokens accepted on this network.
 	Assets []*Asset `yaml:"assets"`

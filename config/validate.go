@@ -175,12 +175,27 @@ func (v *checker) checkNetworks(networks []*Network) []uint64 {
 		} else {
 			seen[n.ID], ids[i] = i, id
 		}
-		if n.RPC == "" {
-			v.addf(p+".rpc", "required: the node's http(s) or ws(s) URL")
-		} else if _, err := parseURL(n.RPC, "http", "https", "ws", "wss"); err != nil {
-			v.addf(p+".rpc", "%v", err)
-		}
 		switch {
+		case n.Facilitator != "" && n.RPC != "":
+			v.addf(p+".facilitator", "set rpc or facilitator, not both: with a facilitator, the gateway needs no node")
+		case n.Facilitator != "":
+			if _, err := parseURL(n.Facilitator, "http", "https"); err != nil {
+				v.addf(p+".facilitator", "%v", err)
+			}
+		case n.RPC == "":
+			v.addf(p+".rpc", "required: the node's http(s) or ws(s) URL")
+		default:
+			if _, err := parseURL(n.RPC, "http", "https", "ws", "wss"); err != nil {
+				v.addf(p+".rpc", "%v", err)
+			}
+		}
+		remote := n.Facilitator != "" && n.RPC == ""
+		switch {
+		case remote && n.SettlementKeyFile != "":
+			v.addf(p+".settlement_key_file", "set with a facilitator, which settles with its own key")
+		case remote && n.SettlementKeyEnv != "":
+			v.addf(p+".settlement_key_env", "set with a facilitator, which settles with its own key")
+		case remote:
 		case n.SettlementKeyFile != "" && n.SettlementKeyEnv != "":
 			v.addf(p+".settlement_key_env", "set settlement_key_file or settlement_key_env, not both")
 		case n.SettlementKeyFile == "" && n.SettlementKeyEnv == "":

@@ -112,6 +112,9 @@ type SettleResponse struct {
 	// Pending is set when the transaction was sent but its receipt has not
 	// arrived; Transaction holds its hash. An extension of the spec.
 	Pending bool `json:"pending,omitempty"`
+	// ErrorMessage explains ErrorReason to people. Not in the
+	// specification; both official SDKs send it.
+	ErrorMessage string `json:"errorMessage,omitempty"`
 }
 
 // VerifyResponse is the facilitator's /verify answer.
@@ -119,6 +122,9 @@ type VerifyResponse struct {
 	IsValid       bool   `json:"isValid"`
 	InvalidReason string `json:"invalidReason,omitempty"`
 	Payer         string `json:"payer,omitempty"`
+	// InvalidMessage explains InvalidReason to people. Not in the
+	// specification; both official SDKs send it.
+	InvalidMessage string `json:"invalidMessage,omitempty"`
 }
 
 // PaymentRequirementsV1 is one entry of a v1 402 body's accepts list.
@@ -131,7 +137,7 @@ type PaymentRequirementsV1 struct {
 	Resource          string         `json:"resource"`
 	Description       string         `json:"description"`
 	MimeType          string         `json:"mimeType"`
-	OutputSchema      any            `json:"outputSchema"`
+	OutputSchema      any            `json:"outputSchema,omitempty"` // legacy x402-fetch refuses null
 	MaxTimeoutSeconds int            `json:"maxTimeoutSeconds"`
 	Extra             map[string]any `json:"extra,omitempty"`
 }
