@@ -268,6 +268,23 @@ func TestDevEndToEnd(t *testing.T) {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
 	})
+
+	t.Run("async route settles in the background", func(t *testing.T) {
+		code, out, errOut := d.run(t, "curl", d.gateway+"/report", "--max-amount", "0.01", "--data", d.data)
+		if code != 0 || !strings.Contains(out, "Daily report") {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			_, out, _ := d.run(t, "audit", "-c", filepath.Join(d.data, "dev", "coinop.yaml"))
+			if strings.Contains(out, "3 settled payments checked, 3 payee transfers found, 0 discrepancies") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the async payment did not settle:\n%s", out)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
 }
 
 // TestAuditFindsUnaccountedTransfer pays the payee outside the gateway: the

@@ -55,6 +55,7 @@ networks:
         decimals: 6
         eip712_name: "{{.TokenName}}"
         eip712_version: "{{.TokenVersion}}"
+        async_exposure: "0.05 USDC"
 routes:
   - match: "GET /{$}"
     free: true
@@ -66,6 +67,7 @@ routes:
     price: "0.01 USDC"
     description: "A longer report"
     mime_type: application/json
+    settlement: async             # served once verified; settled in the background
 `))
 
 func runDev(ctx context.Context, args []string, env Env) error {

@@ -42,6 +42,9 @@ const (
 // window keeps a signed authorization spendable long after the request.
 const (
 	MinMaxTimeout = 10 * time.Second
+	// Settlement modes of a route.
+	SettlementSync  = "sync"
+	SettlementAsync = "async"
 	MaxMaxTimeout = time.Hour
 )
 
@@ -110,7 +113,16 @@ type Asset struct {
 	// The token's EIP-712 domain name and version, which payers sign over.
 	EIP712Name    string `yaml:"eip712_name"`
 	EIP712Version string `yaml:"eip712_version"`
+	// AsyncExposure caps, per payer, what async routes may serve in this
+	// asset before the payments settle: "0.50 USDC" or atomic units.
+	// Required for an async route's asset.
+	AsyncExposure string `yaml:"async_exposure,omitempty"`
+
+	asyncExposure coinop.Price
 }
+
+// Exposure is AsyncExposure, parsed; a nil Amount when unset. Validate sets it.
+func (a *Asset) Exposure() coinop.Price { return a.asyncExposure }
 
 // Route prices the requests matching one net/http ServeMux pattern.
 type Route struct {
@@ -136,6 +148,11 @@ type Route struct {
 	MimeType    string `yaml:"mime_type,omitempty"`
 	// MaxTimeout is how long a payer's signed payment may stay valid.
 	MaxTimeout time.Duration `yaml:"max_timeout,omitempty"`
+	// Settlement is "sync" (the default: the response is released once the
+	// payment settled on chain) or "async" (released once verified and
+	// reserved, settled in the background within the asset's
+	// async_exposure per payer).
+	Settlement string `yaml:"settlement,omitempty"`
 
 	// Resolved holds what the route's fields and their inherited defaults
 	// amount to. Validate sets it when it returns nil and clears it otherwise.
@@ -291,6 +308,9 @@ func applyDefaults(c *Config, src *source) {
 		if r != nil && !r.Free && !set(fmt.Sprintf("routes[%d].max_timeout", i)) {
 			r.MaxTimeout = DefaultMaxTimeout
 		}
+		if r != nil && !r.Free && !set(fmt.Sprintf("routes[%d].settlement", i)) {
+			r.Settlement = SettlementSync
+		}
 	}
 }
 
@@ -303,6 +323,9 @@ func (c *Config) normalize() {
 	for _, n := range c.Networks {
 		for _, a := range n.Assets {
 			a.Address = checksumAddress(a.Address)
+			if a.asyncExposure.Amount != nil {
+				a.AsyncExposure = a.asyncExposure.String()
+			}
 		}
 	}
 	for _, r := range c.Routes {
@@ -312,6 +335,9 @@ func (c *Config) normalize() {
 		}
 		if r.Free {
 			continue
+		}
+		if r.Settlement == "" {
+			r.Settlement = SettlementSync
 		}
 		r.Network = res.Network.ID
 		r.Asset = res.Asset.Symbol

@@ -274,6 +274,14 @@ func (v *checker) checkAssets(network string, assets []*Asset) {
 		if a.EIP712Version == "" {
 			v.addf(p+".eip712_version", "required: the token contract's EIP-712 domain version")
 		}
+		a.asyncExposure = coinop.Price{}
+		if a.AsyncExposure != "" && a.Symbol != "" && a.Decimals >= 0 && a.Decimals <= 36 {
+			if e, err := coinop.ParsePrice(a.AsyncExposure, a.Symbol, a.Decimals); err != nil {
+				v.addf(p+".async_exposure", "%s", strings.TrimPrefix(err.Error(), "price "))
+			} else {
+				a.asyncExposure = e
+			}
+		}
 	}
 }
 
@@ -351,7 +359,7 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 			for _, f := range []struct {
 				name string
 				set  bool
-			}{{"asset", r.Asset != ""}, {"network", r.Network != ""}, {"pay_to", r.PayTo != ""}, {"max_timeout", r.MaxTimeout != 0}} {
+			}{{"asset", r.Asset != ""}, {"network", r.Network != ""}, {"pay_to", r.PayTo != ""}, {"max_timeout", r.MaxTimeout != 0}, {"settlement", r.Settlement != ""}} {
 				if f.set {
 					v.addf(p+"."+f.name, "set on a free route, which takes no payment")
 				}
@@ -423,6 +431,9 @@ func (v *checker) checkPriced(p string, c *Config, r *Route, res *Resolved, perR
 		if _, _, err := mime.ParseMediaType(r.MimeType); err != nil {
 			v.addf(p+".mime_type", "%q is not a media type", r.MimeType)
 		}
+	}
+	if r.Settlement != "" && r.Settlement != SettlementSync && r.Settlement != SettlementAsync {
+		v.addf(p+".settlement", "%q: want sync or async", r.Settlement)
 	}
 
 	payTo := r.PayTo
@@ -513,6 +524,9 @@ func (v *checker) checkPriced(p string, c *Config, r *Route, res *Resolved, perR
 		return
 	}
 	res.Asset = asset
+	if r.Settlement == SettlementAsync && asset.AsyncExposure == "" {
+		v.addf(p+".settlement", "async needs a cap: set async_exposure on %s's asset %s", network.ID, asset.Symbol)
+	}
 	if r.Price == "" {
 		return
 	}

@@ -153,6 +153,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 			}
 			route.Price = res.Price
 			route.Rails = []coinop.Rail{rail}
+			route.Settlement = rt.Settlement
+			route.AsyncExposure = res.Asset.Exposure().Amount
 		}
 		routes = append(routes, route)
 	}
@@ -213,7 +215,8 @@ func (g *Gateway) proxy(target *url.URL) http.Handler {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
 	return &httputil.ReverseProxy{
-		Transport: tr,
+		Transport:  tr,
+		BufferPool: &bufferPool{},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
