@@ -45,7 +45,7 @@ const (
 	// Settlement modes of a route.
 	SettlementSync  = "sync"
 	SettlementAsync = "async"
-	MaxMaxTimeout = time.Hour
+	MaxMaxTimeout   = time.Hour
 )
 
 // Config is the whole gateway configuration.
