@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Runs every coinop test: vet, unit, golden and end-to-end tests (on the
-# embedded EVM chain, SQLite and, when available, PostgreSQL), with the race
-# detector; a pure-Go (CGO_ENABLED=0) build and run of the EVM tests; and a
-# short run of every fuzz target. Loopback only; bounded in time.
+# embedded EVM chain, SQLite and PostgreSQL, anvil, the official x402 npm
+# packages, nginx, Apache, php, python and headless Chromium), with the race
+# detector; a pure-Go (CGO_ENABLED=0) build and run of the EVM tests; a short
+# run of every fuzz target; and every benchmark briefly. Loopback only;
+# bounded in time.
+#
+# First it installs the real parts the tests use, with scripts/deps/*.sh
+# (Debian packages need root; npm packages go into interop/ and bench/ts/).
+# Where one cannot be installed, its tests skip, unless COINOP_CI=1 (CI), where
+# that is a failure.
 #
 #   scripts/test.sh            # everything
 #   FUZZTIME=30s scripts/test.sh
@@ -12,6 +19,14 @@ export GOTOOLCHAIN=local
 FUZZTIME=${FUZZTIME:-8s}
 
 step() { printf '\n== %s\n' "$*"; }
+
+for f in scripts/deps/*.sh; do
+  step "install: $f"
+  if ! bash "$f"; then
+    if [ -n "${COINOP_CI:-}" ]; then echo "$f failed"; exit 1; fi
+    echo "warning: $f could not install everything; the tests that need it will skip"
+  fi
+done
 
 step "go vet"
 go vet ./...
@@ -51,5 +66,8 @@ done <<'LIST'
 ./config FuzzParse
 ./client FuzzOffers
 LIST
+
+step "benchmarks, 100 iterations each (so they keep running; numbers: bench/README.md)"
+go test -run='^$' -bench=. -benchtime=100x ./...
 
 step "all tests passed"
