@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Rebuilds contracts/build/CoinopUSD.{abi,bin} from CoinopUSD.sol with the
-# pinned solc (npm solc@0.8.37, the emscripten build: no native compiler and
+# Rebuilds contracts/build/<Contract>.{abi,bin} from <Contract>.sol, for
+# CoinopUSD and CoinopBatchSettler, with the pinned solc (npm solc@0.8.37, the emscripten build: no native compiler and
 # no network beyond the npm registry). The compiler settings are fixed here
 # and the metadata hash is left out of the bytecode, so the same source always
 # gives byte-identical artifacts; commit them alongside the source.
@@ -48,5 +48,7 @@ fs.writeFileSync(path.join(outDir, contract + ".bin"), c.evm.bytecode.object + "
 JS
 
 mkdir -p "$here/build"
-SOLC_PREFIX="$tmp" node "$tmp/compile.cjs" "$here/CoinopUSD.sol" "$here/build" CoinopUSD "$SOLC_VERSION"
-echo "wrote $here/build/CoinopUSD.abi and CoinopUSD.bin (solc $SOLC_VERSION)"
+for contract in CoinopUSD CoinopBatchSettler; do
+  SOLC_PREFIX="$tmp" node "$tmp/compile.cjs" "$here/$contract.sol" "$here/build" "$contract" "$SOLC_VERSION"
+  echo "wrote $here/build/$contract.abi and $contract.bin (solc $SOLC_VERSION)"
+done

@@ -25,11 +25,32 @@ var tokenBin string
 // TokenBytecode returns CoinopUSD's creation code, without constructor
 // arguments: append the ABI-encoded (name, symbol, version) to deploy it.
 // Each call returns a fresh slice the caller may modify.
-func TokenBytecode() []byte {
-	code, err := hex.DecodeString(strings.TrimSpace(tokenBin))
+func TokenBytecode() []byte { return decode("CoinopUSD", tokenBin) }
+
+// BatchSettlerABI is the JSON ABI of CoinopBatchSettler
+// (CoinopBatchSettler.sol): settle(token, items) submits each item to the
+// token's transferWithAuthorization(from, to, value, validAfter, validBefore,
+// nonce, v, r, s), emitting ItemSettled(index, from, nonce) or
+// ItemFailed(index, from, nonce, reason) for each, and reverts as a whole only
+// if the token has no code or the gas runs out (OutOfGas(index)). It holds
+// nothing and has no owner; anyone may call it.
+//
+//go:embed build/CoinopBatchSettler.abi
+var BatchSettlerABI string
+
+//go:embed build/CoinopBatchSettler.bin
+var batchSettlerBin string
+
+// BatchSettlerBytecode returns CoinopBatchSettler's creation code; its
+// constructor takes no arguments. Each call returns a fresh slice the caller
+// may modify.
+func BatchSettlerBytecode() []byte { return decode("CoinopBatchSettler", batchSettlerBin) }
+
+func decode(contract, bin string) []byte {
+	code, err := hex.DecodeString(strings.TrimSpace(bin))
 	if err != nil {
 		// The file is written by build.sh and covered by the package test.
-		panic("contracts: build/CoinopUSD.bin is not hex: " + err.Error())
+		panic("contracts: build/" + contract + ".bin is not hex: " + err.Error())
 	}
 	return code
 }

@@ -1,7 +1,8 @@
 // Package devchain runs a throwaway Ethereum chain inside the process, for
 // tests and local development: go-ethereum in dev mode (every fork active at
 // genesis, state in memory) serving JSON-RPC over HTTP on a loopback address,
-// with the CoinopUSD EIP-3009 token already deployed and the payer funded.
+// with the CoinopUSD EIP-3009 token and the CoinopBatchSettler already
+// deployed and the payer funded.
 // Any JSON-RPC client can use it: ethclient, cast, viem.
 //
 // Like `geth --dev` or anvil's automine, a block is sealed as soon as a
@@ -135,8 +136,12 @@ type Chain struct {
 	Token common.Address
 	// Payer, Payee and Settler are Config's keys, or the generated ones.
 	Payer, Payee, Settler *ecdsa.PrivateKey
+	// BatchSettler is the CoinopBatchSettler contract, for settling many
+	// authorizations of Token in one transaction.
+	BatchSettler common.Address
 	// Owner deployed Token and is the only account that may call its mint;
-	// it holds ether for more mints.
+	// it holds ether for more mints. It also deployed BatchSettler, which
+	// has no owner.
 	Owner *ecdsa.PrivateKey
 
 	stack     *node.Node
@@ -145,8 +150,8 @@ type Chain struct {
 	closeErr  error
 }
 
-// Start builds a chain, serves it on cfg.Listen, deploys the token and mints
-// cfg.PayerFunds to the payer. ctx bounds the setup only; the chain runs until
+// Start builds a chain, serves it on cfg.Listen, deploys the token and the
+// batch settler and mints cfg.PayerFunds to the payer. ctx bounds the setup only; the chain runs until
 // Close. Several chains may run at once, each on its own port.
 func Start(ctx context.Context, cfg Config) (*Chain, error) {
 	host, port, err := listenAddr(cfg.Listen)
@@ -466,8 +471,9 @@ func (m *miner) waitForClock() bool {
 	}
 }
 
-// deployToken deploys CoinopUSD from Owner and mints the payer's funds,
-// waiting for both receipts.
+// deployToken deploys CoinopUSD from Owner, mints the payer's funds and
+// deploys CoinopBatchSettler, waiting for each receipt. The token is Owner's
+// first transaction, so its address depends on Owner alone.
 func (c *Chain) deployToken(ctx context.Context, funds *big.Int) error {
 	client := ethclient.NewClient(c.stack.Attach())
 	defer client.Close()
@@ -476,10 +482,13 @@ func (c *Chain) deployToken(ctx context.Context, funds *big.Int) error {
 		return err
 	}
 	c.Token = token
-	if funds.Sign() == 0 {
-		return nil
+	if funds.Sign() != 0 {
+		if err := Mint(ctx, client, c.Owner, c.Token, crypto.PubkeyToAddress(c.Payer.PublicKey), funds); err != nil {
+			return err
+		}
 	}
-	return Mint(ctx, client, c.Owner, c.Token, crypto.PubkeyToAddress(c.Payer.PublicKey), funds)
+	c.BatchSettler, err = DeployBatchSettler(ctx, client, c.Owner)
+	return err
 }
 
 // waitIndexed waits for the transaction index to catch up with the head, so

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	mrand "math/rand/v2"
@@ -276,6 +277,9 @@ func TestTwoChains(t *testing.T) {
 	if a.Token != b.Token || address(a.Payer) != address(b.Payer) {
 		t.Fatalf("same Rand, different accounts: token %s vs %s, payer %s vs %s", a.Token, b.Token, address(a.Payer), address(b.Payer))
 	}
+	if a.BatchSettler != b.BatchSettler {
+		t.Errorf("same Rand, different batch settlers: %s vs %s", a.BatchSettler, b.BatchSettler)
+	}
 
 	auth := newAuth(a, big.NewInt(1))
 	sig := sign(t, a.Payer, typedData(a.Token, a.ChainID, "TransferWithAuthorization", auth.message()))
@@ -416,6 +420,72 @@ func (h *countingHandler) Enabled(context.Context, slog.Level) bool  { return tr
 func (h *countingHandler) Handle(context.Context, slog.Record) error { h.n.Add(1); return nil }
 func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler        { return h }
 func (h *countingHandler) WithGroup(string) slog.Handler             { return h }
+
+// TestBatchSettler settles through the batch settler Start deployed: the
+// same authorization twice in one batch moves the money once, and the
+// transaction succeeds with one ItemSettled and one ItemFailed carrying the
+// token's reason. DeployBatchSettler also works on its own.
+func TestBatchSettler(t *testing.T) {
+	ctx := testContext(t)
+	c, client := startChain(t, devchain.Config{})
+	if code, err := client.CodeAt(ctx, c.BatchSettler, nil); err != nil || len(code) == 0 {
+		t.Fatalf("no code at BatchSettler %s: %v", c.BatchSettler, err)
+	}
+	batcher, err := abi.JSON(strings.NewReader(contracts.BatchSettlerABI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type item struct {
+		From, To                       common.Address
+		Value, ValidAfter, ValidBefore *big.Int
+		Nonce                          [32]byte
+		V                              uint8
+		R, S                           [32]byte
+	}
+	a := newAuth(c, big.NewInt(1000))
+	sig := sign(t, c.Payer, typedData(c.Token, c.ChainID, "TransferWithAuthorization", a.message()))
+	it := item{a.from, a.to, a.value, a.validAfter, a.validBefore, a.nonce, sig[64], [32]byte(sig[:32]), [32]byte(sig[32:64])}
+	data, err := batcher.Pack("settle", c.Token, []item{it, it})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := send(t, client, c, c.Settler, c.BatchSettler, data)
+	var settled, failed []string
+	for _, l := range rc.Logs {
+		if l.Address != c.BatchSettler {
+			continue
+		}
+		switch l.Topics[0] {
+		case batcher.Events["ItemSettled"].ID:
+			v, err := batcher.Unpack("ItemSettled", l.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			settled = append(settled, fmt.Sprint(v[0]))
+		case batcher.Events["ItemFailed"].ID:
+			v, err := batcher.Unpack("ItemFailed", l.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reason, _ := abi.UnpackRevert(v[3].([]byte))
+			failed = append(failed, fmt.Sprint(v[0], " ", reason))
+		}
+	}
+	if fmt.Sprint(settled) != "[0]" || fmt.Sprint(failed) != "[1 FiatTokenV2: authorization is used or canceled]" {
+		t.Errorf("settled %q, failed %q", settled, failed)
+	}
+	if got := balance(t, client, c.Token, a.to); got.Cmp(a.value) != 0 {
+		t.Errorf("payee balance %s, want %s", got, a.value)
+	}
+
+	again, err := devchain.DeployBatchSettler(ctx, client, c.Settler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := client.CodeAt(ctx, again, nil); err != nil || again == c.BatchSettler || len(code) == 0 {
+		t.Errorf("second deployment at %s (first %s): %d bytes of code, %v", again, c.BatchSettler, len(code), err)
+	}
+}
 
 // ---- helpers ----
 

@@ -40,6 +40,18 @@ func DeployToken(ctx context.Context, client *ethclient.Client, owner *ecdsa.Pri
 	return rc.ContractAddress, nil
 }
 
+// DeployBatchSettler deploys CoinopBatchSettler on any chain client reaches,
+// from deployer, which pays the gas and gains nothing else: the contract has
+// no owner and no state, so one deployment per chain serves every settlement
+// key. It waits for the receipt, bounded like DeployToken.
+func DeployBatchSettler(ctx context.Context, client *ethclient.Client, deployer *ecdsa.PrivateKey) (common.Address, error) {
+	rc, err := transact(ctx, client, deployer, nil, contracts.BatchSettlerBytecode())
+	if err != nil {
+		return common.Address{}, fmt.Errorf("devchain: deploy batch settler: %w", err)
+	}
+	return rc.ContractAddress, nil
+}
+
 // Mint mints amount atomic units of a token DeployToken deployed to to,
 // from the token's owner, and waits for the receipt.
 func Mint(ctx context.Context, client *ethclient.Client, owner *ecdsa.PrivateKey, token, to common.Address, amount *big.Int) error {
