@@ -133,6 +133,14 @@ type Payment struct {
 	Step func(name string)
 }
 
+// BatchSettler is implemented by rails that can settle many payments in one
+// network transaction. It returns one receipt and one error per payment, in
+// order, with the same meaning as Rail.Settle's. Every payment's RecordTx is
+// called before the shared transaction is broadcast.
+type BatchSettler interface {
+	SettleBatch(ctx context.Context, ps []*Payment) ([]*Receipt, []error)
+}
+
 // Restorer is implemented by rails that can rebuild a payment's credential
 // from its journaled Payload, so that a settlement interrupted by a crash
 // can be completed.

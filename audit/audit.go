@@ -67,10 +67,7 @@ func Run(ctx context.Context, j Journal, chains map[string]*evm.Chain, payees []
 			continue
 		}
 		key := strings.ToLower(p.Tx)
-		byTx[key] = append(byTx[key], p)
-		if len(byTx[key]) > 1 {
-			rep.problem("transaction %s is recorded for %d payments", p.Tx, len(byTx[key]))
-		}
+		byTx[key] = append(byTx[key], p) // a batch settles several payments in one transaction
 		ch, ok := chains[p.Network]
 		if !ok {
 			rep.problem("payment %s is on network %s, which is not configured", p.ID, p.Network)
@@ -81,7 +78,9 @@ func Run(ctx context.Context, j Journal, chains map[string]*evm.Chain, payees []
 			rep.problem("payment %s: %v", p.ID, err)
 		}
 	}
-	seen := map[string]bool{}
+	// Each transfer to a payee must match one settled payment of its
+	// transaction (same payer, same amount), and no payment may match twice.
+	matched := map[*coinop.Payment]bool{}
 	for _, pe := range payees {
 		ch, ok := chains[pe.Network]
 		if !ok {
@@ -93,19 +92,18 @@ func Run(ctx context.Context, j Journal, chains map[string]*evm.Chain, payees []
 		}
 		for _, t := range ts {
 			rep.Transfers++
-			key := strings.ToLower(t.Tx.Hex())
-			ps := byTx[key]
-			if len(ps) == 0 {
+			var match *coinop.Payment
+			for _, p := range byTx[strings.ToLower(t.Tx.Hex())] {
+				if !matched[p] && t.Value.Cmp(p.Amount) == 0 && strings.EqualFold(t.From.Hex(), p.Payer) && strings.EqualFold(t.To.Hex(), p.PayTo) {
+					match = p
+					break
+				}
+			}
+			if match == nil {
 				rep.problem("transfer of %s from %s to %s in %s (block %d) has no settled payment", t.Value, t.From.Hex(), t.To.Hex(), t.Tx.Hex(), t.Block)
 				continue
 			}
-			if seen[key] {
-				rep.problem("transaction %s carries more than one transfer to a payee", t.Tx.Hex())
-			}
-			seen[key] = true
-			if p := ps[0]; t.Value.Cmp(p.Amount) != 0 || !strings.EqualFold(t.From.Hex(), p.Payer) {
-				rep.problem("transfer in %s is %s from %s; the journal says %s from %s", t.Tx.Hex(), t.Value, t.From.Hex(), p.Amount, p.Payer)
-			}
+			matched[match] = true
 		}
 	}
 	return rep, nil

@@ -48,6 +48,7 @@ networks:
   - id: "{{.Network}}"
     rpc: "{{.RPC}}"
     settlement_key_file: "{{.SettlerKey}}"
+    batch_settler: "{{.BatchSettler}}"
     receipt_timeout: 30s
     assets:
       - symbol: USDC
@@ -125,7 +126,7 @@ func runDev(ctx context.Context, args []string, env Env) error {
 	err = devConfig.Execute(&text, map[string]any{
 		"Listen": gatewayLn.Addr().String(), "Upstream": "http://" + upstreamLn.Addr().String(),
 		"Store": store, "Data": data, "PayTo": addr(chain.Payee), "Network": fmt.Sprintf("eip155:%d", chain.ChainID),
-		"RPC": chain.RPCURL, "SettlerKey": settlerKey, "Token": chain.Token.Hex(),
+		"RPC": chain.RPCURL, "SettlerKey": settlerKey, "Token": chain.Token.Hex(), "BatchSettler": chain.BatchSettler.Hex(),
 		"TokenName": devchain.TokenName, "TokenVersion": devchain.TokenVersion,
 	})
 	if err != nil {

@@ -37,7 +37,7 @@ func (c *Config) Canonical() ([]byte, error) {
 			if t, err := time.ParseDuration(val.Value); err == nil {
 				val.Value = formatDuration(t)
 			}
-		case "pay_to", "address":
+		case "pay_to", "address", "batch_settler":
 			// Unquoted, "0x..." reads as a number to YAML 1.1 tools.
 			val.Style = yaml.DoubleQuotedStyle
 		}

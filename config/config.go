@@ -91,6 +91,10 @@ type Network struct {
 	SettlementKeyEnv  string `yaml:"settlement_key_env,omitempty"`
 	// ReceiptTimeout bounds the wait for a settlement transaction's receipt
 	// (with a facilitator: for its answer to /settle).
+	// BatchSettler is a deployed CoinopBatchSettler contract
+	// (contracts/CoinopBatchSettler.sol). When set, async settlements that
+	// queue up together share one transaction.
+	BatchSettler   string        `yaml:"batch_settler,omitempty"`
 	ReceiptTimeout time.Duration `yaml:"receipt_timeout"`
 	// Assets are the tokens accepted on this network.
 	Assets []*Asset `yaml:"assets"`
@@ -321,6 +325,9 @@ func (c *Config) normalize() {
 		c.PayTo = checksumAddress(c.PayTo)
 	}
 	for _, n := range c.Networks {
+		if n.BatchSettler != "" {
+			n.BatchSettler = checksumAddress(n.BatchSettler)
+		}
 		for _, a := range n.Assets {
 			a.Address = checksumAddress(a.Address)
 			if a.asyncExposure.Amount != nil {

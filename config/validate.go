@@ -203,6 +203,13 @@ func (v *checker) checkNetworks(networks []*Network) []uint64 {
 		case n.SettlementKeyEnv != "" && !envNameRE.MatchString(n.SettlementKeyEnv):
 			v.addf(p+".settlement_key_env", "%q is not an environment variable name", n.SettlementKeyEnv)
 		}
+		switch {
+		case n.BatchSettler == "":
+		case remote:
+			v.addf(p+".batch_settler", "set with a facilitator, which settles on its own")
+		case checkAddress(n.BatchSettler) != nil:
+			v.addf(p+".batch_settler", "%v", checkAddress(n.BatchSettler))
+		}
 		if n.ReceiptTimeout <= 0 {
 			v.addf(p+".receipt_timeout", "%s: must be positive, e.g. %s", formatDuration(n.ReceiptTimeout), formatDuration(DefaultReceiptTimeout))
 		}

@@ -35,6 +35,10 @@ type ExactConfig struct {
 	PayTo common.Address
 	// MaxTimeout is the validity window offered to payers. If zero, 60 s.
 	MaxTimeout time.Duration
+	// BatchSettler is a deployed CoinopBatchSettler contract. When set,
+	// payments settled together (async mode) share one transaction; when
+	// zero, each is settled alone.
+	BatchSettler common.Address
 }
 
 // Exact is the x402 exact scheme for one asset and recipient on one chain.

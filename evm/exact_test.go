@@ -54,6 +54,10 @@ type rig struct {
 	// onStep, if set, sees every payment step boundary.
 	onStep func(step string, p *coinop.Payment)
 	pw     *paywall.Paywall
+	// batcher, when set before handler is built, batches async settlements.
+	batcher common.Address
+	// exposure is the async routes' cap; 2 prices unless set.
+	exposure *big.Int
 }
 
 func newRig(t *testing.T) *rig {
@@ -85,7 +89,7 @@ func newRig(t *testing.T) *rig {
 }
 
 func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
-	exact, err := evm.NewExact(ch, evm.ExactConfig{Asset: r.chain.Token, Name: devchain.TokenName, Version: devchain.TokenVersion, PayTo: r.payee})
+	exact, err := evm.NewExact(ch, evm.ExactConfig{Asset: r.chain.Token, Name: devchain.TokenName, Version: devchain.TokenVersion, PayTo: r.payee, BatchSettler: r.batcher})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +100,7 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 		Journal: r.store,
 		Routes: []paywall.Route{
 			{Pattern: "/paid/", Price: usdc, Rails: []coinop.Rail{rail}},
-			{Pattern: "/async/", Price: usdc, Rails: []coinop.Rail{rail}, Settlement: coinop.ModeAsync, AsyncExposure: big.NewInt(2 * price)},
+			{Pattern: "/async/", Price: usdc, Rails: []coinop.Rail{rail}, Settlement: coinop.ModeAsync, AsyncExposure: r.exposureCap()},
 		},
 		OnStep: func(step string, p *coinop.Payment) {
 			r.mu.Lock()
@@ -127,6 +131,13 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 		w.WriteHeader(status)
 		fmt.Fprintf(w, "upstream says %d\n", status)
 	}))
+}
+
+func (r *rig) exposureCap() *big.Int {
+	if r.exposure != nil {
+		return r.exposure
+	}
+	return big.NewInt(2 * price)
 }
 
 func key(t *testing.T, k *ecdsa.PrivateKey) *eip3009.Key {

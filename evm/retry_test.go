@@ -9,10 +9,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
@@ -269,4 +271,51 @@ func TestPaymentIdentifierNeedsThePayersSignature(t *testing.T) {
 	if a.status != 402 || a.reason != x402.ReasonInvalidSignature || strings.Contains(a.body, "upstream says") {
 		t.Fatalf("forged retry: %d %s", a.status, a.body)
 	}
+}
+
+// Async settlements queued together share a transaction through the batch
+// settler, and each is journaled settled with it; the audit's view (one
+// Transfer per payment) holds.
+func TestAsyncSettlementsAreBatched(t *testing.T) {
+	r := newRig(t)
+	r.batcher = r.chain.BatchSettler
+	r.exposure = big.NewInt(100 * price)
+	srv := httptest.NewServer(r.handler(t, r.evm))
+	defer srv.Close()
+	r.srv = srv
+	before := r.balance(t, r.payee)
+	const n = 12
+	headers := make([]string, n)
+	for i := range headers {
+		headers[i] = r.newPayment(t).header(t)
+	}
+	var wg sync.WaitGroup
+	for _, h := range headers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if a := r.get(t, "/async/x", x402.HeaderPaymentSignature, h); a.status != 200 {
+				t.Errorf("%d %s", a.status, a.body)
+			}
+		}()
+	}
+	wg.Wait()
+	r.waitSettled(t, n, 30*time.Second)
+	ps, _ := r.store.List(context.Background(), coinop.StateSettled, 0)
+	txs := map[string]int{}
+	for _, p := range ps {
+		txs[p.Tx]++
+	}
+	if len(txs) >= n {
+		t.Errorf("%d payments in %d transactions: nothing was batched", n, len(txs))
+	}
+	if d := new(big.Int).Sub(r.balance(t, r.payee), before); d.Int64() != n*price {
+		t.Fatalf("payee got %s, want %d prices", d, n)
+	}
+	for _, p := range ps {
+		if err := r.evm.TransferCheck(context.Background(), p.Tx, r.chain.Token, common.HexToAddress(p.Payer), r.payee, p.Amount); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("%d payments settled in %d transactions", n, len(txs))
 }

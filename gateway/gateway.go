@@ -143,6 +143,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 					scheme, err = evm.NewExact(chains[res.Network], evm.ExactConfig{
 						Asset: common.HexToAddress(res.Asset.Address), Name: res.Asset.EIP712Name,
 						Version: res.Asset.EIP712Version, PayTo: common.HexToAddress(res.PayTo), MaxTimeout: rt.MaxTimeout,
+						BatchSettler: common.HexToAddress(res.Network.BatchSettler),
 					})
 				}
 				if err != nil {

@@ -85,6 +85,9 @@ func (b *background) enqueue(rail coinop.Rail, p *coinop.Payment) {
 	}
 }
 
+// maxBatch bounds how many settlements share one transaction.
+const maxBatch = 50
+
 func (b *background) work() {
 	defer b.wg.Done()
 	for {
@@ -92,21 +95,99 @@ func (b *background) work() {
 		case <-b.stop:
 			return
 		case j := <-b.jobs:
+			b.settleGroup(b.gather(j))
+		}
+	}
+}
+
+// gather collects, for up to BatchWindow, the settlements queued behind j,
+// so that rails that batch can settle them in one transaction.
+func (b *background) gather(j job) []job {
+	batch := []job{j}
+	if _, ok := j.rail.(coinop.BatchSettler); !ok || b.pw.cfg.BatchWindow < 0 {
+		return batch
+	}
+	timer := time.NewTimer(b.pw.cfg.BatchWindow)
+	defer timer.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case next := <-b.jobs:
+			batch = append(batch, next)
+		case <-timer.C:
+			return batch
+		case <-b.stop:
+			return batch
+		}
+	}
+	return batch
+}
+
+// settleGroup settles gathered jobs: together per rail where the rail
+// batches, alone otherwise. A batch that could not be sent at all (the
+// network is down) falls back to single settlements, which wait out the
+// outage.
+func (b *background) settleGroup(jobs []job) {
+	byRail := map[coinop.Rail][]job{}
+	var rails []coinop.Rail
+	for _, j := range jobs {
+		if _, ok := byRail[j.rail]; !ok {
+			rails = append(rails, j.rail)
+		}
+		byRail[j.rail] = append(byRail[j.rail], j)
+	}
+	for _, r := range rails {
+		group := byRail[r]
+		bs, ok := r.(coinop.BatchSettler)
+		if !ok || len(group) == 1 {
+			for _, j := range group {
+				b.settle(j)
+			}
+			continue
+		}
+		for _, j := range b.settleBatch(bs, group) {
 			b.settle(j)
 		}
 	}
+}
+
+// settleBatch settles a group in one transaction and journals each outcome.
+// It returns the jobs to retry alone: all of them when nothing was sent.
+func (b *background) settleBatch(bs coinop.BatchSettler, group []job) []job {
+	ps := make([]*coinop.Payment, len(group))
+	for i, j := range group {
+		b.pw.prepare(j.p)
+		ps[i] = j.p
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.pw.cfg.SettleTimeout)
+	defer cancel()
+	rcs, errs := bs.SettleBatch(ctx, ps)
+	var retry []job
+	for i, j := range group {
+		if errs[i] != nil && coinop.KindOf(errs[i]) == coinop.KindUnavailable && j.p.Tx == "" && (rcs[i] == nil || !rcs[i].Pending) {
+			retry = append(retry, j) // never sent: settle alone, waiting out the outage
+			continue
+		}
+		if _, err := b.pw.record(ctx, j.p, rcs[i], errs[i]); err != nil && j.p.State == coinop.StateFailed {
+			b.pw.log.Error("an async payment's settlement failed after its response was served", "payment", j.p.ID, "payer", j.p.Payer, "amount", j.p.Amount.String(), "err", err)
+		}
+		b.done(j)
+	}
+	return retry
+}
+
+// done releases a finished job's exposure and ownership.
+func (b *background) done(j job) {
+	b.discharge(j.p)
+	b.mu.Lock()
+	delete(b.owned, j.p.ID)
+	b.mu.Unlock()
 }
 
 // settle collects one owed payment, waiting out outages: while the network
 // is unavailable (nothing was sent) it retries with backoff until the
 // paywall closes; then the payment stays owed for recovery.
 func (b *background) settle(j job) {
-	defer func() {
-		b.discharge(j.p)
-		b.mu.Lock()
-		delete(b.owned, j.p.ID)
-		b.mu.Unlock()
-	}()
+	defer b.done(j)
 	backoff := time.Second
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), b.pw.cfg.SettleTimeout)

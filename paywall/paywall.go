@@ -86,6 +86,10 @@ type Config struct {
 	Logger *slog.Logger
 	// SettleWorkers is how many background settlements run at once. If zero, 4.
 	SettleWorkers int
+	// BatchWindow is how long a background settlement waits for others to
+	// share its transaction, on rails that batch (coinop.BatchSettler). If
+	// zero, 50 ms; negative disables batching.
+	BatchWindow time.Duration
 	// OnStep, if set, is called at each step boundary of a payment:
 	// "reserved", "tx_recorded", "tx_sent", "settled", "served". For tracing
 	// and crash tests; it must not block.
@@ -115,6 +119,9 @@ func New(cfg Config) (pw *Paywall, err error) {
 	}
 	if cfg.SettleWorkers == 0 {
 		cfg.SettleWorkers = 4
+	}
+	if cfg.BatchWindow == 0 {
+		cfg.BatchWindow = 50 * time.Millisecond
 	}
 	pw = &Paywall{cfg: cfg, mux: http.NewServeMux(), routes: map[string]*Route{}, log: cfg.Logger}
 	for i := range cfg.Routes {
@@ -439,6 +446,14 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, cha
 // (nothing sent; left settling, still owed), or failed. The error is nil
 // only when the money moved.
 func (pw *Paywall) collect(ctx context.Context, rail coinop.Rail, p *coinop.Payment) (*coinop.Receipt, error) {
+	pw.prepare(p)
+	rc, err := rail.Settle(ctx, p)
+	return pw.record(ctx, p, rc, err)
+}
+
+// prepare gives p the hooks a rail calls while settling: journal the
+// transaction hash before broadcast, and report steps.
+func (pw *Paywall) prepare(p *coinop.Payment) {
 	p.RecordTx = func(ctx context.Context, tx string) error {
 		if err := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettling, tx, ""); err != nil {
 			return err
@@ -448,7 +463,10 @@ func (pw *Paywall) collect(ctx context.Context, rail coinop.Rail, p *coinop.Paym
 		return nil
 	}
 	p.Step = func(name string) { pw.step(name, p) }
-	rc, err := rail.Settle(ctx, p)
+}
+
+// record journals a settlement's outcome (see collect) and returns it.
+func (pw *Paywall) record(ctx context.Context, p *coinop.Payment, rc *coinop.Receipt, err error) (*coinop.Receipt, error) {
 	switch {
 	case err == nil && rc != nil && rc.Success:
 		if jerr := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettled, rc.Tx, ""); jerr != nil {

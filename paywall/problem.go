@@ -99,16 +99,20 @@ type member struct {
 func marshalMembers(ms []member) []byte {
 	var buf bytes.Buffer
 	buf.WriteString("{\n")
+	// One encoder for every value: it reuses its buffers, where
+	// json.MarshalIndent allocates two per member. Same bytes.
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("  ", "  ")
 	for i, m := range ms {
 		k, _ := json.Marshal(m.key)
-		v, err := json.MarshalIndent(m.value, "  ", "  ")
-		if err != nil {
-			v = []byte("null")
-		}
 		buf.WriteString("  ")
 		buf.Write(k)
 		buf.WriteString(": ")
-		buf.Write(v)
+		if err := enc.Encode(m.value); err != nil {
+			buf.WriteString("null")
+		} else {
+			buf.Truncate(buf.Len() - 1) // Encode's newline
+		}
 		if i < len(ms)-1 {
 			buf.WriteByte(',')
 		}

@@ -54,8 +54,9 @@ type Rail struct {
 }
 
 var (
-	_ coinop.Rail     = (*Rail)(nil)
-	_ coinop.Restorer = (*Rail)(nil)
+	_ coinop.Rail         = (*Rail)(nil)
+	_ coinop.Restorer     = (*Rail)(nil)
+	_ coinop.BatchSettler = (*Rail)(nil)
 )
 
 func (r *Rail) requirements(ch coinop.Charge) []PaymentRequirements {
@@ -276,15 +277,69 @@ func (r *Rail) Settle(ctx context.Context, p *coinop.Payment) (*coinop.Receipt, 
 	if resp == nil {
 		return nil, err
 	}
+	return receipt(resp, c.Version), err
+}
+
+// BatchScheme is implemented by schemes that can settle many payments in one
+// transaction; results come back in order.
+type BatchScheme interface {
+	SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*Credential) ([]*SettleResponse, []error)
+}
+
+// SettleBatch settles payments together where their scheme can batch, and
+// one by one otherwise.
+func (r *Rail) SettleBatch(ctx context.Context, ps []*coinop.Payment) ([]*coinop.Receipt, []error) {
+	rcs, errs := make([]*coinop.Receipt, len(ps)), make([]error, len(ps))
+	groups := map[Scheme][]int{}
+	var order []Scheme
+	for i, p := range ps {
+		c, err := credential(p)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, ok := groups[c.scheme]; !ok {
+			order = append(order, c.scheme)
+		}
+		groups[c.scheme] = append(groups[c.scheme], i)
+	}
+	for _, s := range order {
+		idx := groups[s]
+		bs, ok := s.(BatchScheme)
+		if !ok || len(idx) == 1 {
+			for _, i := range idx {
+				rcs[i], errs[i] = r.Settle(ctx, ps[i])
+			}
+			continue
+		}
+		sub, cs := make([]*coinop.Payment, len(idx)), make([]*Credential, len(idx))
+		for k, i := range idx {
+			sub[k] = ps[i]
+			cs[k], _ = credential(ps[i])
+		}
+		resps, serrs := bs.SettleBatch(ctx, sub, cs)
+		for k, i := range idx {
+			errs[i] = serrs[k]
+			if resps[k] != nil {
+				rcs[i] = receipt(resps[k], cs[k].Version)
+			}
+		}
+	}
+	return rcs, errs
+}
+
+// receipt turns a settle response into a receipt with the response header of
+// the client's wire version.
+func receipt(resp *SettleResponse, version int) *coinop.Receipt {
 	rc := &coinop.Receipt{Success: resp.Success, Tx: resp.Transaction, Network: resp.Network, Payer: resp.Payer, Pending: resp.Pending, Header: http.Header{}}
 	name := HeaderPaymentResponse
-	if c.Version == 1 {
+	if version == 1 {
 		name = HeaderXPaymentResponse
 	}
-	if h, encErr := EncodeHeader(resp); encErr == nil {
+	if h, err := EncodeHeader(resp); err == nil {
 		rc.Header.Set(name, h)
 	}
-	return rc, err
+	return rc
 }
 
 func credential(p *coinop.Payment) (*Credential, error) {

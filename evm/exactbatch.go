@@ -1,0 +1,87 @@
+package evm
+
+import (
+	"context"
+	"strings"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/x402"
+)
+
+var _ x402.BatchScheme = (*Exact)(nil)
+
+// SettleBatch settles payments this scheme checked in one transaction
+// through the configured batch settler (one by one when none is configured).
+// Every payment's RecordTx journals the shared hash before it is broadcast.
+// Results come back in order: a settled item gets a successful response with
+// the batch's transaction; a refused item an error naming the token's
+// reason; an unknown outcome a pending response for every item.
+func (e *Exact) SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*x402.Credential) ([]*x402.SettleResponse, []error) {
+	resps, errs := make([]*x402.SettleResponse, len(ps)), make([]error, len(ps))
+	if e.cfg.BatchSettler == (common.Address{}) {
+		for i := range ps {
+			resps[i], errs[i] = e.Settle(ctx, ps[i], cs[i])
+		}
+		return resps, errs
+	}
+	items := make([]BatchItem, len(ps))
+	for i := range ps {
+		it, err := e.BatchItem(cs[i])
+		if err != nil {
+			for j := range errs {
+				errs[j] = coinop.Wrap(coinop.KindInternal, x402.ReasonUnexpectedSettle, err, "could not batch the payment")
+			}
+			return resps, errs
+		}
+		items[i] = it
+	}
+	record := func(tx string) error {
+		for _, p := range ps {
+			if p.RecordTx != nil {
+				if err := p.RecordTx(ctx, tx); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	tx, results, err := e.chain.SettleBatch(ctx, e.cfg.BatchSettler, items, record)
+	for i, p := range ps {
+		resp := &x402.SettleResponse{Network: e.chain.cfg.Network, Payer: payerHex(p), Transaction: tx}
+		resps[i] = resp
+		switch {
+		case err != nil:
+			resp.ErrorReason = coinop.AsError(err).Reason
+			resp.Pending = resp.ErrorReason == x402.ReasonSettlementPending
+			errs[i] = err
+		case results[i].Settled:
+			resp.Success = true
+			if p.Step != nil {
+				p.Step("tx_sent")
+			}
+		default:
+			resp.ErrorReason = batchReason(results[i].Reason)
+			errs[i] = coinop.Errorf(coinop.KindSettleFailed, resp.ErrorReason, "the token refused the payment in batch %s: %s", tx, results[i].Reason)
+		}
+	}
+	return resps, errs
+}
+
+// batchReason maps a token's revert message to a reason code.
+func batchReason(msg string) string {
+	switch {
+	case strings.Contains(msg, "used or canceled"):
+		return x402.ReasonNonceUsed
+	case strings.Contains(msg, "exceeds balance"):
+		return x402.ReasonInsufficientFunds
+	case strings.Contains(msg, "invalid signature"):
+		return x402.ReasonInvalidSignature
+	case strings.Contains(msg, "expired"):
+		return x402.ReasonValidBefore
+	case strings.Contains(msg, "not yet valid"):
+		return x402.ReasonValidAfter
+	}
+	return x402.ReasonTransactionFailed
+}
