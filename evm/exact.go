@@ -2,7 +2,6 @@ package evm
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"math/big"
 	"strings"
@@ -20,9 +19,6 @@ import (
 // RailName names the x402 exact EVM rail in the journal.
 const RailName = "x402-exact-evm"
 
-// validBeforeBuffer is the minimum remaining validity of an authorization:
-// it must still be valid when the settlement lands in a block.
-const validBeforeBuffer = 6 * time.Second
 
 // ExactConfig is one asset and recipient on a chain.
 type ExactConfig struct {
@@ -91,66 +87,18 @@ func reject(reason, format string, args ...any) error {
 	return coinop.Errorf(coinop.KindRejected, reason, format, args...)
 }
 
-// Check makes the stateless checks in the order of the x402 exact EVM
-// verifier, cheapest first.
+// Check makes the stateless checks (x402.CheckExactEVM) and keeps the
+// decoded authorization for Verify and Settle.
 func (e *Exact) Check(c *x402.Credential) (*coinop.Payment, error) {
-	req := &c.Requirements
-	if c.Payload.Accepted.Scheme != "exact" {
-		return nil, reject(x402.ReasonUnsupportedScheme, "scheme %q is not exact", c.Payload.Accepted.Scheme)
-	}
-	if c.Payload.Accepted.Network != req.Network {
-		return nil, reject(x402.ReasonNetworkMismatch, "payment is for network %s, this offer is on %s", c.Payload.Accepted.Network, req.Network)
-	}
-	pl, err := x402.DecodeExactEVM(c.Payload.Payload)
-	if err != nil {
-		return nil, coinop.Wrap(coinop.KindMalformed, x402.ReasonEVMPayload, err, "the exact EVM payload is not valid JSON of the expected shape")
-	}
-	if pl.Signature == "" {
-		return nil, coinop.Errorf(coinop.KindMalformed, x402.ReasonMissingSignature, "the payload has no signature")
-	}
-	a := &pl.Authorization
-	auth, err := eip3009.ParseAuthorization(a.From, a.To, a.Value, a.ValidAfter, a.ValidBefore, a.Nonce)
-	if err != nil {
-		return nil, coinop.Wrap(coinop.KindMalformed, x402.ReasonEVMPayload, err, err.Error())
-	}
-	if auth.To != eip3009.Address(e.cfg.PayTo) {
-		return nil, reject(x402.ReasonRecipientMismatch, "authorization pays %s, this offer pays %s", auth.To.Hex(), e.payToHex)
-	}
-	if c.Version == 2 && !strings.EqualFold(c.Payload.Accepted.Asset, e.assetHex) {
-		return nil, reject(x402.ReasonAssetMismatch, "payment is in asset %s, this offer is in %s", c.Payload.Accepted.Asset, e.assetHex)
-	}
-	if auth.Value.String() != req.Amount {
-		return nil, reject(x402.ReasonValueMismatch, "authorization value is %s, the price is exactly %s", auth.Value, req.Amount)
-	}
-	now := e.chain.cfg.Now()
-	if auth.ValidBefore.Cmp(big.NewInt(now.Add(validBeforeBuffer).Unix())) < 0 {
-		return nil, reject(x402.ReasonValidBefore, "authorization expires at %s, too soon to settle (needs %s of validity left)", auth.ValidBefore, validBeforeBuffer)
-	}
-	if auth.ValidAfter.Cmp(big.NewInt(now.Unix())) > 0 {
-		return nil, reject(x402.ReasonValidAfter, "authorization is not valid before %s", auth.ValidAfter)
-	}
 	if e.cfg.Name == "" || e.cfg.Version == "" {
-		return nil, reject(x402.ReasonMissingDomain, "the offer lacks the token's EIP-712 domain")
+		return nil, coinop.Errorf(coinop.KindRejected, x402.ReasonMissingDomain, "the offer lacks the token's EIP-712 domain")
 	}
-	sig, err := eip3009.ParseSignature(pl.Signature)
+	p, auth, sig, err := x402.CheckExactEVM(c, RailName, e.chain.cfg.Now())
 	if err != nil {
-		return nil, reject(x402.ReasonSignatureFormat, "%v", err)
+		return nil, err
 	}
 	c.State = &checked{auth: *auth, sig: sig}
-	payer := strings.ToLower(auth.From.Hex())
-	nonce := "0x" + hex.EncodeToString(auth.Nonce[:])
-	return &coinop.Payment{
-		ID:      paymentID(req.Network, e.assetKey, payer, nonce),
-		Rail:    RailName,
-		Network: req.Network, Asset: e.assetKey, Payer: payer,
-		PayTo: strings.ToLower(e.payToHex), Nonce: nonce, Amount: auth.Value,
-	}, nil
-}
-
-// paymentID derives a stable journal id from the replay key, so the same
-// authorization always maps to the same journal entry.
-func paymentID(network, asset, payer, nonce string) string {
-	return x402.ExactEVMPaymentID(network, asset, payer, nonce)
+	return p, nil
 }
 
 func state(c *x402.Credential) (*checked, error) {

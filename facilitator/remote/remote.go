@@ -15,12 +15,10 @@ package remote
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
@@ -34,10 +32,6 @@ import (
 // RailName names the rail in the journal. It is package evm's name: the
 // payment is the same x402 exact EVM payment whoever settles it.
 const RailName = "x402-exact-evm"
-
-// validBeforeBuffer is the least validity an authorization must have left,
-// as in package evm: the settlement must land before it expires.
-const validBeforeBuffer = 6 * time.Second
 
 // maxAnswer bounds a facilitator's answer.
 const maxAnswer = 64 << 10
@@ -130,60 +124,12 @@ func (s *Scheme) Requirements(ch coinop.Charge) x402.PaymentRequirements {
 	}
 }
 
-func reject(reason, format string, args ...any) error {
-	return coinop.Errorf(coinop.KindRejected, reason, format, args...)
-}
-
-// Check makes the checks that need neither cryptography nor I/O, in the
-// order of package evm, and derives the payment's journal entry.
+// Check makes the checks that need neither cryptography nor I/O
+// (x402.CheckExactEVM, as package evm does) and derives the payment's
+// journal entry.
 func (s *Scheme) Check(c *x402.Credential) (*coinop.Payment, error) {
-	req := &c.Requirements
-	if c.Payload.Accepted.Scheme != "exact" {
-		return nil, reject(x402.ReasonUnsupportedScheme, "scheme %q is not exact", c.Payload.Accepted.Scheme)
-	}
-	if c.Payload.Accepted.Network != req.Network {
-		return nil, reject(x402.ReasonNetworkMismatch, "payment is for network %s, this offer is on %s", c.Payload.Accepted.Network, req.Network)
-	}
-	pl, err := x402.DecodeExactEVM(c.Payload.Payload)
-	if err != nil {
-		return nil, coinop.Wrap(coinop.KindMalformed, x402.ReasonEVMPayload, err, "the exact EVM payload is not valid JSON of the expected shape")
-	}
-	if pl.Signature == "" {
-		return nil, coinop.Errorf(coinop.KindMalformed, x402.ReasonMissingSignature, "the payload has no signature")
-	}
-	a := &pl.Authorization
-	auth, err := eip3009.ParseAuthorization(a.From, a.To, a.Value, a.ValidAfter, a.ValidBefore, a.Nonce)
-	if err != nil {
-		return nil, coinop.Wrap(coinop.KindMalformed, x402.ReasonEVMPayload, err, err.Error())
-	}
-	if auth.To != s.payTo {
-		return nil, reject(x402.ReasonRecipientMismatch, "authorization pays %s, this offer pays %s", auth.To.Hex(), s.payTo.Hex())
-	}
-	if c.Version == 2 && !strings.EqualFold(c.Payload.Accepted.Asset, s.asset.Hex()) {
-		return nil, reject(x402.ReasonAssetMismatch, "payment is in asset %s, this offer is in %s", c.Payload.Accepted.Asset, s.asset.Hex())
-	}
-	if auth.Value.String() != req.Amount {
-		return nil, reject(x402.ReasonValueMismatch, "authorization value is %s, the price is exactly %s", auth.Value, req.Amount)
-	}
-	now := s.cfg.Now()
-	if auth.ValidBefore.Cmp(big.NewInt(now.Add(validBeforeBuffer).Unix())) < 0 {
-		return nil, reject(x402.ReasonValidBefore, "authorization expires at %s, too soon to settle (needs %s of validity left)", auth.ValidBefore, validBeforeBuffer)
-	}
-	if auth.ValidAfter.Cmp(big.NewInt(now.Unix())) > 0 {
-		return nil, reject(x402.ReasonValidAfter, "authorization is not valid before %s", auth.ValidAfter)
-	}
-	if _, err := eip3009.ParseSignature(pl.Signature); err != nil {
-		return nil, reject(x402.ReasonSignatureFormat, "%v", err)
-	}
-	payer := strings.ToLower(auth.From.Hex())
-	asset := strings.ToLower(s.asset.Hex())
-	nonce := "0x" + hex.EncodeToString(auth.Nonce[:])
-	return &coinop.Payment{
-		ID:      x402.ExactEVMPaymentID(req.Network, asset, payer, nonce),
-		Rail:    RailName,
-		Network: req.Network, Asset: asset, Payer: payer,
-		PayTo: strings.ToLower(s.payTo.Hex()), Nonce: nonce, Amount: auth.Value,
-	}, nil
+	p, _, _, err := x402.CheckExactEVM(c, RailName, s.cfg.Now())
+	return p, err
 }
 
 // body is the facilitator request for c. It is always version 2: the
