@@ -19,7 +19,6 @@ import (
 // RailName names the x402 exact EVM rail in the journal.
 const RailName = "x402-exact-evm"
 
-
 // ExactConfig is one asset and recipient on a chain.
 type ExactConfig struct {
 	// Asset is the EIP-3009 token contract.
