@@ -20,6 +20,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
+	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/config"
@@ -98,10 +99,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		if err != nil {
 			return nil, fmt.Errorf("network %s: %w", n.ID, err)
 		}
-		cl, err := ethclient.DialContext(ctx, n.RPC)
+		rc, err := rpc.DialOptions(ctx, n.RPC, rpc.WithHTTPClient(rpcHTTPClient()))
 		if err != nil {
 			return nil, fmt.Errorf("network %s: rpc %s: %w", n.ID, n.RPC, err)
 		}
+		cl := ethclient.NewClient(rc)
 		g.clients = append(g.clients, cl)
 		ch, err := evm.NewChain(evm.ChainConfig{
 			Network: n.ID, ChainID: n.ChainID(), Backend: cl, SettlementKey: key,
@@ -180,6 +182,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		fallback.ServeHTTP(w, r)
 	}))
 	return g, nil
+}
+
+// rpcHTTPClient is the HTTP client of a JSON-RPC connection. go-ethereum's
+// default keeps two idle connections per node, so concurrent payments (a
+// simulation each, and a settlement's calls) would open and close a TCP
+// connection per call; this one keeps enough to reuse them.
+func rpcHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	return &http.Client{Transport: tr}
 }
 
 // settlementKey loads a network's settlement key from its file or

@@ -181,19 +181,25 @@ func BenchmarkChallenge(b *testing.B) {
 // journal=disk fsyncs every journal write, as in production; journal=tmpfs
 // keeps the journal in memory to show the engine's own cost.
 func BenchmarkPaid(b *testing.B) {
-	dirs := map[string]string{"disk": b.TempDir()}
+	bases := map[string]string{"disk": b.TempDir()}
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 		if d, err := os.MkdirTemp("/dev/shm", "coinop-bench-"); err == nil {
 			b.Cleanup(func() { os.RemoveAll(d) })
-			dirs["tmpfs"] = d
+			bases["tmpfs"] = d
 		}
 	}
 	for _, name := range []string{"disk", "tmpfs"} {
-		dir, ok := dirs[name]
+		base, ok := bases[name]
 		if !ok {
 			continue
 		}
 		b.Run("journal="+name, func(b *testing.B) {
+			// A journal per run: the testing package runs this function
+			// more than once, and each run's payments start at nonce 1.
+			dir, err := os.MkdirTemp(base, "run-")
+			if err != nil {
+				b.Fatal(err)
+			}
 			e := newBenchEngine(b, dir)
 			b.ReportAllocs()
 			for b.Loop() {
