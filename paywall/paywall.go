@@ -351,7 +351,11 @@ func (pw *Paywall) serveAgain(w http.ResponseWriter, r *http.Request, next http.
 // refuse answers with err's status, the problem body and a fresh challenge.
 func (pw *Paywall) refuse(w http.ResponseWriter, r *http.Request, rt *Route, charge coinop.Charge, err error) {
 	e := coinop.AsError(err)
-	if e.Kind == coinop.KindInternal || e.Kind == coinop.KindUnavailable {
+	switch {
+	case r.Context().Err() != nil:
+		// The client hung up; whatever failed failed because of that.
+		pw.log.Debug("client went away during a payment check", "method", r.Method, "path", r.URL.Path, "err", err)
+	case e.Kind == coinop.KindInternal || e.Kind == coinop.KindUnavailable:
 		pw.log.Error("payment check could not complete", "method", r.Method, "path", r.URL.Path, "reason", e.Reason, "err", err)
 	}
 	ch := &coinop.Challenge{Header: w.Header(), Reason: e.Reason, Message: e.Message}
