@@ -10,9 +10,10 @@ import (
 	"github.com/coinop/coinop/store/sqlite"
 )
 
-// BenchmarkReserveParallel is the journal under concurrent payments: every
-// Reserve is its own transaction and its own fsync, serialized on the one
-// connection, so the time per payment does not shrink with concurrency.
+// BenchmarkReserveParallel is the journal under concurrent payments: 16 ×
+// GOMAXPROCS goroutines reserving at once. The writer commits the
+// reservations queued together in one transaction, one fsync, so the time
+// per payment shrinks with concurrency; compare with BenchmarkReserve.
 func BenchmarkReserveParallel(b *testing.B) {
 	s := open(b, filepath.Join(b.TempDir(), "journal.db"), sqlite.Options{})
 	defer s.Close()

@@ -3,15 +3,26 @@
 // modernc.org/sqlite driver.
 //
 // The journal is written before the engine acts on a payment, so every write
-// is one transaction that is on disk (WAL, synchronous=FULL: fsync on every
+// is in a transaction that is on disk (WAL, synchronous=FULL: fsync on every
 // commit) before the method returns. Times are stored as unix nanoseconds and
 // read back in UTC; amounts as decimal strings of atomic units.
 //
-// One database connection serves the whole process: writes are serialized in
-// Go, and each write transaction takes SQLite's write lock when it begins, so
-// the read-check-write inside Reserve, Transition and MarkServed cannot
-// interleave with another writer, in this process or in another one (such
-// as the audit command) sharing the file.
+// Writes are group-committed. One writer goroutine owns the only connection
+// that writes. Reserve, Transition and MarkServed hand it their
+// read-check-write and wait; the writer takes every write queued (up to
+// maxGroup), begins one transaction, which takes SQLite's write lock at
+// BEGIN, runs each write inside its own savepoint, one after the other, and
+// commits them all at once: one fsync for the whole group. Only then does it
+// answer the callers. A write that fails is rolled back to its savepoint and
+// fails alone; the others in its group are unaffected. The writes of a group
+// are still serialized, so the read-check-write of one cannot interleave
+// with another's, in this process or in another one (such as the audit
+// command) sharing the file. A lone write is begun as soon as it is queued:
+// grouping costs it no waiting.
+//
+// Reads use a separate pool of read-only connections. WAL lets them read the
+// last committed state while the writer works, so they never wait for an
+// fsync, and a read begun after a write returned sees that write.
 package sqlite
 
 import (
@@ -24,8 +35,11 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coinop/coinop"
@@ -37,25 +51,71 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// maxGroup is the most writes one transaction commits. A larger group
+// shares its fsync more widely but holds the write lock, and its first
+// caller, longer.
+const maxGroup = 128
+
 // Options configures a Store. The zero value is ready to use.
 type Options struct {
 	// Now is the store's clock, read for Created, Updated and event times.
-	// If nil, the default is time.Now.
+	// If nil, the default is time.Now. It is called from the store's writer
+	// goroutine, as each write is applied.
 	Now func() time.Time
 }
 
 // Store is a payments journal in one SQLite file. Its methods are safe for
-// concurrent use; every method that writes returns only after its
-// transaction is durable, and a method that returns an error has changed
-// nothing.
+// concurrent use; every method that writes returns only after the
+// transaction holding its write is durable, and a method that returns an
+// error has changed nothing.
 //
 // Errors caused by the database itself (I/O, a closed store, a cancelled
 // context) are *coinop.Error of kind KindUnavailable wrapping the cause:
 // nothing paid-for may be served while the journal cannot record it.
+//
+// A write's context is honoured while the write waits for the writer: if it
+// ends then, the method returns KindUnavailable wrapping ctx.Err() and the
+// write is never applied. Once the writer has begun applying a write, the
+// write runs to completion and the method returns its outcome after its
+// group's commit, even if ctx ends in the meantime; that wait is bounded by
+// one group's work and fsync. A write whose own outcome was an error (a
+// replay, a state conflict) is refused with that error; if the group's
+// commit fails, every write of the group, refused or not, returns
+// KindUnavailable, because a refusal may have rested on a write of the same
+// group that was not committed.
 type Store struct {
-	db  *sql.DB
+	w   *sql.DB // the writer's one connection; only the writer goroutine uses it after Open
+	r   *sql.DB // read-only connections
 	now func() time.Time
+
+	mu     sync.Mutex
+	cond   *sync.Cond // signalled when queue grows or closed is set
+	queue  []*request
+	closed bool
+
+	writerDone chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
 }
+
+// A request is one write waiting for, or applied by, the writer.
+type request struct {
+	op string // names the method in errors: "reserve", "transition", "mark served"
+	// apply runs the write's statements in tx, inside a savepoint of its own.
+	apply func(ctx context.Context, tx *sql.Tx) error
+	state atomic.Int32 // queued, taken or cancelled
+	err   error        // apply's outcome; the writer's alone until done is sent
+	done  chan error   // buffered: the writer never blocks answering
+}
+
+const (
+	queued    int32 = iota
+	taken           // the writer applies it; its caller waits for the outcome
+	cancelled       // its caller gave up first; the writer skips it
+)
+
+// errClosed is the cause of a write refused because the store is closed.
+var errClosed = errors.New("store is closed")
 
 // Open opens the journal at path with default Options, creating the file
 // and its parent directories if needed and bringing the schema up to date.
@@ -76,41 +136,197 @@ func OpenWith(path string, opts Options) (*Store, error) {
 	// makes a second process wait for the write lock instead of failing;
 	// _txlock=immediate takes that lock at BEGIN, so a transaction never has
 	// to upgrade a read lock, which SQLite may refuse without waiting.
-	dsn := path + "?_pragma=busy_timeout(10000)" +
-		"&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(FULL)" +
-		"&_pragma=foreign_keys(1)" +
-		"&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	w, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)"+
+		"&_pragma=journal_mode(WAL)"+
+		"&_pragma=synchronous(FULL)"+
+		"&_pragma=foreign_keys(1)"+
+		"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxIdleTime(0)
-	db.SetConnMaxLifetime(0)
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
 
-	s := &Store{db: db, now: opts.Now}
+	s := &Store{w: w, now: opts.Now, writerDone: make(chan struct{})}
+	s.cond = sync.NewCond(&s.mu)
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if err := s.migrate(context.Background()); err != nil {
-		db.Close()
+		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+
+	// Readers: query_only refuses any write on them. The file is in WAL
+	// mode already (the writer set it), which is what lets them read
+	// while the writer commits.
+	r, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)"+
+		"&_pragma=query_only(1)"+
+		"&_pragma=foreign_keys(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	readers := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	r.SetConnMaxIdleTime(0)
+	r.SetConnMaxLifetime(0)
+	s.r = r
+
+	go s.writer()
 	return s, nil
 }
 
-// Close closes the database. Every write that returned has already been
-// made durable; the Store must not be used after Close.
+// Close stops the writer and closes the database. Writes queued before
+// Close are applied and answered first; writes begun after it return
+// KindUnavailable. Every write that returned without error is durable.
+// The Store must not be used after Close; closing it again does nothing.
 func (s *Store) Close() error {
-	return s.db.Close()
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.cond.Broadcast()
+		s.mu.Unlock()
+		<-s.writerDone
+		// Readers first, so that the writer's connection is the file's
+		// last and checkpoints the WAL as it closes.
+		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
+	})
+	return s.closeErr
+}
+
+// write queues a write for the writer and waits for its outcome (see Store
+// for how ctx is honoured).
+func (s *Store) write(ctx context.Context, op string, apply func(ctx context.Context, tx *sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return unavailable(op, err)
+	}
+	req := &request{op: op, apply: apply, done: make(chan error, 1)}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return unavailable(op, errClosed)
+	}
+	s.queue = append(s.queue, req)
+	s.cond.Signal()
+	s.mu.Unlock()
+
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		if req.state.CompareAndSwap(queued, cancelled) {
+			return unavailable(op, ctx.Err())
+		}
+		// Already applied or being applied: its outcome stands.
+		return <-req.done
+	}
+}
+
+// writer commits the queued writes, a group at a time, until the store is
+// closed and nothing is left queued.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	var group []*request
+	for {
+		s.mu.Lock()
+		for len(s.queue) == 0 && !s.closed {
+			s.cond.Wait()
+		}
+		if len(s.queue) == 0 {
+			s.mu.Unlock()
+			return
+		}
+		n := min(len(s.queue), maxGroup)
+		group = append(group[:0], s.queue[:n]...)
+		rest := copy(s.queue, s.queue[n:])
+		clear(s.queue[rest:])
+		s.queue = s.queue[:rest]
+		s.mu.Unlock()
+
+		s.commitGroup(group)
+		clear(group)
+	}
+}
+
+// commitGroup applies the writes of group that are still wanted, each in its
+// own savepoint of one transaction, commits that transaction, and answers
+// their callers.
+func (s *Store) commitGroup(group []*request) {
+	// The writer's statements do not use the callers' contexts: a write
+	// once begun is not interrupted, and a cancellation cannot reach into
+	// the statements of another write of the group.
+	ctx := context.Background()
+	applied := make([]*request, 0, len(group)) // the requests taken
+	fail := func(err error) {
+		for _, req := range applied {
+			req.done <- unavailable(req.op, err)
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		for _, req := range group {
+			if req.state.CompareAndSwap(queued, taken) {
+				applied = append(applied, req)
+			}
+		}
+		fail(err)
+		return
+	}
+	for i, req := range group {
+		if !req.state.CompareAndSwap(queued, taken) {
+			continue // its caller has gone and was told so
+		}
+		applied = append(applied, req)
+		if err := s.applyOne(ctx, tx, req); err != nil {
+			// The transaction is no longer sound: the group fails, and
+			// so do the writes not yet applied.
+			tx.Rollback()
+			for _, later := range group[i+1:] {
+				if later.state.CompareAndSwap(queued, taken) {
+					applied = append(applied, later)
+				}
+			}
+			fail(err)
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		// Leave no transaction open on the connection, whatever state the
+		// failed COMMIT left it in; "no transaction is active" is fine.
+		s.w.ExecContext(ctx, `ROLLBACK`)
+		fail(err)
+		return
+	}
+	for _, req := range applied {
+		req.done <- req.err
+	}
+}
+
+// applyOne runs req inside a savepoint of tx, recording its outcome in
+// req.err; if req fails, its savepoint is rolled back and the rest of the
+// transaction is kept. An error returned means the transaction itself
+// failed and must be rolled back.
+func (s *Store) applyOne(ctx context.Context, tx *sql.Tx, req *request) error {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT write`); err != nil {
+		return err
+	}
+	req.err = req.apply(ctx, tx)
+	if req.err != nil {
+		_, err := tx.ExecContext(ctx, `ROLLBACK TO write; RELEASE write`)
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `RELEASE write`)
+	return err
 }
 
 // migrate applies the embedded migrations in name order, each in its own
 // transaction with its schema_migrations row, skipping those already applied.
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		name       TEXT PRIMARY KEY,
 		applied_at INTEGER NOT NULL
 	) STRICT`); err != nil {
@@ -130,7 +346,7 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 func (s *Store) migrateFile(ctx context.Context, name string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -186,17 +402,29 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 		return err
 	}
 	mode := store.ModeOf(p)
-	now := s.timestamp()
-	tx, err := s.db.BeginTx(ctx, nil)
+	var created, now int64
+	err := s.write(ctx, "reserve", func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		created, now, err = reserve(ctx, tx, p, mode, s.timestamp())
+		return err
+	})
 	if err != nil {
-		return unavailable("reserve", err)
+		return err
 	}
-	defer tx.Rollback()
+	p.State = coinop.StateVerified
+	p.Created = fromNanos(created)
+	p.Updated = fromNanos(now)
+	p.Mode = mode
+	p.Served = time.Time{}
+	return nil
+}
 
+// reserve is Reserve's read-check-write in tx, at time now. It returns the
+// payment's recorded creation time and now.
+func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, now int64) (created, updated int64, err error) {
 	var (
-		id      string
-		state   coinop.State
-		created int64
+		id    string
+		state coinop.State
 	)
 	err = tx.QueryRowContext(ctx, `SELECT id, state, created_at FROM payments
 		WHERE network = ? AND asset = ? AND payer = ? AND nonce = ?`,
@@ -205,14 +433,14 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 	case errors.Is(err, sql.ErrNoRows):
 		var taken int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM payments WHERE id = ?`, p.ID).Scan(&taken); err != nil {
-			return unavailable("reserve", err)
+			return 0, 0, unavailable("reserve", err)
 		}
 		if taken > 0 {
-			return coinop.Wrap(coinop.KindInternal, "internal_error",
+			return 0, 0, coinop.Wrap(coinop.KindInternal, "internal_error",
 				fmt.Errorf("sqlite: reserve: payment %s is journaled under another replay key", p.ID), "internal error")
 		}
 		if err := checkIdempotencyKey(ctx, tx, p); err != nil {
-			return err
+			return 0, 0, err
 		}
 		created = now
 		if _, err := tx.ExecContext(ctx, `INSERT INTO payments
@@ -222,17 +450,17 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 			p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.Nonce, p.Amount.String(), p.Resource,
 			coinop.StateVerified, p.Tx, p.Reason, created, now,
 			mode, p.Payload, p.IdempotencyKey); err != nil {
-			return unavailable("reserve", err)
+			return 0, 0, unavailable("reserve", err)
 		}
 		state = ""
 	case err != nil:
-		return unavailable("reserve", err)
+		return 0, 0, unavailable("reserve", err)
 	case id != p.ID || state != coinop.StateReleased:
-		return coinop.Wrap(coinop.KindReplayed, "payment_replayed",
+		return 0, 0, coinop.Wrap(coinop.KindReplayed, "payment_replayed",
 			fmt.Errorf("replay key held by payment %s in state %s", id, state), "this payment was already used")
 	default:
 		if err := checkIdempotencyKey(ctx, tx, p); err != nil {
-			return err
+			return 0, 0, err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE payments
 			SET rail = ?, pay_to = ?, amount = ?, resource = ?, state = ?, tx = ?, reason = ?, updated_at = ?,
@@ -240,21 +468,13 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 			WHERE id = ?`,
 			p.Rail, p.PayTo, p.Amount.String(), p.Resource, coinop.StateVerified, p.Tx, p.Reason, now,
 			mode, p.Payload, p.IdempotencyKey, p.ID); err != nil {
-			return unavailable("reserve", err)
+			return 0, 0, unavailable("reserve", err)
 		}
 	}
 	if err := addEvent(ctx, tx, p.ID, state, coinop.StateVerified, p.Tx, p.Reason, now); err != nil {
-		return unavailable("reserve", err)
+		return 0, 0, unavailable("reserve", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return unavailable("reserve", err)
-	}
-	p.State = coinop.StateVerified
-	p.Created = fromNanos(created)
-	p.Updated = fromNanos(now)
-	p.Mode = mode
-	p.Served = time.Time{}
-	return nil
+	return created, now, nil
 }
 
 // checkIdempotencyKey refuses p if another payment that is not released
@@ -295,13 +515,13 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 		return coinop.Wrap(coinop.KindInternal, "internal_error",
 			fmt.Errorf("sqlite: transition %s: illegal transition %q → %q", id, from, to), "internal error")
 	}
-	now := s.timestamp()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return unavailable("transition", err)
-	}
-	defer tx.Rollback()
+	return s.write(ctx, "transition", func(ctx context.Context, tx *sql.Tx) error {
+		return transition(ctx, tx, id, from, to, txHash, reason, s.timestamp())
+	})
+}
 
+// transition is Transition's compare-and-set in tx, at time now.
+func transition(ctx context.Context, tx *sql.Tx, id string, from, to coinop.State, txHash, reason string, now int64) error {
 	res, err := tx.ExecContext(ctx, `UPDATE payments
 		SET state = ?,
 			tx = CASE WHEN ? = '' THEN tx ELSE ? END,
@@ -332,9 +552,6 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 	if err := addEvent(ctx, tx, id, from, to, txHash, reason, now); err != nil {
 		return unavailable("transition", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return unavailable("transition", err)
-	}
 	return nil
 }
 
@@ -358,20 +575,21 @@ func servable(st coinop.State) bool {
 // in any other state MarkServed is refused with KindInternal. An unknown id
 // yields an error wrapping store.ErrNotFound.
 func (s *Store) MarkServed(ctx context.Context, id string) error {
-	now := s.timestamp()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return unavailable("mark served", err)
-	}
-	defer tx.Rollback()
+	return s.write(ctx, "mark served", func(ctx context.Context, tx *sql.Tx) error {
+		return markServed(ctx, tx, id, s.timestamp())
+	})
+}
 
+// markServed is MarkServed's compare-and-set in tx, at time now.
+func markServed(ctx context.Context, tx *sql.Tx, id string, now int64) error {
 	var (
 		state  coinop.State
 		served sql.NullInt64
 	)
-	// The transaction holds the write lock: nothing changes the payment
-	// between this read and the update.
-	err = tx.QueryRowContext(ctx, `SELECT state, served_at FROM payments WHERE id = ?`, id).Scan(&state, &served)
+	// The transaction holds the write lock and the writer applies one
+	// write at a time: nothing changes the payment between this read and
+	// the update.
+	err := tx.QueryRowContext(ctx, `SELECT state, served_at FROM payments WHERE id = ?`, id).Scan(&state, &served)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("sqlite: mark served %s: %w", id, store.ErrNotFound)
@@ -389,9 +607,6 @@ func (s *Store) MarkServed(ctx context.Context, id string) error {
 		return unavailable("mark served", err)
 	}
 	if err := addEvent(ctx, tx, id, state, state, "", store.ReasonServed, now); err != nil {
-		return unavailable("mark served", err)
-	}
-	if err := tx.Commit(); err != nil {
 		return unavailable("mark served", err)
 	}
 	return nil
@@ -461,7 +676,7 @@ func (s *Store) List(ctx context.Context, state coinop.State, limit int) ([]*coi
 }
 
 func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*coinop.Payment, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, unavailable(op, err)
 	}
@@ -499,7 +714,7 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 // Events returns the history of payment id, oldest first, or an error
 // wrapping store.ErrNotFound.
 func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT from_state, to_state, tx, reason, at
+	rows, err := s.r.QueryContext(ctx, `SELECT from_state, to_state, tx, reason, at
 		FROM payment_events WHERE payment_id = ? ORDER BY seq`, id)
 	if err != nil {
 		return nil, unavailable("events", err)
@@ -529,7 +744,7 @@ func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
 // *coinop.Error of kind KindUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
 		return unavailable("ping", err)
 	}
 	return nil
