@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -129,28 +128,8 @@ func TestCrashRecovery(t *testing.T) {
 	for _, step := range []string{"reserved", "tx_recorded", "tx_sent", "settled"} {
 		t.Run(step, func(t *testing.T) {
 			dir := t.TempDir()
-			keyFile := filepath.Join(dir, "settler.key")
-			os.WriteFile(keyFile, []byte(hexKey(chain.Settler)), 0o600)
 			payee, _ := crypto.GenerateKey() // a fresh payee per step keeps each audit self-contained
-			cfg := filepath.Join(dir, "coinop.yaml")
-			os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
-upstream: %s
-store: %s
-pay_to: "%s"
-networks:
-  - id: eip155:%d
-    rpc: %s
-    settlement_key_file: %s
-    assets:
-      - symbol: USDC
-        address: "%s"
-        eip712_name: "%s"
-        eip712_version: "%s"
-routes:
-  - match: GET /paid
-    price: "1000"
-`, upstream.URL, filepath.Join(dir, "journal.db"), crypto.PubkeyToAddress(payee.PublicKey).Hex(), chain.ChainID, chain.RPCURL,
-				keyFile, chain.Token.Hex(), devchain.TokenName, devchain.TokenVersion)), 0o600)
+			cfg := writeConfig(t, dir, filepath.Join(dir, "journal.db"), upstream.URL, chain, chain.Settler, crypto.PubkeyToAddress(payee.PublicKey))
 
 			g := startGateway(t, bin, cfg, "COINOP_CRASH_AT="+step+":3")
 			const n = 6
@@ -216,11 +195,7 @@ routes:
 			}
 			g.stop(t)
 
-			out, err := exec.Command(bin, "audit", "-c", cfg).CombinedOutput()
-			want := fmt.Sprintf("%d settled payments checked, %d payee transfers found, 0 discrepancies", n, n)
-			if err != nil || !strings.Contains(string(out), want) {
-				t.Fatalf("audit: %v\n%s\nwant %q", err, out, want)
-			}
+			audit(t, bin, cfg, n)
 		})
 	}
 }
