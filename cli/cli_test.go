@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,27 +23,10 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/coinop/coinop/cli"
+	"github.com/coinop/coinop/cli/clitest"
 	"github.com/coinop/coinop/evm"
 	"github.com/coinop/coinop/x402"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type devRun struct {
 	data    string
@@ -59,41 +41,8 @@ type devRun struct {
 func startDev(t *testing.T) *devRun {
 	t.Helper()
 	d := &devRun{data: t.TempDir()}
-	ctx, cancel := context.WithCancel(context.Background())
-	out, errOut := &syncBuffer{}, &syncBuffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- cli.Main(ctx, []string{"dev", "--listen", "127.0.0.1:0", "--rpc-listen", "127.0.0.1:0", "--data", d.data},
-			cli.Env{Stdout: out, Stderr: errOut})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("coinop dev exited %d\n%s", code, errOut)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("coinop dev did not stop")
-		}
-	})
-	ready := regexp.MustCompile(`ready: gateway (http://\S+)`)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if m := ready.FindStringSubmatch(out.String()); m != nil {
-			d.gateway = m[1]
-			break
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("coinop dev exited %d before ready\n%s\n%s", code, out, errOut)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ready line\n%s\n%s", out, errOut)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	d.gateway = clitest.Start(t, regexp.MustCompile(`ready: gateway (http://\S+)`),
+		"dev", "--listen", "127.0.0.1:0", "--rpc-listen", "127.0.0.1:0", "--data", d.data)
 	b, err := os.ReadFile(filepath.Join(d.data, "dev", "chain.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/coinop/coinop/cli"
+	"github.com/coinop/coinop/cli/clitest"
 	"github.com/coinop/coinop/evm/devchain"
 	"github.com/coinop/coinop/x402"
 )
@@ -36,7 +37,7 @@ func TestFacilitatorCommand(t *testing.T) {
 	}
 
 	run, stop := context.WithCancel(ctx)
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+	out, errOut := &clitest.Buffer{}, &clitest.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- cli.Main(run, []string{"facilitator", "--listen", "127.0.0.1:0",
@@ -93,8 +94,8 @@ func TestFacilitatorCommandUsage(t *testing.T) {
 		{"empty key variable", []string{"--network", "eip155:1=http://127.0.0.1:1", "--settlement-key-env", "NOPE"}, "NOPE is empty"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			errOut := &syncBuffer{}
-			code := cli.Main(context.Background(), append([]string{"facilitator"}, c.args...), cli.Env{Stdout: &syncBuffer{}, Stderr: errOut})
+			errOut := &clitest.Buffer{}
+			code := cli.Main(context.Background(), append([]string{"facilitator"}, c.args...), cli.Env{Stdout: &clitest.Buffer{}, Stderr: errOut})
 			if code != 2 || !strings.Contains(errOut.String(), c.want) {
 				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut, c.want)
 			}

@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/coinop/coinop/cli"
+	"github.com/coinop/coinop/cli/clitest"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
 )
@@ -63,24 +63,6 @@ func missing(t *testing.T, format string, args ...any) {
 	t.Skip(msg)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // dev is a running `coinop dev`: an embedded chain, a gateway and the demo
 // upstream.
 type dev struct {
@@ -91,49 +73,11 @@ type dev struct {
 	chain   *evm.Chain
 }
 
-// waitFor polls out for re's first submatch until deadline, failing early
-// if done delivers an exit code.
-func waitFor(t *testing.T, what string, re *regexp.Regexp, out, errOut *syncBuffer, done <-chan int) string {
-	t.Helper()
-	deadline := time.Now().Add(startTimeout)
-	for {
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			return m[1]
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("%s exited %d before it was ready\n%s\n%s", what, code, out, errOut)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after %s\n%s\n%s", what, startTimeout, out, errOut)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // runMain runs a long-running coinop command in-process until the test
 // ends, and returns its first ready-line match.
 func runMain(t *testing.T, ready *regexp.Regexp, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out, errOut := &syncBuffer{}, &syncBuffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- cli.Main(ctx, args, cli.Env{Stdout: out, Stderr: errOut, Stdin: strings.NewReader("")})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("coinop %s exited %d\n%s", args[0], code, errOut)
-			}
-		case <-time.After(40 * time.Second):
-			t.Errorf("coinop %s did not stop", args[0])
-		}
-	})
-	return waitFor(t, "coinop "+args[0], ready, out, errOut, done)
+	return clitest.Start(t, ready, args...)
 }
 
 // startDev runs `coinop dev` in-process on free loopback ports.
@@ -281,7 +225,7 @@ var errAddrInUse = errors.New("address in use")
 // worth showing when the process fails.
 func startProcess(t *testing.T, cmd *exec.Cmd, addr string, logs ...string) error {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &clitest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
