@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -113,27 +112,13 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func testPayment(n int) *coinop.Payment {
-	return &coinop.Payment{
-		ID:       fmt.Sprintf("pay-%d", n),
-		Rail:     "x402-exact-evm",
-		Network:  "eip155:84532",
-		Asset:    "0x036cbd53842c5426634e7929541ec2318f3dcf7e",
-		Payer:    "0x3333333333333333333333333333333333333333",
-		PayTo:    "0x4444444444444444444444444444444444444444",
-		Nonce:    fmt.Sprintf("0x%064x", n),
-		Amount:   big.NewInt(1000),
-		Resource: "https://api.example/v1/report",
-	}
-}
-
 func TestInjectedClock(t *testing.T) {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 123456789, time.FixedZone("CET", 3600))
 	stored := func() time.Time { return now.Truncate(time.Microsecond) }
 	s := open(t, freshSchema(t), postgres.Options{Now: func() time.Time { return now }})
 	defer s.Close()
 
-	p := testPayment(1)
+	p := storetest.Payment(1)
 	if err := s.Reserve(t.Context(), p); err != nil {
 		t.Fatal(err)
 	}
@@ -173,37 +158,7 @@ func TestInjectedClock(t *testing.T) {
 
 func TestSurvivesReopen(t *testing.T) {
 	dsn := freshSchema(t)
-	s := open(t, dsn, postgres.Options{})
-	p := testPayment(1)
-	if err := s.Reserve(t.Context(), p); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Transition(t.Context(), p.ID, coinop.StateVerified, coinop.StateSettling, "0xfeed", ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s = open(t, dsn, postgres.Options{})
-	defer s.Close()
-	got, err := s.Get(t.Context(), p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.State != coinop.StateSettling || got.Tx != "0xfeed" || got.Amount.Cmp(p.Amount) != 0 || !got.Created.Equal(p.Created) {
-		t.Errorf("after reopen: %+v", got)
-	}
-	if events, err := s.Events(t.Context(), p.ID); err != nil || len(events) != 2 {
-		t.Errorf("events after reopen = %d, %v; want 2", len(events), err)
-	}
-	if ps, err := s.Unfinished(t.Context()); err != nil || len(ps) != 1 {
-		t.Errorf("Unfinished after reopen = %d, %v; want 1", len(ps), err)
-	}
-	// The replay guard survives too.
-	if err := s.Reserve(t.Context(), testPayment(1)); coinop.KindOf(err) != coinop.KindReplayed {
-		t.Errorf("Reserve after reopen = %v, want KindReplayed", err)
-	}
+	storetest.RunReopen(t, func(t *testing.T) storetest.Store { return open(t, dsn, postgres.Options{}) })
 }
 
 // TestMigrationsConcurrent starts several instances on one empty database at
@@ -284,11 +239,11 @@ func TestTwoInstances(t *testing.T) {
 	b := open(t, dsn, postgres.Options{})
 	defer b.Close()
 	ctx := t.Context()
-	p := testPayment(1)
+	p := storetest.Payment(1)
 
 	// Several keys: a lost race shows only now and then.
 	for key := 1; key <= 10; key++ {
-		errs := race(a, b, func(s *postgres.Store, _ int) error { return s.Reserve(ctx, testPayment(key)) })
+		errs := race(a, b, func(s *postgres.Store, _ int) error { return s.Reserve(ctx, storetest.Payment(key)) })
 		if n := winners(t, errs, coinop.KindReplayed); n != 1 {
 			t.Fatalf("%d concurrent reserves of key %d succeeded, want 1", n, key)
 		}
@@ -297,7 +252,7 @@ func TestTwoInstances(t *testing.T) {
 	if err := a.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateReleased, "", "upstream_failed"); err != nil {
 		t.Fatal(err)
 	}
-	errs := race(a, b, func(s *postgres.Store, _ int) error { return s.Reserve(ctx, testPayment(1)) })
+	errs := race(a, b, func(s *postgres.Store, _ int) error { return s.Reserve(ctx, storetest.Payment(1)) })
 	if n := winners(t, errs, coinop.KindReplayed); n != 1 {
 		t.Fatalf("%d concurrent reserves of a released payment succeeded, want 1", n)
 	}
@@ -336,7 +291,7 @@ func TestTwoInstancesIdempotencyKey(t *testing.T) {
 	for round := range 10 {
 		key := fmt.Sprintf("purchase-%d", round)
 		errs := race(a, b, func(s *postgres.Store, i int) error {
-			p := testPayment(1000*round + i) // a nonce of its own
+			p := storetest.Payment(1000*round + i) // a nonce of its own
 			p.IdempotencyKey = key
 			return s.Reserve(ctx, p)
 		})
@@ -348,7 +303,7 @@ func TestTwoInstancesIdempotencyKey(t *testing.T) {
 				t.Errorf("Reserve error = %v, want reason idempotency_key_used", err)
 			}
 		}
-		p, err := b.ByIdempotencyKey(ctx, testPayment(0).Payer, key)
+		p, err := b.ByIdempotencyKey(ctx, storetest.Payment(0).Payer, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -361,7 +316,7 @@ func TestTwoInstancesIdempotencyKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		errs = race(a, b, func(s *postgres.Store, i int) error {
-			p := testPayment(1000*round + 100 + i)
+			p := storetest.Payment(1000*round + 100 + i)
 			p.IdempotencyKey = key
 			return s.Reserve(ctx, p)
 		})
@@ -408,12 +363,12 @@ func TestMigrationFromFirstSchema(t *testing.T) {
 	if err := s.MarkServed(ctx, "old"); err != nil {
 		t.Errorf("MarkServed on a migrated payment: %v", err)
 	}
-	p := testPayment(1)
+	p := storetest.Payment(1)
 	p.Payer, p.IdempotencyKey = "0xb", "purchase"
 	if err := s.Reserve(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	p = testPayment(2)
+	p = storetest.Payment(2)
 	p.Payer, p.IdempotencyKey = "0xb", "purchase"
 	if err := s.Reserve(ctx, p); coinop.AsError(err).Reason != "idempotency_key_used" {
 		t.Errorf("Reserve with a used key after migration = %v, want idempotency_key_used", err)
@@ -428,7 +383,7 @@ func TestIdempotencyKeyNeverEmpty(t *testing.T) {
 	s := open(t, dsn, postgres.Options{})
 	defer s.Close()
 	for n := 1; n <= 2; n++ {
-		if err := s.Reserve(t.Context(), testPayment(n)); err != nil {
+		if err := s.Reserve(t.Context(), storetest.Payment(n)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -449,7 +404,7 @@ func TestEventsAppendOnly(t *testing.T) {
 	dsn := freshSchema(t)
 	s := open(t, dsn, postgres.Options{})
 	defer s.Close()
-	if err := s.Reserve(t.Context(), testPayment(1)); err != nil {
+	if err := s.Reserve(t.Context(), storetest.Payment(1)); err != nil {
 		t.Fatal(err)
 	}
 	conn := connect(t, dsn)
@@ -464,7 +419,7 @@ func TestEventsAppendOnly(t *testing.T) {
 			t.Errorf("%s succeeded, want it refused", stmt)
 		}
 	}
-	if events, err := s.Events(t.Context(), testPayment(1).ID); err != nil || len(events) != 1 {
+	if events, err := s.Events(t.Context(), storetest.Payment(1).ID); err != nil || len(events) != 1 {
 		t.Errorf("events = %d, %v; want 1", len(events), err)
 	}
 }
@@ -474,7 +429,7 @@ func TestEventsAppendOnly(t *testing.T) {
 func TestRefusedValue(t *testing.T) {
 	s := open(t, freshSchema(t), postgres.Options{})
 	defer s.Close()
-	p := testPayment(1)
+	p := storetest.Payment(1)
 	p.Resource = "https://api.example/\x00"
 	if err := s.Reserve(t.Context(), p); coinop.KindOf(err) != coinop.KindInternal {
 		t.Errorf("Reserve with a NUL byte = %v, want KindInternal", err)
@@ -490,7 +445,7 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 	if err := s.Ping(t.Context()); coinop.KindOf(err) != coinop.KindUnavailable {
 		t.Errorf("Ping after Close = %v, want KindUnavailable", err)
 	}
-	if err := s.Reserve(t.Context(), testPayment(1)); coinop.KindOf(err) != coinop.KindUnavailable {
+	if err := s.Reserve(t.Context(), storetest.Payment(1)); coinop.KindOf(err) != coinop.KindUnavailable {
 		t.Errorf("Reserve after Close = %v, want KindUnavailable", err)
 	}
 	if err := s.Transition(t.Context(), "x", coinop.StateVerified, coinop.StateSettling, "", ""); errors.Is(err, store.ErrNotFound) || coinop.KindOf(err) != coinop.KindUnavailable {
@@ -534,7 +489,7 @@ func BenchmarkReserve(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		n++
-		if err := s.Reserve(ctx, testPayment(n)); err != nil {
+		if err := s.Reserve(ctx, storetest.Payment(n)); err != nil {
 			b.Fatal(err)
 		}
 	}

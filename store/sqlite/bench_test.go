@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/coinop/coinop/store/sqlite"
+	"github.com/coinop/coinop/store/storetest"
 )
 
 // BenchmarkReserveParallel is the journal under concurrent payments: 16 ×
@@ -22,7 +23,7 @@ func BenchmarkReserveParallel(b *testing.B) {
 	b.SetParallelism(16) // 16 × GOMAXPROCS goroutines, like concurrent requests
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := s.Reserve(ctx, testPayment(int(n.Add(1)))); err != nil {
+			if err := s.Reserve(ctx, storetest.Payment(int(n.Add(1)))); err != nil {
 				b.Error(err)
 				return
 			}

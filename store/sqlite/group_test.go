@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
-	"math/big"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -13,21 +11,8 @@ import (
 
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/store"
+	"github.com/coinop/coinop/store/storetest"
 )
-
-func groupPayment(n int) *coinop.Payment {
-	return &coinop.Payment{
-		ID:       fmt.Sprintf("pay-%d", n),
-		Rail:     "x402-exact-evm",
-		Network:  "eip155:84532",
-		Asset:    "0x036cbd53842c5426634e7929541ec2318f3dcf7e",
-		Payer:    "0x3333333333333333333333333333333333333333",
-		PayTo:    "0x4444444444444444444444444444444444444444",
-		Nonce:    fmt.Sprintf("0x%064x", n),
-		Amount:   big.NewInt(1000),
-		Resource: "https://api.example/v1/report",
-	}
-}
 
 func openStore(t *testing.T, path string) *Store {
 	t.Helper()
@@ -86,7 +71,7 @@ func TestGroupFailureIsIsolated(t *testing.T) {
 	s := openStore(t, filepath.Join(t.TempDir(), "journal.db"))
 	defer s.Close()
 	ctx := t.Context()
-	if err := s.Reserve(ctx, groupPayment(1)); err != nil {
+	if err := s.Reserve(ctx, storetest.Payment(1)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -100,31 +85,31 @@ func TestGroupFailureIsIsolated(t *testing.T) {
 		return func(err error) bool { e := coinop.AsError(err); return e.Kind == k && e.Reason == reason }
 	}
 	writes := []write{
-		{"reserve 2", func() error { return s.Reserve(ctx, groupPayment(2)) }, isNil},
-		{"replay 1", func() error { return s.Reserve(ctx, groupPayment(1)) }, is(coinop.KindReplayed, "payment_replayed")},
-		{"reserve 3", func() error { return s.Reserve(ctx, groupPayment(3)) }, isNil},
+		{"reserve 2", func() error { return s.Reserve(ctx, storetest.Payment(2)) }, isNil},
+		{"replay 1", func() error { return s.Reserve(ctx, storetest.Payment(1)) }, is(coinop.KindReplayed, "payment_replayed")},
+		{"reserve 3", func() error { return s.Reserve(ctx, storetest.Payment(3)) }, isNil},
 		// A replay of a write committed in the same group.
-		{"replay 2", func() error { return s.Reserve(ctx, groupPayment(2)) }, is(coinop.KindReplayed, "payment_replayed")},
+		{"replay 2", func() error { return s.Reserve(ctx, storetest.Payment(2)) }, is(coinop.KindReplayed, "payment_replayed")},
 		{"settle 1", func() error {
-			return s.Transition(ctx, "pay-1", coinop.StateVerified, coinop.StateSettling, "0xaa", "")
+			return s.Transition(ctx, storetest.Payment(1).ID, coinop.StateVerified, coinop.StateSettling, "0xaa", "")
 		}, isNil},
 		{"settle 1 again", func() error {
-			return s.Transition(ctx, "pay-1", coinop.StateVerified, coinop.StateSettling, "0xbb", "")
+			return s.Transition(ctx, storetest.Payment(1).ID, coinop.StateVerified, coinop.StateSettling, "0xbb", "")
 		}, is(coinop.KindInFlight, "payment_state_conflict")},
-		{"serve unknown", func() error { return s.MarkServed(ctx, "pay-404") },
+		{"serve unknown", func() error { return s.MarkServed(ctx, storetest.Payment(404).ID) },
 			func(err error) bool { return errors.Is(err, store.ErrNotFound) }},
-		{"serve 3", func() error { return s.MarkServed(ctx, "pay-3") }, isNil},
-		{"serve 3 again", func() error { return s.MarkServed(ctx, "pay-3") }, is(coinop.KindReplayed, "payment_replayed")},
+		{"serve 3", func() error { return s.MarkServed(ctx, storetest.Payment(3).ID) }, isNil},
+		{"serve 3 again", func() error { return s.MarkServed(ctx, storetest.Payment(3).ID) }, is(coinop.KindReplayed, "payment_replayed")},
 		// A write that fails after writing: its statements are undone.
 		{"write then fail", func() error {
 			return s.write(ctx, "test", func(ctx context.Context, tx *sql.Tx) error {
-				if _, _, err := reserve(ctx, tx, groupPayment(5), coinop.ModeSync, 1); err != nil {
+				if _, _, err := reserve(ctx, tx, storetest.Payment(5), coinop.ModeSync, 1); err != nil {
 					return err
 				}
 				return errors.New("refused after writing")
 			})
 		}, func(err error) bool { return err != nil && err.Error() == "refused after writing" }},
-		{"reserve 4", func() error { return s.Reserve(ctx, groupPayment(4)) }, isNil},
+		{"reserve 4", func() error { return s.Reserve(ctx, storetest.Payment(4)) }, isNil},
 	}
 
 	unplug := plug(t, s)
@@ -142,15 +127,15 @@ func TestGroupFailureIsIsolated(t *testing.T) {
 		}
 	}
 
-	for id, want := range map[string]int{"pay-1": 2, "pay-2": 1, "pay-3": 2, "pay-4": 1} {
+	for id, want := range map[string]int{storetest.Payment(1).ID: 2, storetest.Payment(2).ID: 1, storetest.Payment(3).ID: 2, storetest.Payment(4).ID: 1} {
 		if events, err := s.Events(ctx, id); err != nil || len(events) != want {
 			t.Errorf("%s: %d events, %v; want %d", id, len(events), err, want)
 		}
 	}
-	if p, err := s.Get(ctx, "pay-1"); err != nil || p.State != coinop.StateSettling || p.Tx != "0xaa" {
+	if p, err := s.Get(ctx, storetest.Payment(1).ID); err != nil || p.State != coinop.StateSettling || p.Tx != "0xaa" {
 		t.Errorf("pay-1 = %+v, %v; want settling with 0xaa", p, err)
 	}
-	if _, err := s.Get(ctx, "pay-5"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Get(ctx, storetest.Payment(5).ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get of a write rolled back to its savepoint = %v, want ErrNotFound", err)
 	}
 }
@@ -165,15 +150,15 @@ func TestGroupFailureFailsAll(t *testing.T) {
 
 	unplug := plug(t, s)
 	writes := []func() error{
-		func() error { return s.Reserve(ctx, groupPayment(1)) },
-		func() error { return s.Reserve(ctx, groupPayment(1)) }, // refused because of the first
+		func() error { return s.Reserve(ctx, storetest.Payment(1)) },
+		func() error { return s.Reserve(ctx, storetest.Payment(1)) }, // refused because of the first
 		func() error {
 			return s.write(ctx, "sabotage", func(ctx context.Context, tx *sql.Tx) error {
 				_, err := tx.ExecContext(ctx, `ROLLBACK`) // ends the group's transaction
 				return err
 			})
 		},
-		func() error { return s.Reserve(ctx, groupPayment(2)) },
+		func() error { return s.Reserve(ctx, storetest.Payment(2)) },
 	}
 	errs := make([]error, len(writes))
 	var wg sync.WaitGroup
@@ -188,12 +173,12 @@ func TestGroupFailureFailsAll(t *testing.T) {
 			t.Errorf("write %d of a failed group = %v, want KindUnavailable", i, err)
 		}
 	}
-	for _, id := range []string{"pay-1", "pay-2"} {
+	for _, id := range []string{storetest.Payment(1).ID, storetest.Payment(2).ID} {
 		if _, err := s.Get(ctx, id); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Get(%s) after its group failed = %v, want ErrNotFound", id, err)
 		}
 	}
-	if err := s.Reserve(ctx, groupPayment(1)); err != nil {
+	if err := s.Reserve(ctx, storetest.Payment(1)); err != nil {
 		t.Errorf("Reserve after a failed group: %v", err)
 	}
 }
@@ -207,7 +192,7 @@ func TestCancelledWhileQueued(t *testing.T) {
 	unplug := plug(t, s)
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
-	go func() { errc <- s.Reserve(ctx, groupPayment(1)) }()
+	go func() { errc <- s.Reserve(ctx, storetest.Payment(1)) }()
 	waitQueued(t, s, 1)
 	cancel()
 	err := <-errc // before unplugging: the caller does not wait for the writer
@@ -215,7 +200,7 @@ func TestCancelledWhileQueued(t *testing.T) {
 		t.Errorf("cancelled Reserve = %v, want KindUnavailable wrapping context.Canceled", err)
 	}
 	// Reads do not wait for the writer, which holds an open transaction.
-	if _, err := s.Get(t.Context(), "pay-1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Get(t.Context(), storetest.Payment(1).ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get while the writer is busy = %v, want ErrNotFound", err)
 	}
 	if err := s.Ping(t.Context()); err != nil {
@@ -223,18 +208,18 @@ func TestCancelledWhileQueued(t *testing.T) {
 	}
 	unplug()
 
-	if err := s.Reserve(t.Context(), groupPayment(2)); err != nil {
+	if err := s.Reserve(t.Context(), storetest.Payment(2)); err != nil {
 		t.Fatal(err) // the next group has run: the cancelled write was skipped
 	}
-	if _, err := s.Get(t.Context(), "pay-1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Get(t.Context(), storetest.Payment(1).ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get of the cancelled reservation = %v, want ErrNotFound", err)
 	}
 	// Its key was never taken.
-	if err := s.Reserve(t.Context(), groupPayment(1)); err != nil {
+	if err := s.Reserve(t.Context(), storetest.Payment(1)); err != nil {
 		t.Errorf("Reserve after the cancelled one: %v", err)
 	}
 	// A context that has ended already is refused before queueing.
-	if err := s.Reserve(ctx, groupPayment(3)); !errors.Is(err, context.Canceled) {
+	if err := s.Reserve(ctx, storetest.Payment(3)); !errors.Is(err, context.Canceled) {
 		t.Errorf("Reserve with an ended context = %v, want context.Canceled", err)
 	}
 }
@@ -250,7 +235,7 @@ func TestCloseDrainsQueue(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { errs[i] = s.Reserve(context.Background(), groupPayment(i)) })
+		wg.Go(func() { errs[i] = s.Reserve(context.Background(), storetest.Payment(i)) })
 	}
 	waitQueued(t, s, n)
 	closed := make(chan error, 1)
@@ -264,7 +249,7 @@ func TestCloseDrainsQueue(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := s.Reserve(t.Context(), groupPayment(n)); !errors.Is(err, errClosed) || coinop.KindOf(err) != coinop.KindUnavailable {
+	if err := s.Reserve(t.Context(), storetest.Payment(n)); !errors.Is(err, errClosed) || coinop.KindOf(err) != coinop.KindUnavailable {
 		t.Errorf("Reserve while closing = %v, want KindUnavailable", err)
 	}
 	unplug()
@@ -296,7 +281,7 @@ func TestBurstSurvivesReopen(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			p := groupPayment(i)
+			p := storetest.Payment(i)
 			if errs[i] = s.Reserve(context.Background(), p); errs[i] != nil {
 				return
 			}
@@ -322,7 +307,7 @@ func TestBurstSurvivesReopen(t *testing.T) {
 	ctx := t.Context()
 	ok := 0
 	for i, err := range errs {
-		id := groupPayment(i).ID
+		id := storetest.Payment(i).ID
 		got, gerr := s.Get(ctx, id)
 		switch {
 		case err == nil:

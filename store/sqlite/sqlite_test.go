@@ -3,8 +3,6 @@ package sqlite_test
 import (
 	"database/sql"
 	"errors"
-	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,26 +31,12 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func testPayment(n int) *coinop.Payment {
-	return &coinop.Payment{
-		ID:       fmt.Sprintf("pay-%d", n),
-		Rail:     "x402-exact-evm",
-		Network:  "eip155:84532",
-		Asset:    "0x036cbd53842c5426634e7929541ec2318f3dcf7e",
-		Payer:    "0x3333333333333333333333333333333333333333",
-		PayTo:    "0x4444444444444444444444444444444444444444",
-		Nonce:    fmt.Sprintf("0x%064x", n),
-		Amount:   big.NewInt(1000),
-		Resource: "https://api.example/v1/report",
-	}
-}
-
 func TestInjectedClock(t *testing.T) {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 123456789, time.FixedZone("CET", 3600))
 	s := open(t, filepath.Join(t.TempDir(), "journal.db"), sqlite.Options{Now: func() time.Time { return now }})
 	defer s.Close()
 
-	p := testPayment(1)
+	p := storetest.Payment(1)
 	if err := s.Reserve(t.Context(), p); err != nil {
 		t.Fatal(err)
 	}
@@ -92,49 +76,19 @@ func TestInjectedClock(t *testing.T) {
 
 func TestSurvivesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nested", "dirs", "journal.db")
-	s := open(t, path, sqlite.Options{})
-	p := testPayment(1)
-	if err := s.Reserve(t.Context(), p); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Transition(t.Context(), p.ID, coinop.StateVerified, coinop.StateSettling, "0xfeed", ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s = open(t, path, sqlite.Options{})
-	defer s.Close()
-	got, err := s.Get(t.Context(), p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.State != coinop.StateSettling || got.Tx != "0xfeed" || got.Amount.Cmp(p.Amount) != 0 || !got.Created.Equal(p.Created) {
-		t.Errorf("after reopen: %+v", got)
-	}
-	if events, err := s.Events(t.Context(), p.ID); err != nil || len(events) != 2 {
-		t.Errorf("events after reopen = %d, %v; want 2", len(events), err)
-	}
-	if ps, err := s.Unfinished(t.Context()); err != nil || len(ps) != 1 {
-		t.Errorf("Unfinished after reopen = %d, %v; want 1", len(ps), err)
-	}
-	// The replay guard survives too.
-	if err := s.Reserve(t.Context(), testPayment(1)); coinop.KindOf(err) != coinop.KindReplayed {
-		t.Errorf("Reserve after reopen = %v, want KindReplayed", err)
-	}
+	storetest.RunReopen(t, func(t *testing.T) storetest.Store { return open(t, path, sqlite.Options{}) })
 }
 
 func TestMigrationsIdempotent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal.db")
 	first := open(t, path, sqlite.Options{})
-	if err := first.Reserve(t.Context(), testPayment(1)); err != nil {
+	if err := first.Reserve(t.Context(), storetest.Payment(1)); err != nil {
 		t.Fatal(err)
 	}
 	// Open again while the first store is still open, then after it closed.
 	check := func(s *sqlite.Store) {
 		t.Helper()
-		if _, err := s.Get(t.Context(), testPayment(1).ID); err != nil {
+		if _, err := s.Get(t.Context(), storetest.Payment(1).ID); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Close(); err != nil {
@@ -206,12 +160,12 @@ func TestMigrationFromFirstSchema(t *testing.T) {
 	if err := s.MarkServed(ctx, "old"); err != nil {
 		t.Errorf("MarkServed on a migrated payment: %v", err)
 	}
-	p := testPayment(1)
+	p := storetest.Payment(1)
 	p.Payer, p.IdempotencyKey = "0xb", "purchase"
 	if err := s.Reserve(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	p = testPayment(2)
+	p = storetest.Payment(2)
 	p.Payer, p.IdempotencyKey = "0xb", "purchase"
 	if err := s.Reserve(ctx, p); coinop.AsError(err).Reason != "idempotency_key_used" {
 		t.Errorf("Reserve with a used key after migration = %v, want idempotency_key_used", err)
@@ -221,7 +175,7 @@ func TestMigrationFromFirstSchema(t *testing.T) {
 func TestJournalSettings(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal.db")
 	s := open(t, path, sqlite.Options{})
-	if err := s.Reserve(t.Context(), testPayment(1)); err != nil {
+	if err := s.Reserve(t.Context(), storetest.Payment(1)); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -260,7 +214,7 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 	if err := s.Ping(t.Context()); coinop.KindOf(err) != coinop.KindUnavailable {
 		t.Errorf("Ping after Close = %v, want KindUnavailable", err)
 	}
-	if err := s.Reserve(t.Context(), testPayment(1)); coinop.KindOf(err) != coinop.KindUnavailable {
+	if err := s.Reserve(t.Context(), storetest.Payment(1)); coinop.KindOf(err) != coinop.KindUnavailable {
 		t.Errorf("Reserve after Close = %v, want KindUnavailable", err)
 	}
 	if _, err := s.Get(t.Context(), "x"); errors.Is(err, store.ErrNotFound) || coinop.KindOf(err) != coinop.KindUnavailable {
@@ -285,7 +239,7 @@ func BenchmarkReserve(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		n++
-		if err := s.Reserve(ctx, testPayment(n)); err != nil {
+		if err := s.Reserve(ctx, storetest.Payment(n)); err != nil {
 			b.Fatal(err)
 		}
 	}

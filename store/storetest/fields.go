@@ -16,7 +16,7 @@ import (
 
 // keyed returns payment n holding idempotency key key.
 func keyed(n int, key string) *coinop.Payment {
-	p := payment(n)
+	p := Payment(n)
 	p.IdempotencyKey = key
 	return p
 }
@@ -155,7 +155,7 @@ func testReserveAgainAfterReleaseFields(t *testing.T, s Store) {
 
 	// Reserved again without a key, it holds none.
 	transition(t, s, p.ID, coinop.StateVerified, coinop.StateReleased, "", "upstream_failed")
-	retry = payment(1)
+	retry = Payment(1)
 	reserve(t, s, retry)
 	if got := get(t, s, p.ID); got.IdempotencyKey != "" || got.Mode != coinop.ModeSync || got.Payload != "" {
 		t.Errorf("re-reserved without key: key %q mode %q payload %q; want none, sync, none", got.IdempotencyKey, got.Mode, got.Payload)
@@ -203,7 +203,7 @@ func testIdempotencyKeyUsed(t *testing.T, s Store) {
 			}
 			wantHolder(t, s, holder.Payer, key, holder.ID)
 			// Refused, the other payment's replay key stays free.
-			reserve(t, s, payment(2*i+1))
+			reserve(t, s, Payment(2*i+1))
 		})
 	}
 }
@@ -222,14 +222,14 @@ func testIdempotencyKeyScope(t *testing.T, s Store) {
 	})
 	t.Run("another key", func(t *testing.T) {
 		reserve(t, s, keyed(3, key+"-2"))
-		wantHolder(t, s, first.Payer, key+"-2", payment(3).ID)
+		wantHolder(t, s, first.Payer, key+"-2", Payment(3).ID)
 	})
 	t.Run("keys differ in case", func(t *testing.T) {
 		reserve(t, s, keyed(4, strings.ToUpper(key)))
 	})
 	t.Run("no key", func(t *testing.T) {
 		for n := 5; n < 8; n++ {
-			reserve(t, s, payment(n))
+			reserve(t, s, Payment(n))
 		}
 		wantNotFound(t, s, first.Payer, "")
 	})
@@ -279,13 +279,13 @@ func testIdempotencyKeyOfReleasedPayment(t *testing.T, s Store) {
 
 func testByIdempotencyKey(t *testing.T, s Store) {
 	const key = "purchase"
-	payer := payment(1).Payer
+	payer := Payment(1).Payer
 	wantNotFound(t, s, payer, key)
 	wantNotFound(t, s, payer, "")
 
 	p := keyed(1, key)
 	reserve(t, s, p)
-	reserve(t, s, payment(2)) // no key
+	reserve(t, s, Payment(2)) // no key
 	got, err := s.ByIdempotencyKey(t.Context(), payer, key)
 	if err != nil {
 		t.Fatal(err)
@@ -390,7 +390,7 @@ func testMarkServed(t *testing.T, s Store) {
 
 func testMarkServedThenTransition(t *testing.T, s Store) {
 	// Async: served once verified, then settled.
-	p := payment(1)
+	p := Payment(1)
 	p.Mode = coinop.ModeAsync
 	reserve(t, s, p)
 	markServed(t, s, p.ID)
@@ -414,7 +414,7 @@ func testMarkServedThenTransition(t *testing.T, s Store) {
 	}
 
 	// Served, then its settlement failed: still served, and says so.
-	q := payment(2)
+	q := Payment(2)
 	reserve(t, s, q)
 	markServed(t, s, q.ID)
 	transition(t, s, q.ID, coinop.StateVerified, coinop.StateFailed, "", "authorization_expired")
@@ -452,7 +452,7 @@ func testConcurrentReserveSameIdempotencyKey(t *testing.T, s Store) {
 	if winner < 0 {
 		t.Fatal("no concurrent reserve succeeded")
 	}
-	wantHolder(t, s, payment(0).Payer, key, payment(winner).ID)
+	wantHolder(t, s, Payment(0).Payer, key, Payment(winner).ID)
 	if ps, err := s.List(t.Context(), "", 0); err != nil || len(ps) != 1 {
 		t.Errorf("List = %q, %v; want only the winner", ids(ps), err)
 	}
@@ -464,7 +464,7 @@ func testConcurrentReserveAgainSameIdempotencyKey(t *testing.T, s Store) {
 	const key, released = "purchase", 10
 	for n := range released {
 		reserve(t, s, keyed(n, key))
-		transition(t, s, payment(n).ID, coinop.StateVerified, coinop.StateReleased, "", "upstream_failed")
+		transition(t, s, Payment(n).ID, coinop.StateVerified, coinop.StateReleased, "", "upstream_failed")
 	}
 	errs := make([]error, goroutines)
 	var wg sync.WaitGroup
@@ -490,14 +490,14 @@ func testConcurrentReserveAgainSameIdempotencyKey(t *testing.T, s Store) {
 	if winner < 0 {
 		t.Fatal("no concurrent reserve succeeded")
 	}
-	wantHolder(t, s, payment(0).Payer, key, payment(winner%released).ID)
+	wantHolder(t, s, Payment(0).Payer, key, Payment(winner%released).ID)
 	if ps, err := s.List(t.Context(), coinop.StateVerified, 0); err != nil || len(ps) != 1 {
 		t.Errorf("List(verified) = %q, %v; want only the winner", ids(ps), err)
 	}
 }
 
 func testConcurrentMarkServed(t *testing.T, s Store) {
-	p := payment(1)
+	p := Payment(1)
 	reserve(t, s, p)
 	errs := make([]error, goroutines)
 	var wg sync.WaitGroup

@@ -115,9 +115,10 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	}
 }
 
-// payment returns a distinct payment for each n. IDs sort in the order of n,
-// so ties on Created still order payments as they were reserved.
-func payment(n int) *coinop.Payment {
+// Payment returns a distinct, valid payment for each n, for backend tests.
+// IDs sort in the order of n, so ties on Created still order payments as
+// they were reserved.
+func Payment(n int) *coinop.Payment {
 	amount, _ := new(big.Int).SetString("123456789012345678901234567890", 10) // beyond uint64
 	amount.Add(amount, big.NewInt(int64(n)))
 	return &coinop.Payment{
@@ -206,7 +207,7 @@ func ids(ps []*coinop.Payment) []string {
 func testReserveRoundTrip(t *testing.T, s Store) {
 	for i, amount := range []string{"0", "1", "115792089237316195423570985008687907853269984665640564039457584007913129639935"} {
 		t.Run("amount="+amount, func(t *testing.T) {
-			p := payment(i)
+			p := Payment(i)
 			p.Amount, _ = new(big.Int).SetString(amount, 10)
 			p.State = coinop.StateSettled // ignored: Reserve records verified
 			reserve(t, s, p)
@@ -243,7 +244,7 @@ func testReserveRejectsInvalidPayment(t *testing.T, s Store) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := payment(1)
+			p := Payment(1)
 			tt.modify(p)
 			wantError(t, s.Reserve(t.Context(), p), coinop.KindInternal, "")
 		})
@@ -275,7 +276,7 @@ func testReserveReplayed(t *testing.T, s Store) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := payment(i)
+			p := Payment(i)
 			reserve(t, s, p)
 			state := coinop.StateVerified
 			for _, next := range tt.path {
@@ -288,7 +289,7 @@ func testReserveReplayed(t *testing.T, s Store) {
 				t.Fatal(err)
 			}
 
-			again := payment(i)
+			again := Payment(i)
 			if tt.otherID {
 				again.ID = "other-" + p.ID
 			}
@@ -312,7 +313,7 @@ func testReserveReplayed(t *testing.T, s Store) {
 }
 
 func testReserveAgainAfterRelease(t *testing.T, s Store) {
-	p := payment(1)
+	p := Payment(1)
 	reserve(t, s, p)
 	created := p.Created
 	transition(t, s, p.ID, coinop.StateVerified, coinop.StateReleased, "", "upstream_failed")
@@ -320,7 +321,7 @@ func testReserveAgainAfterRelease(t *testing.T, s Store) {
 		t.Fatalf("after release: state %q reason %q", got.State, got.Reason)
 	}
 
-	retry := payment(1)
+	retry := Payment(1)
 	retry.Resource = "https://api.example/v1/other"
 	reserve(t, s, retry)
 	if retry.State != coinop.StateVerified || !retry.Created.Equal(created) || retry.Updated.Before(created) {
@@ -330,7 +331,7 @@ func testReserveAgainAfterRelease(t *testing.T, s Store) {
 	samePayment(t, get(t, s, p.ID), retry)
 
 	// Reserved again, the key is held again.
-	wantError(t, s.Reserve(t.Context(), payment(1)), coinop.KindReplayed, "payment_replayed")
+	wantError(t, s.Reserve(t.Context(), Payment(1)), coinop.KindReplayed, "payment_replayed")
 
 	events, err := s.Events(t.Context(), p.ID)
 	if err != nil {
@@ -346,19 +347,19 @@ func testReserveAgainAfterRelease(t *testing.T, s Store) {
 }
 
 func testReserveIDUnderOtherKey(t *testing.T, s Store) {
-	reserve(t, s, payment(1))
-	p := payment(2)
-	p.ID = payment(1).ID
+	reserve(t, s, Payment(1))
+	p := Payment(2)
+	p.ID = Payment(1).ID
 	wantError(t, s.Reserve(t.Context(), p), coinop.KindInternal, "")
-	if got := get(t, s, p.ID); got.Nonce != payment(1).Nonce {
+	if got := get(t, s, p.ID); got.Nonce != Payment(1).Nonce {
 		t.Errorf("journaled nonce = %s, want the first payment's", got.Nonce)
 	}
 	// The refused payment's key stays free.
-	reserve(t, s, payment(2))
+	reserve(t, s, Payment(2))
 }
 
 func testTransitionCompareAndSet(t *testing.T, s Store) {
-	p := payment(1)
+	p := Payment(1)
 	reserve(t, s, p)
 	// Every legal transition whose from is not the current state conflicts.
 	for _, tt := range []struct{ from, to coinop.State }{
@@ -403,7 +404,7 @@ func testTransitionIllegal(t *testing.T, s Store) {
 	journal(t, s, statePaths()...)
 	byState := map[coinop.State]string{}
 	for n := range 5 {
-		p := get(t, s, payment(n).ID)
+		p := get(t, s, Payment(n).ID)
 		byState[p.State] = p.ID
 	}
 	for _, from := range all {
@@ -425,7 +426,7 @@ func testTransitionIllegal(t *testing.T, s Store) {
 }
 
 func testTransitionTxAndReason(t *testing.T, s Store) {
-	p := payment(1)
+	p := Payment(1)
 	reserve(t, s, p)
 	steps := []struct {
 		from, to   coinop.State
@@ -456,7 +457,7 @@ func testTransitionTxAndReason(t *testing.T, s Store) {
 }
 
 func testNotFound(t *testing.T, s Store) {
-	reserve(t, s, payment(1))
+	reserve(t, s, Payment(1))
 	if _, err := s.Get(t.Context(), "missing"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get error = %v, want ErrNotFound", err)
 	}
@@ -470,12 +471,12 @@ func testNotFound(t *testing.T, s Store) {
 }
 
 func testEvents(t *testing.T, s Store) {
-	p := payment(1)
+	p := Payment(1)
 	reserve(t, s, p)
 	transition(t, s, p.ID, coinop.StateVerified, coinop.StateSettling, "", "")
 	transition(t, s, p.ID, coinop.StateSettling, coinop.StateSettling, "0xabc", "")
 	transition(t, s, p.ID, coinop.StateSettling, coinop.StateSettled, "", "")
-	reserve(t, s, payment(2)) // another payment's history stays its own
+	reserve(t, s, Payment(2)) // another payment's history stays its own
 
 	got, err := s.Events(t.Context(), p.ID)
 	if err != nil {
@@ -512,7 +513,7 @@ func testEvents(t *testing.T, s Store) {
 func journal(t *testing.T, s Store, paths ...[]coinop.State) {
 	t.Helper()
 	for i, path := range paths {
-		p := payment(i)
+		p := Payment(i)
 		reserve(t, s, p)
 		state := coinop.StateVerified
 		for _, next := range path {
@@ -545,7 +546,7 @@ func testUnfinished(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{payment(0).ID, payment(1).ID, payment(5).ID, payment(6).ID}
+	want := []string{Payment(0).ID, Payment(1).ID, Payment(5).ID, Payment(6).ID}
 	if !slices.Equal(ids(ps), want) {
 		t.Errorf("Unfinished = %q, want %q", ids(ps), want)
 	}
@@ -559,7 +560,7 @@ func testList(t *testing.T, s Store) {
 	id := func(ns ...int) []string {
 		out := []string{}
 		for _, n := range ns {
-			out = append(out, payment(n).ID)
+			out = append(out, Payment(n).ID)
 		}
 		return out
 	}
@@ -602,7 +603,7 @@ func testConcurrentReserveSameKey(t *testing.T, s Store) {
 	errs := make([]error, goroutines)
 	var wg sync.WaitGroup
 	for i := range goroutines {
-		wg.Go(func() { errs[i] = s.Reserve(t.Context(), payment(7)) })
+		wg.Go(func() { errs[i] = s.Reserve(t.Context(), Payment(7)) })
 	}
 	wg.Wait()
 	won := 0
@@ -618,7 +619,7 @@ func testConcurrentReserveSameKey(t *testing.T, s Store) {
 	if won != 1 {
 		t.Errorf("%d of %d concurrent reserves of one key succeeded, want 1", won, goroutines)
 	}
-	if events, err := s.Events(t.Context(), payment(7).ID); err != nil || len(events) != 1 {
+	if events, err := s.Events(t.Context(), Payment(7).ID); err != nil || len(events) != 1 {
 		t.Errorf("events = %d, %v; want 1", len(events), err)
 	}
 }
@@ -627,7 +628,7 @@ func testConcurrentReserveDistinctKeys(t *testing.T, s Store) {
 	errs := make([]error, goroutines)
 	var wg sync.WaitGroup
 	for i := range goroutines {
-		wg.Go(func() { errs[i] = s.Reserve(t.Context(), payment(i)) })
+		wg.Go(func() { errs[i] = s.Reserve(t.Context(), Payment(i)) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -642,7 +643,7 @@ func testConcurrentReserveDistinctKeys(t *testing.T, s Store) {
 }
 
 func testConcurrentTransition(t *testing.T, s Store) {
-	p := payment(1)
+	p := Payment(1)
 	reserve(t, s, p)
 	errs := make([]error, goroutines)
 	var wg sync.WaitGroup
@@ -676,5 +677,42 @@ func testConcurrentTransition(t *testing.T, s Store) {
 func testPing(t *testing.T, s Store) {
 	if err := s.Ping(t.Context()); err != nil {
 		t.Errorf("Ping: %v", err)
+	}
+}
+
+// RunReopen checks that a journal keeps its data, its history and its
+// replay guard across Close and a new open. open must return a new store on
+// the same, initially empty, database each time it is called.
+func RunReopen(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	p := Payment(1)
+	if err := s.Reserve(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Transition(t.Context(), p.ID, coinop.StateVerified, coinop.StateSettling, "0xfeed", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t)
+	defer s.Close()
+	got, err := s.Get(t.Context(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != coinop.StateSettling || got.Tx != "0xfeed" || got.Amount.Cmp(p.Amount) != 0 || !got.Created.Equal(p.Created) {
+		t.Errorf("after reopen: %+v", got)
+	}
+	if events, err := s.Events(t.Context(), p.ID); err != nil || len(events) != 2 {
+		t.Errorf("events after reopen = %d, %v; want 2", len(events), err)
+	}
+	if ps, err := s.Unfinished(t.Context()); err != nil || len(ps) != 1 {
+		t.Errorf("Unfinished after reopen = %d, %v; want 1", len(ps), err)
+	}
+	// The replay guard survives too.
+	if err := s.Reserve(t.Context(), Payment(1)); coinop.KindOf(err) != coinop.KindReplayed {
+		t.Errorf("Reserve after reopen = %v, want KindReplayed", err)
 	}
 }
