@@ -44,14 +44,19 @@ func (b *background) admit(p *coinop.Payment, limit *big.Int) bool {
 	if limit == nil {
 		return false
 	}
+	return b.expose(p, limit)
+}
+
+// expose adds p to its payer's exposure unless that would pass limit (nil:
+// no limit) and reports whether it did.
+func (b *background) expose(p *coinop.Payment, limit *big.Int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	cur := b.exposed[exposureKey(p)]
-	if cur == nil {
-		cur = new(big.Int)
+	next := new(big.Int).Set(p.Amount)
+	if cur := b.exposed[exposureKey(p)]; cur != nil {
+		next.Add(next, cur)
 	}
-	next := new(big.Int).Add(cur, p.Amount)
-	if next.Cmp(limit) > 0 {
+	if limit != nil && next.Cmp(limit) > 0 {
 		return false
 	}
 	b.exposed[exposureKey(p)] = next
@@ -167,16 +172,18 @@ func (b *background) settleBatch(bs coinop.BatchSettler, group []job) []job {
 			retry = append(retry, j) // never sent: settle alone, waiting out the outage
 			continue
 		}
-		if _, err := b.pw.record(ctx, j.p, rcs[i], errs[i]); err != nil && j.p.State == coinop.StateFailed {
-			b.pw.log.Error("an async payment's settlement failed after its response was served", "payment", j.p.ID, "payer", j.p.Payer, "amount", j.p.Amount.String(), "err", err)
-		}
-		b.done(j)
+		_, err := b.pw.record(ctx, j.p, rcs[i], errs[i])
+		b.done(j, err)
 	}
 	return retry
 }
 
-// done releases a finished job's exposure and ownership.
-func (b *background) done(j job) {
+// done releases a finished job's exposure and ownership; err is the
+// settlement's outcome.
+func (b *background) done(j job, err error) {
+	if err != nil && j.p.State == coinop.StateFailed {
+		b.pw.log.Error("an async payment's settlement failed after its response was served", "payment", j.p.ID, "payer", j.p.Payer, "amount", j.p.Amount.String(), "err", err)
+	}
 	b.discharge(j.p)
 	b.mu.Lock()
 	delete(b.owned, j.p.ID)
@@ -187,16 +194,14 @@ func (b *background) done(j job) {
 // is unavailable (nothing was sent) it retries with backoff until the
 // paywall closes; then the payment stays owed for recovery.
 func (b *background) settle(j job) {
-	defer b.done(j)
+	var err error
+	defer func() { b.done(j, err) }()
 	backoff := time.Second
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), b.pw.cfg.SettleTimeout)
-		_, err := b.pw.collect(ctx, j.rail, j.p)
+		_, err = b.pw.collect(ctx, j.rail, j.p)
 		cancel()
 		if err == nil || coinop.KindOf(err) != coinop.KindUnavailable || j.p.Tx != "" {
-			if err != nil && j.p.State == coinop.StateFailed {
-				b.pw.log.Error("an async payment's settlement failed after its response was served", "payment", j.p.ID, "payer", j.p.Payer, "amount", j.p.Amount.String(), "err", err)
-			}
 			return
 		}
 		b.pw.log.Warn("background settlement waits for the network", "payment", j.p.ID, "retry_in", backoff, "err", err)
@@ -261,14 +266,7 @@ func (pw *Paywall) Resume(ctx context.Context, ps []*coinop.Payment) {
 			}
 			continue
 		}
-		pw.bg.mu.Lock()
-		cur := pw.bg.exposed[exposureKey(p)]
-		if cur == nil {
-			cur = new(big.Int)
-			pw.bg.exposed[exposureKey(p)] = cur
-		}
-		cur.Add(cur, p.Amount)
-		pw.bg.mu.Unlock()
+		pw.bg.expose(p, nil) // already served: counted whatever the cap
 		pw.bg.enqueue(restored, p)
 	}
 }
