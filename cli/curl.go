@@ -84,16 +84,9 @@ func runCurl(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&output, "o", "", "write the body to FILE instead of stdout")
 	fs.BoolVar(&fail, "f", false, "accepted for curl compatibility; coinop curl always exits 22 on status >= 400")
 	fs.DurationVar(&maxTime, "m", 2*time.Minute, "maximum time for the whole operation")
-	pos, err := parseInterspersed(fs, args)
+	url, err := parseURLArg(fs, args)
 	if err != nil {
-		return &exitError{2, errors.New("")}
-	}
-	if len(pos) != 1 {
-		return &exitError{2, errors.New("want exactly one URL")}
-	}
-	url := pos[0]
-	if !strings.Contains(url, "://") {
-		url = "http://" + url
+		return err
 	}
 
 	var body io.Reader
@@ -282,4 +275,20 @@ func size(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// parseURLArg parses flags around exactly one URL, curl-style; a URL without
+// a scheme is http.
+func parseURLArg(fs *flag.FlagSet, args []string) (string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return "", &exitError{2, errors.New("")}
+	}
+	if len(pos) != 1 {
+		return "", &exitError{2, errors.New("want exactly one URL")}
+	}
+	if !strings.Contains(pos[0], "://") {
+		return "http://" + pos[0], nil
+	}
+	return pos[0], nil
 }

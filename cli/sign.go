@@ -2,11 +2,9 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -21,16 +19,9 @@ func runSign(ctx context.Context, args []string, env Env) error {
 	var method string
 	pf.register(fs)
 	fs.StringVar(&method, "X", http.MethodGet, "method of the request to pay for")
-	pos, err := parseInterspersed(fs, args)
+	url, err := parseURLArg(fs, args)
 	if err != nil {
-		return &exitError{2, errors.New("")}
-	}
-	if len(pos) != 1 {
-		return &exitError{2, errors.New("want exactly one URL")}
-	}
-	url := pos[0]
-	if !strings.Contains(url, "://") {
-		url = "http://" + url
+		return err
 	}
 	tr, err := pf.transport(env)
 	if err != nil {
