@@ -123,11 +123,22 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		timeout time.Duration
 	}
 	rails := map[railKey]*x402.Rail{}
-	proxies := map[string]http.Handler{}
+	// One proxy, and so one connection pool, per upstream, whatever the
+	// number of routes to it.
+	byUpstream := map[string]http.Handler{}
+	proxyTo := func(u *url.URL) http.Handler {
+		p, ok := byUpstream[u.String()]
+		if !ok {
+			p = g.proxy(u)
+			byUpstream[u.String()] = p
+		}
+		return p
+	}
+	proxies := map[string]http.Handler{} // route pattern → its upstream's proxy
 	var routes []paywall.Route
 	for _, rt := range cfg.Routes {
 		res := rt.Resolved
-		proxies[rt.Match] = g.proxy(res.Upstream)
+		proxies[rt.Match] = proxyTo(res.Upstream)
 		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType}
 		if !rt.Free {
 			k := railKey{res.Network, res.Asset, res.PayTo, rt.MaxTimeout}
@@ -170,7 +181,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	g.pw = pw
 	var fallback http.Handler = http.NotFoundHandler()
 	if u := cfg.UpstreamURL(); u != nil {
-		fallback = g.proxy(u)
+		fallback = proxyTo(u)
 	}
 	g.handler = pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rt := pw.Match(r); rt != nil {
