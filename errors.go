@@ -36,6 +36,9 @@ const (
 	KindPolicy
 	// KindNotFound means no route serves the request.
 	KindNotFound
+	// KindMethodNotAllowed means routes serve the request's path, but none
+	// its method.
+	KindMethodNotAllowed
 )
 
 var kindNames = [...]string{
@@ -50,6 +53,7 @@ var kindNames = [...]string{
 	KindSettleFailed:      "settle_failed",
 	KindPolicy:            "policy",
 	KindNotFound:          "not_found",
+	KindMethodNotAllowed:  "method_not_allowed",
 }
 
 func (k Kind) String() string {
@@ -75,6 +79,8 @@ func (k Kind) Status() int {
 		return http.StatusForbidden
 	case KindNotFound:
 		return http.StatusNotFound
+	case KindMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	default:
 		return http.StatusInternalServerError
 	}

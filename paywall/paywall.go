@@ -184,24 +184,21 @@ func (pw *Paywall) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-// Match returns the route r matches, or nil.
+// Match returns the route r matches, or nil. r must be in the form the
+// engine passes to the protected handler (see CanonicalPath); Match does not
+// decide the request target itself.
 func (pw *Paywall) Match(r *http.Request) *Route {
 	_, pattern := pw.mux.Handler(r)
 	return pw.routes[pattern]
 }
 
 func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	rt := pw.Match(r)
-	if rt == nil {
-		if pw.cfg.AllowUnmatched {
-			next.ServeHTTP(w, r)
-			return
-		}
-		writeProblem(w, r, coinop.Errorf(coinop.KindNotFound, "no_route", "no route matches %s %s", r.Method, r.URL.Path), nil)
+	r, rt, ok := pw.admit(w, r)
+	if !ok {
 		return
 	}
-	if rt.Free {
-		next.ServeHTTP(w, r)
+	if rt == nil || rt.Free {
+		next.ServeHTTP(w, withoutMethodOverride(r))
 		return
 	}
 	exposeHeaders(w.Header())

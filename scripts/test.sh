@@ -65,6 +65,7 @@ done <<'LIST'
 ./eip3009 FuzzParse
 ./config FuzzParse
 ./client FuzzOffers
+./paywall FuzzRequestTarget
 LIST
 
 step "benchmarks, 100 iterations each (so they keep running; numbers: bench/README.md)"

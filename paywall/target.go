@@ -1,0 +1,242 @@
+package paywall
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/coinop/coinop"
+)
+
+// Reasons of the requests the engine refuses before matching a route.
+const (
+	ReasonAmbiguousPath    = "ambiguous_path"
+	ReasonBodyNotAllowed   = "body_not_allowed"
+	ReasonMethodOverride   = "method_override_refused"
+	ReasonMethodNotAllowed = "method_not_allowed"
+)
+
+// methodOverrideHeaders make some frameworks act on another method than the
+// request line's. The engine prices by the request line, so these must never
+// reach a handler: on priced routes they are refused, elsewhere removed.
+var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// CanonicalPath decides, once, the path of a request target: the decoded
+// path the engine matches routes on, which is also the path the protected
+// handler and any upstream act on. u is the request's URL as net/http parsed
+// it (Path decoded, RawPath the raw form when that differs from the default
+// encoding).
+//
+// The path is refused (a *coinop.Error of KindMalformed, reason
+// ReasonAmbiguousPath) when servers disagree about what it names, so that no
+// route decision can differ from the upstream's: invalid percent-encoding;
+// an encoded "/", "\" or "."; a "\" (Windows servers read it as "/"); NUL or
+// any other control byte; a "%" after decoding (a double encoding such as
+// %252F, which servers that decode twice read as "/"); a ";" (Tomcat and
+// Jetty cut path parameters out of segments); bytes that are not UTF-8
+// (overlong forms such as %C0%AF, once read as "/"); a "." or ".." segment;
+// an empty segment ("//") anywhere but a trailing slash; and anything that
+// is not an absolute path. Percent-encoded unreserved characters (%61) are
+// decoded and mean the plain character.
+//
+// What is left is unambiguous: decoding (url.URL.EscapedPath of a URL whose
+// Path is the result and whose RawPath is empty, which is what
+// httputil.ReverseProxy and http.Client send) gives back the same path, and
+// path.Clean leaves it unchanged except for a trailing slash.
+//
+// Paths are case-sensitive, like ServeMux patterns. An upstream that maps
+// paths to names case-insensitively (a case-folding file system, IIS) or that
+// strips trailing dots (Windows) may serve one resource under several paths:
+// price the whole subtree (/files/) rather than single files there.
+func CanonicalPath(u *url.URL) (string, error) {
+	p := u.Path
+	if u.RawPath != "" {
+		if err := checkEncoded(u.RawPath); err != nil {
+			return "", err
+		}
+		dec, err := url.PathUnescape(u.RawPath)
+		if err != nil {
+			return "", ambiguous("the path has an invalid percent-encoding")
+		}
+		if dec != p {
+			return "", ambiguous("the path and its encoded form differ")
+		}
+	}
+	if !strings.HasPrefix(p, "/") {
+		return "", ambiguous("the request target is not an absolute path")
+	}
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c < 0x20 || c == 0x7f:
+			return "", ambiguous("the path holds a control character")
+		case c == '\\':
+			return "", ambiguous(`the path holds a "\"`)
+		case c == '%':
+			return "", ambiguous(`the path holds an encoded "%" (a double encoding)`)
+		case c == ';':
+			return "", ambiguous(`the path holds a ";" (a path parameter)`)
+		}
+	}
+	if !utf8.ValidString(p) {
+		return "", ambiguous("the decoded path is not UTF-8")
+	}
+	segs := strings.Split(p[1:], "/")
+	for i, s := range segs {
+		switch {
+		case s == "." || s == "..":
+			return "", ambiguous("the path has a dot segment")
+		case s == "" && i < len(segs)-1:
+			return "", ambiguous(`the path has an empty segment ("//")`)
+		}
+	}
+	return p, nil
+}
+
+// checkEncoded refuses a raw path's invalid escapes and the escapes of the
+// characters that separate or climb path segments.
+func checkEncoded(raw string) error {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '%' {
+			continue
+		}
+		if i+2 >= len(raw) || !ishex(raw[i+1]) || !ishex(raw[i+2]) {
+			return ambiguous("the path has an invalid percent-encoding")
+		}
+		switch strings.ToUpper(raw[i+1 : i+3]) {
+		case "2F":
+			return ambiguous(`the path holds an encoded "/"`)
+		case "5C":
+			return ambiguous(`the path holds an encoded "\"`)
+		case "2E":
+			return ambiguous(`the path holds an encoded "."`)
+		}
+		i += 2
+	}
+	return nil
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func ambiguous(msg string) *coinop.Error {
+	return coinop.Errorf(coinop.KindMalformed, ReasonAmbiguousPath, "%s; send the path plainly, without encoded separators or dot segments", msg)
+}
+
+// canonicalRequest returns r with its target in canonical form (see
+// CanonicalPath), or the error to refuse it with. GET and HEAD requests with
+// a body are refused too: a server that does not read a GET body takes it for
+// the next request on the connection, and the gateway's upstream connections
+// are shared by every client.
+func canonicalRequest(r *http.Request) (*http.Request, *coinop.Error) {
+	if _, err := CanonicalPath(r.URL); err != nil {
+		return nil, coinop.AsError(err)
+	}
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.ContentLength != 0 || len(r.TransferEncoding) > 0) {
+		return nil, coinop.Errorf(coinop.KindMalformed, ReasonBodyNotAllowed, "a %s request must not have a body", r.Method)
+	}
+	if r.URL.RawPath == "" {
+		return r, nil // already in canonical form
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.RawPath = ""
+	r2.URL = &u
+	if r.RequestURI != "" {
+		r2.RequestURI = u.RequestURI()
+	}
+	return r2, nil
+}
+
+// hasMethodOverride reports whether r carries a method-override header.
+func hasMethodOverride(r *http.Request) bool {
+	for _, h := range methodOverrideHeaders {
+		if _, ok := r.Header[h]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutMethodOverride returns r without its method-override headers.
+func withoutMethodOverride(r *http.Request) *http.Request {
+	if !hasMethodOverride(r) {
+		return r
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Header = r.Header.Clone()
+	for _, h := range methodOverrideHeaders {
+		r2.Header.Del(h)
+	}
+	return r2
+}
+
+// admit decides a request's target and route before anything else looks at
+// it. It returns the request in canonical form and its route (nil when
+// unmatched requests go through unpaid), or answers the client itself and
+// returns ok false.
+func (pw *Paywall) admit(w http.ResponseWriter, r *http.Request) (_ *http.Request, _ *Route, ok bool) {
+	c, e := canonicalRequest(r)
+	if e != nil {
+		writeProblem(w, r, e, nil)
+		return nil, nil, false
+	}
+	r = c
+	rt := pw.Match(r)
+	switch {
+	case rt == nil:
+		// A path a route prices for other methods is not "unmatched": with
+		// unmatched requests free, that would make a GET-priced path free
+		// to POST.
+		if allow, priced := pw.otherMethods(r); allow != "" && (priced || !pw.cfg.AllowUnmatched) {
+			w.Header().Set("Allow", allow)
+			writeProblem(w, r, coinop.Errorf(coinop.KindMethodNotAllowed, ReasonMethodNotAllowed, "%s is served for %s only", r.URL.Path, allow), nil)
+			return nil, nil, false
+		}
+		if !pw.cfg.AllowUnmatched {
+			writeProblem(w, r, coinop.Errorf(coinop.KindNotFound, "no_route", "no route matches %s %s", r.Method, r.URL.Path), nil)
+			return nil, nil, false
+		}
+	case !rt.Free && hasMethodOverride(r):
+		writeProblem(w, r, coinop.Errorf(coinop.KindMalformed, ReasonMethodOverride, "method-override headers are not accepted on priced routes; send the method in the request line"), nil)
+		return nil, nil, false
+	}
+	return r, rt, true
+}
+
+// otherMethods returns, for a request no route matches, the methods routes
+// serve its path with (ServeMux's Allow list, empty when none), and whether
+// any of those routes is priced.
+func (pw *Paywall) otherMethods(r *http.Request) (allow string, priced bool) {
+	h, pattern := pw.mux.Handler(r)
+	if pattern != "" {
+		return "", false // a redirect, or a match
+	}
+	rec := &allowRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	if rec.status != http.StatusMethodNotAllowed {
+		return "", false
+	}
+	allow = rec.header.Get("Allow")
+	for _, m := range strings.Split(allow, ", ") {
+		other := *r
+		other.Method = m
+		if rt := pw.Match(&other); rt != nil && !rt.Free {
+			priced = true
+		}
+	}
+	return allow, priced
+}
+
+// allowRecorder keeps the status and headers ServeMux's 405 handler writes.
+type allowRecorder struct {
+	header http.Header
+	status int
+}
+
+func (a *allowRecorder) Header() http.Header         { return a.header }
+func (a *allowRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (a *allowRecorder) WriteHeader(status int)      { a.status = status }
