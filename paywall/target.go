@@ -168,10 +168,17 @@ func withoutMethodOverride(r *http.Request) *http.Request {
 	r2 := new(http.Request)
 	*r2 = *r
 	r2.Header = r.Header.Clone()
-	for _, h := range methodOverrideHeaders {
-		r2.Header.Del(h)
-	}
+	DelMethodOverride(r2.Header)
 	return r2
+}
+
+// DelMethodOverride deletes the method-override headers from h. A proxy
+// behind the engine calls it on what it sends upstream, so no upstream acts
+// on a method other than the one the engine priced.
+func DelMethodOverride(h http.Header) {
+	for _, k := range methodOverrideHeaders {
+		h.Del(k)
+	}
 }
 
 // admit decides a request's target and route before anything else looks at
