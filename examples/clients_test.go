@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coinop/coinop/cli/clitest"
 )
 
 // raceEnabled is set by race_test.go when the tests run with -race, so the
@@ -136,7 +138,7 @@ func TestClientScripts(t *testing.T) {
 	t.Run("pay.php", func(t *testing.T) {
 		php := tool(t, "php")
 		if err := exec.Command(php, "-r", `exit(function_exists("curl_init") ? 0 : 1);`).Run(); err != nil {
-			missing(t, "PHP's curl extension is not installed (Debian package php-curl)")
+			clitest.Missing(t, "PHP's curl extension is not installed (Debian package php-curl)")
 		}
 		out, err := script(t, nil, php, "pay.php", url)
 		if err != nil {

@@ -6,18 +6,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,37 +26,10 @@ import (
 	"github.com/coinop/coinop/evm"
 )
 
-// Time bounds for everything the tests start.
-const (
-	startTimeout   = 60 * time.Second // until a server accepts connections
-	processTimeout = 5 * time.Minute  // the longest any child process may live
-	stopTimeout    = 15 * time.Second // from SIGTERM to SIGKILL
-)
-
-// tool finds an installed program. Without it the test is skipped, or, when
-// COINOP_CI=1, fails: CI installs every tool these tests use.
+// tool finds an installed program, or skips (fails under COINOP_CI=1).
 func tool(t *testing.T, name string, fallbacks ...string) string {
 	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, p := range fallbacks {
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	missing(t, "%s is not installed (scripts/deps/webservers.sh installs it)", name)
-	return ""
-}
-
-// missing skips t, or fails it under COINOP_CI=1.
-func missing(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("COINOP_CI") == "1" {
-		t.Fatalf("COINOP_CI=1 and %s", msg)
-	}
-	t.Skip(msg)
+	return clitest.Tool(t, name, fallbacks...)
 }
 
 // dev is a running `coinop dev`: an embedded chain, a gateway and the demo
@@ -165,19 +134,10 @@ func fill(t *testing.T, path string, vars map[string]string) string {
 	return s
 }
 
-// sharedDir makes a directory that the web servers' unprivileged workers
-// (nobody, www-data) can read, unlike t.TempDir's.
+// sharedDir makes a directory the web servers' workers can read.
 func sharedDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "coinop-examples-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return clitest.SharedDir(t)
 }
 
 // copyTree copies the directory src into dst, world-readable.
@@ -209,76 +169,14 @@ func copyTree(t *testing.T, src, dst string) {
 // freeAddr returns a loopback address with a port that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return clitest.FreeAddr(t)
 }
 
-// errAddrInUse reports a server that lost the race for its port.
-var errAddrInUse = errors.New("address in use")
-
-// startProcess starts cmd in its own process group, waits until addr accepts
-// connections and stops the whole group when the test ends. logs are files
-// worth showing when the process fails.
+// startProcess starts cmd and waits until it listens on addr (see
+// clitest.StartProcess).
 func startProcess(t *testing.T, cmd *exec.Cmd, addr string, logs ...string) error {
 	t.Helper()
-	out := &clitest.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", cmd.Path, err)
-	}
-	pgid := cmd.Process.Pid
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	stop := func() {
-		syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(stopTimeout):
-			syscall.Kill(-pgid, syscall.SIGKILL)
-			<-exited
-		}
-		// Workers that outlived their parent belong to the same group.
-		syscall.Kill(-pgid, syscall.SIGKILL)
-	}
-	// Bound the process's life even if the test hangs.
-	limit := time.AfterFunc(processTimeout, func() { syscall.Kill(-pgid, syscall.SIGKILL) })
-	t.Cleanup(func() { limit.Stop(); stop() })
-
-	report := func() string {
-		var b strings.Builder
-		fmt.Fprintf(&b, "%s\n%s", strings.Join(cmd.Args, " "), out)
-		for _, l := range logs {
-			if s, err := os.ReadFile(l); err == nil {
-				fmt.Fprintf(&b, "\n--- %s\n%s", l, s)
-			}
-		}
-		return b.String()
-	}
-	deadline := time.Now().Add(startTimeout)
-	for {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-exited:
-			r := report()
-			if strings.Contains(r, "in use") {
-				return errAddrInUse
-			}
-			t.Fatalf("exited before listening on %s:\n%s", addr, r)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not listening on %s after %s:\n%s", addr, startTimeout, report())
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	return clitest.StartProcess(t, cmd, addr, logs...)
 }
 
 // webServer is nginx or Apache httpd, started from an example template.

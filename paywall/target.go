@@ -207,11 +207,71 @@ func (pw *Paywall) admit(w http.ResponseWriter, r *http.Request) (_ *http.Reques
 			writeProblem(w, r, coinop.Errorf(coinop.KindNotFound, "no_route", "no route matches %s %s", r.Method, r.URL.Path), nil)
 			return nil, nil, false
 		}
-	case !rt.Free && hasMethodOverride(r):
+		if pr := pw.extendsPriced(r, nil); pr != nil {
+			writeProblem(w, r, pathInfo(pr), nil)
+			return nil, nil, false
+		}
+	case rt.Free:
+		if pr := pw.extendsPriced(r, rt); pr != nil {
+			writeProblem(w, r, pathInfo(pr), nil)
+			return nil, nil, false
+		}
+	case hasMethodOverride(r):
 		writeProblem(w, r, coinop.Errorf(coinop.KindMalformed, ReasonMethodOverride, "method-override headers are not accepted on priced routes; send the method in the request line"), nil)
 		return nil, nil, false
 	}
 	return r, rt, true
+}
+
+// extendsPriced returns the priced route, if any, that names a single
+// resource whose path is a proper prefix of r's (at a segment boundary),
+// when r is unmatched or on the free route rt. Servers that resolve path
+// info (PHP's built-in server, CGI, Apache's AcceptPathInfo) serve
+// /files/secret.txt for /files/secret.txt/x, so such a request would get the
+// priced resource for free. A free route whose literal path names the
+// extension (a free /report/ next to a priced /report) is the operator's
+// explicit choice and is let through.
+func (pw *Paywall) extendsPriced(r *http.Request, free *Route) *Route {
+	p := r.URL.Path
+	for i := len(p) - 1; i > 0; i-- {
+		if p[i] != '/' {
+			continue
+		}
+		q := p[:i]
+		if free != nil && strings.HasPrefix(literalPath(free.Pattern), q+"/") {
+			return nil
+		}
+		u := *r.URL
+		u.Path = q
+		probe := *r
+		probe.URL = &u
+		if pr := pw.Match(&probe); pr != nil && !pr.Free && !subtree(pr.Pattern) {
+			return pr
+		}
+	}
+	return nil
+}
+
+func pathInfo(priced *Route) *coinop.Error {
+	return coinop.Errorf(coinop.KindMalformed, ReasonAmbiguousPath, "the path extends the priced resource %s, which servers that read path info would serve; ask for it directly", priced.Pattern)
+}
+
+// literalPath is a ServeMux pattern's path up to its first wildcard.
+func literalPath(pattern string) string {
+	if _, after, ok := strings.Cut(pattern, " "); ok {
+		pattern = strings.TrimLeft(after, " \t")
+	}
+	if i := strings.IndexByte(pattern, '/'); i >= 0 {
+		pattern = pattern[i:]
+	}
+	literal, _, _ := strings.Cut(pattern, "{")
+	return literal
+}
+
+// subtree reports whether a pattern matches a whole subtree (a trailing
+// slash or a {name...} wildcard), rather than single resources.
+func subtree(pattern string) bool {
+	return strings.HasSuffix(pattern, "/") || strings.HasSuffix(pattern, "...}")
 }
 
 // otherMethods returns, for a request no route matches, the methods routes

@@ -200,7 +200,7 @@ type seen struct {
 
 func TestRequestHygiene(t *testing.T) {
 	routes := func() []paywall.Route {
-		return []paywall.Route{{Pattern: "GET /static/", Free: true}, {Pattern: "/files/"}, {Pattern: "GET /report"}, {Pattern: "POST /upload", Free: true}}
+		return []paywall.Route{{Pattern: "GET /static/", Free: true}, {Pattern: "/files/"}, {Pattern: "GET /report"}, {Pattern: "POST /upload", Free: true}, {Pattern: "GET /doc"}, {Pattern: "GET /doc/", Free: true}}
 	}
 	for _, tc := range []struct {
 		name          string
@@ -228,6 +228,10 @@ func TestRequestHygiene(t *testing.T) {
 		{name: "other method of a priced path, unmatched denied", method: "DELETE", target: "/report", status: 405, reason: paywall.ReasonMethodNotAllowed, allow: "GET, HEAD"},
 		{name: "other method of a free path, unmatched free", unmatchedFree: true, method: "PUT", target: "/upload", status: 200, handlerPath: "/upload", handlerURI: "/upload"},
 		{name: "other method of a free path, unmatched denied", method: "PUT", target: "/upload", status: 405, reason: paywall.ReasonMethodNotAllowed, allow: "POST"},
+		{name: "path info after a priced file, unmatched free", unmatchedFree: true, method: "GET", target: "/report/x", status: 400, reason: paywall.ReasonAmbiguousPath},
+		{name: "trailing slash after a priced file, unmatched free", unmatchedFree: true, method: "GET", target: "/report/", status: 400, reason: paywall.ReasonAmbiguousPath},
+		{name: "path info under a free subtree that names it", method: "GET", target: "/static/a.txt/x", status: 200, handlerPath: "/static/a.txt/x", handlerURI: "/static/a.txt/x"},
+		{name: "a free route that names the extension of a priced file", unmatchedFree: true, method: "GET", target: "/doc/intro", status: 200, handlerPath: "/doc/intro", handlerURI: "/doc/intro"},
 		{name: "unmatched denied", method: "GET", target: "/nothing", status: 404, reason: "no_route"},
 		{name: "unmatched free", unmatchedFree: true, method: "GET", target: "/nothing", status: 200, handlerPath: "/nothing", handlerURI: "/nothing"},
 		{name: "method override on a priced route", method: "GET", target: "/files/a", header: []string{"X-HTTP-Method-Override", "DELETE"}, status: 400, reason: paywall.ReasonMethodOverride},

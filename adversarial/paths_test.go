@@ -1,0 +1,369 @@
+//go:build unix
+
+package adversarial_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/coinop/coinop/cli/clitest"
+	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/evm/devchain"
+	"github.com/coinop/coinop/gateway"
+)
+
+// readCorpus reads testdata/paths.txt: one request target per line.
+func readCorpus(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/paths.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets []string
+	for i, line := range strings.Split(string(b), "\n") {
+		switch {
+		case line == "" || strings.HasPrefix(line, "# "):
+			continue
+		case strings.HasPrefix(line, `"`):
+			s, err := strconv.Unquote(line)
+			if err != nil {
+				t.Fatalf("testdata/paths.txt:%d: %v", i+1, err)
+			}
+			line = s
+		}
+		targets = append(targets, line)
+	}
+	if len(targets) < 100 {
+		t.Fatalf("testdata/paths.txt has %d targets, want at least 100", len(targets))
+	}
+	return targets
+}
+
+// tree is the document root every upstream serves: a free tree and a paid
+// file whose content is unique to this run, so finding it anywhere means it
+// leaked.
+type tree struct {
+	root   string
+	secret string
+}
+
+func newTree(t *testing.T) tree {
+	t.Helper()
+	tr := tree{root: clitest.SharedDir(t), secret: "SECRET-" + rand.Text()}
+	for name, content := range map[string]string{
+		"static/a.txt":      "free file a\n",
+		"static/b/c.txt":    "free file c\n",
+		"files/secret.txt":  tr.secret + "\n",
+		"files/public.txt":  "public file in the paid tree\n",
+		"FILES/decoy.txt":   "case decoy\n",
+		"static/...keep.md": "three dots\n",
+	} {
+		p := filepath.Join(tr.root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tr
+}
+
+// upstream starts a real server over a document root and returns its URL.
+type upstream struct {
+	name  string
+	start func(t *testing.T, root string) string
+}
+
+var upstreams = []upstream{
+	{"go", startGo},
+	{"python", startPython},
+	{"nginx", startNginx},
+	{"php", startPHP},
+}
+
+func startGo(t *testing.T, root string) string {
+	srv := httptest.NewServer(http.FileServer(http.Dir(root)))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// startListening runs the command cmd(addr) makes, on a free port, retrying
+// when another process took the port first.
+func startListening(t *testing.T, cmd func(addr string) *exec.Cmd, logs ...string) string {
+	t.Helper()
+	for try := 0; ; try++ {
+		addr := clitest.FreeAddr(t)
+		err := clitest.StartProcess(t, cmd(addr), addr, logs...)
+		if err == nil {
+			return "http://" + addr
+		}
+		if !errors.Is(err, clitest.ErrAddrInUse) || try == 2 {
+			t.Fatal(err)
+		}
+	}
+}
+
+func startPython(t *testing.T, root string) string {
+	bin := clitest.Tool(t, "python3")
+	return startListening(t, func(addr string) *exec.Cmd {
+		host, port, _ := net.SplitHostPort(addr)
+		return exec.Command(bin, "-m", "http.server", port, "--bind", host, "--directory", root)
+	})
+}
+
+func startPHP(t *testing.T, root string) string {
+	bin := clitest.Tool(t, "php")
+	return startListening(t, func(addr string) *exec.Cmd {
+		return exec.Command(bin, "-n", "-S", addr, "-t", root)
+	})
+}
+
+func startNginx(t *testing.T, root string) string {
+	bin := clitest.Tool(t, "nginx", "/usr/sbin/nginx")
+	dir := clitest.SharedDir(t)
+	return startListening(t, func(addr string) *exec.Cmd {
+		conf := filepath.Join(dir, "nginx.conf")
+		text := fmt.Sprintf(`worker_processes 1;
+pid nginx.pid;
+error_log error.log;
+events { worker_connections 64; }
+http {
+    client_body_temp_path client_body_temp;
+    proxy_temp_path proxy_temp;
+    fastcgi_temp_path fastcgi_temp;
+    uwsgi_temp_path uwsgi_temp;
+    scgi_temp_path scgi_temp;
+    default_type text/plain;
+    access_log access.log;
+    server {
+        listen %s;
+        root %s;
+    }
+}
+`, addr, root)
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return exec.Command(bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf, "-g", "daemon off;")
+	}, filepath.Join(dir, "error.log"))
+}
+
+// routing is one gateway configuration and, independently of the gateway's
+// code, which decoded paths it prices.
+type routing struct {
+	name      string
+	unmatched string
+	routes    string
+	priced    func(path string) bool
+}
+
+var routings = []routing{
+	{
+		name: "free static, priced files", unmatched: "deny",
+		routes: "  - match: GET /static/\n    free: true\n  - match: /files/\n    price: 0.01 USDC\n",
+		priced: func(p string) bool { return p == "/files" || strings.HasPrefix(p, "/files/") },
+	},
+	{
+		name: "unmatched free, priced file", unmatched: "free",
+		routes: "  - match: /files/secret.txt\n    price: 0.01 USDC\n",
+		priced: func(p string) bool { return p == "/files/secret.txt" },
+	},
+}
+
+// startGateway runs coinop's gateway in-process on the dev chain in front
+// of upstream, and returns its host:port.
+func startGateway(t *testing.T, dev *devchain.Chain, upstream string, rt routing) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := config.Parse("coinop.yaml", fmt.Appendf(nil, `listen: 127.0.0.1:0
+upstream: %s
+store: %s
+data_dir: %s
+unmatched: %s
+pay_to: "%s"
+networks:
+  - id: eip155:%d
+    rpc: %s
+    settlement_key_env: COINOP_SETTLEMENT_KEY
+    assets:
+      - symbol: USDC
+        address: "%s"
+        eip712_name: %s
+        eip712_version: "%s"
+routes:
+%s`, upstream, filepath.Join(dir, "coinop.db"), dir, rt.unmatched, crypto.PubkeyToAddress(dev.Payee.PublicKey).Hex(),
+		dev.ChainID, dev.RPCURL, dev.Token.Hex(), devchain.TokenName, devchain.TokenVersion, rt.routes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := fmt.Sprintf("%x", crypto.FromECDSA(dev.Settler))
+	ctx, cancel := context.WithCancel(context.Background())
+	g, err := gateway.New(ctx, cfg, gateway.Options{
+		Logger: slog.New(slog.DiscardHandler), Getenv: func(string) string { return key },
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("gateway: %v", err)
+		}
+		g.Close()
+	})
+	return ln.Addr().String()
+}
+
+// answer is a response to one raw request, or why there was none.
+type answer struct {
+	status int
+	header http.Header
+	body   string
+	err    error
+}
+
+// send writes "GET target HTTP/1.1" verbatim on a fresh connection to addr:
+// no client library gets to normalize the target.
+func send(addr, target string) answer {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return answer{err: err}
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"); err != nil {
+		return answer{err: err}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return answer{err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, header: resp.Header, body: string(b), err: err}
+}
+
+// decodedPath is the path an upstream that decodes once acts on for a raw
+// target: the path part (without an absolute form's scheme and authority,
+// and without the query), percent-decoded.
+func decodedPath(target string) (string, error) {
+	p := target
+	for _, scheme := range []string{"http://", "https://"} {
+		if rest, ok := strings.CutPrefix(p, scheme); ok {
+			if i := strings.IndexByte(rest, '/'); i >= 0 {
+				p = rest[i:]
+			} else {
+				p = "/"
+			}
+		}
+	}
+	p, _, _ = strings.Cut(p, "?")
+	return url.PathUnescape(p)
+}
+
+// TestPathVariants sends every target of the corpus through the gateway to
+// every upstream, under each routing, without paying. Each answer must be a
+// refusal, or a non-200 that carries no paid content, or a 200 whose body is
+// exactly the file its decoded path names, on a path the routing leaves free.
+func TestPathVariants(t *testing.T) {
+	targets := readCorpus(t)
+	tr := newTree(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dev, err := devchain.Start(ctx, devchain.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+
+	for _, up := range upstreams {
+		t.Run(up.name, func(t *testing.T) {
+			upURL := up.start(t, tr.root)
+			for _, rt := range routings {
+				t.Run(rt.name, func(t *testing.T) {
+					gw := startGateway(t, dev, upURL, rt)
+					// The setup works: free content is served, paid content asks for payment.
+					if a := send(gw, "/static/a.txt"); a.status != 200 || a.body != "free file a\n" {
+						t.Fatalf("free file: %d %q %v", a.status, a.body, a.err)
+					}
+					if a := send(gw, "/files/secret.txt"); a.status != http.StatusPaymentRequired {
+						t.Fatalf("paid file: %d %q %v", a.status, a.body, a.err)
+					}
+					counts := map[int]int{}
+					for _, target := range targets {
+						a := send(gw, target)
+						counts[a.status]++
+						check(t, tr, rt, target, a)
+					}
+					t.Logf("%d targets; answers by status (0: connection closed): %v", len(targets), counts)
+				})
+			}
+		})
+	}
+}
+
+// check states the property for one answer.
+func check(t *testing.T, tr tree, rt routing, target string, a answer) {
+	t.Helper()
+	for k, vs := range a.header {
+		for _, v := range vs {
+			if strings.Contains(v, tr.secret) {
+				t.Errorf("%q: the paid content is in header %s of a %d", target, k, a.status)
+			}
+		}
+	}
+	if strings.Contains(a.body, tr.secret) {
+		t.Errorf("%q: the paid content was served unpaid with %d", target, a.status)
+		return
+	}
+	if a.status != http.StatusOK {
+		return // refused, redirected or not found, and nothing paid leaked
+	}
+	p, err := decodedPath(target)
+	if err != nil {
+		t.Errorf("%q: 200 for a target that does not decode", target)
+		return
+	}
+	if rt.priced(p) {
+		t.Errorf("%q: 200 without payment for the priced path %q", target, p)
+		return
+	}
+	fi, err := os.Stat(filepath.Join(tr.root, filepath.FromSlash(p)))
+	switch {
+	case err != nil:
+		t.Errorf("%q: 200 for %q, which names no file (%v):\n%s", target, p, err, a.body)
+	case fi.IsDir(): // a listing; it holds names, and no content was in it
+	default:
+		want, err := os.ReadFile(filepath.Join(tr.root, filepath.FromSlash(p)))
+		if err != nil || a.body != string(want) {
+			t.Errorf("%q: 200 with %q, want the content of %q: %q", target, a.body, p, want)
+		}
+	}
+}
