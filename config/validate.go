@@ -375,6 +375,7 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 		}
 		v.checkPriced(p, c, r, res, noPayTo < priced)
 	}
+	v.checkShadows(c.Routes, inMux, resolved)
 	return resolved
 }
 
