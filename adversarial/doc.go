@@ -4,10 +4,10 @@
 // Its tests (go test ./adversarial) send every request target of
 // testdata/paths.txt, byte for byte over raw TCP, to an in-process `coinop
 // serve` gateway on the embedded dev chain, in front of real upstreams that
-// serve files: Go's http.FileServer, Python's http.server, nginx and PHP's
-// built-in server. The property, for every target and upstream: the gateway
-// refuses (4xx, including 402), or the answer is the file the route
-// decision named on a free route; the paid file's content never appears in
-// an unpaid response. Upstreams that are not installed are skipped, or fail
-// the test when COINOP_CI=1.
+// serve files: Go's http.FileServer, Python's http.server, nginx, PHP's
+// built-in server and Apache httpd (with path info accepted). The property,
+// for every target and upstream: the gateway refuses (4xx, including 402),
+// or the answer is the file the route decision named on a free route; the
+// paid file's content never appears in an unpaid response. Upstreams that
+// are not installed are skipped, or fail the test when COINOP_CI=1.
 package adversarial

@@ -98,6 +98,7 @@ var upstreams = []upstream{
 	{"python", startPython},
 	{"nginx", startNginx},
 	{"php", startPHP},
+	{"apache", startApache},
 }
 
 func startGo(t *testing.T, root string) string {
@@ -164,6 +165,51 @@ http {
 			t.Fatal(err)
 		}
 		return exec.Command(bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf, "-g", "daemon off;")
+	}, filepath.Join(dir, "error.log"))
+}
+
+// startApache runs Apache httpd with path info accepted on static files
+// (AcceptPathInfo On): /files/secret.txt/x is the secret file to it.
+func startApache(t *testing.T, root string) string {
+	bin := clitest.Tool(t, "apache2", "/usr/sbin/apache2")
+	dir := clitest.SharedDir(t)
+	return startListening(t, func(addr string) *exec.Cmd {
+		conf := filepath.Join(dir, "httpd.conf")
+		const modules = "/usr/lib/apache2/modules/"
+		text := fmt.Sprintf(`ServerName localhost
+Listen %s
+PidFile apache2.pid
+DefaultRuntimeDir .
+ErrorLog error.log
+LogLevel warn
+LoadModule mpm_event_module %[3]smod_mpm_event.so
+LoadModule authz_core_module %[3]smod_authz_core.so
+LoadModule mime_module %[3]smod_mime.so
+LoadModule dir_module %[3]smod_dir.so
+LoadModule autoindex_module %[3]smod_autoindex.so
+User www-data
+Group www-data
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 16
+MaxRequestWorkers 16
+MinSpareThreads 1
+MaxSpareThreads 32
+TypesConfig /etc/mime.types
+AcceptPathInfo On
+<Directory />
+    Require all denied
+</Directory>
+DocumentRoot "%[2]s"
+<Directory "%[2]s">
+    Require all granted
+    Options +Indexes
+</Directory>
+`, addr, root, modules)
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return exec.Command(bin, "-d", dir, "-f", conf, "-DFOREGROUND")
 	}, filepath.Join(dir, "error.log"))
 }
 
