@@ -237,8 +237,9 @@ func settlementKey(n *config.Network, getenv func(string) string) (*ecdsa.Privat
 // cannot forge because incoming X-Coinop-* headers are removed. The request
 // comes from the engine with its target in canonical form (Path decoded,
 // RawPath empty), which SetURL keeps and the transport encodes once, so the
-// upstream acts on the path the route was decided on; method-override
-// headers, which would make it act on another method, are removed.
+// upstream acts on the path the route was decided on; method- and
+// URL-override headers, which would make it act on another method or path,
+// are removed.
 func (g *Gateway) proxy(target *url.URL) http.Handler {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
@@ -255,7 +256,7 @@ func (g *Gateway) proxy(target *url.URL) http.Handler {
 			}
 			pr.Out.Header.Del(x402.HeaderPaymentSignature)
 			pr.Out.Header.Del(x402.HeaderXPayment)
-			paywall.DelMethodOverride(pr.Out.Header)
+			paywall.DelOverrides(pr.Out.Header)
 			if p := paywall.PaymentFrom(pr.In.Context()); p != nil {
 				pr.Out.Header.Set("X-Coinop-Payer", p.Payer)
 				pr.Out.Header.Set("X-Coinop-Payment", p.ID)

@@ -25,7 +25,7 @@ import (
 // lazyUpstream is a keep-alive HTTP/1.1 server that never reads request
 // bodies, as many servers do for GET: whatever body a request carries is
 // parsed as the next request on the connection. It records each request it
-// parsed ("GET /path", with any method-override header).
+// parsed ("GET /path", with any method- or URL-override header).
 type lazyUpstream struct {
 	ln  net.Listener
 	mu  sync.Mutex
@@ -86,7 +86,7 @@ func (u *lazyUpstream) serve(c net.Conn) {
 			if h == "\r\n" || h == "\n" {
 				break
 			}
-			if k, v, ok := strings.Cut(h, ":"); ok && strings.Contains(strings.ToLower(k), "method") {
+			if k, v, ok := strings.Cut(h, ":"); ok && (strings.Contains(strings.ToLower(k), "method") || strings.HasSuffix(strings.ToLower(k), "-url")) {
 				seen += " " + http.CanonicalHeaderKey(k) + "=" + strings.TrimSpace(v)
 			}
 		}
@@ -221,9 +221,10 @@ func TestGetBodyDoesNotReachUpstream(t *testing.T) {
 	}
 }
 
-// TestMethodOverrideNeverReachesUpstream: on a priced route the override
-// headers are refused, elsewhere removed before the upstream sees them.
-func TestMethodOverrideNeverReachesUpstream(t *testing.T) {
+// TestOverridesNeverReachUpstream: on a priced route the method- and
+// URL-override headers are refused, elsewhere removed before the upstream
+// sees them.
+func TestOverridesNeverReachUpstream(t *testing.T) {
 	for _, tc := range []struct {
 		name, request string
 		status        int
@@ -231,6 +232,8 @@ func TestMethodOverrideNeverReachesUpstream(t *testing.T) {
 		{"priced route", "GET /paid HTTP/1.1\r\nHost: g\r\nX-HTTP-Method-Override: POST\r\n\r\n", 400},
 		{"free route", "GET /free HTTP/1.1\r\nHost: g\r\nX-HTTP-Method-Override: DELETE\r\nX-HTTP-Method: DELETE\r\nX-Method-Override: DELETE\r\n\r\n", 200},
 		{"unmatched", "GET /other HTTP/1.1\r\nHost: g\r\nX-Method-Override: PUT\r\n\r\n", 200},
+		{"URL override on a priced route", "GET /paid HTTP/1.1\r\nHost: g\r\nX-Rewrite-URL: /free\r\n\r\n", 400},
+		{"URL override on a free route", "GET /free HTTP/1.1\r\nHost: g\r\nX-Original-URL: /paid\r\nX-Rewrite-URL: /paid\r\n\r\n", 200},
 		{"priced path, other method", "POST /paid HTTP/1.1\r\nHost: g\r\nContent-Length: 0\r\n\r\n", 405},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -243,6 +246,37 @@ func TestMethodOverrideNeverReachesUpstream(t *testing.T) {
 				if strings.Contains(r, "=") || strings.HasPrefix(r, "POST") {
 					t.Errorf("upstream got %q", r)
 				}
+			}
+		})
+	}
+}
+
+// TestUpstreamGetsCanonicalPath: the upstream receives the path the route
+// was decided on, decoded once and encoded one way, whatever encoding the
+// client chose.
+func TestUpstreamGetsCanonicalPath(t *testing.T) {
+	up := startLazyUpstream(t)
+	gw := startGateway(t, "http://"+up.ln.Addr().String())
+	for _, tc := range []struct{ target, upstream string }{
+		{"/fr%65e", "/free"},
+		{"/%66%72%65%65", "/free"},
+		{"/other/%41%7e", "/other/A~"},
+		{"/other/a%20b", "/other/a%20b"},
+		{"/other/é", "/other/%C3%A9"},
+		{"/other/%c3%a9", "/other/%C3%A9"},
+		{"/other/a%3Fb?q=%2F", "/other/a%3Fb?q=%2F"},
+		{"/other/a%23b", "/other/a%23b"},
+		{"/other/a%2Cb%3Dc", "/other/a,b=c"},
+		{"http://elsewhere.example/other/x", "/other/x"},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			before := len(up.requests())
+			if code, body := rawRequest(t, gw, "GET "+tc.target+" HTTP/1.1\r\nHost: g\r\n\r\n"); code != 200 {
+				t.Fatalf("%d %q", code, body)
+			}
+			got := up.requests()
+			if len(got) != before+1 || got[before] != "GET "+tc.upstream {
+				t.Fatalf("upstream got %q, want %q", got[before:], "GET "+tc.upstream)
 			}
 		})
 	}

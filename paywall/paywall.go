@@ -198,7 +198,7 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		return
 	}
 	if rt == nil || rt.Free {
-		next.ServeHTTP(w, withoutMethodOverride(r))
+		next.ServeHTTP(w, withoutOverrides(r))
 		return
 	}
 	exposeHeaders(w.Header())

@@ -13,14 +13,16 @@ import (
 const (
 	ReasonAmbiguousPath    = "ambiguous_path"
 	ReasonBodyNotAllowed   = "body_not_allowed"
-	ReasonMethodOverride   = "method_override_refused"
+	ReasonOverrideHeader   = "override_header_refused"
 	ReasonMethodNotAllowed = "method_not_allowed"
 )
 
-// methodOverrideHeaders make some frameworks act on another method than the
-// request line's. The engine prices by the request line, so these must never
-// reach a handler: on priced routes they are refused, elsewhere removed.
-var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+// overrideHeaders make some frameworks act on another method or path than
+// the request line's (method override middleware; IIS and Symfony's
+// X-Original-URL and X-Rewrite-URL). The engine prices by the request line,
+// so these must never reach a handler: on priced routes they are refused,
+// elsewhere removed.
+var overrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "X-Original-Url", "X-Rewrite-Url"}
 
 // CanonicalPath decides, once, the path of a request target: the decoded
 // path the engine matches routes on, which is also the path the protected
@@ -150,9 +152,9 @@ func canonicalRequest(r *http.Request) (*http.Request, *coinop.Error) {
 	return r2, nil
 }
 
-// hasMethodOverride reports whether r carries a method-override header.
-func hasMethodOverride(r *http.Request) bool {
-	for _, h := range methodOverrideHeaders {
+// hasOverride reports whether r carries an override header.
+func hasOverride(r *http.Request) bool {
+	for _, h := range overrideHeaders {
 		if _, ok := r.Header[h]; ok {
 			return true
 		}
@@ -160,23 +162,24 @@ func hasMethodOverride(r *http.Request) bool {
 	return false
 }
 
-// withoutMethodOverride returns r without its method-override headers.
-func withoutMethodOverride(r *http.Request) *http.Request {
-	if !hasMethodOverride(r) {
+// withoutOverrides returns r without its override headers.
+func withoutOverrides(r *http.Request) *http.Request {
+	if !hasOverride(r) {
 		return r
 	}
 	r2 := new(http.Request)
 	*r2 = *r
 	r2.Header = r.Header.Clone()
-	DelMethodOverride(r2.Header)
+	DelOverrides(r2.Header)
 	return r2
 }
 
-// DelMethodOverride deletes the method-override headers from h. A proxy
-// behind the engine calls it on what it sends upstream, so no upstream acts
-// on a method other than the one the engine priced.
-func DelMethodOverride(h http.Header) {
-	for _, k := range methodOverrideHeaders {
+// DelOverrides deletes the headers that override a request's method or
+// path from h. A proxy behind the engine calls it on what it sends upstream,
+// so no upstream acts on a method or path other than the one the engine
+// priced.
+func DelOverrides(h http.Header) {
+	for _, k := range overrideHeaders {
 		h.Del(k)
 	}
 }
@@ -216,8 +219,8 @@ func (pw *Paywall) admit(w http.ResponseWriter, r *http.Request) (_ *http.Reques
 			writeProblem(w, r, pathInfo(pr), nil)
 			return nil, nil, false
 		}
-	case hasMethodOverride(r):
-		writeProblem(w, r, coinop.Errorf(coinop.KindMalformed, ReasonMethodOverride, "method-override headers are not accepted on priced routes; send the method in the request line"), nil)
+	case hasOverride(r):
+		writeProblem(w, r, coinop.Errorf(coinop.KindMalformed, ReasonOverrideHeader, "method- and URL-override headers are not accepted on priced routes; send the method and path in the request line"), nil)
 		return nil, nil, false
 	}
 	return r, rt, true

@@ -234,9 +234,11 @@ func TestRequestHygiene(t *testing.T) {
 		{name: "a free route that names the extension of a priced file", unmatchedFree: true, method: "GET", target: "/doc/intro", status: 200, handlerPath: "/doc/intro", handlerURI: "/doc/intro"},
 		{name: "unmatched denied", method: "GET", target: "/nothing", status: 404, reason: "no_route"},
 		{name: "unmatched free", unmatchedFree: true, method: "GET", target: "/nothing", status: 200, handlerPath: "/nothing", handlerURI: "/nothing"},
-		{name: "method override on a priced route", method: "GET", target: "/files/a", header: []string{"X-HTTP-Method-Override", "DELETE"}, status: 400, reason: paywall.ReasonMethodOverride},
-		{name: "X-HTTP-Method on a priced route", method: "POST", target: "/files/a", header: []string{"X-HTTP-Method", "GET"}, body: "x", status: 400, reason: paywall.ReasonMethodOverride},
-		{name: "X-Method-Override on a priced route", method: "GET", target: "/report", header: []string{"X-Method-Override", "POST"}, status: 400, reason: paywall.ReasonMethodOverride},
+		{name: "method override on a priced route", method: "GET", target: "/files/a", header: []string{"X-HTTP-Method-Override", "DELETE"}, status: 400, reason: paywall.ReasonOverrideHeader},
+		{name: "X-HTTP-Method on a priced route", method: "POST", target: "/files/a", header: []string{"X-HTTP-Method", "GET"}, body: "x", status: 400, reason: paywall.ReasonOverrideHeader},
+		{name: "X-Method-Override on a priced route", method: "GET", target: "/report", header: []string{"X-Method-Override", "POST"}, status: 400, reason: paywall.ReasonOverrideHeader},
+		{name: "URL override on a priced route", method: "GET", target: "/files/a", header: []string{"X-Original-URL", "/static/a"}, status: 400, reason: paywall.ReasonOverrideHeader},
+		{name: "URL override removed on a free route", method: "GET", target: "/static/a", header: []string{"X-Original-URL", "/files/a", "X-Rewrite-URL", "/files/a"}, status: 200, handlerPath: "/static/a", handlerURI: "/static/a"},
 		{name: "method override removed on a free route", method: "GET", target: "/static/a", header: []string{"X-HTTP-Method-Override", "POST"}, status: 200, handlerPath: "/static/a", handlerURI: "/static/a"},
 		{name: "method override removed when unmatched", unmatchedFree: true, method: "GET", target: "/other", header: []string{"X-Method-Override", "POST"}, status: 200, handlerPath: "/other", handlerURI: "/other"},
 		{name: "GET with a body on a priced route", method: "GET", target: "/files/a", body: "GET /files/secret.txt HTTP/1.1\r\n\r\n", status: 400, reason: paywall.ReasonBodyNotAllowed},
@@ -300,7 +302,7 @@ func TestRequestHygiene(t *testing.T) {
 			if got.path != tc.handlerPath || got.escaped != (&url.URL{Path: tc.handlerPath}).EscapedPath() || got.requestURI != tc.handlerURI {
 				t.Errorf("handler saw path %q (escaped %q, request URI %q), want %q (%q)", got.path, got.escaped, got.requestURI, tc.handlerPath, tc.handlerURI)
 			}
-			for _, h := range []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"} {
+			for _, h := range []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "X-Original-Url", "X-Rewrite-Url"} {
 				if v, ok := got.header[h]; ok {
 					t.Errorf("the handler got %s: %q", h, v)
 				}
