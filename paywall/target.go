@@ -42,10 +42,11 @@ var overrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Met
 // is not an absolute path. Percent-encoded unreserved characters (%61) are
 // decoded and mean the plain character.
 //
-// What is left is unambiguous: decoding (url.URL.EscapedPath of a URL whose
-// Path is the result and whose RawPath is empty, which is what
-// httputil.ReverseProxy and http.Client send) gives back the same path, and
-// path.Clean leaves it unchanged except for a trailing slash.
+// What is left is unambiguous. The engine passes it on with RawPath empty,
+// so httputil.ReverseProxy and http.Client send url.URL.EscapedPath's one
+// encoding of it; decoding that once gives back the same path, and
+// path.Clean leaves it unchanged but for a trailing slash.
+// (FuzzRequestTarget states this.)
 //
 // Paths are case-sensitive, like ServeMux patterns. An upstream that maps
 // paths to names case-insensitively (a case-folding file system, IIS) or that
