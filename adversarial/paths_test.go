@@ -230,7 +230,7 @@ var routings = []routing{
 	},
 	{
 		name: "unmatched free, priced file", unmatched: "free",
-		routes: "  - match: /files/secret.txt\n    price: 0.01 USDC\n",
+		routes: "  - match: GET /files/secret.txt\n    price: 0.01 USDC\n",
 		priced: func(p string) bool { return p == "/files/secret.txt" },
 	},
 }
@@ -297,17 +297,24 @@ type answer struct {
 
 // send writes "GET target HTTP/1.1" verbatim on a fresh connection to addr:
 // no client library gets to normalize the target.
-func send(addr, target string) answer {
+func send(addr, target string) answer { return sendRaw(addr, "GET", target) }
+
+// sendRaw writes "method target HTTP/1.1" and the header lines verbatim.
+func sendRaw(addr, method, target string, header ...string) answer {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return answer{err: err}
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"); err != nil {
+	req := method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+	for _, h := range header {
+		req += h + "\r\n"
+	}
+	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
 		return answer{err: err}
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
 	if err != nil {
 		return answer{err: err}
 	}
@@ -369,10 +376,41 @@ func TestPathVariants(t *testing.T) {
 						check(t, tr, rt, target, a)
 					}
 					t.Logf("%d targets; answers by status (0: connection closed): %v", len(targets), counts)
+					// Other methods, and headers that ask for another method or
+					// path, on the paid file and through the free tree.
+					for _, m := range methodVariants {
+						a := sendRaw(gw, m.method, m.target, m.header...)
+						if a.status == http.StatusOK && m.method != "GET" {
+							t.Errorf("%s %s %q: 200 without payment", m.method, m.target, m.header)
+						}
+						check(t, tr, rt, m.target, a)
+					}
 				})
 			}
 		})
 	}
+}
+
+// methodVariants are requests whose method, or a header, asks for
+// something else than a GET of their target.
+var methodVariants = []struct {
+	method, target string
+	header         []string
+}{
+	{"POST", "/files/secret.txt", []string{"Content-Length: 0"}},
+	{"PUT", "/files/secret.txt", []string{"Content-Length: 0"}},
+	{"DELETE", "/files/secret.txt", nil},
+	{"PATCH", "/files/secret.txt", []string{"Content-Length: 0"}},
+	{"OPTIONS", "/files/secret.txt", nil},
+	{"TRACE", "/files/secret.txt", nil},
+	{"PROPFIND", "/files/secret.txt", nil},
+	{"get", "/files/secret.txt", nil},
+	{"POST", "/files/secret.txt", []string{"X-HTTP-Method-Override: GET", "Content-Length: 0"}},
+	{"GET", "/static/a.txt", []string{"X-HTTP-Method-Override: GET"}},
+	{"GET", "/static/a.txt", []string{"X-Original-URL: /files/secret.txt"}},
+	{"GET", "/static/a.txt", []string{"X-Rewrite-URL: /files/secret.txt"}},
+	{"GET", "/files/secret.txt", []string{"X-Original-URL: /static/a.txt"}},
+	{"GET", "/static/a.txt", []string{"Content-Length: 43", "", "GET /files/secret.txt HTTP/1.1\r\nHost: x\r\n"}},
 }
 
 // check states the property for one answer.
