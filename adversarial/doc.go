@@ -10,6 +10,6 @@
 // or the answer is the file the route decision named on a free route; the
 // paid file's content never appears in an unpaid response. The same holds
 // for other methods on the paid file, method- and URL-override headers, and
-// a request smuggled in a GET body. Upstreams that
-// are not installed are skipped, or fail the test when COINOP_CI=1.
+// a request smuggled in a GET body. Upstreams that are not installed are
+// skipped, or fail the test when COINOP_CI=1.
 package adversarial
