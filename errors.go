@@ -38,6 +38,13 @@ const (
 	KindNotFound
 )
 
+// ReasonSettlementNotSent is the reason of a settlement that was signed and
+// journaled but that no node is known to have accepted. It may still land,
+// so the engine neither serves it (sync routes: 503) nor calls it failed;
+// recovery learns its fate from the network and broadcasts it again. Rails
+// return it with KindUnavailable.
+const ReasonSettlementNotSent = "settlement_not_sent"
+
 var kindNames = [...]string{
 	KindInternal:          "internal",
 	KindMalformed:         "malformed",

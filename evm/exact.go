@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 
@@ -199,16 +200,16 @@ func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credentia
 	if err != nil {
 		return resp, coinop.Wrap(coinop.KindInternal, x402.ReasonUnexpectedSettle, err, "could not encode the transfer")
 	}
-	var record func(common.Hash) error
+	var record func(common.Hash, []byte) error
 	if p.RecordTx != nil {
-		record = func(h common.Hash) error { return p.RecordTx(ctx, h.Hex()) }
+		record = func(h common.Hash, raw []byte) error { return p.RecordTx(ctx, h.Hex(), hexutil.Encode(raw)) }
 	}
 	hash, err := e.chain.send(ctx, e.cfg.Asset, data, record)
-	if err != nil && hash != (common.Hash{}) && isTransport(err) {
-		// The node may have received the transaction before the connection
-		// failed: the outcome is unknown, never "failed".
-		resp.Transaction, resp.Pending, resp.ErrorReason = hash.Hex(), true, x402.ReasonSettlementPending
-		return resp, coinop.Wrap(coinop.KindUnavailable, x402.ReasonSettlementPending, err, "the settlement was sent; its outcome is not known yet")
+	if err != nil && hash != (common.Hash{}) {
+		resp.Transaction = hash.Hex()
+		serr := broadcastFailure(err, "settlement")
+		resp.ErrorReason = serr.Reason
+		return resp, serr
 	}
 	if err != nil {
 		derr := e.diagnose(ctx, s, err)
@@ -234,6 +235,19 @@ func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credentia
 	}
 	resp.Success = true
 	return resp, nil
+}
+
+// broadcastFailure is the error for a signed, journaled transaction that no
+// node accepted (send's *broadcastError, or the journal's error): rejected
+// outright, it failed; never answered, it is not sent, and, since it may
+// still have reached a node, not failed either. what names the transaction
+// for people.
+func broadcastFailure(err error, what string) *coinop.Error {
+	var be *broadcastError
+	if errors.As(err, &be) && be.Rejected {
+		return coinop.Wrap(coinop.KindSettleFailed, x402.ReasonSettlementRejected, err, "the network refused the "+what+" transaction")
+	}
+	return coinop.Wrap(coinop.KindUnavailable, x402.ReasonSettlementNotSent, err, "the "+what+" transaction could not be sent to the network; nothing was served. Try again shortly")
 }
 
 // hasTransfer checks a receipt for the token's Transfer(from, to, value).
