@@ -484,22 +484,7 @@ func sendTx(t *testing.T, cl *ethclient.Client, key *ecdsa.PrivateKey, chainID u
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	from := crypto.PubkeyToAddress(key.PublicKey)
-	nonce, err := cl.PendingNonceAt(ctx, from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	head, err := cl.HeaderByNumber(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := types.SignNewTx(key, types.LatestSignerForChainID(new(big.Int).SetUint64(chainID)), &types.DynamicFeeTx{
-		ChainID: new(big.Int).SetUint64(chainID), Nonce: nonce, GasTipCap: big.NewInt(1e9),
-		GasFeeCap: new(big.Int).Add(big.NewInt(1e9), new(big.Int).Mul(head.BaseFee, big.NewInt(2))), Gas: 500000, To: &to, Data: data,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := signTx(t, cl, key, chainID, to, data)
 	if err := cl.SendTransaction(ctx, tx); err != nil {
 		t.Fatal(err)
 	}
@@ -516,4 +501,29 @@ func sendTx(t *testing.T, cl *ethclient.Client, key *ecdsa.PrivateKey, chainID u
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// signTx signs, without sending, a transaction from key at its account's
+// pending nonce.
+func signTx(t *testing.T, cl *ethclient.Client, key *ecdsa.PrivateKey, chainID uint64, to common.Address, data []byte) *types.Transaction {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	from := crypto.PubkeyToAddress(key.PublicKey)
+	nonce, err := cl.PendingNonceAt(ctx, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := cl.HeaderByNumber(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := types.SignNewTx(key, types.LatestSignerForChainID(new(big.Int).SetUint64(chainID)), &types.DynamicFeeTx{
+		ChainID: new(big.Int).SetUint64(chainID), Nonce: nonce, GasTipCap: big.NewInt(1e9),
+		GasFeeCap: new(big.Int).Add(big.NewInt(1e9), new(big.Int).Mul(head.BaseFee, big.NewInt(2))), Gas: 500000, To: &to, Data: data,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }

@@ -77,9 +77,22 @@ func (c *Chain) Reconcile(ctx context.Context, p *coinop.Payment) (coinop.Outcom
 		switch {
 		case err == nil && pending:
 			return coinop.Outcome{}, nil // still in the pool: wait
-		case err == nil && p.Mode != coinop.ModeAsync:
-			// Mined without using the authorization: it reverted.
-			return coinop.Outcome{State: coinop.StateFailed, Tx: p.Tx, Reason: "settlement_reverted"}, nil
+		case err == nil:
+			// Mined, though the authorization looked unused: it reverted,
+			// or it was mined after authorizationState was read.
+			rc, err := c.cfg.Backend.TransactionReceipt(ctx, common.HexToHash(p.Tx))
+			if err != nil {
+				return coinop.Outcome{}, fmt.Errorf("receipt of %s: %w", p.Tx, err)
+			}
+			if rc.Status == types.ReceiptStatusSuccessful {
+				if used, err := c.AuthorizationUsed(ctx, asset, payer, nonce); err != nil || used {
+					return coinop.Outcome{}, err // used: the next pass records it settled
+				}
+				// A batch that succeeded without this item.
+			}
+			if p.Mode != coinop.ModeAsync {
+				return coinop.Outcome{State: coinop.StateFailed, Tx: p.Tx, Reason: "settlement_reverted"}, nil
+			}
 		case err != nil && !errors.Is(err, ethereum.NotFound):
 			return coinop.Outcome{}, fmt.Errorf("transaction %s: %w", p.Tx, err)
 		case p.RawTx != "":
