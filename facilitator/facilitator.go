@@ -444,6 +444,11 @@ func (h *Handler) settle(w http.ResponseWriter, ctx context.Context, req *reques
 		}
 		resp.ErrorMessage = coinop.AsError(err).Message
 		h.log.Warn("settlement pending", "payment", p.ID, "tx", resp.Transaction, "err", err)
+	case coinop.AsError(err).Reason == x402.ReasonSettlementNotSent:
+		// Signed and journaled, accepted by no node yet: it may still land,
+		// so it stays settling for recovery, which broadcasts it again.
+		resp.Success, resp.ErrorReason, resp.ErrorMessage = false, x402.ReasonSettlementNotSent, coinop.AsError(err).Message
+		h.log.Warn("settlement not sent; recovery will finish it", "payment", p.ID, "tx", resp.Transaction, "err", err)
 	default:
 		if err == nil {
 			err = coinop.Errorf(coinop.KindSettleFailed, x402.ReasonUnexpectedSettle, "settlement did not succeed")
