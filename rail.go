@@ -154,6 +154,16 @@ type Restorer interface {
 	Restore(p *Payment) error
 }
 
+// Resender is implemented by rails that can broadcast a payment's journaled
+// settlement transaction (Payment.RawTx) again, the same signed bytes, and
+// finish the settlement from it, with Settle's results. The engine uses it
+// for a settlement that no node accepted (reason ReasonSettlementNotSent)
+// instead of settling anew: a new transaction could land beside the
+// journaled one, which may still reach the chain.
+type Resender interface {
+	Resend(ctx context.Context, p *Payment) (*Receipt, error)
+}
+
 // Outcome is what became of a payment, as a rail finds out from its
 // network after the fact (crash recovery, audits).
 type Outcome struct {

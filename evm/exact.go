@@ -216,6 +216,37 @@ func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credentia
 		resp.ErrorReason = coinop.AsError(derr).Reason
 		return resp, derr
 	}
+	return e.confirm(ctx, p, s, resp, hash)
+}
+
+var _ x402.ResendScheme = (*Exact)(nil)
+
+// Resend broadcasts p's journaled settlement transaction (p.RawTx) again,
+// the same signed bytes, and finishes as Settle does. A transaction signed
+// anew could land beside the journaled one; the same bytes land at most
+// once.
+func (e *Exact) Resend(ctx context.Context, p *coinop.Payment, c *x402.Credential) (*x402.SettleResponse, error) {
+	resp := &x402.SettleResponse{Network: e.chain.cfg.Network, Payer: payerHex(p)}
+	s, err := state(c)
+	if err != nil {
+		return resp, err
+	}
+	hash, err := e.chain.Rebroadcast(ctx, p.RawTx)
+	if hash == (common.Hash{}) {
+		return resp, coinop.Wrap(coinop.KindInternal, x402.ReasonUnexpectedSettle, err, "the journaled settlement transaction cannot be read")
+	}
+	resp.Transaction = hash.Hex()
+	if err != nil {
+		serr := broadcastFailure(err, "settlement")
+		resp.ErrorReason = serr.Reason
+		return resp, serr
+	}
+	return e.confirm(ctx, p, s, resp, hash)
+}
+
+// confirm waits for the receipt of settlement transaction hash, which a node
+// accepted, and checks that it moved s's money.
+func (e *Exact) confirm(ctx context.Context, p *coinop.Payment, s *checked, resp *x402.SettleResponse, hash common.Hash) (*x402.SettleResponse, error) {
 	resp.Transaction = hash.Hex()
 	if p.Step != nil {
 		p.Step("tx_sent")

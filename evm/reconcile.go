@@ -85,10 +85,19 @@ func (c *Chain) Reconcile(ctx context.Context, p *coinop.Payment) (coinop.Outcom
 				return coinop.Outcome{}, fmt.Errorf("receipt of %s: %w", p.Tx, err)
 			}
 			if rc.Status == types.ReceiptStatusSuccessful {
-				if used, err := c.AuthorizationUsed(ctx, asset, payer, nonce); err != nil || used {
-					return coinop.Outcome{}, err // used: the next pass records it settled
+				// The receipt is the evidence (the latest state may not
+				// include its block yet): the token logged this
+				// authorization's use in it, or, in a batch that succeeded
+				// without this item, did not.
+				var own []*types.Log
+				for _, l := range rc.Logs {
+					if l.Address == asset {
+						own = append(own, l)
+					}
 				}
-				// A batch that succeeded without this item.
+				if hasAuthorizationUsed(own, payer, nonce) {
+					return coinop.Outcome{State: coinop.StateSettled, Tx: p.Tx}, nil
+				}
 			}
 			if p.Mode != coinop.ModeAsync {
 				return coinop.Outcome{State: coinop.StateFailed, Tx: p.Tx, Reason: "settlement_reverted"}, nil
