@@ -45,6 +45,12 @@ const (
 // return it with KindUnavailable.
 const ReasonSettlementNotSent = "settlement_not_sent"
 
+// ReasonSettlementNonceTaken is the reason of a journaled settlement
+// transaction that can never be mined: another transaction of the
+// settlement key used its nonce, and the node does not hold this one.
+// Nothing moved through it; the payment may be settled anew.
+const ReasonSettlementNonceTaken = "settlement_nonce_taken"
+
 var kindNames = [...]string{
 	KindInternal:          "internal",
 	KindMalformed:         "malformed",

@@ -7,9 +7,11 @@ import (
 	"math/big"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/ethclient"
 
@@ -30,7 +32,15 @@ const broadcastAttempts = 3
 // recovery.
 func newFaultRig(t *testing.T) (*rig, *faultRPC, *evm.Chain) {
 	t.Helper()
+	return newFaultRigWith(t, func(*rig) {})
+}
+
+// newFaultRigWith is newFaultRig with the rig's settings changed by set
+// before its paywall is built.
+func newFaultRigWith(t *testing.T, set func(r *rig)) (*rig, *faultRPC, *evm.Chain) {
+	t.Helper()
 	r := newRig(t)
+	set(r)
 	f := newFaultRPC(t, r.chain.RPCURL)
 	cl, err := ethclient.Dial(f.URL())
 	if err != nil {
@@ -384,5 +394,97 @@ func TestRecoveryRebroadcasts(t *testing.T) {
 			}
 			wantProblem(t, r.audit(t), id, unpaidServed)
 		})
+	}
+}
+
+// Batched async settlements follow the same rule: a batch no node accepted
+// stays owed, each member with the batch's journaled transaction, and the
+// background broadcasts that same transaction again until the node takes
+// it. Settlements signed during the outage reuse the settlement key's next
+// nonce (the node never saw the earlier one), so once the node is back one
+// of them lands and the others can never be mined: only those are signed
+// anew. Every payment ends settled, once.
+func TestBatchBroadcastFaults(t *testing.T) {
+	r, f, _ := newFaultRigWith(t, func(r *rig) {
+		r.batcher = r.chain.BatchSettler
+		r.exposure = big.NewInt(100 * price)
+		r.batchWindow = time.Second // the concurrent payments below share batches
+	})
+	before := r.balance(t, r.payee)
+	f.always(methodSendRaw, tooMany)
+	const n = 6
+	var wg sync.WaitGroup
+	for range n {
+		h := r.newPayment(t).header(t)
+		wg.Go(func() {
+			if a := r.get(t, "/async/x", x402.HeaderPaymentSignature, h); a.status != 200 {
+				t.Errorf("%d %s", a.status, a.body)
+			}
+		})
+	}
+	wg.Wait()
+	journaled := map[string]string{} // payment → its transaction before the node was back
+	r.eventuallyAll(t, n, "journaled with their unsent transactions", func(ps []*coinop.Payment) bool {
+		for _, p := range ps {
+			if p.State != coinop.StateSettling || p.RawTx == "" {
+				return false
+			}
+			journaled[p.ID] = p.Tx
+		}
+		return true
+	})
+	shared := map[string]bool{}
+	for _, tx := range journaled {
+		shared[tx] = true
+	}
+	if len(shared) >= n {
+		t.Errorf("%d payments journaled %d transactions: none was batched", n, len(shared))
+	}
+	if rep := r.audit(t); len(rep.Problems) != n {
+		t.Errorf("audit during the fault: %q, want %d served unpaid", rep.Problems, n)
+	}
+	f.heal()
+	r.eventuallyAll(t, n, "settled", func(ps []*coinop.Payment) bool {
+		for _, p := range ps {
+			if p.State != coinop.StateSettled {
+				return false
+			}
+		}
+		return true
+	})
+	ps, _ := r.store.List(context.Background(), "", 0)
+	for _, p := range ps {
+		if strings.EqualFold(p.Tx, journaled[p.ID]) {
+			continue
+		}
+		// Settled anew: only because its journaled transaction shared its
+		// nonce with one that landed, and so never will.
+		if _, err := r.client.TransactionReceipt(context.Background(), common.HexToHash(journaled[p.ID])); err == nil {
+			t.Errorf("%s settled by %s, and its journaled %s was mined too", p.ID, p.Tx, journaled[p.ID])
+		}
+	}
+	if d := new(big.Int).Sub(r.balance(t, r.payee), before); d.Int64() != n*price {
+		t.Errorf("payee got %s, want %d prices", d, n)
+	}
+	wantProblem(t, r.audit(t), "", "")
+}
+
+// eventuallyAll polls the journal until it holds n payments and cond holds
+// for them.
+func (r *rig) eventuallyAll(t *testing.T, n int, what string, cond func(ps []*coinop.Payment) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ps, err := r.store.List(context.Background(), "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) == n && cond(ps) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d payments, never all %s", len(ps), what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

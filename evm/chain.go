@@ -349,7 +349,10 @@ func nonceTooLow(err error) bool {
 
 // transient reports whether a failed broadcast may succeed if repeated: the
 // node was not reached or did not answer, answered an HTTP error (429, 5xx),
-// or answered a JSON-RPC rate limit or timeout.
+// or answered a JSON-RPC rate limit or timeout; or it holds another
+// transaction of the settlement key with the same nonce ("replacement
+// transaction underpriced": one signed while this one had reached no node),
+// which either lands, taking the nonce for good, or is dropped.
 func transient(err error) bool {
 	if isTransport(err) {
 		return true
@@ -359,7 +362,8 @@ func transient(err error) bool {
 		return true
 	}
 	m := strings.ToLower(err.Error())
-	return strings.Contains(m, "rate limit") || strings.Contains(m, "too many requests") || strings.Contains(m, "timeout")
+	return strings.Contains(m, "rate limit") || strings.Contains(m, "too many requests") || strings.Contains(m, "timeout") ||
+		strings.Contains(m, "replacement transaction underpriced")
 }
 
 // errReceiptTimeout means the receipt did not arrive within ReceiptTimeout.

@@ -236,6 +236,13 @@ func (e *Exact) Resend(ctx context.Context, p *coinop.Payment, c *x402.Credentia
 		return resp, coinop.Wrap(coinop.KindInternal, x402.ReasonUnexpectedSettle, err, "the journaled settlement transaction cannot be read")
 	}
 	resp.Transaction = hash.Hex()
+	var be *broadcastError
+	if errors.As(err, &be) && be.Rejected && nonceTooLow(err) {
+		// broadcast found no transaction by this hash: another one took
+		// the nonce, and this one can never be mined.
+		resp.ErrorReason = coinop.ReasonSettlementNonceTaken
+		return resp, coinop.Wrap(coinop.KindSettleFailed, coinop.ReasonSettlementNonceTaken, err, "the settlement transaction was superseded; nothing moved through it")
+	}
 	if err != nil {
 		serr := broadcastFailure(err, "settlement")
 		resp.ErrorReason = serr.Reason

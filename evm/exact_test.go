@@ -58,6 +58,9 @@ type rig struct {
 	batcher common.Address
 	// exposure is the async routes' cap; 2 prices unless set.
 	exposure *big.Int
+	// batchWindow, when set before handler is built, is the paywall's
+	// BatchWindow.
+	batchWindow time.Duration
 }
 
 func newRig(t *testing.T) *rig {
@@ -97,7 +100,8 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 	rail := &x402.Rail{Schemes: []x402.Scheme{exact}}
 	usdc := coinop.Price{Amount: big.NewInt(price), Symbol: "USDC", Decimals: 6}
 	pw, err := paywall.New(paywall.Config{
-		Journal: r.store,
+		Journal:     r.store,
+		BatchWindow: r.batchWindow,
 		Routes: []paywall.Route{
 			{Pattern: "/paid/", Price: usdc, Rails: []coinop.Rail{rail}},
 			{Pattern: "/async/", Price: usdc, Rails: []coinop.Rail{rail}, Settlement: coinop.ModeAsync, AsyncExposure: r.exposureCap()},

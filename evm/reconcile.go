@@ -149,7 +149,7 @@ func (c *Chain) resend(ctx context.Context, p *coinop.Payment, payer common.Addr
 		if p.Mode == coinop.ModeAsync {
 			return coinop.Outcome{Resettle: true}, nil
 		}
-		return coinop.Outcome{State: coinop.StateFailed, Tx: p.Tx, Reason: "settlement_nonce_taken"}, nil
+		return coinop.Outcome{State: coinop.StateFailed, Tx: p.Tx, Reason: coinop.ReasonSettlementNonceTaken}, nil
 	}
 	if _, err := c.Rebroadcast(ctx, p.RawTx); err != nil {
 		return coinop.Outcome{}, fmt.Errorf("rebroadcast %s: %w", p.Tx, err)

@@ -227,10 +227,10 @@ func (b *background) settle(j job) {
 }
 
 // attempt settles j once: anew, or from its journaled transaction when one
-// was signed and no node accepted it. A resent transaction that the node
-// now refuses (its nonce may have been taken by another) is left settling:
-// recovery reads the chain and decides whether it failed or must be settled
-// anew.
+// was signed and no node accepted it. A journaled transaction whose nonce
+// another one took can never be mined, so the payment is settled anew; one
+// the node refuses for any other reason is left settling: recovery reads the
+// chain and decides whether it failed or must be settled anew.
 func (b *background) attempt(ctx context.Context, j job) error {
 	rs, ok := j.rail.(coinop.Resender)
 	if !ok || j.p.RawTx == "" {
@@ -239,6 +239,12 @@ func (b *background) attempt(ctx context.Context, j job) error {
 	}
 	b.pw.prepare(j.p)
 	rc, err := rs.Resend(ctx, j.p)
+	if coinop.AsError(err).Reason == coinop.ReasonSettlementNonceTaken {
+		// The journaled transaction can never be mined: settle anew.
+		j.p.Tx, j.p.RawTx = "", ""
+		_, err = b.pw.collect(ctx, j.rail, j.p)
+		return err
+	}
 	if err != nil && coinop.KindOf(err) != coinop.KindUnavailable {
 		b.pw.log.Warn("a resent settlement was refused; recovery will decide", "payment", j.p.ID, "tx", j.p.Tx, "err", err)
 		return err
