@@ -84,7 +84,8 @@ type ChainConfig struct {
 	// answers a transient error (429, 5xx, a dropped connection, a
 	// timeout). If zero, 5.
 	BroadcastAttempts int
-	// BroadcastTimeout bounds one attempt. If zero, 10 seconds.
+	// BroadcastTimeout bounds one attempt. If zero, 5 seconds. The
+	// settlement key's nonce lock is held through every attempt.
 	BroadcastTimeout time.Duration
 	// BroadcastBackoff is the wait before the second attempt; it doubles
 	// for each later one, up to 2 seconds. If zero, 200 ms.
@@ -130,7 +131,7 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 		cfg.BroadcastAttempts = 5
 	}
 	if cfg.BroadcastTimeout == 0 {
-		cfg.BroadcastTimeout = 10 * time.Second
+		cfg.BroadcastTimeout = 5 * time.Second
 	}
 	if cfg.BroadcastBackoff == 0 {
 		cfg.BroadcastBackoff = 200 * time.Millisecond

@@ -285,7 +285,7 @@ func broadcastFailure(err error, what string) *coinop.Error {
 	if errors.As(err, &be) && be.Rejected {
 		return coinop.Wrap(coinop.KindSettleFailed, x402.ReasonSettlementRejected, err, "the network refused the "+what+" transaction")
 	}
-	return coinop.Wrap(coinop.KindUnavailable, x402.ReasonSettlementNotSent, err, "the "+what+" transaction could not be sent to the network; nothing was served. Try again shortly")
+	return coinop.Wrap(coinop.KindUnavailable, x402.ReasonSettlementNotSent, err, "the "+what+" transaction has not reached the network yet; try again shortly")
 }
 
 // hasTransfer checks a receipt for the token's Transfer(from, to, value).
