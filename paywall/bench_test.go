@@ -48,12 +48,12 @@ func (c *instantChain) EstimateGas(context.Context, ethereum.CallMsg) (uint64, e
 	return 80_000, nil
 }
 func (c *instantChain) PendingNonceAt(context.Context, common.Address) (uint64, error) { return 0, nil }
-func (c *instantChain) NonceAt(context.Context, common.Address, *big.Int) (uint64, error) {
-	return 0, nil
-}
-func (c *instantChain) SuggestGasTipCap(context.Context) (*big.Int, error) { return big.NewInt(1), nil }
+func (c *instantChain) SuggestGasTipCap(context.Context) (*big.Int, error)             { return big.NewInt(1), nil }
 func (c *instantChain) HeaderByNumber(context.Context, *big.Int) (*types.Header, error) {
 	return &types.Header{BaseFee: big.NewInt(1)}, nil
+}
+func (c *instantChain) NonceAt(context.Context, common.Address, *big.Int) (uint64, error) {
+	return 0, nil
 }
 
 // SendTransaction mines tx: transferWithAuthorization(from, to, value, …)
