@@ -117,16 +117,22 @@ type Payment struct {
 	// Served is when the paid response was released to the client; zero
 	// until then. A payment's response is served at most once.
 	Served time.Time
+	// RawTx is the signed settlement transaction as broadcast (0x-prefixed
+	// hex), journaled with Tx before the first broadcast; "" until then.
+	// Recovery broadcasts these same bytes again rather than sign anew.
+	RawTx string
 
 	// Credential is the rail's decoded credential. The engine never reads it.
 	Credential any
 
 	// RecordTx, when set by the engine, is called by the rail with a
-	// settlement transaction's hash after the transaction is signed and
-	// before it is broadcast. It makes the hash durable in the journal, so a
-	// crash at any later point can be reconciled from the chain. If it
-	// returns an error the rail must not broadcast.
-	RecordTx func(ctx context.Context, tx string) error
+	// settlement transaction's hash and its signed bytes (raw, 0x-prefixed
+	// hex; "" for rails that hand settlement to someone else) after the
+	// transaction is signed and before it is first broadcast. It makes both
+	// durable in the journal, so a crash or a failed broadcast at any later
+	// point can be reconciled from the chain, and the very same transaction
+	// broadcast again. If it returns an error the rail must not broadcast.
+	RecordTx func(ctx context.Context, tx, raw string) error
 	// Step, when set by the engine, is called by the rail at its own step
 	// boundaries: "tx_sent" once a settlement transaction was broadcast and
 	// before its receipt is known. Used for tracing and crash tests.
@@ -146,6 +152,16 @@ type BatchSettler interface {
 // can be completed.
 type Restorer interface {
 	Restore(p *Payment) error
+}
+
+// Resender is implemented by rails that can broadcast a payment's journaled
+// settlement transaction (Payment.RawTx) again, the same signed bytes, and
+// finish the settlement from it, with Settle's results. The engine uses it
+// for a settlement that no node accepted (reason ReasonSettlementNotSent)
+// instead of settling anew: a new transaction could land beside the
+// journaled one, which may still reach the chain.
+type Resender interface {
+	Resend(ctx context.Context, p *Payment) (*Receipt, error)
 }
 
 // Outcome is what became of a payment, as a rail finds out from its

@@ -1,13 +1,15 @@
 // Package audit reconciles the payments journal with the chain: every
 // settled payment must have a successful transaction carrying its exact
 // Transfer, every transfer to a payee must belong to exactly one settled
-// payment, and no payment may be left unfinished.
+// payment, no payment may be left unfinished, and no served response may
+// lack its payment (served, then failed, released or still settling).
 package audit
 
 import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 
@@ -43,6 +45,12 @@ func (r *Report) problem(format string, args ...any) {
 	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
 }
 
+// unpaid reports a served payment whose money has not moved.
+func (r *Report) unpaid(p *coinop.Payment, what string) {
+	r.problem("payment %s was served on %s but %s: %s of asset %s from %s to %s (state %s, reason %q, tx %q)",
+		p.ID, p.Served.Format(time.RFC3339), what, p.Amount, p.Asset, p.Payer, p.PayTo, p.State, p.Reason, p.Tx)
+}
+
 // Run audits the journal against chains (by CAIP-2 network) for the given
 // payees, scanning transfers from fromBlock on. An error means the audit
 // could not complete (store or chain unreachable), not a discrepancy.
@@ -53,7 +61,25 @@ func Run(ctx context.Context, j Journal, chains map[string]*evm.Chain, payees []
 		return nil, err
 	}
 	for _, p := range unfinished {
-		rep.problem("payment %s is not final (%s, tx %q)", p.ID, p.State, p.Tx)
+		if !p.Served.IsZero() {
+			rep.unpaid(p, "is not settled yet")
+			continue
+		}
+		rep.problem("payment %s is not final (%s, tx %q, reason %q)", p.ID, p.State, p.Tx, p.Reason)
+	}
+	// A response served for a payment that did not settle is money the
+	// seller gave away: recovery says so loudly, and so does the audit,
+	// every time, until an operator deals with it.
+	for _, st := range []coinop.State{coinop.StateFailed, coinop.StateReleased} {
+		ps, err := j.List(ctx, st, 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			if !p.Served.IsZero() {
+				rep.unpaid(p, "was not paid")
+			}
+		}
 	}
 	settled, err := j.List(ctx, coinop.StateSettled, 0)
 	if err != nil {

@@ -39,7 +39,7 @@ func runAudit(ctx context.Context, args []string, env Env) error {
 	defer store.Close()
 	chains := map[string]*evm.Chain{}
 	for _, n := range cfg.Networks {
-		if n.Facilitator != "" {
+		if n.Facilitator != "" && n.RPC == "" {
 			// No node to read; its settled payments are reported unchecked.
 			fmt.Fprintf(env.Stderr, "coinop audit: network %s is settled by the facilitator %s; configure its rpc to audit it\n", n.ID, n.Facilitator)
 			continue

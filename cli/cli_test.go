@@ -22,9 +22,12 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
+	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/cli"
 	"github.com/coinop/coinop/cli/clitest"
 	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/store/sqlite"
+	"github.com/coinop/coinop/store/storetest"
 	"github.com/coinop/coinop/x402"
 )
 
@@ -279,6 +282,37 @@ func TestAuditFindsUnaccountedTransfer(t *testing.T) {
 	}
 	code, out, _ := d.run(t, "audit", "-c", filepath.Join(d.data, "dev", "coinop.yaml"))
 	if code != 1 || !strings.Contains(out, "has no settled payment") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
+// TestAuditFindsServedUnpaid: a response served for a payment whose
+// settlement then failed is money the seller gave away; the audit names the
+// payment and exits 1.
+func TestAuditFindsServedUnpaid(t *testing.T) {
+	d := startDev(t)
+	ctx := context.Background()
+	j, err := sqlite.Open(filepath.Join(d.data, "dev", "coinop.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	p := storetest.Payment(1)
+	p.Network, p.Mode = d.chain.Network(), coinop.ModeAsync
+	for _, step := range []func() error{
+		func() error { return j.Reserve(ctx, p) },
+		func() error { return j.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateSettling, "", "") },
+		func() error { return j.MarkServed(ctx, p.ID) },
+		func() error {
+			return j.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateFailed, "", "authorization_expired_unsent")
+		},
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, _ := d.run(t, "audit", "-c", filepath.Join(d.data, "dev", "coinop.yaml"))
+	if code != 1 || !strings.Contains(out, "DISCREPANCY payment "+p.ID+" was served") || !strings.Contains(out, "authorization_expired_unsent") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 }

@@ -77,11 +77,15 @@ type Network struct {
 	// ID is the CAIP-2 chain identifier, "eip155:<chain id>".
 	ID string `yaml:"id"`
 	// RPC is the node URL: http, https, ws or wss. The gateway verifies
-	// and settles payments itself through it.
+	// and settles payments itself through it; beside a Facilitator it is
+	// only read, to reconcile the facilitator's settlements (recovery,
+	// `coinop audit`). Without it, a facilitator network's payments whose
+	// settlement went unanswered cannot be reconciled: recovery marks them
+	// unreconcilable_no_rpc and leaves them for an operator.
 	RPC string `yaml:"rpc,omitempty"`
-	// Facilitator, instead of RPC, is the base URL of an x402 facilitator
-	// (`coinop facilitator`, or anyone's) that verifies and settles this
-	// network's payments with its own key: POST /verify, POST /settle.
+	// Facilitator is the base URL of an x402 facilitator (`coinop
+	// facilitator`, or anyone's) that verifies and settles this network's
+	// payments with its own key: POST /verify, POST /settle.
 	Facilitator string `yaml:"facilitator,omitempty"`
 	// The settlement key pays gas to submit payers' authorizations. It is
 	// named by a file or an environment variable, exactly one of the two,

@@ -175,21 +175,22 @@ func (v *checker) checkNetworks(networks []*Network) []uint64 {
 		} else {
 			seen[n.ID], ids[i] = i, id
 		}
-		switch {
-		case n.Facilitator != "" && n.RPC != "":
-			v.addf(p+".facilitator", "set rpc or facilitator, not both: with a facilitator, the gateway needs no node")
-		case n.Facilitator != "":
+		if n.Facilitator != "" {
 			if _, err := parseURL(n.Facilitator, "http", "https"); err != nil {
 				v.addf(p+".facilitator", "%v", err)
 			}
-		case n.RPC == "":
+		}
+		switch {
+		case n.RPC == "" && n.Facilitator == "":
 			v.addf(p+".rpc", "required: the node's http(s) or ws(s) URL")
-		default:
+		case n.RPC != "":
+			// Beside a facilitator, the node is read only: recovery and the
+			// audit ask it what became of the facilitator's settlements.
 			if _, err := parseURL(n.RPC, "http", "https", "ws", "wss"); err != nil {
 				v.addf(p+".rpc", "%v", err)
 			}
 		}
-		remote := n.Facilitator != "" && n.RPC == ""
+		remote := n.Facilitator != ""
 		switch {
 		case remote && n.SettlementKeyFile != "":
 			v.addf(p+".settlement_key_file", "set with a facilitator, which settles with its own key")

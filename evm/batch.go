@@ -10,6 +10,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/coinop/coinop"
@@ -96,13 +97,17 @@ type batchItem struct {
 // the token rejects (used, expired, bad signature, short balance) fails
 // alone; results[i] says what became of items[i].
 //
-// record, if non-nil, is called with the transaction hash before it is
-// broadcast, for journaling; if it fails, nothing is sent.
+// record, if non-nil, is called with the transaction hash and its signed
+// bytes (0x-prefixed hex) before it is broadcast, for journaling; if it
+// fails, nothing is sent.
 //
 // The error is a *coinop.Error, and tx is set whenever a transaction may
 // have been broadcast. KindUnavailable with reason settlement_pending: tx
 // was sent but its outcome is not known yet; each authorization either gets
-// used by tx or stays unused (AuthorizationUsed tells). KindSettleFailed
+// used by tx or stays unused (AuthorizationUsed tells). KindUnavailable with
+// reason settlement_not_sent: tx was signed and journaled but no node
+// accepted it; it may still land. KindSettleFailed with reason
+// settlement_rejected: the node refused tx. KindSettleFailed
 // with a tx: the transaction reverted and no item moved money, or its
 // receipt does not account for the items (then ask the chain per item). Any
 // error without a tx: nothing was sent.
@@ -110,22 +115,22 @@ type batchItem struct {
 // An item that failed may still have been paid by another transaction (a
 // front-runner can submit a signed authorization too; the money goes where
 // the payer said either way): AuthorizationUsed tells.
-func (c *Chain) SettleBatch(ctx context.Context, batcher common.Address, items []BatchItem, record func(tx string) error) (tx string, results []BatchResult, err error) {
+func (c *Chain) SettleBatch(ctx context.Context, batcher common.Address, items []BatchItem, record func(tx, raw string) error) (tx string, results []BatchResult, err error) {
 	data, err := packBatch(items)
 	if err != nil {
 		return "", nil, coinop.Wrap(coinop.KindInternal, x402.ReasonUnexpectedSettle, err, "could not encode the batch")
 	}
-	var rec func(common.Hash) error
+	var rec func(common.Hash, []byte) error
 	var recErr error
 	if record != nil {
-		rec = func(h common.Hash) error { recErr = record(h.Hex()); return recErr }
+		rec = func(h common.Hash, raw []byte) error { recErr = record(h.Hex(), hexutil.Encode(raw)); return recErr }
 	}
 	hash, err := c.send(ctx, batcher, data, rec)
 	if recErr != nil {
 		return "", nil, coinop.Wrap(coinop.KindUnavailable, x402.ReasonUnexpectedSettle, err, "the batch could not be journaled, so it was not sent")
 	}
-	if err != nil && hash != (common.Hash{}) && isTransport(err) {
-		return hash.Hex(), nil, coinop.Wrap(coinop.KindUnavailable, x402.ReasonSettlementPending, err, "the batch was sent; its outcome is not known yet")
+	if err != nil && hash != (common.Hash{}) {
+		return hash.Hex(), nil, broadcastFailure(err, "batch")
 	}
 	if err != nil {
 		if isTransport(err) {

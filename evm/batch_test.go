@@ -67,7 +67,7 @@ func TestSettleBatch(t *testing.T) {
 		items[i] = r.batchItem(t, pays[i])
 	}
 	var recorded string
-	tx, results, err := r.evm.SettleBatch(ctx, r.chain.BatchSettler, items, func(tx string) error {
+	tx, results, err := r.evm.SettleBatch(ctx, r.chain.BatchSettler, items, func(tx, raw string) error {
 		recorded = tx
 		return nil
 	})
@@ -259,7 +259,7 @@ func TestSettleBatchRefuses(t *testing.T) {
 	})
 	t.Run("journal fails", func(t *testing.T) {
 		boom := errors.New("disk full")
-		tx, _, err := r.evm.SettleBatch(ctx, r.chain.BatchSettler, []evm.BatchItem{good}, func(string) error { return boom })
+		tx, _, err := r.evm.SettleBatch(ctx, r.chain.BatchSettler, []evm.BatchItem{good}, func(string, string) error { return boom })
 		if !errors.Is(err, boom) || tx != "" || coinop.KindOf(err) != coinop.KindUnavailable {
 			t.Fatalf("tx %q, err %v", tx, err)
 		}

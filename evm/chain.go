@@ -20,6 +20,7 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/rpc"
@@ -31,6 +32,7 @@ type Backend interface {
 	CallContract(ctx context.Context, msg ethereum.CallMsg, block *big.Int) ([]byte, error)
 	EstimateGas(ctx context.Context, msg ethereum.CallMsg) (uint64, error)
 	PendingNonceAt(ctx context.Context, account common.Address) (uint64, error)
+	NonceAt(ctx context.Context, account common.Address, block *big.Int) (uint64, error)
 	SuggestGasTipCap(ctx context.Context) (*big.Int, error)
 	HeaderByNumber(ctx context.Context, number *big.Int) (*types.Header, error)
 	SendTransaction(ctx context.Context, tx *types.Transaction) error
@@ -77,6 +79,17 @@ type ChainConfig struct {
 	ReceiptTimeout time.Duration
 	// PollInterval is how often a receipt is polled. If zero, 25 ms.
 	PollInterval time.Duration
+	// BroadcastAttempts bounds how many times one signed settlement
+	// transaction is sent to the node while the node cannot be reached or
+	// answers a transient error (429, 5xx, a dropped connection, a
+	// timeout). If zero, 5.
+	BroadcastAttempts int
+	// BroadcastTimeout bounds one attempt. If zero, 5 seconds. The
+	// settlement key's nonce lock is held through every attempt.
+	BroadcastTimeout time.Duration
+	// BroadcastBackoff is the wait before the second attempt; it doubles
+	// for each later one, up to 2 seconds. If zero, 200 ms.
+	BroadcastBackoff time.Duration
 	// Now is the clock for expiry checks. If nil, time.Now.
 	Now func() time.Time
 }
@@ -113,6 +126,15 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.BroadcastAttempts == 0 {
+		cfg.BroadcastAttempts = 5
+	}
+	if cfg.BroadcastTimeout == 0 {
+		cfg.BroadcastTimeout = 5 * time.Second
+	}
+	if cfg.BroadcastBackoff == 0 {
+		cfg.BroadcastBackoff = 200 * time.Millisecond
 	}
 	c := &Chain{cfg: cfg, chainID: new(big.Int).SetUint64(cfg.ChainID)}
 	c.signer = types.LatestSignerForChainID(c.chainID)
@@ -158,13 +180,20 @@ func (c *Chain) call(ctx context.Context, to common.Address, method string, args
 	return tokenABI.Unpack(method, res)
 }
 
-// send signs and sends a transaction from the settlement key. Nonces are
-// assigned under a lock and tracked locally, so concurrent settlements never
-// collide; on any send error the next send re-reads the nonce from the chain.
+// send signs a transaction from the settlement key, journals it through
+// record, and broadcasts it (see broadcast). Nonces are assigned under a lock
+// and tracked locally, so concurrent settlements never collide; the lock is
+// held until the node accepted the transaction or send gave up, so that no
+// later transaction takes a nonce behind one that is not in the node's pool.
+// After a failed broadcast the next send re-reads the nonce from the chain.
 //
-// record, if non-nil, is called with the signed transaction's hash before it
-// is broadcast; if it fails, nothing is sent.
-func (c *Chain) send(ctx context.Context, to common.Address, data []byte, record func(common.Hash) error) (common.Hash, error) {
+// record, if non-nil, is called with the signed transaction's hash and
+// bytes before the first broadcast; if it fails, nothing is sent.
+//
+// The hash is non-zero whenever a transaction was signed and journaled. The
+// error is then nil (a node holds the transaction), a *broadcastError (no
+// node accepted it: it was rejected, or never got through), or the journal's.
+func (c *Chain) send(ctx context.Context, to common.Address, data []byte, record func(common.Hash, []byte) error) (common.Hash, error) {
 	if c.cfg.SettlementKey == nil {
 		return common.Hash{}, errors.New("no settlement key configured for " + c.cfg.Network)
 	}
@@ -200,16 +229,142 @@ func (c *Chain) send(ctx context.Context, to common.Address, data []byte, record
 		return common.Hash{}, err
 	}
 	if record != nil {
-		if err := record(tx.Hash()); err != nil {
+		raw, err := tx.MarshalBinary()
+		if err != nil {
+			return common.Hash{}, err
+		}
+		if err := record(tx.Hash(), raw); err != nil {
 			return common.Hash{}, fmt.Errorf("journal the transaction before sending: %w", err)
 		}
 	}
-	if err := c.cfg.Backend.SendTransaction(ctx, tx); err != nil {
+	if err := c.broadcast(ctx, tx); err != nil {
 		c.nonceKnown = false
-		return tx.Hash(), fmt.Errorf("send transaction: %w", err)
+		return tx.Hash(), err
 	}
 	c.nonce++
 	return tx.Hash(), nil
+}
+
+// broadcastError means that no node is known to hold a signed transaction:
+// the node rejected it (Rejected), or every attempt failed to get an answer.
+// In the second case the transaction may still have reached a node and may
+// land: its fate is learned by hash and by the authorization's state, and
+// the same bytes may be broadcast again; a new transaction must not be
+// signed in its place while its nonce is unused.
+type broadcastError struct {
+	Rejected bool
+	Err      error
+}
+
+func (e *broadcastError) Error() string {
+	if e.Rejected {
+		return "the node rejected the transaction: " + e.Err.Error()
+	}
+	return "no node accepted the transaction: " + e.Err.Error()
+}
+
+func (e *broadcastError) Unwrap() error { return e.Err }
+
+// broadcast sends tx until a node accepts it, at most BroadcastAttempts
+// times, with backoff, while the node cannot be reached or answers a
+// transient error, always the same signed bytes. A node that answers it
+// already knows the transaction, or refuses it for a nonce that the
+// transaction itself used (it was mined), has accepted it. Any other answer
+// is a rejection, final.
+func (c *Chain) broadcast(ctx context.Context, tx *types.Transaction) error {
+	backoff := c.cfg.BroadcastBackoff
+	var last error
+	for attempt := 0; attempt < c.cfg.BroadcastAttempts; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return &broadcastError{Err: errors.Join(last, ctx.Err())}
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 2*time.Second)
+		}
+		actx, cancel := context.WithTimeout(ctx, c.cfg.BroadcastTimeout)
+		err := c.cfg.Backend.SendTransaction(actx, tx)
+		cancel()
+		switch {
+		case err == nil || alreadyKnown(err):
+			return nil
+		case transient(err):
+			last = err
+			continue
+		case nonceTooLow(err) && c.known(ctx, tx.Hash()):
+			return nil
+		}
+		return &broadcastError{Rejected: true, Err: err}
+	}
+	// A dropped connection may have delivered the transaction every time
+	// without an answer coming back: ask for it by hash before giving up.
+	if c.known(ctx, tx.Hash()) {
+		return nil
+	}
+	return &broadcastError{Err: fmt.Errorf("%d attempts: %w", c.cfg.BroadcastAttempts, last)}
+}
+
+// Rebroadcast sends a journaled signed transaction (0x-prefixed hex) again,
+// as broadcast does, and returns its hash. Recovery uses it for a
+// transaction the node does not know whose nonce is still unused.
+func (c *Chain) Rebroadcast(ctx context.Context, raw string) (common.Hash, error) {
+	tx, err := decodeRaw(raw)
+	if err != nil {
+		return common.Hash{}, err
+	}
+	return tx.Hash(), c.broadcast(ctx, tx)
+}
+
+func decodeRaw(raw string) (*types.Transaction, error) {
+	b, err := hexutil.Decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("journaled transaction: %w", err)
+	}
+	tx := new(types.Transaction)
+	if err := tx.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("journaled transaction: %w", err)
+	}
+	return tx, nil
+}
+
+// known reports whether the node holds transaction h (pending or mined).
+func (c *Chain) known(ctx context.Context, h common.Hash) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	tx, _, err := c.transactionByHash(ctx, h)
+	return err == nil && tx != nil
+}
+
+// alreadyKnown reports a node's answer that it holds the transaction already
+// (geth: "already known"; others: "known transaction", "already imported").
+func alreadyKnown(err error) bool {
+	m := strings.ToLower(err.Error())
+	return strings.Contains(m, "already known") || strings.Contains(m, "known transaction") || strings.Contains(m, "already imported")
+}
+
+func nonceTooLow(err error) bool {
+	return strings.Contains(strings.ToLower(err.Error()), "nonce too low")
+}
+
+// transient reports whether a failed broadcast may succeed if repeated: the
+// node was not reached or did not answer, answered an HTTP error (429, 5xx),
+// or answered a JSON-RPC rate limit or timeout; or it holds another
+// transaction of the settlement key with the same nonce ("replacement
+// transaction underpriced": one signed while this one had reached no node),
+// which either lands, taking the nonce for good, or is dropped.
+func transient(err error) bool {
+	if isTransport(err) {
+		return true
+	}
+	var re rpc.Error
+	if errors.As(err, &re) && re.ErrorCode() == -32005 { // limit exceeded (EIP-1474)
+		return true
+	}
+	m := strings.ToLower(err.Error())
+	return strings.Contains(m, "rate limit") || strings.Contains(m, "too many requests") || strings.Contains(m, "timeout") ||
+		strings.Contains(m, "replacement transaction underpriced")
 }
 
 // errReceiptTimeout means the receipt did not arrive within ReceiptTimeout.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 
@@ -199,22 +200,60 @@ func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credentia
 	if err != nil {
 		return resp, coinop.Wrap(coinop.KindInternal, x402.ReasonUnexpectedSettle, err, "could not encode the transfer")
 	}
-	var record func(common.Hash) error
+	var record func(common.Hash, []byte) error
 	if p.RecordTx != nil {
-		record = func(h common.Hash) error { return p.RecordTx(ctx, h.Hex()) }
+		record = func(h common.Hash, raw []byte) error { return p.RecordTx(ctx, h.Hex(), hexutil.Encode(raw)) }
 	}
 	hash, err := e.chain.send(ctx, e.cfg.Asset, data, record)
-	if err != nil && hash != (common.Hash{}) && isTransport(err) {
-		// The node may have received the transaction before the connection
-		// failed: the outcome is unknown, never "failed".
-		resp.Transaction, resp.Pending, resp.ErrorReason = hash.Hex(), true, x402.ReasonSettlementPending
-		return resp, coinop.Wrap(coinop.KindUnavailable, x402.ReasonSettlementPending, err, "the settlement was sent; its outcome is not known yet")
+	if err != nil && hash != (common.Hash{}) {
+		resp.Transaction = hash.Hex()
+		serr := broadcastFailure(err, "settlement")
+		resp.ErrorReason = serr.Reason
+		return resp, serr
 	}
 	if err != nil {
 		derr := e.diagnose(ctx, s, err)
 		resp.ErrorReason = coinop.AsError(derr).Reason
 		return resp, derr
 	}
+	return e.confirm(ctx, p, s, resp, hash)
+}
+
+var _ x402.ResendScheme = (*Exact)(nil)
+
+// Resend broadcasts p's journaled settlement transaction (p.RawTx) again,
+// the same signed bytes, and finishes as Settle does. A transaction signed
+// anew could land beside the journaled one; the same bytes land at most
+// once.
+func (e *Exact) Resend(ctx context.Context, p *coinop.Payment, c *x402.Credential) (*x402.SettleResponse, error) {
+	resp := &x402.SettleResponse{Network: e.chain.cfg.Network, Payer: payerHex(p)}
+	s, err := state(c)
+	if err != nil {
+		return resp, err
+	}
+	hash, err := e.chain.Rebroadcast(ctx, p.RawTx)
+	if hash == (common.Hash{}) {
+		return resp, coinop.Wrap(coinop.KindInternal, x402.ReasonUnexpectedSettle, err, "the journaled settlement transaction cannot be read")
+	}
+	resp.Transaction = hash.Hex()
+	var be *broadcastError
+	if errors.As(err, &be) && be.Rejected && nonceTooLow(err) {
+		// broadcast found no transaction by this hash: another one took
+		// the nonce, and this one can never be mined.
+		resp.ErrorReason = coinop.ReasonSettlementNonceTaken
+		return resp, coinop.Wrap(coinop.KindSettleFailed, coinop.ReasonSettlementNonceTaken, err, "the settlement transaction was superseded; nothing moved through it")
+	}
+	if err != nil {
+		serr := broadcastFailure(err, "settlement")
+		resp.ErrorReason = serr.Reason
+		return resp, serr
+	}
+	return e.confirm(ctx, p, s, resp, hash)
+}
+
+// confirm waits for the receipt of settlement transaction hash, which a node
+// accepted, and checks that it moved s's money.
+func (e *Exact) confirm(ctx context.Context, p *coinop.Payment, s *checked, resp *x402.SettleResponse, hash common.Hash) (*x402.SettleResponse, error) {
 	resp.Transaction = hash.Hex()
 	if p.Step != nil {
 		p.Step("tx_sent")
@@ -234,6 +273,19 @@ func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credentia
 	}
 	resp.Success = true
 	return resp, nil
+}
+
+// broadcastFailure is the error for a signed, journaled transaction that no
+// node accepted (send's *broadcastError, or the journal's error): rejected
+// outright, it failed; never answered, it is not sent, and, since it may
+// still have reached a node, not failed either. what names the transaction
+// for people.
+func broadcastFailure(err error, what string) *coinop.Error {
+	var be *broadcastError
+	if errors.As(err, &be) && be.Rejected {
+		return coinop.Wrap(coinop.KindSettleFailed, x402.ReasonSettlementRejected, err, "the network refused the "+what+" transaction")
+	}
+	return coinop.Wrap(coinop.KindUnavailable, x402.ReasonSettlementNotSent, err, "the "+what+" transaction has not reached the network yet; try again shortly")
 }
 
 // hasTransfer checks a receipt for the token's Transfer(from, to, value).

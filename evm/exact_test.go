@@ -58,6 +58,9 @@ type rig struct {
 	batcher common.Address
 	// exposure is the async routes' cap; 2 prices unless set.
 	exposure *big.Int
+	// batchWindow, when set before handler is built, is the paywall's
+	// BatchWindow.
+	batchWindow time.Duration
 }
 
 func newRig(t *testing.T) *rig {
@@ -97,7 +100,8 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 	rail := &x402.Rail{Schemes: []x402.Scheme{exact}}
 	usdc := coinop.Price{Amount: big.NewInt(price), Symbol: "USDC", Decimals: 6}
 	pw, err := paywall.New(paywall.Config{
-		Journal: r.store,
+		Journal:     r.store,
+		BatchWindow: r.batchWindow,
 		Routes: []paywall.Route{
 			{Pattern: "/paid/", Price: usdc, Rails: []coinop.Rail{rail}},
 			{Pattern: "/async/", Price: usdc, Rails: []coinop.Rail{rail}, Settlement: coinop.ModeAsync, AsyncExposure: r.exposureCap()},
@@ -484,22 +488,7 @@ func sendTx(t *testing.T, cl *ethclient.Client, key *ecdsa.PrivateKey, chainID u
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	from := crypto.PubkeyToAddress(key.PublicKey)
-	nonce, err := cl.PendingNonceAt(ctx, from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	head, err := cl.HeaderByNumber(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := types.SignNewTx(key, types.LatestSignerForChainID(new(big.Int).SetUint64(chainID)), &types.DynamicFeeTx{
-		ChainID: new(big.Int).SetUint64(chainID), Nonce: nonce, GasTipCap: big.NewInt(1e9),
-		GasFeeCap: new(big.Int).Add(big.NewInt(1e9), new(big.Int).Mul(head.BaseFee, big.NewInt(2))), Gas: 500000, To: &to, Data: data,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := signTx(t, cl, key, chainID, to, data)
 	if err := cl.SendTransaction(ctx, tx); err != nil {
 		t.Fatal(err)
 	}
@@ -516,4 +505,29 @@ func sendTx(t *testing.T, cl *ethclient.Client, key *ecdsa.PrivateKey, chainID u
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// signTx signs, without sending, a transaction from key at its account's
+// pending nonce.
+func signTx(t *testing.T, cl *ethclient.Client, key *ecdsa.PrivateKey, chainID uint64, to common.Address, data []byte) *types.Transaction {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	from := crypto.PubkeyToAddress(key.PublicKey)
+	nonce, err := cl.PendingNonceAt(ctx, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := cl.HeaderByNumber(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := types.SignNewTx(key, types.LatestSignerForChainID(new(big.Int).SetUint64(chainID)), &types.DynamicFeeTx{
+		ChainID: new(big.Int).SetUint64(chainID), Nonce: nonce, GasTipCap: big.NewInt(1e9),
+		GasFeeCap: new(big.Int).Add(big.NewInt(1e9), new(big.Int).Mul(head.BaseFee, big.NewInt(2))), Gas: 500000, To: &to, Data: data,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }

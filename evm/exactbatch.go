@@ -37,10 +37,10 @@ func (e *Exact) SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*x40
 		}
 		items[i] = it
 	}
-	record := func(tx string) error {
+	record := func(tx, raw string) error {
 		for _, p := range ps {
 			if p.RecordTx != nil {
-				if err := p.RecordTx(ctx, tx); err != nil {
+				if err := p.RecordTx(ctx, tx, raw); err != nil {
 					return err
 				}
 			}

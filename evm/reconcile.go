@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
@@ -32,6 +34,12 @@ var _ coinop.Reconciler = (*Chain)(nil)
 //     it (ours if its receipt says so, else found from the token's
 //     AuthorizationUsed event).
 //   - settling, not used, our transaction still pending: unknown yet.
+//   - settling, not used, our journaled transaction unknown to the node
+//     (its broadcast failed, or a crash came first): the same signed bytes
+//     are broadcast again, unless nothing can land any more: the
+//     authorization expired (failed), or another transaction of the
+//     settlement key took its nonce (failed; async: Resettle). A new
+//     transaction is never signed while the journaled one may still land.
 //   - settling, not used, no transaction in flight: failed, nothing moved;
 //     except in async mode, where the response was already served and the
 //     settlement is still owed: Resettle.
@@ -69,11 +77,35 @@ func (c *Chain) Reconcile(ctx context.Context, p *coinop.Payment) (coinop.Outcom
 		switch {
 		case err == nil && pending:
 			return coinop.Outcome{}, nil // still in the pool: wait
-		case err == nil && p.Mode != coinop.ModeAsync:
-			// Mined without using the authorization: it reverted.
-			return coinop.Outcome{State: coinop.StateFailed, Tx: p.Tx, Reason: "settlement_reverted"}, nil
+		case err == nil:
+			// Mined, though the authorization looked unused: it reverted,
+			// or it was mined after authorizationState was read.
+			rc, err := c.cfg.Backend.TransactionReceipt(ctx, common.HexToHash(p.Tx))
+			if err != nil {
+				return coinop.Outcome{}, fmt.Errorf("receipt of %s: %w", p.Tx, err)
+			}
+			if rc.Status == types.ReceiptStatusSuccessful {
+				// The receipt is the evidence (the latest state may not
+				// include its block yet): the token logged this
+				// authorization's use in it, or, in a batch that succeeded
+				// without this item, did not.
+				var own []*types.Log
+				for _, l := range rc.Logs {
+					if l.Address == asset {
+						own = append(own, l)
+					}
+				}
+				if hasAuthorizationUsed(own, payer, nonce) {
+					return coinop.Outcome{State: coinop.StateSettled, Tx: p.Tx}, nil
+				}
+			}
+			if p.Mode != coinop.ModeAsync {
+				return coinop.Outcome{State: coinop.StateFailed, Tx: p.Tx, Reason: "settlement_reverted"}, nil
+			}
 		case err != nil && !errors.Is(err, ethereum.NotFound):
 			return coinop.Outcome{}, fmt.Errorf("transaction %s: %w", p.Tx, err)
+		case p.RawTx != "":
+			return c.resend(ctx, p, payer, nonce)
 		}
 	}
 	if p.Mode == coinop.ModeAsync {
@@ -81,6 +113,86 @@ func (c *Chain) Reconcile(ctx context.Context, p *coinop.Payment) (coinop.Outcom
 		return coinop.Outcome{Resettle: true}, nil
 	}
 	return coinop.Outcome{State: coinop.StateFailed, Reason: "settlement_not_sent"}, nil
+}
+
+// resend finishes a settling payment whose journaled transaction the node
+// does not know and whose authorization is unused: it broadcasts the same
+// bytes again while they can still land, and otherwise says why nothing
+// will.
+func (c *Chain) resend(ctx context.Context, p *coinop.Payment, payer common.Address, nonce [32]byte) (coinop.Outcome, error) {
+	tx, err := decodeRaw(p.RawTx)
+	if err != nil {
+		return coinop.Outcome{}, fmt.Errorf("payment %s: %w", p.ID, err)
+	}
+	if !strings.EqualFold(tx.Hash().Hex(), p.Tx) {
+		return coinop.Outcome{}, fmt.Errorf("payment %s: journaled transaction hashes to %s, not %s", p.ID, tx.Hash().Hex(), p.Tx)
+	}
+	head, err := c.cfg.Backend.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return coinop.Outcome{}, fmt.Errorf("latest header: %w", err)
+	}
+	if vb, ok := validBefore(tx, payer, nonce); ok && vb.Cmp(new(big.Int).SetUint64(head.Time)) <= 0 {
+		// Mined now or later, it would revert: nothing can move this money.
+		return coinop.Outcome{State: coinop.StateFailed, Tx: p.Tx, Reason: "authorization_expired_unsent"}, nil
+	}
+	from, err := types.Sender(c.signer, tx)
+	if err != nil {
+		return coinop.Outcome{}, fmt.Errorf("payment %s: journaled transaction: %w", p.ID, err)
+	}
+	mined, err := c.cfg.Backend.NonceAt(ctx, from, nil)
+	if err != nil {
+		return coinop.Outcome{}, fmt.Errorf("nonce of %s: %w", from.Hex(), err)
+	}
+	if mined > tx.Nonce() {
+		// Another transaction of the settlement key used the nonce: the
+		// journaled one can never be mined.
+		if p.Mode == coinop.ModeAsync {
+			return coinop.Outcome{Resettle: true}, nil
+		}
+		return coinop.Outcome{State: coinop.StateFailed, Tx: p.Tx, Reason: coinop.ReasonSettlementNonceTaken}, nil
+	}
+	if _, err := c.Rebroadcast(ctx, p.RawTx); err != nil {
+		return coinop.Outcome{}, fmt.Errorf("rebroadcast %s: %w", p.Tx, err)
+	}
+	return coinop.Outcome{}, nil // in the pool again: the next pass learns its fate
+}
+
+// validBefore reads, from a settlement transaction's calldata (a token's
+// transferWithAuthorization or a batch settler's settle), the validBefore of
+// payer's authorization nonce.
+func validBefore(tx *types.Transaction, payer common.Address, nonce [32]byte) (*big.Int, bool) {
+	data := tx.Data()
+	if len(data) < 4 {
+		return nil, false
+	}
+	if m, err := tokenABI.MethodById(data[:4]); err == nil && m.Name == "transferWithAuthorization" {
+		args, err := m.Inputs.Unpack(data[4:])
+		if err != nil || len(args) < 6 {
+			return nil, false
+		}
+		from, _ := args[0].(common.Address)
+		n, _ := args[5].([32]byte)
+		vb, ok := args[4].(*big.Int)
+		return vb, ok && from == payer && n == nonce
+	}
+	m, err := batchABI.MethodById(data[:4])
+	if err != nil || m.Name != "settle" {
+		return nil, false
+	}
+	args, err := m.Inputs.Unpack(data[4:])
+	if err != nil || len(args) < 2 {
+		return nil, false
+	}
+	items, ok := abi.ConvertType(args[1], new([]batchItem)).(*[]batchItem)
+	if !ok {
+		return nil, false
+	}
+	for _, it := range *items {
+		if it.From == payer && it.Nonce == nonce {
+			return it.ValidBefore, true
+		}
+	}
+	return nil, false
 }
 
 // usedBy finds the transaction whose AuthorizationUsed event consumed

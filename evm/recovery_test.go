@@ -14,12 +14,12 @@ import (
 	"github.com/coinop/coinop/recovery"
 )
 
-// journalAs reserves p's payment in the rig's journal and moves it to state,
-// as a crash at that point would have left it.
-func (r *rig) journalAs(t *testing.T, p *payment, state coinop.State, tx string) *coinop.Payment {
+// journalAs reserves p's payment in the rig's journal in mode ("" is sync)
+// and moves it to state, as a crash at that point would have left it.
+func (r *rig) journalAs(t *testing.T, p *payment, state coinop.State, tx, mode string) *coinop.Payment {
 	t.Helper()
 	pm := &coinop.Payment{
-		ID: "test-" + hex.EncodeToString(p.auth.Nonce[:8]), Rail: "x402-exact-evm", Network: r.reqs.Network,
+		ID: "test-" + hex.EncodeToString(p.auth.Nonce[:8]), Rail: "x402-exact-evm", Network: r.reqs.Network, Mode: mode,
 		Asset: strings.ToLower(r.chain.Token.Hex()), Payer: strings.ToLower(p.auth.From.Hex()),
 		PayTo: strings.ToLower(r.payee.Hex()), Nonce: "0x" + hex.EncodeToString(p.auth.Nonce[:]), Amount: p.auth.Value,
 	}
@@ -40,6 +40,13 @@ func (r *rig) journalAs(t *testing.T, p *payment, state coinop.State, tx string)
 // crash" or "someone else submitted it") and returns the transaction hash.
 func (r *rig) sendAuthorization(t *testing.T, p *payment) string {
 	t.Helper()
+	return sendTx(t, r.client, r.chain.Owner, r.chain.ChainID, r.chain.Token, transferCalldata(t, p)).Hex()
+}
+
+// transferCalldata is the token's transferWithAuthorization call for p,
+// signed first if need be.
+func transferCalldata(t *testing.T, p *payment) []byte {
+	t.Helper()
 	if p.sig == nil {
 		p.sign()
 	}
@@ -51,28 +58,28 @@ func (r *rig) sendAuthorization(t *testing.T, p *payment) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sendTx(t, r.client, r.chain.Owner, r.chain.ChainID, r.chain.Token, data).Hex()
+	return data
 }
 
 func TestRecovery(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
 
-	beforeSettle := r.journalAs(t, r.newPayment(t), coinop.StateVerified, "")
+	beforeSettle := r.journalAs(t, r.newPayment(t), coinop.StateVerified, "", "")
 
 	landed := r.newPayment(t)
 	landedTx := r.sendAuthorization(t, landed)
-	sentAndLanded := r.journalAs(t, landed, coinop.StateSettling, landedTx)
+	sentAndLanded := r.journalAs(t, landed, coinop.StateSettling, landedTx, "")
 
 	other := r.newPayment(t)
 	otherTx := r.sendAuthorization(t, other)
-	usedElsewhere := r.journalAs(t, other, coinop.StateSettling, "")
+	usedElsewhere := r.journalAs(t, other, coinop.StateSettling, "", "")
 
-	neverSent := r.journalAs(t, r.newPayment(t), coinop.StateSettling, "")
+	neverSent := r.journalAs(t, r.newPayment(t), coinop.StateSettling, "", "")
 
 	lost := r.newPayment(t)
 	lostTx := "0x" + strings.Repeat("ab", 32) // recorded, never reached the node
-	lostPayment := r.journalAs(t, lost, coinop.StateSettling, lostTx)
+	lostPayment := r.journalAs(t, lost, coinop.StateSettling, lostTx, "")
 
 	rep, err := recovery.Run(ctx, r.store, map[string]coinop.Reconciler{r.reqs.Network: r.evm}, time.Now().Add(time.Second), slog.Default())
 	if err != nil {

@@ -51,6 +51,9 @@ type Journal interface {
 	Transition(ctx context.Context, id string, from, to coinop.State, tx, reason string) error
 	// Get returns a payment, or an error wrapping store.ErrNotFound.
 	Get(ctx context.Context, id string) (*coinop.Payment, error)
+	// RecordTx journals a settling payment's transaction hash and signed
+	// bytes before the transaction is first broadcast.
+	RecordTx(ctx context.Context, id, tx, raw string) error
 }
 
 // Config configures a Handler.
@@ -415,8 +418,8 @@ func (h *Handler) settle(w http.ResponseWriter, ctx context.Context, req *reques
 		fail(coinop.Wrap(coinop.KindUnavailable, "store_unavailable", err, "the journal is unavailable; nothing was settled"))
 		return
 	}
-	p.RecordTx = func(ctx context.Context, tx string) error {
-		return j.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettling, tx, "")
+	p.RecordTx = func(ctx context.Context, tx, raw string) error {
+		return j.RecordTx(ctx, p.ID, tx, raw)
 	}
 	resp, err := s.Settle(ctx, p, &req.cred)
 	if resp == nil {
@@ -441,6 +444,11 @@ func (h *Handler) settle(w http.ResponseWriter, ctx context.Context, req *reques
 		}
 		resp.ErrorMessage = coinop.AsError(err).Message
 		h.log.Warn("settlement pending", "payment", p.ID, "tx", resp.Transaction, "err", err)
+	case coinop.AsError(err).Reason == x402.ReasonSettlementNotSent:
+		// Signed and journaled, accepted by no node yet: it may still land,
+		// so it stays settling for recovery, which broadcasts it again.
+		resp.Success, resp.ErrorReason, resp.ErrorMessage = false, x402.ReasonSettlementNotSent, coinop.AsError(err).Message
+		h.log.Warn("settlement not sent; recovery will finish it", "payment", p.ID, "tx", resp.Transaction, "err", err)
 	default:
 		if err == nil {
 			err = coinop.Errorf(coinop.KindSettleFailed, x402.ReasonUnexpectedSettle, "settlement did not succeed")

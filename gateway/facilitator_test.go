@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
+	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/client"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/eip3009"
@@ -24,43 +26,60 @@ import (
 	"github.com/coinop/coinop/store/sqlite"
 )
 
-// TestFacilitatorNetwork configures a network with `facilitator: URL`
-// instead of an rpc and a key: the gateway has no node, and the payment is
-// verified and settled by coinop's facilitator over HTTP.
-func TestFacilitatorNetwork(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+// facilitated is a gateway whose one network is settled by coinop's
+// facilitator over HTTP, on the embedded chain.
+type facilitated struct {
+	dev   *devchain.Chain
+	chain *evm.Chain // the facilitator's
+	fsrv  *httptest.Server
+	g     *gateway.Gateway
+	gsrv  *httptest.Server
+	payee common.Address
+	hc    *http.Client
+}
+
+// newFacilitated starts the chain, the facilitator and the gateway. front,
+// if set, wraps the facilitator's handler as the gateway sees it; withRPC
+// sets the chain's rpc beside the facilitator.
+func newFacilitated(t *testing.T, ctx context.Context, front func(http.Handler) http.Handler, withRPC bool) *facilitated {
+	t.Helper()
 	dev, err := devchain.Start(ctx, devchain.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dev.Close()
+	t.Cleanup(func() { dev.Close() })
 	cl, err := ethclient.DialContext(ctx, dev.RPCURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	chain, err := evm.NewChain(evm.ChainConfig{ChainID: dev.ChainID, Backend: cl, SettlementKey: dev.Settler})
-	if err != nil {
+	t.Cleanup(cl.Close)
+	f := &facilitated{dev: dev, payee: crypto.PubkeyToAddress(dev.Payee.PublicKey)}
+	if f.chain, err = evm.NewChain(evm.ChainConfig{ChainID: dev.ChainID, Backend: cl, SettlementKey: dev.Settler}); err != nil {
 		t.Fatal(err)
 	}
 	fj, err := sqlite.Open(filepath.Join(t.TempDir(), "facilitator.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fj.Close()
-	h, err := facilitator.New(facilitator.Config{Chains: []*evm.Chain{chain}, Journal: fj})
-	if err != nil {
+	t.Cleanup(func() { fj.Close() })
+	var h http.Handler
+	if h, err = facilitator.New(facilitator.Config{Chains: []*evm.Chain{f.chain}, Journal: fj}); err != nil {
 		t.Fatal(err)
 	}
-	fsrv := httptest.NewServer(h)
-	defer fsrv.Close()
+	if front != nil {
+		h = front(h)
+	}
+	f.fsrv = httptest.NewServer(h)
+	t.Cleanup(f.fsrv.Close)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "sunny")
 	}))
-	defer upstream.Close()
+	t.Cleanup(upstream.Close)
 
-	payee := crypto.PubkeyToAddress(dev.Payee.PublicKey)
+	rpc := ""
+	if withRPC {
+		rpc = "rpc: " + dev.RPCURL
+	}
 	cfg, err := config.Parse("coinop.yaml", fmt.Appendf(nil, `
 upstream: %s
 store: %s
@@ -68,6 +87,7 @@ pay_to: "%s"
 networks:
   - id: eip155:%d
     facilitator: %s
+    %s
     assets:
       - symbol: USDC
         address: "%s"
@@ -76,24 +96,39 @@ networks:
 routes:
   - match: GET /weather
     price: 0.001 USDC
-`, upstream.URL, filepath.Join(t.TempDir(), "gateway.db"), payee.Hex(), dev.ChainID, fsrv.URL, dev.Token.Hex(), devchain.TokenName, devchain.TokenVersion))
+`, upstream.URL, filepath.Join(t.TempDir(), "gateway.db"), f.payee.Hex(), dev.ChainID, f.fsrv.URL, rpc, dev.Token.Hex(), devchain.TokenName, devchain.TokenVersion))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(ctx, cfg, gateway.Options{})
-	if err != nil {
+	if f.g, err = gateway.New(ctx, cfg, gateway.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	defer g.Close()
-	gsrv := httptest.NewServer(g.Handler())
-	defer gsrv.Close()
-
+	t.Cleanup(func() { f.g.Close() })
+	f.gsrv = httptest.NewServer(f.g.Handler())
+	t.Cleanup(f.gsrv.Close)
 	key, err := eip3009.NewKey(crypto.FromECDSA(dev.Payer))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &client.Transport{Key: key, Policy: client.Policy{MaxAmount: big.NewInt(1000)}}}
-	resp, err := hc.Get(gsrv.URL + "/weather")
+	f.hc = &http.Client{Timeout: 30 * time.Second, Transport: &client.Transport{Key: key, Policy: client.Policy{MaxAmount: big.NewInt(1000)}}}
+	return f
+}
+
+func (f *facilitated) payeeHolds(t *testing.T, ctx context.Context, want int64) {
+	t.Helper()
+	if got, err := f.chain.BalanceOf(ctx, f.dev.Token, f.payee); err != nil || got.Int64() != want {
+		t.Fatalf("payee holds %v (%v), want %d", got, err, want)
+	}
+}
+
+// TestFacilitatorNetwork configures a network with `facilitator: URL`
+// instead of an rpc and a key: the gateway has no node, and the payment is
+// verified and settled by coinop's facilitator over HTTP.
+func TestFacilitatorNetwork(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f := newFacilitated(t, ctx, nil, false)
+	resp, err := f.hc.Get(f.gsrv.URL + "/weather")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,18 +137,72 @@ routes:
 	if resp.StatusCode != 200 || string(body) != "sunny" {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
-	if got, err := chain.BalanceOf(ctx, dev.Token, payee); err != nil || got.Int64() != 1000 {
-		t.Fatalf("payee holds %v (%v), want 1000", got, err)
-	}
+	f.payeeHolds(t, ctx, 1000)
 
 	// With the facilitator gone, priced requests fail closed.
-	fsrv.Close()
-	resp, err = hc.Get(gsrv.URL + "/weather")
+	f.fsrv.Close()
+	resp, err = f.hc.Get(f.gsrv.URL + "/weather")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("with the facilitator down: %d, want 503", resp.StatusCode)
+	}
+}
+
+// TestFacilitatorNetworkReconciledByRPC: the facilitator settles, but its
+// answer to /settle is lost (a 502 from a proxy in front of it). The gateway
+// does not serve (503 settlement_not_sent); its recovery asks the chain
+// through the network's read-only rpc, finds the money moved, and the
+// payer's retry of the same payment is served.
+func TestFacilitatorNetworkReconciledByRPC(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	loseSettleAnswer := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/settle" {
+				h.ServeHTTP(w, r)
+				return
+			}
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+		})
+	}
+	f := newFacilitated(t, ctx, loseSettleAnswer, true)
+	resp, err := http.Get(f.gsrv.URL + "/weather")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	pay, err := f.hc.Transport.(*client.Transport).Pay(f.gsrv.URL+"/weather", resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() (int, string) {
+		req, _ := http.NewRequest("GET", f.gsrv.URL+"/weather", nil)
+		req.Header.Set(pay.Header, pay.Value)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := get(); status != http.StatusServiceUnavailable {
+		t.Fatalf("settlement answer lost: %d %s, want 503", status, body)
+	}
+	f.payeeHolds(t, ctx, 1000) // the facilitator did settle
+	rep := f.g.Recover(ctx, time.Now().Add(time.Second))
+	if rep.Settled != 1 || rep.Unreconcilable != 0 {
+		t.Fatalf("recovery %+v, want the payment settled through the rpc", rep)
+	}
+	if status, body := get(); status != 200 || body != "sunny" {
+		t.Fatalf("retry after recovery: %d %s", status, body)
+	}
+	ps, err := f.g.Store().List(ctx, coinop.StateSettled, 0)
+	if err != nil || len(ps) != 1 || ps[0].Served.IsZero() {
+		t.Fatalf("journal %+v %v, want one settled, served payment", ps, err)
 	}
 }

@@ -92,12 +92,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 
 	chains := map[*config.Network]*evm.Chain{}
 	for _, n := range cfg.Networks {
-		if n.Facilitator != "" {
+		if n.Facilitator != "" && n.RPC == "" {
 			continue // verified and settled by the facilitator; see below
 		}
-		key, err := settlementKey(n, opts.Getenv)
-		if err != nil {
-			return nil, fmt.Errorf("network %s: %w", n.ID, err)
+		var key *ecdsa.PrivateKey
+		if n.Facilitator == "" { // beside a facilitator, the node only reconciles
+			if key, err = settlementKey(n, opts.Getenv); err != nil {
+				return nil, fmt.Errorf("network %s: %w", n.ID, err)
+			}
 		}
 		rc, err := rpc.DialOptions(ctx, n.RPC, rpc.WithHTTPClient(rpcHTTPClient()))
 		if err != nil {
@@ -112,7 +114,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		if err != nil {
 			return nil, fmt.Errorf("network %s: %w", n.ID, err)
 		}
-		chains[n] = ch
+		if n.Facilitator == "" {
+			chains[n] = ch
+		}
 		g.reconcilers[n.ID] = ch
 	}
 
@@ -367,7 +371,7 @@ func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Rep
 		g.pw.Resume(ctx, rep.Resettle)
 	}
 	if rep.Checked > 0 {
-		g.log.Info("recovery pass", "checked", rep.Checked, "settled", rep.Settled, "failed", rep.Failed, "released", rep.Released, "pending", rep.Pending)
+		g.log.Info("recovery pass", "checked", rep.Checked, "settled", rep.Settled, "failed", rep.Failed, "released", rep.Released, "pending", rep.Pending, "unreconcilable", rep.Unreconcilable)
 	}
 	return rep
 }

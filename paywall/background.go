@@ -168,8 +168,10 @@ func (b *background) settleBatch(bs coinop.BatchSettler, group []job) []job {
 	rcs, errs := bs.SettleBatch(ctx, ps)
 	var retry []job
 	for i, j := range group {
-		if errs[i] != nil && coinop.KindOf(errs[i]) == coinop.KindUnavailable && j.p.Tx == "" && (rcs[i] == nil || !rcs[i].Pending) {
-			retry = append(retry, j) // never sent: settle alone, waiting out the outage
+		if errs[i] != nil && coinop.KindOf(errs[i]) == coinop.KindUnavailable && (j.p.Tx == "" || notSent(errs[i])) && (rcs[i] == nil || !rcs[i].Pending) {
+			// Never sent, or sent to no node: settle alone (or broadcast
+			// the batch's journaled bytes again), waiting out the outage.
+			retry = append(retry, j)
 			continue
 		}
 		_, err := b.pw.record(ctx, j.p, rcs[i], errs[i])
@@ -191,17 +193,20 @@ func (b *background) done(j job, err error) {
 }
 
 // settle collects one owed payment, waiting out outages: while the network
-// is unavailable (nothing was sent) it retries with backoff until the
-// paywall closes; then the payment stays owed for recovery.
+// is unavailable it retries with backoff until the paywall closes; then the
+// payment stays owed for recovery. A payment whose journaled transaction no
+// node accepted is retried by broadcasting that transaction again (through
+// a coinop.Resender), never by settling anew; one that a node holds but
+// whose receipt is late is left to recovery.
 func (b *background) settle(j job) {
 	var err error
 	defer func() { b.done(j, err) }()
 	backoff := time.Second
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), b.pw.cfg.SettleTimeout)
-		_, err = b.pw.collect(ctx, j.rail, j.p)
+		err = b.attempt(ctx, j)
 		cancel()
-		if err == nil || coinop.KindOf(err) != coinop.KindUnavailable || j.p.Tx != "" {
+		if err == nil || coinop.KindOf(err) != coinop.KindUnavailable || j.p.Tx != "" && !notSent(err) {
 			return
 		}
 		b.pw.log.Warn("background settlement waits for the network", "payment", j.p.ID, "retry_in", backoff, "err", err)
@@ -220,6 +225,35 @@ func (b *background) settle(j job) {
 		backoff = min(backoff*2, 30*time.Second)
 	}
 }
+
+// attempt settles j once: anew, or from its journaled transaction when one
+// was signed and no node accepted it. A journaled transaction whose nonce
+// another one took can never be mined, so the payment is settled anew; one
+// the node refuses for any other reason is left settling: recovery reads the
+// chain and decides whether it failed or must be settled anew.
+func (b *background) attempt(ctx context.Context, j job) error {
+	rs, ok := j.rail.(coinop.Resender)
+	if !ok || j.p.RawTx == "" {
+		_, err := b.pw.collect(ctx, j.rail, j.p)
+		return err
+	}
+	b.pw.prepare(j.p)
+	rc, err := rs.Resend(ctx, j.p)
+	if coinop.AsError(err).Reason == coinop.ReasonSettlementNonceTaken {
+		// The journaled transaction can never be mined: settle anew.
+		j.p.Tx, j.p.RawTx = "", ""
+		_, err = b.pw.collect(ctx, j.rail, j.p)
+		return err
+	}
+	if err != nil && coinop.KindOf(err) != coinop.KindUnavailable {
+		b.pw.log.Warn("a resent settlement was refused; recovery will decide", "payment", j.p.ID, "tx", j.p.Tx, "err", err)
+		return err
+	}
+	_, err = b.pw.record(ctx, j.p, rc, err)
+	return err
+}
+
+func notSent(err error) bool { return coinop.AsError(err).Reason == coinop.ReasonSettlementNotSent }
 
 func (b *background) close(ctx context.Context) error {
 	b.once.Do(func() { close(b.stop) })
@@ -266,6 +300,9 @@ func (pw *Paywall) Resume(ctx context.Context, ps []*coinop.Payment) {
 			}
 			continue
 		}
+		// Recovery found that the journaled transaction, if any, can never
+		// land: the payment is settled anew.
+		p.Tx, p.RawTx = "", ""
 		pw.bg.expose(p, nil) // already served: counted whatever the cap
 		pw.bg.enqueue(restored, p)
 	}

@@ -52,6 +52,9 @@ func (c *instantChain) SuggestGasTipCap(context.Context) (*big.Int, error)      
 func (c *instantChain) HeaderByNumber(context.Context, *big.Int) (*types.Header, error) {
 	return &types.Header{BaseFee: big.NewInt(1)}, nil
 }
+func (c *instantChain) NonceAt(context.Context, common.Address, *big.Int) (uint64, error) {
+	return 0, nil
+}
 
 // SendTransaction mines tx: transferWithAuthorization(from, to, value, …)
 // moves value from from to to.

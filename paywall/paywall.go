@@ -41,6 +41,10 @@ type Journal interface {
 	// ByIdempotencyKey returns the payer's live payment holding key, or an
 	// error wrapping store.ErrNotFound.
 	ByIdempotencyKey(ctx context.Context, payer, key string) (*coinop.Payment, error)
+	// RecordTx journals a settling payment's transaction hash and signed
+	// bytes (compare and set on settling) before the transaction is first
+	// broadcast.
+	RecordTx(ctx context.Context, id, tx, raw string) error
 }
 
 // Route prices the requests that match Pattern.
@@ -455,15 +459,24 @@ func (pw *Paywall) collect(ctx context.Context, rail coinop.Rail, p *coinop.Paym
 // prepare gives p the hooks a rail calls while settling: journal the
 // transaction hash before broadcast, and report steps.
 func (pw *Paywall) prepare(p *coinop.Payment) {
-	p.RecordTx = func(ctx context.Context, tx string) error {
-		if err := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettling, tx, ""); err != nil {
+	p.RecordTx = func(ctx context.Context, tx, raw string) error {
+		if err := recordTx(ctx, pw.cfg.Journal, p.ID, tx, raw); err != nil {
 			return err
 		}
-		p.Tx = tx
+		p.Tx, p.RawTx = tx, raw
 		pw.step("tx_recorded", p)
 		return nil
 	}
 	p.Step = func(name string) { pw.step(name, p) }
+}
+
+// recordTx journals a settling payment's transaction: with its signed bytes
+// when the rail has them, else its hash alone.
+func recordTx(ctx context.Context, j Journal, id, tx, raw string) error {
+	if raw == "" {
+		return j.Transition(ctx, id, coinop.StateSettling, coinop.StateSettling, tx, "")
+	}
+	return j.RecordTx(ctx, id, tx, raw)
 }
 
 // record journals a settlement's outcome (see collect) and returns it.
@@ -483,6 +496,14 @@ func (pw *Paywall) record(ctx context.Context, p *coinop.Payment, rc *coinop.Rec
 		return rc, err
 	case err == nil:
 		err = coinop.Errorf(coinop.KindSettleFailed, "unexpected_settle_error", "settlement did not succeed")
+	}
+	if e := coinop.AsError(err); e.Kind == coinop.KindUnavailable && e.Reason == coinop.ReasonSettlementNotSent {
+		// No node is known to hold the settlement, yet it may have reached
+		// one: it stays settling, owed, for recovery to find by hash and
+		// authorization and to broadcast again. Nothing was served for it
+		// (sync) unless it was served before settling (async).
+		pw.log.Warn("settlement not sent; recovery will finish it", "payment", p.ID, "tx", p.Tx, "mode", p.Mode, "err", err)
+		return rc, err
 	}
 	if coinop.KindOf(err) == coinop.KindUnavailable && p.Mode == coinop.ModeAsync {
 		return rc, err // nothing was sent; still owed, retried in the background

@@ -21,9 +21,18 @@ type Journal interface {
 	Transition(ctx context.Context, id string, from, to coinop.State, tx, reason string) error
 }
 
+// ReasonUnreconcilable marks a settling payment whose network recovery has
+// no way to ask (a remote facilitator's network without an rpc): recovery
+// records it once, then leaves the payment alone, counted in each Report,
+// for an operator (and `coinop audit`) to see.
+const ReasonUnreconcilable = "unreconcilable_no_rpc"
+
 // Report counts what one pass did.
 type Report struct {
 	Checked, Settled, Failed, Released, Pending, Skipped int
+	// Unreconcilable counts settling payments on networks no reconciler
+	// covers; they are left settling with ReasonUnreconcilable.
+	Unreconcilable int
 	// Resettle lists payments whose response was served (async mode) but
 	// whose settlement never reached the network; the caller settles them
 	// again from their journaled payload.
@@ -47,13 +56,14 @@ func Run(ctx context.Context, j Journal, reconcilers map[string]coinop.Reconcile
 			rep.Skipped++
 			continue
 		}
-		rep.Checked++
 		r, ok := reconcilers[p.Network]
 		if !ok {
-			errs = append(errs, fmt.Errorf("payment %s: no network %s configured to reconcile it", p.ID, p.Network))
-			rep.Pending++
+			if err := unreconcilable(ctx, j, p, &rep, log); err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
+		rep.Checked++
 		out, err := r.Reconcile(ctx, p)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("payment %s: %w", p.ID, err))
@@ -87,7 +97,41 @@ func Run(ctx context.Context, j Journal, reconcilers map[string]coinop.Reconcile
 		case coinop.StateReleased:
 			rep.Released++
 		}
+		if out.State == coinop.StateFailed && !p.Served.IsZero() {
+			// The seller gave the response away and will not be paid for it.
+			log.Error("a served payment's settlement failed: its response was given away unpaid",
+				"payment", p.ID, "payer", p.Payer, "amount", p.Amount.String(), "network", p.Network, "tx", out.Tx, "reason", reason)
+			continue
+		}
 		log.Info("recovered payment", "payment", p.ID, "from", p.State, "to", out.State, "tx", out.Tx, "reason", reason)
 	}
 	return rep, errors.Join(errs...)
+}
+
+// unreconcilable handles a payment on a network without a reconciler. A
+// verified one never reached settlement, so its response never left: it is
+// released, as on any network. A settling one may or may not have moved
+// money, and nothing here can find out: it is marked once with
+// ReasonUnreconcilable and a warning, and from then on only counted, never
+// retried; a later configuration with a reconciler for its network (an rpc
+// beside the facilitator) finishes it.
+func unreconcilable(ctx context.Context, j Journal, p *coinop.Payment, rep *Report, log *slog.Logger) error {
+	if p.State == coinop.StateVerified {
+		rep.Checked++
+		if err := j.Transition(ctx, p.ID, p.State, coinop.StateReleased, "", "recovered_before_settlement"); err != nil && coinop.KindOf(err) != coinop.KindInFlight {
+			return fmt.Errorf("payment %s: %w", p.ID, err)
+		}
+		rep.Released++
+		return nil
+	}
+	rep.Unreconcilable++
+	if p.Reason == ReasonUnreconcilable {
+		return nil
+	}
+	if err := j.Transition(ctx, p.ID, p.State, p.State, "", ReasonUnreconcilable); err != nil && coinop.KindOf(err) != coinop.KindInFlight {
+		return fmt.Errorf("payment %s: %w", p.ID, err)
+	}
+	log.Warn("a payment's settlement cannot be reconciled: its network has no rpc configured; left settling for an operator",
+		"payment", p.ID, "network", p.Network, "payer", p.Payer, "amount", p.Amount.String(), "served", !p.Served.IsZero())
+	return nil
 }

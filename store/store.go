@@ -81,3 +81,14 @@ func Legal(from, to coinop.State) bool {
 	}
 	return false
 }
+
+// CheckRecordTx refuses, before any I/O, a settlement transaction a journal
+// must not record: no payment ID, no hash, or no signed bytes. backend names
+// the caller in the log-only cause.
+func CheckRecordTx(backend, id, tx, raw string) error {
+	if id != "" && tx != "" && raw != "" {
+		return nil
+	}
+	return coinop.Wrap(coinop.KindInternal, "internal_error",
+		fmt.Errorf("%s: record tx %q: payment ID, hash and signed transaction are all required", backend, id), "internal error")
+}

@@ -57,6 +57,7 @@ var (
 	_ coinop.Rail         = (*Rail)(nil)
 	_ coinop.Restorer     = (*Rail)(nil)
 	_ coinop.BatchSettler = (*Rail)(nil)
+	_ coinop.Resender     = (*Rail)(nil)
 )
 
 func (r *Rail) requirements(ch coinop.Charge) []PaymentRequirements {
@@ -274,6 +275,30 @@ func (r *Rail) Settle(ctx context.Context, p *coinop.Payment) (*coinop.Receipt, 
 		return nil, err
 	}
 	resp, err := c.scheme.Settle(ctx, p, c)
+	if resp == nil {
+		return nil, err
+	}
+	return receipt(resp, c.Version), err
+}
+
+// ResendScheme is implemented by schemes that can broadcast a payment's
+// journaled settlement transaction again and finish the settlement from it.
+type ResendScheme interface {
+	Resend(ctx context.Context, p *coinop.Payment, c *Credential) (*SettleResponse, error)
+}
+
+// Resend broadcasts p's journaled settlement transaction again through its
+// scheme, and encodes the result as Settle does.
+func (r *Rail) Resend(ctx context.Context, p *coinop.Payment) (*coinop.Receipt, error) {
+	c, err := credential(p)
+	if err != nil {
+		return nil, err
+	}
+	rs, ok := c.scheme.(ResendScheme)
+	if !ok {
+		return nil, coinop.Errorf(coinop.KindInternal, ReasonUnexpectedSettle, "this payment's scheme cannot resend a settlement")
+	}
+	resp, err := rs.Resend(ctx, p, c)
 	if resp == nil {
 		return nil, err
 	}

@@ -1,5 +1,7 @@
 package x402
 
+import "github.com/coinop/coinop"
+
 // Reason codes. Where the official SDKs agree, we use their spelling; where
 // they differ, the Go SDK's, or the specification's (v2 §9). Clients should
 // treat them as opaque strings.
@@ -29,4 +31,15 @@ const (
 	ReasonNoMatchingOffer     = "no_matching_payment_requirements"
 	ReasonChainUnavailable    = "chain_unavailable"
 	ReasonEIP3009NotSupported = "invalid_exact_evm_eip3009_not_supported"
+)
+
+// Reasons of a settlement whose transaction no node accepted.
+const (
+	// ReasonSettlementNotSent: the settlement transaction was signed and
+	// journaled, but no node accepted it; it may still land (it is
+	// broadcast again), so nothing is served until it does.
+	ReasonSettlementNotSent = coinop.ReasonSettlementNotSent
+	// ReasonSettlementRejected: the node refused the settlement transaction
+	// outright (gas funds, an invalid transaction, a nonce already used).
+	ReasonSettlementRejected = "settlement_rejected"
 )

@@ -164,16 +164,22 @@ func (s *Scheme) Verify(ctx context.Context, p *coinop.Payment, c *x402.Credenti
 	return refusal(vr.InvalidReason, vr.InvalidMessage, coinop.KindRejected)
 }
 
-// Settle asks the facilitator to settle the payment. When the request may
-// have reached the facilitator but no answer came back, the outcome is
-// unknown: the response is pending, never failed.
+// Settle asks the facilitator to settle the payment. Only an answer counts:
+// success, pending (the facilitator says it sent the transaction) or a
+// refusal. When no answer came back (a transport error, a 5xx such as 503,
+// a body that is not the facilitator's JSON) nothing is known to have been
+// sent, yet the request may have reached the facilitator and the money may
+// still move: the error is KindUnavailable with reason
+// settlement_not_sent, so the engine neither serves (sync) nor fails the
+// payment, and recovery reconciles it on chain when the network has an rpc.
+// A connection that was refused never reached anyone: facilitator_unavailable.
 func (s *Scheme) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credential) (*x402.SettleResponse, error) {
 	var sr x402.SettleResponse
 	err := s.call(ctx, "/settle", s.cfg.SettleTimeout, c, &sr, func(m map[string]json.RawMessage) bool { return m["success"] != nil })
 	if err != nil {
 		if coinop.KindOf(err) == coinop.KindUnavailable && !neverSent(err) {
-			return &x402.SettleResponse{Network: s.cfg.Network, Payer: payerHex(p), Pending: true, ErrorReason: x402.ReasonSettlementPending},
-				coinop.Wrap(coinop.KindUnavailable, x402.ReasonSettlementPending, err, "the facilitator did not answer; the settlement's outcome is not known yet")
+			return &x402.SettleResponse{Network: s.cfg.Network, Payer: payerHex(p), ErrorReason: x402.ReasonSettlementNotSent},
+				coinop.Wrap(coinop.KindUnavailable, x402.ReasonSettlementNotSent, err, "the facilitator did not confirm the settlement; nothing was served. Try again shortly")
 		}
 		return nil, err
 	}
@@ -204,6 +210,10 @@ func refusal(reason, message string, kind coinop.Kind) error {
 		kind = coinop.KindInsufficientFunds
 	case x402.ReasonNonceUsed:
 		kind = coinop.KindReplayed
+	case x402.ReasonSettlementNotSent:
+		// The facilitator signed a transaction no node accepted yet: it
+		// may still land.
+		kind = coinop.KindUnavailable
 	}
 	if message == "" {
 		message = "the facilitator refused the payment: " + reason

@@ -1,6 +1,7 @@
 package remote_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -9,11 +10,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +35,7 @@ import (
 	"github.com/coinop/coinop/facilitator"
 	"github.com/coinop/coinop/facilitator/remote"
 	"github.com/coinop/coinop/paywall"
+	"github.com/coinop/coinop/recovery"
 	"github.com/coinop/coinop/store/sqlite"
 	"github.com/coinop/coinop/x402"
 )
@@ -222,27 +229,35 @@ func TestSettleOutcomes(t *testing.T) {
 		answer  func(w http.ResponseWriter)
 		kind    coinop.Kind
 		pending bool
+		reason  string
 	}{
 		{"settled", func(w http.ResponseWriter) {
 			io.WriteString(w, `{"success":true,"transaction":"0xabc","network":"eip155:1337"}`)
-		}, 0, false},
+		}, 0, false, ""},
 		{"refused", func(w http.ResponseWriter) {
 			io.WriteString(w, `{"success":false,"errorReason":"invalid_exact_evm_nonce_already_used","transaction":"","network":"eip155:1337"}`)
-		}, coinop.KindReplayed, false},
+		}, coinop.KindReplayed, false, x402.ReasonNonceUsed},
 		{"refused with 400 and a verdict", func(w http.ResponseWriter) {
 			w.WriteHeader(400)
 			io.WriteString(w, `{"success":false,"errorReason":"invalid_exact_evm_payload_signature","transaction":"","network":"eip155:1337"}`)
-		}, coinop.KindSettleFailed, false},
+		}, coinop.KindSettleFailed, false, x402.ReasonInvalidSignature},
+		// Only the facilitator's word makes a settlement pending: it sent
+		// the transaction.
 		{"pending", func(w http.ResponseWriter) {
 			io.WriteString(w, `{"success":false,"errorReason":"settlement_pending","transaction":"0xabc","network":"eip155:1337"}`)
-		}, coinop.KindUnavailable, true},
-		{"no answer in time", func(w http.ResponseWriter) { time.Sleep(2 * time.Second) }, coinop.KindUnavailable, true},
+		}, coinop.KindUnavailable, true, x402.ReasonSettlementPending},
+		{"not sent, says the facilitator", func(w http.ResponseWriter) {
+			io.WriteString(w, `{"success":false,"errorReason":"settlement_not_sent","transaction":"","network":"eip155:1337"}`)
+		}, coinop.KindUnavailable, false, x402.ReasonSettlementNotSent},
 		// Any answer without a verdict may come after a transaction was
-		// sent: the outcome is unknown.
-		{"500", func(w http.ResponseWriter) { w.WriteHeader(500) }, coinop.KindUnavailable, true},
-		{"garbage", func(w http.ResponseWriter) { io.WriteString(w, "<html>") }, coinop.KindUnavailable, true},
+		// sent, or before: nothing is known to be sent, and nothing is
+		// known to have failed.
+		{"no answer in time", func(w http.ResponseWriter) { time.Sleep(2 * time.Second) }, coinop.KindUnavailable, false, x402.ReasonSettlementNotSent},
+		{"500", func(w http.ResponseWriter) { w.WriteHeader(500) }, coinop.KindUnavailable, false, x402.ReasonSettlementNotSent},
+		{"503", func(w http.ResponseWriter) { w.WriteHeader(503) }, coinop.KindUnavailable, false, x402.ReasonSettlementNotSent},
+		{"garbage", func(w http.ResponseWriter) { io.WriteString(w, "<html>") }, coinop.KindUnavailable, false, x402.ReasonSettlementNotSent},
 		// A refused connection never reached anyone.
-		{"unreachable", nil, coinop.KindUnavailable, false},
+		{"unreachable", nil, coinop.KindUnavailable, false, "facilitator_unavailable"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -284,6 +299,9 @@ func TestSettleOutcomes(t *testing.T) {
 			if got := resp != nil && resp.Pending; got != c.pending {
 				t.Errorf("pending = %v, want %v (%+v)", got, c.pending, resp)
 			}
+			if e.Reason != c.reason {
+				t.Errorf("reason %q, want %q", e.Reason, c.reason)
+			}
 		})
 	}
 }
@@ -309,4 +327,105 @@ func sign(t *testing.T, dev *devchain.Chain, payTo common.Address) json.RawMessa
 		},
 	})
 	return b
+}
+
+// frontedRig is a rig whose remote scheme reaches the facilitator through a
+// front that answers /settle with status and a body that is no verdict; it
+// forwards the call first when forward is set (the facilitator settles, its
+// answer is lost).
+func frontedRig(t *testing.T, status int, forward bool) *rig {
+	t.Helper()
+	var backend atomic.Pointer[string]
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		target, _ := url.Parse(*backend.Load())
+		if req.URL.Path == "/settle" {
+			if forward {
+				rec := httptest.NewRecorder()
+				httputil.NewSingleHostReverseProxy(target).ServeHTTP(rec, req)
+			}
+			w.WriteHeader(status)
+			io.WriteString(w, "<html>unavailable</html>")
+			return
+		}
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, req)
+	}))
+	t.Cleanup(front.Close)
+	r := newRig(t, 84532, front.URL)
+	backend.Store(&r.facilitator.URL)
+	return r
+}
+
+// A /settle that gets no verdict (503, a body that is not the facilitator's
+// JSON) means nothing is known to be sent: the response is withheld (503
+// settlement_not_sent) and the payment stays owed, neither served nor
+// failed. Recovery reconciles it through the network's rpc when one is
+// configured: settled if the facilitator did move the money (and then
+// served on the payer's retry), failed if not. Without an rpc it is marked
+// unreconcilable once and then left alone.
+func TestSettleWithoutVerdictIsNotServed(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		status    int
+		forward   bool // the facilitator did settle
+		reconcile bool // the network has an rpc beside the facilitator
+		final     coinop.State
+	}{
+		{name: "503, nothing sent", status: 503, reconcile: true, final: coinop.StateFailed},
+		{name: "settled, answer lost", status: 502, forward: true, reconcile: true, final: coinop.StateSettled},
+		{name: "no rpc", status: 503, final: coinop.StateSettling},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := frontedRig(t, c.status, c.forward)
+			h, _ := x402.EncodeHeader(x402.PaymentPayloadV1{X402Version: 1, Scheme: "exact", Network: "base-sepolia", Payload: sign(t, r.dev, r.payee)})
+			resp, body := get(t, http.DefaultClient, r.shop.URL+"/item", x402.HeaderXPayment, h)
+			var problem struct{ Reason string }
+			json.Unmarshal([]byte(body), &problem)
+			if resp.StatusCode != 503 || problem.Reason != x402.ReasonSettlementNotSent || strings.Contains(body, "the item") {
+				t.Fatalf("%d %s, want 503 %s and nothing served", resp.StatusCode, body, x402.ReasonSettlementNotSent)
+			}
+			ctx := context.Background()
+			ps, err := r.gjournal.List(ctx, "", 0)
+			if err != nil || len(ps) != 1 || ps[0].State != coinop.StateSettling || !ps[0].Served.IsZero() {
+				t.Fatalf("journal %+v %v, want one settling payment, not served", ps, err)
+			}
+			id := ps[0].ID
+
+			rec := map[string]coinop.Reconciler{}
+			if c.reconcile {
+				rec[ps[0].Network] = r.chain
+			}
+			var logged bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&logged, nil))
+			for pass := 0; pass < 3; pass++ {
+				rep, err := recovery.Run(ctx, r.gjournal, rec, time.Now().Add(time.Second), log)
+				if err != nil {
+					t.Fatalf("pass %d: %v", pass, err)
+				}
+				if !c.reconcile && (rep.Unreconcilable != 1 || rep.Pending != 0) {
+					t.Errorf("pass %d: %+v, want it counted unreconcilable, not pending", pass, rep)
+				}
+			}
+			got, err := r.gjournal.Get(ctx, id)
+			if err != nil || got.State != c.final {
+				t.Fatalf("after recovery %+v %v, want %s", got, err, c.final)
+			}
+			if !c.reconcile {
+				if got.Reason != recovery.ReasonUnreconcilable || strings.Count(logged.String(), "cannot be reconciled") != 1 {
+					t.Errorf("reason %q, log %q: want it marked and reported once", got.Reason, logged.String())
+				}
+			}
+			paid := int64(0)
+			if c.forward {
+				paid = price
+			}
+			if b := r.balance(t, r.payee); b != paid {
+				t.Errorf("payee holds %d, want %d", b, paid)
+			}
+			if c.final == coinop.StateSettled {
+				if resp, body := get(t, http.DefaultClient, r.shop.URL+"/item", x402.HeaderXPayment, h); resp.StatusCode != 200 || body != "the item" {
+					t.Errorf("retry after recovery: %d %s", resp.StatusCode, body)
+				}
+			}
+		})
+	}
 }

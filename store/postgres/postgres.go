@@ -270,7 +270,7 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 	err = s.pool.QueryRow(ctx, `WITH reserved AS (
 			UPDATE payments
 			SET rail = $2, pay_to = $3, amount = $4, resource = $5, state = $6, tx = $7, reason = $8, updated_at = $9,
-				mode = $15, payload = $16, idempotency_key = NULLIF($17, ''), served_at = NULL
+				mode = $15, payload = $16, idempotency_key = NULLIF($17, ''), served_at = NULL, raw_tx = ''
 			WHERE network = $10 AND asset = $11 AND payer = $12 AND nonce = $13 AND id = $1 AND state = $14
 			RETURNING id, created_at
 		), event AS (
@@ -380,17 +380,57 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 	if tag.RowsAffected() == 1 {
 		return nil
 	}
+	return s.conflict(ctx, "transition", id, from)
+}
+
+// conflict explains why a compare-and-set on payment id being in state from
+// matched nothing: the payment is unknown, or in another state.
+func (s *Store) conflict(ctx context.Context, op, id string, from coinop.State) error {
 	var current coinop.State
-	err = s.pool.QueryRow(ctx, `SELECT state FROM payments WHERE id = $1`, id).Scan(&current)
+	err := s.pool.QueryRow(ctx, `SELECT state FROM payments WHERE id = $1`, id).Scan(&current)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("postgres: transition %s: %w", id, store.ErrNotFound)
+		return fmt.Errorf("postgres: %s %s: %w", op, id, store.ErrNotFound)
 	case err != nil:
-		return dbError("transition", err)
+		return dbError(op, err)
 	}
 	return coinop.Wrap(coinop.KindInFlight, "payment_state_conflict",
 		fmt.Errorf("payment %s is %s, not %s", id, current, from),
 		"this payment is being processed by another request")
+}
+
+// RecordTx journals the settlement transaction of payment id, which must be
+// settling: its hash tx and its signed bytes raw (0x-prefixed hex), in one
+// durable statement with a settling→settling event carrying tx. It is
+// called after the transaction is signed and before it is first broadcast,
+// so that whatever happens next, the exact bytes can be looked up by hash and
+// broadcast again; a transaction signed anew could spend the settlement
+// key's next nonce while the first one may still land.
+//
+// Like Transition it is a compare-and-set: a payment that is not settling is
+// KindInFlight ("payment_state_conflict"), an unknown id wraps
+// store.ErrNotFound, and an empty tx or raw is refused with KindInternal.
+func (s *Store) RecordTx(ctx context.Context, id, txHash, raw string) error {
+	if err := store.CheckRecordTx("postgres", id, txHash, raw); err != nil {
+		return err
+	}
+	now := s.timestamp()
+	settling := string(coinop.StateSettling)
+	tag, err := s.pool.Exec(ctx, `WITH moved AS (
+			UPDATE payments SET tx = $3, raw_tx = $4, updated_at = $5
+			WHERE id = $1 AND state = $2
+			RETURNING id
+		)
+		INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+		SELECT id, $2, $2, $3, '', $5 FROM moved`,
+		id, settling, txHash, raw, now)
+	if err != nil {
+		return dbError("record tx", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	return s.conflict(ctx, "record tx", id, coinop.StateSettling)
 }
 
 // servable reports whether a payment's response may be served in state st:
@@ -458,7 +498,7 @@ func (s *Store) MarkServed(ctx context.Context, id string) error {
 }
 
 const paymentColumns = `id, rail, network, asset, payer, pay_to, nonce, amount::text, resource, state, tx, reason, created_at, updated_at,
-	mode, payload, COALESCE(idempotency_key, ''), served_at`
+	mode, payload, COALESCE(idempotency_key, ''), served_at, raw_tx`
 
 // Get returns the journaled payment id, or an error wrapping
 // store.ErrNotFound. The result is the caller's to keep; its Credential is nil.
@@ -533,7 +573,7 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 		)
 		if err := rows.Scan(&p.ID, &p.Rail, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.Nonce,
 			&amount, &p.Resource, &state, &p.Tx, &p.Reason, &created, &updated,
-			&p.Mode, &p.Payload, &p.IdempotencyKey, &served); err != nil {
+			&p.Mode, &p.Payload, &p.IdempotencyKey, &served, &p.RawTx); err != nil {
 			return nil, dbError(op, err)
 		}
 		var ok bool

@@ -328,7 +328,8 @@ func TestTwoInstancesIdempotencyKey(t *testing.T) {
 
 // TestMigrationFromFirstSchema opens a journal written under the first
 // migration alone: its payments read as sync, without payload or key, not
-// served, and can be served and keyed from then on.
+// served, without a raw transaction, and can be served, keyed and given
+// one from then on.
 func TestMigrationFromFirstSchema(t *testing.T) {
 	dsn := freshSchema(t)
 	conn := connect(t, dsn)
@@ -343,6 +344,8 @@ func TestMigrationFromFirstSchema(t *testing.T) {
 		`INSERT INTO schema_migrations (name, applied_at) VALUES ('0001_payments.sql', now())`,
 		`INSERT INTO payments (id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, created_at, updated_at)
 		 VALUES ('old', 'x402-exact-evm', 'eip155:84532', '0xa', '0xb', '0xc', '0x1', 5, 'https://api.example/', 'settled', now(), now())`,
+		`INSERT INTO payments (id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, created_at, updated_at)
+		 VALUES ('owed', 'x402-exact-evm', 'eip155:84532', '0xa', '0xb', '0xc', '0x2', 5, 'https://api.example/', 'settling', '0xfeed', now(), now())`,
 		`INSERT INTO payment_events (payment_id, from_state, to_state, at) VALUES ('old', '', 'verified', now())`,
 	} {
 		if _, err := conn.Exec(ctx, stmt); err != nil {
@@ -363,6 +366,7 @@ func TestMigrationFromFirstSchema(t *testing.T) {
 	if err := s.MarkServed(ctx, "old"); err != nil {
 		t.Errorf("MarkServed on a migrated payment: %v", err)
 	}
+	storetest.CheckMigratedSettling(t, s, "owed")
 	p := storetest.Payment(1)
 	p.Payer, p.IdempotencyKey = "0xb", "purchase"
 	if err := s.Reserve(ctx, p); err != nil {

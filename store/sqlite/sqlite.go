@@ -464,7 +464,7 @@ func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, no
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE payments
 			SET rail = ?, pay_to = ?, amount = ?, resource = ?, state = ?, tx = ?, reason = ?, updated_at = ?,
-				mode = ?, payload = ?, idempotency_key = NULLIF(?, ''), served_at = NULL
+				mode = ?, payload = ?, idempotency_key = NULLIF(?, ''), served_at = NULL, raw_tx = ''
 			WHERE id = ?`,
 			p.Rail, p.PayTo, p.Amount.String(), p.Resource, coinop.StateVerified, p.Tx, p.Reason, now,
 			mode, p.Payload, p.IdempotencyKey, p.ID); err != nil {
@@ -555,6 +555,30 @@ func transition(ctx context.Context, tx *sql.Tx, id string, from, to coinop.Stat
 	return nil
 }
 
+// RecordTx journals the settlement transaction of payment id, which must be
+// settling: its hash tx and its signed bytes raw (0x-prefixed hex), in one
+// durable transaction with a settling→settling event carrying tx. It is
+// called after the transaction is signed and before it is first broadcast,
+// so that whatever happens next, the exact bytes can be looked up by hash and
+// broadcast again; a transaction signed anew could spend the settlement
+// key's next nonce while the first one may still land.
+//
+// Like Transition it is a compare-and-set: a payment that is not settling is
+// KindInFlight ("payment_state_conflict"), an unknown id wraps
+// store.ErrNotFound, and an empty tx or raw is refused with KindInternal.
+func (s *Store) RecordTx(ctx context.Context, id, txHash, raw string) error {
+	if err := store.CheckRecordTx("sqlite", id, txHash, raw); err != nil {
+		return err
+	}
+	return s.write(ctx, "record tx", func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE payments SET raw_tx = ? WHERE id = ? AND state = ?`,
+			raw, id, coinop.StateSettling); err != nil {
+			return unavailable("record tx", err)
+		}
+		return transition(ctx, tx, id, coinop.StateSettling, coinop.StateSettling, txHash, "", s.timestamp())
+	})
+}
+
 // servable reports whether a payment's response may be served in state st:
 // once verified and reserved, and for as long as it is not known to have
 // failed or been released.
@@ -619,7 +643,7 @@ func addEvent(ctx context.Context, tx *sql.Tx, id string, from, to coinop.State,
 }
 
 const paymentColumns = `id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at,
-	mode, payload, COALESCE(idempotency_key, ''), served_at`
+	mode, payload, COALESCE(idempotency_key, ''), served_at, raw_tx`
 
 // Get returns the journaled payment id, or an error wrapping
 // store.ErrNotFound. The result is the caller's to keep; its Credential is nil.
@@ -691,7 +715,7 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 		)
 		if err := rows.Scan(&p.ID, &p.Rail, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.Nonce,
 			&amount, &p.Resource, &p.State, &p.Tx, &p.Reason, &created, &updated,
-			&p.Mode, &p.Payload, &p.IdempotencyKey, &served); err != nil {
+			&p.Mode, &p.Payload, &p.IdempotencyKey, &served, &p.RawTx); err != nil {
 			return nil, unavailable(op, err)
 		}
 		var ok bool

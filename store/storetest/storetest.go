@@ -39,6 +39,12 @@ type Store interface {
 	// store.ErrNotFound, an illegal transition is KindInternal. Non-empty tx
 	// and reason replace the stored ones.
 	Transition(ctx context.Context, id string, from, to coinop.State, tx, reason string) error
+	// RecordTx sets a settling payment's Tx and RawTx, with a
+	// settling→settling event carrying the hash. A payment that is not
+	// settling is KindInFlight ("payment_state_conflict"), an unknown id
+	// wraps store.ErrNotFound, an empty id, hash or raw transaction is
+	// KindInternal. A payment reserved again after release has no RawTx.
+	RecordTx(ctx context.Context, id, tx, raw string) error
 	// MarkServed sets a payment's Served (and Updated) time to the store's
 	// clock and writes an event from and to its state with reason
 	// store.ReasonServed. A payment already served is KindReplayed
@@ -100,6 +106,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ConcurrentReserveSameIdempotencyKey", testConcurrentReserveSameIdempotencyKey},
 		{"ConcurrentReserveAgainSameIdempotencyKey", testConcurrentReserveAgainSameIdempotencyKey},
 		{"ConcurrentMarkServed", testConcurrentMarkServed},
+		{"RecordTx", testRecordTx},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
