@@ -92,6 +92,8 @@ type Chain struct {
 	mu         sync.Mutex // serializes the settlement key's nonces
 	nonce      uint64
 	nonceKnown bool
+
+	clock inclusionClock // see minedAt
 }
 
 // NewChain checks cfg and returns a Chain. It performs no I/O.

@@ -151,14 +151,15 @@ func (e *Exact) calldata(s *checked) ([]byte, error) {
 		s.auth.Value, s.auth.ValidAfter, s.auth.ValidBefore, s.auth.Nonce, v, r, sv)
 }
 
-// simulate runs transferWithAuthorization as an eth_call. A revert is
-// diagnosed into the payer's problem; an unreachable node fails closed.
+// simulate runs transferWithAuthorization as an eth_call at the time it
+// would be mined (see Chain.callAtInclusion). A revert is diagnosed into
+// the payer's problem; an unreachable node fails closed.
 func (e *Exact) simulate(ctx context.Context, s *checked) error {
 	data, err := e.calldata(s)
 	if err != nil {
 		return coinop.Wrap(coinop.KindInternal, x402.ReasonUnexpectedVerify, err, "could not encode the transfer")
 	}
-	_, err = e.chain.cfg.Backend.CallContract(ctx, callMsg(e.chain.from, e.cfg.Asset, data), nil)
+	_, err = e.chain.callAtInclusion(ctx, callMsg(e.chain.from, e.cfg.Asset, data))
 	if err == nil {
 		return nil
 	}
