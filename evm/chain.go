@@ -77,6 +77,13 @@ type ChainConfig struct {
 	ReceiptTimeout time.Duration
 	// PollInterval is how often a receipt is polled. If zero, 25 ms.
 	PollInterval time.Duration
+	// InclusionMargin is how long a settlement is expected to take from
+	// sending to inclusion. A settlement is sent only if its
+	// authorization stays valid that long past the earliest time the
+	// transaction can be mined; otherwise it would revert, burning gas, and
+	// the payment is refused instead (authorization_expiring). If zero,
+	// DefaultInclusionMargin.
+	InclusionMargin time.Duration
 	// Now is the clock for expiry checks. If nil, time.Now.
 	Now func() time.Time
 }
@@ -112,6 +119,9 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 25 * time.Millisecond
+	}
+	if cfg.InclusionMargin == 0 {
+		cfg.InclusionMargin = DefaultInclusionMargin
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

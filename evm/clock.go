@@ -3,6 +3,7 @@ package evm
 import (
 	"context"
 	"errors"
+	"math/big"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,7 +11,17 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/ethclient/gethclient"
 	"github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/eip3009"
+	"github.com/coinop/coinop/x402"
 )
+
+// DefaultInclusionMargin is ChainConfig.InclusionMargin's default: a
+// couple of blocks on an L2, and half x402's verification buffer
+// (x402.ValidBeforeBuffer), so that a payment verified with the least
+// validity allowed is not refused for the time the request itself took.
+const DefaultInclusionMargin = 3 * time.Second
 
 // headTTL is how long the newest block's time is reused between
 // simulations: blocks come seconds apart, and a stale value only makes the
@@ -47,6 +58,24 @@ func (c *Chain) minedAt(ctx context.Context) (time.Time, error) {
 		c.clock.mu.Unlock()
 	}
 	return maxTime(now, head.Add(time.Second)), nil
+}
+
+// outlives checks, before a settlement is sent, that auth is still valid
+// InclusionMargin past the earliest time the transaction can be mined. A
+// transaction that lands after validBefore reverts: the gas is burnt, and
+// a sync response would have been held for nothing. Nothing is sent when it
+// fails.
+func (c *Chain) outlives(ctx context.Context, auth *eip3009.Authorization) error {
+	at, err := c.minedAt(ctx)
+	if err != nil {
+		return coinop.Wrap(coinop.KindUnavailable, x402.ReasonChainUnavailable, err, "the chain cannot be reached to settle the payment; nothing was sent")
+	}
+	need := at.Add(c.cfg.InclusionMargin)
+	if auth.ValidBefore.Cmp(big.NewInt(need.Unix())) <= 0 {
+		return coinop.Errorf(coinop.KindSettleFailed, x402.ReasonAuthorizationExpiring,
+			"the authorization expires at unix time %s, and its settlement could not be mined before %d; nothing was sent", auth.ValidBefore, need.Unix())
+	}
+	return nil
 }
 
 func maxTime(a, b time.Time) time.Time {

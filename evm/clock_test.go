@@ -38,14 +38,21 @@ type hiddenRPC struct{ evm.Backend }
 // validAfter = now - 600, validBefore = now + maxTimeoutSeconds.
 func standardCredential(t *testing.T, dev *devchain.Chain, reqs x402.PaymentRequirements, now time.Time) *x402.Credential {
 	t.Helper()
+	return credential(t, dev, reqs, now.Unix()-600, now.Unix()+int64(reqs.MaxTimeoutSeconds))
+}
+
+// credential signs a payment of reqs by the dev chain's payer, valid from
+// validAfter until validBefore (unix seconds).
+func credential(t *testing.T, dev *devchain.Chain, reqs x402.PaymentRequirements, validAfter, validBefore int64) *x402.Credential {
+	t.Helper()
 	payer := key(t, dev.Payer)
 	p := &payment{accepted: reqs, signer: payer,
 		domain: eip3009.Domain{Name: devchain.TokenName, Version: devchain.TokenVersion, ChainID: dev.ChainID, VerifyingContract: eip3009.Address(dev.Token)}}
 	p.auth = eip3009.Authorization{
 		From: payer.Address(), To: eip3009.Address(crypto.PubkeyToAddress(dev.Payee.PublicKey)), Value: big.NewInt(price),
-		ValidAfter: big.NewInt(now.Unix() - 600), ValidBefore: big.NewInt(now.Unix() + int64(reqs.MaxTimeoutSeconds)),
+		ValidAfter: big.NewInt(validAfter), ValidBefore: big.NewInt(validBefore),
 	}
-	copy(p.auth.Nonce[:], crypto.Keccak256([]byte(t.Name()), []byte(now.String())))
+	copy(p.auth.Nonce[:], crypto.Keccak256([]byte(t.Name()), []byte(time.Now().String())))
 	var pl x402.PaymentPayload
 	if err := x402.DecodeHeader(p.header(t), &pl); err != nil {
 		t.Fatal(err)

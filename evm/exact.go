@@ -189,11 +189,17 @@ func (e *Exact) diagnose(ctx context.Context, s *checked, err error) error {
 	return reject(x402.ReasonSimulationFailed, "the transfer would fail on chain: %s", reason)
 }
 
-// Settle sends transferWithAuthorization and waits for its receipt.
+// Settle sends transferWithAuthorization and waits for its receipt. An
+// authorization that would expire before the transaction is mined is not
+// sent (authorization_expiring; see ChainConfig.InclusionMargin).
 func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credential) (*x402.SettleResponse, error) {
 	resp := &x402.SettleResponse{Network: e.chain.cfg.Network, Payer: payerHex(p)}
 	s, err := state(c)
 	if err != nil {
+		return resp, err
+	}
+	if err := e.chain.outlives(ctx, &s.auth); err != nil {
+		resp.ErrorReason = coinop.AsError(err).Reason
 		return resp, err
 	}
 	data, err := e.calldata(s)
