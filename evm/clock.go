@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/big"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,12 +118,21 @@ func (c *Chain) callAtInclusion(ctx context.Context, msg ethereum.CallMsg) ([]by
 }
 
 // refusesOverrides reports whether a node answered that it does not take
-// eth_call's third and fourth parameters: invalid params, or no such
-// method signature. A revert is a different error (code 3 or -32000).
+// eth_call's third and fourth parameters: invalid params or no such method
+// (-32602, -32601), or a message that says so ("too many arguments", as
+// older go-ethereum answers, "invalid argument 3", anything naming
+// overrides). A revert (code 3, or -32000 "execution reverted") is not such
+// an answer, nor is a transient failure such as a rate limit: both are the
+// call's outcome.
 func refusesOverrides(err error) bool {
 	var re rpc.Error
 	if !errors.As(err, &re) {
 		return false
 	}
-	return re.ErrorCode() == -32602 || re.ErrorCode() == -32601
+	if re.ErrorCode() == -32602 || re.ErrorCode() == -32601 {
+		return true
+	}
+	msg := strings.ToLower(re.Error())
+	return !strings.Contains(msg, "revert") && (strings.Contains(msg, "too many arguments") ||
+		strings.Contains(msg, "invalid argument") || strings.Contains(msg, "override"))
 }

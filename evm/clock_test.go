@@ -1,8 +1,13 @@
 package evm_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -181,5 +186,87 @@ func TestIdleDevChainSettlesStandardAuthorization(t *testing.T) {
 	rc, err := cl.TransactionReceipt(ctx, common.HexToHash(resp.Transaction))
 	if err != nil || rc.Status != 1 {
 		t.Fatalf("receipt: %+v %v", rc, err)
+	}
+}
+
+// refusingNode is a JSON-RPC proxy to a real node that answers an eth_call
+// carrying overrides (more than two parameters) with an error, as nodes
+// that do not take them do, and counts those refusals.
+func refusingNode(t *testing.T, upstream string, code int, message string) (url string, refusals *atomic.Int32) {
+	t.Helper()
+	refusals = new(atomic.Int32)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var req struct {
+			ID     json.RawMessage   `json:"id"`
+			Method string            `json:"method"`
+			Params []json.RawMessage `json:"params"`
+		}
+		if json.Unmarshal(body, &req) == nil && req.Method == "eth_call" && len(req.Params) > 2 {
+			refusals.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": req.ID, "error": map[string]any{"code": code, "message": message}})
+			return
+		}
+		resp, err := http.Post(upstream, "application/json", bytes.NewReader(body))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", "application/json")
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, refusals
+}
+
+// TestNodeWithoutBlockOverrides: a node that refuses eth_call's block
+// overrides is simulated at its newest block's time instead, and asked
+// with overrides only once: payments still verify. A revert is not taken
+// for a refusal.
+func TestNodeWithoutBlockOverrides(t *testing.T) {
+	dev, _ := startDev(t, devchain.Config{})
+	for _, c := range []struct {
+		name    string
+		code    int
+		message string
+		refusal bool // the answer means "no overrides here"
+	}{
+		{"invalid params", -32602, "invalid params", true},
+		{"too many arguments", -32000, "too many arguments, want at most 2", true},
+		{"a revert", 3, "execution reverted: FiatTokenV2: invalid signature", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			url, refusals := refusingNode(t, dev.RPCURL, c.code, c.message)
+			cl, err := ethclient.Dial(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(cl.Close)
+			ex, reqs := exactOn(t, dev, cl, time.Now)
+			for i := range 2 {
+				cred := credential(t, dev, reqs, 0, time.Now().Unix()+60)
+				p, err := ex.Check(cred)
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = ex.Verify(context.Background(), p, cred)
+				if c.refusal && err != nil || !c.refusal && reasonOf(err) != x402.ReasonInvalidSignature {
+					t.Fatalf("payment %d: %v", i, err)
+				}
+			}
+			want := int32(2) // a revert is the call's answer, each time
+			if c.refusal {
+				want = 1 // then never again
+			}
+			if n := refusals.Load(); n != want {
+				t.Errorf("asked with overrides %d times, want %d", n, want)
+			}
+		})
 	}
 }
