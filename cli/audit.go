@@ -28,7 +28,7 @@ func runAudit(ctx context.Context, args []string, env Env) error {
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
-		return &exitError{2, err}
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()

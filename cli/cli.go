@@ -1,6 +1,7 @@
-// Package cli implements the coinop command line: serve, dev, curl, sign,
-// balance. Main is the whole program; cmd/coinop only wires signals and the
-// exit code, so every command is testable in-process.
+// Package cli implements the coinop command line: serve, check, dev, curl,
+// sign, balance, audit, facilitator. Main is the whole program; cmd/coinop
+// only wires signals and the exit code, so every command is testable
+// in-process.
 package cli
 
 import (
@@ -11,8 +12,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/eip3009"
 )
 
@@ -38,6 +41,9 @@ Usage:
                  run a gateway with an embedded EVM chain and a demo upstream
   coinop serve   -c coinop.yaml
                  run the gateway described by a config file
+  coinop check   -c coinop.yaml
+                 check a config without serving: the file, the journal, the keys, and that each
+                 chain and token is the one configured; exit 1 on any problem
   coinop curl    URL [-X METHOD] [-H 'K: V']... [-d DATA] [-i] [-o FILE] [-s] [--max-amount 0.01]
                  make a request, paying a 402 automatically
   coinop sign    URL [--max-amount 0.01]
@@ -74,6 +80,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = runDev(ctx, args[1:], env)
 	case "serve":
 		err = runServe(ctx, args[1:], env)
+	case "check":
+		err = runCheck(ctx, args[1:], env)
 	case "curl":
 		err = runCurl(ctx, args[1:], env)
 	case "sign":
@@ -104,8 +112,35 @@ func Main(ctx context.Context, args []string, env Env) int {
 		}
 		return ee.code
 	}
-	fmt.Fprintf(env.Stderr, "coinop %s: %v\n", args[0], err)
+	fmt.Fprintf(env.Stderr, "coinop %s: %s\n", args[0], oneLine(err))
 	return 1
+}
+
+// oneLine writes err on one line, the way an operator reads a failed start:
+// the causes some libraries list on lines of their own (a PostgreSQL
+// driver, one per address tried) are joined with " ", once each. A
+// configuration's problems keep their line each, as Validate reports them.
+func oneLine(err error) string {
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		return flatten(err.Error())
+	}
+	lines := make([]string, len(ce.Problems))
+	for i, p := range ce.Problems {
+		p.Message = flatten(p.Message)
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+func flatten(s string) string {
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !slices.Contains(parts, l) {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // parseInterspersed parses flags that may come before or after positional

@@ -86,6 +86,10 @@ func runDev(ctx context.Context, args []string, env Env) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	// It holds keys: the owner's alone, even if it existed before.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
 	payer, err := devPayerKey(filepath.Join(dir, "payer.key"))
 	if err != nil {
 		return err
@@ -132,7 +136,7 @@ func runDev(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(cfgPath, []byte(text.String()), 0o600); err != nil {
+	if err := writePrivate(cfgPath, []byte(text.String())); err != nil {
 		return err
 	}
 	cfg, err := config.Parse(cfgPath, []byte(text.String()))
@@ -144,7 +148,7 @@ func runDev(ctx context.Context, args []string, env Env) error {
 		Payer: addr(chain.Payer), Payee: addr(chain.Payee), Settler: addr(chain.Settler), Gateway: gatewayURL,
 	}
 	b, _ := json.MarshalIndent(state, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, "chain.json"), b, 0o600); err != nil {
+	if err := writePrivate(filepath.Join(dir, "chain.json"), b); err != nil {
 		return err
 	}
 
@@ -173,7 +177,9 @@ func devPayerKey(path string) (*ecdsa.PrivateKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: not a hex private key", path)
 		}
-		return k, nil
+		// The wallet commands refuse a key others may read; this one is
+		// ours to fix.
+		return k, os.Chmod(path, 0o600)
 	}
 	k, err := crypto.GenerateKey()
 	if err != nil {
@@ -183,7 +189,17 @@ func devPayerKey(path string) (*ecdsa.PrivateKey, error) {
 }
 
 func writeKey(path string, k *ecdsa.PrivateKey) error {
-	return os.WriteFile(path, []byte("0x"+hex.EncodeToString(crypto.FromECDSA(k))+"\n"), 0o600)
+	return writePrivate(path, []byte("0x"+hex.EncodeToString(crypto.FromECDSA(k))+"\n"))
+}
+
+// writePrivate writes a file only its owner may read or write (0600),
+// whatever the umask and whatever the mode of a file it replaces: dev
+// writes keys, and a config and chain state that name them.
+func writePrivate(path string, data []byte) error {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600)
 }
 
 func addr(k *ecdsa.PrivateKey) string { return crypto.PubkeyToAddress(k.PublicKey).Hex() }

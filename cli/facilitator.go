@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
@@ -63,9 +63,12 @@ func runFacilitator(ctx context.Context, args []string, env Env) error {
 		}
 		ns = append(ns, network{id, rpc})
 	}
-	key, err := loadSettlementKey(*keyFile, *keyEnv, env)
+	if *keyFile == "" && *keyEnv == "" {
+		return &exitError{2, errors.New("no settlement key: the facilitator pays gas to settle; set --settlement-key-file or --settlement-key-env")}
+	}
+	key, err := gateway.SettlementKey(*keyFile, *keyEnv, env.getenv)
 	if err != nil {
-		return &exitError{2, err}
+		return fmt.Errorf("settlement key: %w", err)
 	}
 	store := *storePath
 	if store == "" {
@@ -95,6 +98,19 @@ func runFacilitator(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return fmt.Errorf("network %s: %w", n.id, err)
 		}
+		// The chain id and the key's gas; the assets come with each
+		// request, and the simulation judges them.
+		pctx, cancel := context.WithTimeout(ctx, gateway.ProbeTimeout)
+		for _, f := range ch.Probe(pctx, nil, common.Address{}) {
+			switch {
+			case f.Fatal():
+				cancel()
+				return fmt.Errorf("--network %s=%s: %v", n.id, n.rpc, f.Err)
+			case f.Err != nil:
+				log.Warn(f.Subject+": "+f.Err.Error(), "network", n.id)
+			}
+		}
+		cancel()
 		chains = append(chains, ch)
 		reconcilers[n.id] = ch
 	}
@@ -136,31 +152,4 @@ func runFacilitator(ctx context.Context, args []string, env Env) error {
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
 	return srv.Shutdown(sctx)
-}
-
-// loadSettlementKey reads the key named by a file or an environment
-// variable, exactly one of the two. Errors never contain key material.
-func loadSettlementKey(file, envName string, env Env) (*ecdsa.PrivateKey, error) {
-	var hexKey string
-	switch {
-	case file != "" && envName != "":
-		return nil, errors.New("set --settlement-key-file or --settlement-key-env, not both")
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("settlement key: %w", err)
-		}
-		hexKey = string(b)
-	case envName != "":
-		if hexKey = env.getenv(envName); hexKey == "" {
-			return nil, fmt.Errorf("settlement key: environment variable %s is empty", envName)
-		}
-	default:
-		return nil, errors.New("no settlement key: the facilitator pays gas to settle; set --settlement-key-file or --settlement-key-env")
-	}
-	key, err := crypto.HexToECDSA(strings.TrimPrefix(strings.TrimSpace(hexKey), "0x"))
-	if err != nil {
-		return nil, errors.New("settlement key: not a valid hex secp256k1 private key")
-	}
-	return key, nil
 }

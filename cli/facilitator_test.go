@@ -85,19 +85,20 @@ func TestFacilitatorCommandUsage(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		args []string
+		code int // 2: a usage mistake; 1: a start-up mistake
 		want string
 	}{
-		{"no network", []string{}, "no --network"},
-		{"bad network", []string{"--network", "base=http://127.0.0.1:1"}, "not an eip155 network"},
-		{"bad rpc", []string{"--network", "eip155:1=127.0.0.1:8545"}, "not an http(s) or ws(s) URL"},
-		{"no key", []string{"--network", "eip155:1=http://127.0.0.1:1"}, "no settlement key"},
-		{"empty key variable", []string{"--network", "eip155:1=http://127.0.0.1:1", "--settlement-key-env", "NOPE"}, "NOPE is empty"},
+		{"no network", []string{}, 2, "no --network"},
+		{"bad network", []string{"--network", "base=http://127.0.0.1:1"}, 2, "not an eip155 network"},
+		{"bad rpc", []string{"--network", "eip155:1=127.0.0.1:8545"}, 2, "not an http(s) or ws(s) URL"},
+		{"no key", []string{"--network", "eip155:1=http://127.0.0.1:1"}, 2, "no settlement key"},
+		{"empty key variable", []string{"--network", "eip155:1=http://127.0.0.1:1", "--settlement-key-env", "NOPE"}, 1, "NOPE is empty"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			errOut := &clitest.Buffer{}
 			code := cli.Main(context.Background(), append([]string{"facilitator"}, c.args...), cli.Env{Stdout: &clitest.Buffer{}, Stderr: errOut})
-			if code != 2 || !strings.Contains(errOut.String(), c.want) {
-				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut, c.want)
+			if code != c.code || !strings.Contains(errOut.String(), c.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut, c.code, c.want)
 			}
 		})
 	}

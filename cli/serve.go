@@ -22,7 +22,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
-		return &exitError{2, err}
+		return err
 	}
 	if *listen != "" {
 		cfg.Listen = *listen

@@ -52,6 +52,20 @@ func (e *Error) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// Errorf returns a problem with the setting at path (such as
+// "networks[0].settlement_key_file") found after validation, when the
+// gateway starts: a key file that cannot be read, a node that serves
+// another chain. It carries the file and line of the setting when c was
+// read by Parse, so every start-up mistake that comes from the file points
+// into it.
+func (c *Config) Errorf(path, format string, args ...any) *Error {
+	p := Problem{Path: path, Message: fmt.Sprintf(format, args...)}
+	if c != nil && c.src != nil {
+		p.File, p.Line = c.src.file, c.src.line(path)
+	}
+	return &Error{Problems: []Problem{p}}
+}
+
 func newError(problems []Problem) *Error {
 	slices.SortStableFunc(problems, func(a, b Problem) int { return a.Line - b.Line })
 	return &Error{Problems: problems}

@@ -33,6 +33,9 @@ func (v *checker) addf(path, format string, args ...any) {
 	if v.src != nil {
 		p.File, p.Line = v.src.file, v.src.line(path)
 	}
+	if slices.Contains(v.problems, p) {
+		return // found again through another route inheriting the setting
+	}
 	v.problems = append(v.problems, p)
 }
 
@@ -533,6 +536,15 @@ func (v *checker) checkPriced(p string, c *Config, r *Route, res *Resolved, perR
 		return
 	}
 	res.Asset = asset
+	if res.PayTo != "" && asset.Address != "" && strings.EqualFold(res.PayTo, asset.Address) {
+		// The token would pay itself: its balance is nobody's income, and
+		// no one could ever spend it.
+		at := p + ".pay_to"
+		if r.PayTo == "" {
+			at = "pay_to"
+		}
+		v.addf(at, "%s is the token contract of %s on %s, not a recipient", res.PayTo, asset.Symbol, network.ID)
+	}
 	if r.Settlement == SettlementAsync && asset.AsyncExposure == "" {
 		v.addf(p+".settlement", "async needs a cap: set async_exposure on %s's asset %s", network.ID, asset.Symbol)
 	}

@@ -4,8 +4,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
@@ -42,9 +44,26 @@ func ParseKey(s string) (*Key, error) {
 	return NewKey(b)
 }
 
-// LoadKey reads a hex private key file. Errors never include the file's content.
+// LoadKey reads a hex private key file. Errors never include the file's
+// content.
+//
+// A file that its group or others may read or write is refused, as ssh
+// refuses such identity files: whoever can read a private key can spend
+// what it holds (a wallet) or sign as it (a settlement key), and one that
+// others may write can be swapped for theirs. The error says how to fix
+// the mode. Windows has no such modes and is not checked.
 func LoadKey(path string) (*Key, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if m := fi.Mode().Perm(); m&0o077 != 0 && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("%s: the key file may be accessed by others (mode %04o); run chmod 600 %s", path, m, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return nil, err
 	}

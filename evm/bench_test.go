@@ -40,7 +40,7 @@ func benchRail(b *testing.B) (*x402.Rail, coinop.Charge, *http.Request) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	exact, err := evm.NewExact(ch, evm.ExactConfig{Asset: token, Name: "USDC", Version: "2", PayTo: payTo})
+	exact, err := evm.NewExact(ch, evm.ExactConfig{Asset: token, Name: "USDC", Version: "2", PayTo: payTo, MaxTimeout: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -90,6 +90,13 @@ type ChainConfig struct {
 	// BroadcastBackoff is the wait before the second attempt; it doubles
 	// for each later one, up to 2 seconds. If zero, 200 ms.
 	BroadcastBackoff time.Duration
+	// InclusionMargin is how long a settlement is expected to take from
+	// sending to inclusion. A settlement is sent only if its
+	// authorization stays valid that long past the earliest time the
+	// transaction can be mined; otherwise it would revert, burning gas, and
+	// the payment is refused instead (authorization_expiring). If zero,
+	// DefaultInclusionMargin.
+	InclusionMargin time.Duration
 	// Now is the clock for expiry checks. If nil, time.Now.
 	Now func() time.Time
 }
@@ -105,6 +112,8 @@ type Chain struct {
 	mu         sync.Mutex // serializes the settlement key's nonces
 	nonce      uint64
 	nonceKnown bool
+
+	clock inclusionClock // see minedAt
 }
 
 // NewChain checks cfg and returns a Chain. It performs no I/O.
@@ -123,6 +132,9 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 25 * time.Millisecond
+	}
+	if cfg.InclusionMargin == 0 {
+		cfg.InclusionMargin = DefaultInclusionMargin
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

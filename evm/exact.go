@@ -152,14 +152,15 @@ func (e *Exact) calldata(s *checked) ([]byte, error) {
 		s.auth.Value, s.auth.ValidAfter, s.auth.ValidBefore, s.auth.Nonce, v, r, sv)
 }
 
-// simulate runs transferWithAuthorization as an eth_call. A revert is
-// diagnosed into the payer's problem; an unreachable node fails closed.
+// simulate runs transferWithAuthorization as an eth_call at the time it
+// would be mined (see Chain.callAtInclusion). A revert is diagnosed into
+// the payer's problem; an unreachable node fails closed.
 func (e *Exact) simulate(ctx context.Context, s *checked) error {
 	data, err := e.calldata(s)
 	if err != nil {
 		return coinop.Wrap(coinop.KindInternal, x402.ReasonUnexpectedVerify, err, "could not encode the transfer")
 	}
-	_, err = e.chain.cfg.Backend.CallContract(ctx, callMsg(e.chain.from, e.cfg.Asset, data), nil)
+	_, err = e.chain.callAtInclusion(ctx, callMsg(e.chain.from, e.cfg.Asset, data))
 	if err == nil {
 		return nil
 	}
@@ -189,11 +190,17 @@ func (e *Exact) diagnose(ctx context.Context, s *checked, err error) error {
 	return reject(x402.ReasonSimulationFailed, "the transfer would fail on chain: %s", reason)
 }
 
-// Settle sends transferWithAuthorization and waits for its receipt.
+// Settle sends transferWithAuthorization and waits for its receipt. An
+// authorization that would expire before the transaction is mined is not
+// sent (authorization_expiring; see ChainConfig.InclusionMargin).
 func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credential) (*x402.SettleResponse, error) {
 	resp := &x402.SettleResponse{Network: e.chain.cfg.Network, Payer: payerHex(p)}
 	s, err := state(c)
 	if err != nil {
+		return resp, err
+	}
+	if err := e.chain.outlives(ctx, &s.auth); err != nil {
+		resp.ErrorReason = coinop.AsError(err).Reason
 		return resp, err
 	}
 	data, err := e.calldata(s)

@@ -65,18 +65,8 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	chain, err := devchain.Start(ctx, devchain.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { chain.Close() })
-	cl, err := ethclient.DialContext(ctx, chain.RPCURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	chain, cl := startDev(t, devchain.Config{})
+	var err error
 	r := &rig{chain: chain, client: cl, payee: crypto.PubkeyToAddress(chain.Payee.PublicKey)}
 	if r.evm, err = evm.NewChain(evm.ChainConfig{ChainID: chain.ChainID, Backend: cl, SettlementKey: chain.Settler, ReceiptTimeout: 15 * time.Second}); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,10 @@ func (e *Exact) SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*x40
 		}
 		return resps, errs
 	}
-	items := make([]BatchItem, len(ps))
+	// Authorizations that would expire before the batch is mined stay out
+	// of it: each fails alone, and nothing is sent for it.
+	var items []BatchItem
+	var live []int // the indices of ps in items
 	for i := range ps {
 		it, err := e.BatchItem(cs[i])
 		if err != nil {
@@ -35,11 +38,19 @@ func (e *Exact) SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*x40
 			}
 			return resps, errs
 		}
-		items[i] = it
+		if err := e.chain.outlives(ctx, &it.Auth); err != nil {
+			resps[i] = &x402.SettleResponse{Network: e.chain.cfg.Network, Payer: payerHex(ps[i]), ErrorReason: coinop.AsError(err).Reason}
+			errs[i] = err
+			continue
+		}
+		items, live = append(items, it), append(live, i)
+	}
+	if len(items) == 0 {
+		return resps, errs
 	}
 	record := func(tx, raw string) error {
-		for _, p := range ps {
-			if p.RecordTx != nil {
+		for _, i := range live {
+			if p := ps[i]; p.RecordTx != nil {
 				if err := p.RecordTx(ctx, tx, raw); err != nil {
 					return err
 				}
@@ -48,7 +59,8 @@ func (e *Exact) SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*x40
 		return nil
 	}
 	tx, results, err := e.chain.SettleBatch(ctx, e.cfg.BatchSettler, items, record)
-	for i, p := range ps {
+	for k, i := range live {
+		p := ps[i]
 		resp := &x402.SettleResponse{Network: e.chain.cfg.Network, Payer: payerHex(p), Transaction: tx}
 		resps[i] = resp
 		switch {
@@ -56,14 +68,14 @@ func (e *Exact) SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*x40
 			resp.ErrorReason = coinop.AsError(err).Reason
 			resp.Pending = resp.ErrorReason == x402.ReasonSettlementPending
 			errs[i] = err
-		case results[i].Settled:
+		case results[k].Settled:
 			resp.Success = true
 			if p.Step != nil {
 				p.Step("tx_sent")
 			}
 		default:
-			resp.ErrorReason = batchReason(results[i].Reason)
-			errs[i] = coinop.Errorf(coinop.KindSettleFailed, resp.ErrorReason, "the token refused the payment in batch %s: %s", tx, results[i].Reason)
+			resp.ErrorReason = batchReason(results[k].Reason)
+			errs[i] = coinop.Errorf(coinop.KindSettleFailed, resp.ErrorReason, "the token refused the payment in batch %s: %s", tx, results[k].Reason)
 		}
 	}
 	return resps, errs

@@ -5,8 +5,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,9 +16,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
-	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/config"
@@ -67,10 +63,15 @@ const RecoveryInterval = 30 * time.Second
 const recoveryGrace = 3 * time.Minute
 
 // New opens the store and the chain connections described by cfg, which must
-// have passed Validate, and builds the handler. Connections to the chains
-// are lazy: an unreachable RPC makes priced requests fail closed (503), it
-// does not stop the gateway from starting.
-func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err error) {
+// have passed Validate, probes each chain (see Probe) and builds the handler.
+//
+// A probe that shows the gateway would take payments that can never settle
+// (a node on another chain, a token with no code or another EIP-712 domain)
+// stops New. An unreachable node does not: it is logged, and priced
+// requests fail closed (503) until it answers. Every error New returns is
+// one line for the operator, located in the config file when a setting
+// caused it.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -80,39 +81,36 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	g = &Gateway{cfg: cfg, log: opts.Logger, now: opts.Now, started: opts.Now(), reconcilers: map[string]coinop.Reconciler{}}
-	defer func() {
-		if err != nil {
-			g.Close()
-		}
-	}()
-	if g.store, err = OpenJournal(ctx, cfg.Store); err != nil {
+	g := &Gateway{cfg: cfg, log: opts.Logger, now: opts.Now, started: opts.Now(), reconcilers: map[string]coinop.Reconciler{}}
+	if err := g.build(ctx, opts); err != nil {
+		g.Close()
 		return nil, err
+	}
+	return g, nil
+}
+
+// build opens what New promises; on error, Close releases what it opened.
+func (g *Gateway) build(ctx context.Context, opts Options) error {
+	cfg := g.cfg
+	var err error
+	if g.store, err = openJournal(ctx, cfg.Store); err != nil {
+		return cfg.Errorf("store", "%s: %v", storeLabel(cfg.Store), err)
 	}
 
 	chains := map[*config.Network]*evm.Chain{}
-	for _, n := range cfg.Networks {
+	for i, n := range cfg.Networks {
 		if n.Facilitator != "" && n.RPC == "" {
 			continue // verified and settled by the facilitator; see below
 		}
-		var key *ecdsa.PrivateKey
-		if n.Facilitator == "" { // beside a facilitator, the node only reconciles
-			if key, err = settlementKey(n, opts.Getenv); err != nil {
-				return nil, fmt.Errorf("network %s: %w", n.ID, err)
-			}
+		ch, cl, err := dialNetwork(ctx, cfg, i, opts)
+		if cl != nil {
+			g.clients = append(g.clients, cl)
 		}
-		rc, err := rpc.DialOptions(ctx, n.RPC, rpc.WithHTTPClient(rpcHTTPClient()))
 		if err != nil {
-			return nil, fmt.Errorf("network %s: rpc %s: %w", n.ID, n.RPC, err)
+			return err
 		}
-		cl := ethclient.NewClient(rc)
-		g.clients = append(g.clients, cl)
-		ch, err := evm.NewChain(evm.ChainConfig{
-			Network: n.ID, ChainID: n.ChainID(), Backend: cl, SettlementKey: key,
-			ReceiptTimeout: n.ReceiptTimeout, Now: opts.Now,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("network %s: %w", n.ID, err)
+		if err := g.probe(ctx, cfg, i, ch); err != nil {
+			return err
 		}
 		if n.Facilitator == "" {
 			chains[n] = ch
@@ -140,7 +138,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	}
 	proxies := map[string]http.Handler{} // route pattern → its upstream's proxy
 	var routes []paywall.Route
-	for _, rt := range cfg.Routes {
+	for ri, rt := range cfg.Routes {
 		res := rt.Resolved
 		proxies[rt.Match] = proxyTo(res.Upstream)
 		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType}
@@ -164,7 +162,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 					})
 				}
 				if err != nil {
-					return nil, fmt.Errorf("route %q: %w", rt.Match, err)
+					return cfg.Errorf(fmt.Sprintf("routes[%d]", ri), "%v", err)
 				}
 				rail = &x402.Rail{Schemes: []x402.Scheme{scheme}}
 				rails[k] = rail
@@ -180,7 +178,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		Routes: routes, Journal: g.store, AllowUnmatched: cfg.Unmatched == "free", Logger: g.log, OnStep: opts.OnStep,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	g.pw = pw
 	var fallback http.Handler = http.NotFoundHandler()
@@ -196,7 +194,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		}
 		fallback.ServeHTTP(w, r)
 	}))
-	return g, nil
+	return nil
 }
 
 // rpcHTTPClient is the HTTP client of a JSON-RPC connection. go-ethereum's
@@ -207,33 +205,6 @@ func rpcHTTPClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
 	return &http.Client{Transport: tr}
-}
-
-// settlementKey loads a network's settlement key from its file or
-// environment variable. Errors never contain key material.
-func settlementKey(n *config.Network, getenv func(string) string) (*ecdsa.PrivateKey, error) {
-	var hexKey string
-	switch {
-	case n.SettlementKeyFile != "":
-		b, err := os.ReadFile(n.SettlementKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("settlement key: %w", err)
-		}
-		hexKey = string(b)
-	case n.SettlementKeyEnv != "":
-		hexKey = getenv(n.SettlementKeyEnv)
-		if hexKey == "" {
-			return nil, fmt.Errorf("settlement key: environment variable %s is empty", n.SettlementKeyEnv)
-		}
-	default:
-		return nil, nil
-	}
-	hexKey = strings.TrimPrefix(strings.TrimSpace(hexKey), "0x")
-	key, err := crypto.HexToECDSA(hexKey)
-	if err != nil {
-		return nil, errors.New("settlement key: not a valid hex secp256k1 private key")
-	}
-	return key, nil
 }
 
 // proxy returns a reverse proxy to target. Payment headers stay at the
@@ -294,17 +265,28 @@ type Journal interface {
 // OpenJournal opens the journal a config's store names: a postgres:// or
 // postgresql:// URL, or a SQLite file path. Several gateway instances may
 // share one PostgreSQL journal; a SQLite file belongs to one instance.
+// Errors name the store, never a PostgreSQL password.
 func OpenJournal(ctx context.Context, store string) (Journal, error) {
+	j, err := openJournal(ctx, store)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", storeLabel(store), err)
+	}
+	return j, nil
+}
+
+// openJournal returns a nil Journal on error, never a nil *Store in one,
+// so that callers may test it and Close it.
+func openJournal(ctx context.Context, store string) (Journal, error) {
 	if strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://") {
 		j, err := postgres.Open(ctx, store)
 		if err != nil {
-			return nil, fmt.Errorf("store: %w", err)
+			return nil, err
 		}
 		return j, nil
 	}
 	j, err := sqlite.Open(store)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", store, err)
+		return nil, err
 	}
 	return j, nil
 }

@@ -25,11 +25,20 @@ func ExactEVMPaymentID(network, asset, payer, nonce string) string {
 // have left: it must still be valid when its settlement lands in a block.
 const ValidBeforeBuffer = 6 * time.Second
 
+// ValidBeforeSkew is how far past now + maxTimeoutSeconds an authorization's
+// validBefore may lie: the payer's clock may run ahead of ours by this much.
+// Clients sign validBefore = their now + maxTimeoutSeconds; beyond the skew,
+// the payment is refused, because a signed authorization is spendable by
+// whoever holds it until validBefore, and the offer promised the payer a
+// window of maxTimeoutSeconds, not ten years.
+const ValidBeforeSkew = 30 * time.Second
+
 // CheckExactEVM makes the exact scheme's checks on EVM that need neither
 // cryptography nor I/O, in the order of the official verifiers, cheapest
 // first: scheme, network, payload shape, recipient, asset, exact amount,
-// validity window at now (with ValidBeforeBuffer), signature form (65 bytes,
-// low s). c.Requirements is our offer, whose PayTo and Asset it compares
+// validity window at now (at least ValidBeforeBuffer left, at most the
+// offer's maxTimeoutSeconds plus ValidBeforeSkew; unbounded when the offer
+// states no window), signature form (65 bytes, low s). c.Requirements is our offer, whose PayTo and Asset it compares
 // with the payment. It returns the journal entry (rail names it), the
 // authorization and the signature.
 func CheckExactEVM(c *Credential, rail string, now time.Time) (*coinop.Payment, *eip3009.Authorization, []byte, error) {
@@ -70,6 +79,9 @@ func CheckExactEVM(c *Credential, rail string, now time.Time) (*coinop.Payment, 
 	}
 	if auth.ValidBefore.Cmp(big.NewInt(now.Add(ValidBeforeBuffer).Unix())) < 0 {
 		return nil, nil, nil, reject(ReasonValidBefore, "authorization expires at %s, too soon to settle (needs %s of validity left)", auth.ValidBefore, ValidBeforeBuffer)
+	}
+	if limit := now.Add(time.Duration(req.MaxTimeoutSeconds)*time.Second + ValidBeforeSkew); req.MaxTimeoutSeconds > 0 && auth.ValidBefore.Cmp(big.NewInt(limit.Unix())) > 0 {
+		return nil, nil, nil, reject(ReasonValidBefore, "authorization is valid until %s, beyond this offer's window of %d s (+%s for clock skew)", auth.ValidBefore, req.MaxTimeoutSeconds, ValidBeforeSkew)
 	}
 	if auth.ValidAfter.Cmp(big.NewInt(now.Unix())) > 0 {
 		return nil, nil, nil, reject(ReasonValidAfter, "authorization is not valid before %s", auth.ValidAfter)

@@ -31,6 +31,10 @@ const (
 	ReasonNoMatchingOffer     = "no_matching_payment_requirements"
 	ReasonChainUnavailable    = "chain_unavailable"
 	ReasonEIP3009NotSupported = "invalid_exact_evm_eip3009_not_supported"
+	// ReasonAuthorizationExpiring: the authorization would expire before
+	// its settlement could be mined, so none was sent (ours; no SDK has
+	// one).
+	ReasonAuthorizationExpiring = "authorization_expiring"
 )
 
 // Reasons of a settlement whose transaction no node accepted.

@@ -2,6 +2,8 @@ package anvil_test
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"io"
 	"math/big"
 	"net/http"
@@ -118,5 +120,55 @@ func TestStartNeedsBinary(t *testing.T) {
 	}
 	if _, err := anvil.Start(context.Background(), anvil.Config{Binary: "/nonexistent/anvil"}); err == nil {
 		t.Fatal("Start with a missing binary succeeded")
+	}
+}
+
+// TestVerifyAtInclusionTimeOnAnvil: anvil, like the dev chain, makes blocks
+// only for transactions, so its newest block ages while it is idle. With
+// the verifier's clock twenty minutes on, an authorization valid from ten
+// minutes ago (as standard clients sign) verifies: anvil takes eth_call's
+// block overrides, and the simulation runs at the time of inclusion.
+func TestVerifyAtInclusionTimeOnAnvil(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := anvil.Start(ctx, anvil.Config{Binary: binary(t), ChainID: 84532})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := ethclient.DialContext(ctx, c.RPCURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	now := time.Now().Add(20 * time.Minute)
+	chain, err := evm.NewChain(evm.ChainConfig{ChainID: c.ChainID, Backend: cl, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payee := crypto.PubkeyToAddress(c.Payee.PublicKey)
+	scheme, err := evm.NewExact(chain, evm.ExactConfig{Asset: c.Token, Name: devchain.TokenName, Version: devchain.TokenVersion, PayTo: payee})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := scheme.Requirements(coinop.Charge{Price: coinop.Price{Amount: big.NewInt(1000), Symbol: "USDC", Decimals: 6}})
+	key, err := eip3009.NewKey(crypto.FromECDSA(c.Payer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := eip3009.Authorization{From: key.Address(), To: eip3009.Address(payee), Value: big.NewInt(1000),
+		ValidAfter: big.NewInt(now.Unix() - 600), ValidBefore: big.NewInt(now.Unix() + 60)}
+	auth.Nonce[0] = 1
+	sig := key.Sign(auth.Digest(eip3009.Domain{Name: devchain.TokenName, Version: devchain.TokenVersion, ChainID: c.ChainID, VerifyingContract: eip3009.Address(c.Token)}.Separator()))
+	pl, _ := json.Marshal(x402.ExactEVMPayload{Signature: "0x" + hex.EncodeToString(sig[:]), Authorization: x402.ExactAuthorization{
+		From: auth.From.Hex(), To: auth.To.Hex(), Value: "1000", ValidAfter: auth.ValidAfter.String(), ValidBefore: auth.ValidBefore.String(),
+		Nonce: "0x" + hex.EncodeToString(auth.Nonce[:])}})
+	cred := &x402.Credential{Version: 2, Requirements: reqs, Payload: x402.PaymentPayload{X402Version: 2, Accepted: reqs, Payload: pl}}
+	p, err := scheme.Check(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := scheme.Verify(ctx, p, cred); err != nil {
+		t.Fatalf("verify on anvil with its newest block twenty minutes old: %v", err)
 	}
 }

@@ -16,6 +16,13 @@
 // seconds and every EIP-3009 authorization would then fail as expired. So
 // once the chain is Config.MaxClockLead ahead, sealing waits for the clock
 // and the transactions that arrive meanwhile share one block.
+//
+// The other way, a chain that makes blocks only for transactions lets its
+// newest block grow old while it is idle, and eth_call judges time against
+// that block: after twenty idle minutes, an authorization valid from ten
+// minutes ago (as standard x402 clients sign) would be "not yet valid". So
+// once the newest block is Config.IdleBlock old, an empty block is sealed,
+// stamped with the clock.
 package devchain
 
 import (
@@ -72,6 +79,11 @@ const (
 // verified, so chain time alone never expires one.
 const DefaultMaxClockLead = 2 * time.Second
 
+// DefaultIdleBlock is Config.IdleBlock's default: an idle chain's newest
+// block is never much older than this, far below the ten minutes standard
+// clients backdate validAfter by.
+const DefaultIdleBlock = 10 * time.Second
+
 // DefaultPayerFunds is the payer's token balance when Config.PayerFunds is
 // nil: 1,000 tokens of 6 decimals.
 const DefaultPayerFunds = 1_000_000_000
@@ -114,6 +126,17 @@ type Config struct {
 	// arrived by then. If zero, DefaultMaxClockLead; if negative, no bound:
 	// every arrival is sealed at once.
 	MaxClockLead time.Duration
+	// IdleBlock is how old, by Now, the newest block may grow before an
+	// empty block stamped Now is sealed. If zero, DefaultIdleBlock; if
+	// negative, blocks are sealed for transactions only.
+	IdleBlock time.Duration
+	// Now is the chain's clock: idle blocks are stamped with it and
+	// MaxClockLead is measured against it. go-ethereum stamps the blocks
+	// that carry transactions with the wall clock, or one second past
+	// their parent when that is later, so a clock set ahead of the wall
+	// clock moves the chain's time forward through idle blocks. If nil,
+	// time.Now.
+	Now func() time.Time
 	// Logger receives go-ethereum's logs. Most of them go through
 	// go-ethereum's process-wide root logger, so a non-nil Logger is
 	// installed there and stays until another Start replaces it (the last
@@ -182,7 +205,15 @@ func Start(ctx context.Context, cfg Config) (*Chain, error) {
 	if lead == 0 {
 		lead = DefaultMaxClockLead
 	}
-	if err := c.startNode(host, port, lead, cfg.Logger); err != nil {
+	idle := cfg.IdleBlock
+	if idle == 0 {
+		idle = DefaultIdleBlock
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	if err := c.startNode(host, port, minerClock{maxLead: lead, idle: idle, now: now}, cfg.Logger); err != nil {
 		return nil, err
 	}
 	c.RPCURL = c.stack.HTTPEndpoint()
@@ -275,7 +306,7 @@ func newKey(r io.Reader) (*ecdsa.PrivateKey, error) {
 
 // startNode assembles and starts the go-ethereum node as ethclient/simulated
 // does, plus an HTTP endpoint and a miner.
-func (c *Chain) startNode(host string, port int, maxLead time.Duration, logger *slog.Logger) error {
+func (c *Chain) startNode(host string, port int, clock minerClock, logger *slog.Logger) error {
 	nodeLog := log.NewLogger(log.DiscardHandler())
 	if logger != nil {
 		nodeLog = log.NewLogger(logger.Handler())
@@ -328,7 +359,7 @@ func (c *Chain) startNode(host string, port int, maxLead time.Duration, logger *
 		return errors.Join(fmt.Errorf("devchain: new beacon: %w", err), stack.Close())
 	}
 	// Registered after eth: the node starts it after eth and stops it first.
-	stack.RegisterLifecycle(newMiner(backend, beacon, maxLead))
+	stack.RegisterLifecycle(newMiner(backend, beacon, clock))
 
 	if err := stack.Start(); err != nil {
 		// Start has already closed the node; Close would only say so.
@@ -356,16 +387,27 @@ type miner struct {
 	sub     event.Subscription
 	wake    chan struct{} // capacity 1: arrivals during a seal coalesce
 	maxLead time.Duration // negative: unbounded
+	idle    time.Duration // negative: no idle blocks
+	now     func() time.Time
 	quit    chan struct{}
 	wg      sync.WaitGroup
 }
 
-func newMiner(backend *eth.Ethereum, beacon *catalyst.SimulatedBeacon, maxLead time.Duration) *miner {
+// minerClock is a miner's timing: Config's MaxClockLead, IdleBlock and Now
+// with their defaults applied.
+type minerClock struct {
+	maxLead, idle time.Duration
+	now           func() time.Time
+}
+
+func newMiner(backend *eth.Ethereum, beacon *catalyst.SimulatedBeacon, clock minerClock) *miner {
 	m := &miner{
 		beacon:  beacon,
 		chain:   backend.BlockChain(),
 		pool:    backend.TxPool(),
-		maxLead: maxLead,
+		maxLead: clock.maxLead,
+		idle:    clock.idle,
+		now:     clock.now,
 		txs:     make(chan core.NewTxsEvent, 1),
 		wake:    make(chan struct{}, 1),
 		quit:    make(chan struct{}),
@@ -409,15 +451,41 @@ func (m *miner) listen() {
 	}
 }
 
+// seal is the one goroutine that seals blocks: for arrivals, and when the
+// chain has been idle for m.idle.
 func (m *miner) seal() {
+	var idle <-chan time.Time
+	if m.idle > 0 {
+		// Checked often enough that an idle block is at most a second late
+		// (by the wall clock), and a clock set ahead is caught up with soon.
+		t := time.NewTicker(min(m.idle, time.Second))
+		defer t.Stop()
+		idle = t.C
+	}
 	for {
 		select {
 		case <-m.quit:
 			return
 		case <-m.wake:
 			m.sealPending()
+		case <-idle:
+			m.sealIdle()
 		}
 	}
+}
+
+// sealIdle seals an empty block stamped with the clock when the newest block
+// is m.idle old or older. With transactions pending it does nothing: they
+// are being sealed, and their block is stamped by the wall clock.
+func (m *miner) sealIdle() {
+	head := m.chain.CurrentBlock()
+	age := m.now().Sub(time.Unix(int64(head.Time), 0))
+	if age < m.idle {
+		return
+	}
+	// AdjustTime seals on top of the head with its time plus age, in whole
+	// seconds; it refuses when transactions are pending.
+	_ = m.beacon.AdjustTime(age.Truncate(time.Second))
 }
 
 // sealPending seals blocks until no executable transaction is left, or until
@@ -457,7 +525,7 @@ func (m *miner) waitForClock() bool {
 		return true
 	}
 	next := time.Unix(int64(m.chain.CurrentBlock().Time)+1, 0)
-	wait := time.Until(next.Add(-m.maxLead))
+	wait := next.Add(-m.maxLead).Sub(m.now())
 	if wait <= 0 {
 		return true
 	}

@@ -132,6 +132,9 @@ func OpenWith(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
+	if err := restrictMode(path); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
 	// The driver applies these to every connection it opens. busy_timeout
 	// makes a second process wait for the write lock instead of failing;
 	// _txlock=immediate takes that lock at BEGIN, so a transaction never has
@@ -178,6 +181,35 @@ func OpenWith(path string, opts Options) (*Store, error) {
 
 	go s.writer()
 	return s, nil
+}
+
+// restrictMode creates the journal file readable and writable by its owner
+// only (0600, whatever the umask), or takes group and other access away
+// from one that exists, with its -wal and -shm files. The journal holds
+// signed payloads: anyone who can read one may submit it. SQLite creates
+// the -wal and -shm files with the database file's mode.
+func restrictMode(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		switch f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); {
+		case errors.Is(err, fs.ErrExist): // another process created it meanwhile
+		case err != nil:
+			return err
+		default:
+			f.Close()
+			// The umask may have taken more than group and other access.
+			if err := os.Chmod(path, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Close stops the writer and closes the database. Writes queued before
