@@ -36,6 +36,18 @@ const (
 	KindPolicy
 	// KindNotFound means no route serves the request.
 	KindNotFound
+	// KindConflict is a credential or idempotency key presented for a
+	// purchase other than the one it belongs to (another resource or price).
+	// It is never served; the client must use a fresh key or payment.
+	KindConflict
+	// KindForbidden is a request the route does not serve in the form asked,
+	// such as a protocol upgrade (WebSocket) on a route that allows none.
+	KindForbidden
+	// KindTooLarge is a request body beyond the configured bound.
+	KindTooLarge
+	// KindUpstreamTimeout means the upstream did not answer in time; nothing
+	// was charged.
+	KindUpstreamTimeout
 )
 
 var kindNames = [...]string{
@@ -50,6 +62,10 @@ var kindNames = [...]string{
 	KindSettleFailed:      "settle_failed",
 	KindPolicy:            "policy",
 	KindNotFound:          "not_found",
+	KindConflict:          "conflict",
+	KindForbidden:         "forbidden",
+	KindTooLarge:          "too_large",
+	KindUpstreamTimeout:   "upstream_timeout",
 }
 
 func (k Kind) String() string {
@@ -67,8 +83,14 @@ func (k Kind) Status() int {
 		return http.StatusBadRequest
 	case KindPaymentRequired, KindRejected, KindInsufficientFunds, KindReplayed, KindSettleFailed:
 		return http.StatusPaymentRequired
-	case KindInFlight:
+	case KindInFlight, KindConflict:
 		return http.StatusConflict
+	case KindForbidden:
+		return http.StatusForbidden
+	case KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case KindUpstreamTimeout:
+		return http.StatusGatewayTimeout
 	case KindUnavailable:
 		return http.StatusServiceUnavailable
 	case KindPolicy:
