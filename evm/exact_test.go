@@ -54,6 +54,8 @@ type rig struct {
 	mu      sync.Mutex
 	// onUpstream, if set, runs inside the upstream handler before it answers.
 	onUpstream func(req *http.Request)
+	// ws, if set, serves the upstream's /ws/ paths.
+	ws http.Handler
 	// upHeader, if set, is the upstream's response headers.
 	upHeader http.Header
 	// onStep, if set, sees every payment step boundary.
@@ -106,6 +108,7 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 		Routes: []paywall.Route{
 			{Pattern: "/paid/", Price: usdc, Rails: []coinop.Rail{rail}},
 			{Pattern: "/async/", Price: usdc, Rails: []coinop.Rail{rail}, Settlement: coinop.ModeAsync, AsyncExposure: r.exposureCap()},
+			{Pattern: "/ws/", Price: usdc, Rails: []coinop.Rail{rail}, Upgrade: true},
 			{Pattern: "/dear/", Price: coinop.Price{Amount: big.NewInt(dearPrice), Symbol: "USDC", Decimals: 6}, Rails: []coinop.Rail{rail}},
 		},
 		OnStep: func(step string, p *coinop.Payment) {
@@ -125,10 +128,14 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 	return pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.upCalls++
-		hook, header := r.onUpstream, r.upHeader
+		hook, header, ws := r.onUpstream, r.upHeader, r.ws
 		r.mu.Unlock()
 		if hook != nil {
 			hook(req)
+		}
+		if ws != nil && strings.HasPrefix(req.URL.Path, "/ws/") {
+			ws.ServeHTTP(w, req)
+			return
 		}
 		for k, v := range header {
 			w.Header()[k] = v
