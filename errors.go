@@ -48,6 +48,11 @@ const (
 	// KindUpstreamTimeout means the upstream did not answer in time; nothing
 	// was charged.
 	KindUpstreamTimeout
+	// KindBadGateway means the upstream could not be reached or broke off;
+	// nothing was charged.
+	KindBadGateway
+	// KindRequestTimeout means the client sent its request too slowly.
+	KindRequestTimeout
 )
 
 var kindNames = [...]string{
@@ -66,6 +71,8 @@ var kindNames = [...]string{
 	KindForbidden:         "forbidden",
 	KindTooLarge:          "too_large",
 	KindUpstreamTimeout:   "upstream_timeout",
+	KindBadGateway:        "bad_gateway",
+	KindRequestTimeout:    "request_timeout",
 }
 
 func (k Kind) String() string {
@@ -91,6 +98,10 @@ func (k Kind) Status() int {
 		return http.StatusRequestEntityTooLarge
 	case KindUpstreamTimeout:
 		return http.StatusGatewayTimeout
+	case KindBadGateway:
+		return http.StatusBadGateway
+	case KindRequestTimeout:
+		return http.StatusRequestTimeout
 	case KindUnavailable:
 		return http.StatusServiceUnavailable
 	case KindPolicy:

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,20 +31,7 @@ import (
 func TestFacilitatorNetwork(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dev, err := devchain.Start(ctx, devchain.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
-	cl, err := ethclient.DialContext(ctx, dev.RPCURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	chain, err := evm.NewChain(evm.ChainConfig{ChainID: dev.ChainID, Backend: cl, SettlementKey: dev.Settler})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev, chain := startChain(t, ctx)
 	fj, err := sqlite.Open(filepath.Join(t.TempDir(), "facilitator.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -61,38 +49,12 @@ func TestFacilitatorNetwork(t *testing.T) {
 	defer upstream.Close()
 
 	payee := crypto.PubkeyToAddress(dev.Payee.PublicKey)
-	cfg, err := config.Parse("coinop.yaml", fmt.Appendf(nil, `
-upstream: %s
-store: %s
-pay_to: "%s"
-networks:
-  - id: eip155:%d
-    facilitator: %s
-    assets:
-      - symbol: USDC
-        address: "%s"
-        eip712_name: %s
-        eip712_version: "%s"
-routes:
+	cfg := devConfig(t, dev, upstream.URL, "facilitator: "+fsrv.URL, `
   - match: GET /weather
     price: 0.001 USDC
-`, upstream.URL, filepath.Join(t.TempDir(), "gateway.db"), payee.Hex(), dev.ChainID, fsrv.URL, dev.Token.Hex(), devchain.TokenName, devchain.TokenVersion))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(ctx, cfg, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	gsrv := httptest.NewServer(g.Handler())
-	defer gsrv.Close()
-
-	key, err := eip3009.NewKey(crypto.FromECDSA(dev.Payer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &client.Transport{Key: key, Policy: client.Policy{MaxAmount: big.NewInt(1000)}}}
+`)
+	_, gsrv := startGateway(t, ctx, cfg, gateway.Options{})
+	hc := payingClient(t, dev)
 	resp, err := hc.Get(gsrv.URL + "/weather")
 	if err != nil {
 		t.Fatal(err)
@@ -116,4 +78,75 @@ routes:
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("with the facilitator down: %d, want 503", resp.StatusCode)
 	}
+}
+
+// devConfig is a gateway configuration for dev's chain and token, paid to
+// dev's payee: settle is the network's way to settle ("rpc: …" and a key, or
+// "facilitator: …"), routes the YAML list of routes, extra more top-level
+// YAML.
+func devConfig(t *testing.T, dev *devchain.Chain, upstream, settle, routes string, extra ...string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("coinop.yaml", fmt.Appendf(nil, `
+upstream: %s
+store: %s
+pay_to: "%s"
+networks:
+  - id: eip155:%d
+    %s
+    assets:
+      - symbol: USDC
+        address: "%s"
+        eip712_name: %s
+        eip712_version: "%s"
+routes:%s%s`, upstream, filepath.Join(t.TempDir(), "gateway.db"), crypto.PubkeyToAddress(dev.Payee.PublicKey).Hex(), dev.ChainID,
+		settle, dev.Token.Hex(), devchain.TokenName, devchain.TokenVersion, routes, strings.Join(extra, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// payingClient pays with dev's payer key, up to 0.001 USDC a request.
+func payingClient(t *testing.T, dev *devchain.Chain) *http.Client {
+	t.Helper()
+	key, err := eip3009.NewKey(crypto.FromECDSA(dev.Payer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &client.Transport{Key: key, Policy: client.Policy{MaxAmount: big.NewInt(1000)}}}
+}
+
+// startChain starts a dev chain, closed when t ends, and connects to it with
+// its settlement key.
+func startChain(t *testing.T, ctx context.Context) (*devchain.Chain, *evm.Chain) {
+	t.Helper()
+	dev, err := devchain.Start(ctx, devchain.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	cl, err := ethclient.DialContext(ctx, dev.RPCURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	chain, err := evm.NewChain(evm.ChainConfig{ChainID: dev.ChainID, Backend: cl, SettlementKey: dev.Settler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dev, chain
+}
+
+// startGateway builds a gateway for cfg and serves its handler on loopback
+// until t ends.
+func startGateway(t *testing.T, ctx context.Context, cfg *config.Config, opts gateway.Options) (*gateway.Gateway, *httptest.Server) {
+	t.Helper()
+	g, err := gateway.New(ctx, cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(srv.Close)
+	return g, srv
 }

@@ -123,14 +123,23 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		timeout time.Duration
 	}
 	rails := map[railKey]*x402.Rail{}
-	// One proxy, and so one connection pool, per upstream, whatever the
-	// number of routes to it.
-	byUpstream := map[string]http.Handler{}
-	proxyTo := func(u *url.URL) http.Handler {
-		p, ok := byUpstream[u.String()]
+	limits := cfg.Limits.OrDefaults()
+	// One proxy, and so one connection pool, per upstream and response
+	// timeout, whatever the number of routes to it.
+	type upstreamKey struct {
+		url     string
+		timeout time.Duration
+	}
+	byUpstream := map[upstreamKey]http.Handler{}
+	proxyTo := func(u *url.URL, timeout time.Duration) http.Handler {
+		if timeout == 0 {
+			timeout = limits.UpstreamTimeout
+		}
+		k := upstreamKey{u.String(), timeout}
+		p, ok := byUpstream[k]
 		if !ok {
-			p = g.proxy(u)
-			byUpstream[u.String()] = p
+			p = g.proxy(u, timeout, limits.MaxBodyBytes)
+			byUpstream[k] = p
 		}
 		return p
 	}
@@ -138,8 +147,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	var routes []paywall.Route
 	for _, rt := range cfg.Routes {
 		res := rt.Resolved
-		proxies[rt.Match] = proxyTo(res.Upstream)
-		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType}
+		proxies[rt.Match] = proxyTo(res.Upstream, rt.UpstreamTimeout)
+		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType, Upgrade: rt.Upgrade}
 		if !rt.Free {
 			k := railKey{res.Network, res.Asset, res.PayTo, rt.MaxTimeout}
 			rail, ok := rails[k]
@@ -181,9 +190,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	g.pw = pw
 	var fallback http.Handler = http.NotFoundHandler()
 	if u := cfg.UpstreamURL(); u != nil {
-		fallback = proxyTo(u)
+		fallback = proxyTo(u, 0)
 	}
-	g.handler = pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	g.handler = bound(limits, pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rt := pw.Match(r); rt != nil {
 			if p, ok := proxies[rt.Pattern]; ok {
 				p.ServeHTTP(w, r)
@@ -191,7 +200,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 			}
 		}
 		fallback.ServeHTTP(w, r)
-	}))
+	})))
 	return g, nil
 }
 
@@ -234,10 +243,13 @@ func settlementKey(n *config.Network, getenv func(string) string) (*ecdsa.Privat
 
 // proxy returns a reverse proxy to target. Payment headers stay at the
 // gateway; the upstream learns the payer from X-Coinop-Payer, which clients
-// cannot forge because incoming X-Coinop-* headers are removed.
-func (g *Gateway) proxy(target *url.URL) http.Handler {
+// cannot forge because incoming X-Coinop-* headers are removed. An upstream
+// that sends no response headers within timeout gets the client a 504, and
+// any payment is released.
+func (g *Gateway) proxy(target *url.URL, timeout time.Duration, maxBody int64) http.Handler {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
+	tr.ResponseHeaderTimeout = timeout
 	return &httputil.ReverseProxy{
 		Transport:  tr,
 		BufferPool: &bufferPool{},
@@ -257,10 +269,11 @@ func (g *Gateway) proxy(target *url.URL) http.Handler {
 			}
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			g.log.Warn("upstream unreachable", "upstream", target.Host, "path", r.URL.Path, "err", err)
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(http.StatusBadGateway)
-			fmt.Fprintf(w, "{\n  \"type\": \"about:blank\",\n  \"title\": \"Bad Gateway\",\n  \"status\": 502,\n  \"detail\": \"the upstream service did not answer; nothing was charged\",\n  \"reason\": \"upstream_unreachable\"\n}\n")
+			perr := proxyError(r, err, maxBody)
+			if r.Context().Err() == nil {
+				g.log.Warn("upstream call failed", "upstream", target.Host, "path", r.URL.Path, "reason", coinop.AsError(perr).Reason, "err", err)
+			}
+			paywall.WriteError(w, r, perr)
 		},
 	}
 }
@@ -300,14 +313,19 @@ func OpenJournal(ctx context.Context, store string) (Journal, error) {
 }
 
 // Serve serves on ln until ctx is done, then shuts down gracefully, giving
-// in-flight requests (and their settlements) up to 30 seconds.
+// in-flight requests (and their settlements) up to 30 seconds. The config's
+// limits bound the time to read headers, idle connections, the header size
+// and the open connections (one more is answered 503 and closed).
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	l := g.cfg.Limits.OrDefaults()
 	srv := &http.Server{
 		Handler:           g.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
+	ln = newLimitListener(ln, l.MaxConnections)
 	// Everything unfinished before this process started was left by a
 	// previous one (one gateway per SQLite file): reconcile it now.
 	rep := g.Recover(ctx, g.started)
