@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -337,14 +338,26 @@ func isUpgrade(r *http.Request) bool {
 
 // samePurchase reports whether the journaled payment prev bought what p,
 // which passed the rail's checks against the current route, would buy: the
-// same resource (the URL as the client addressed it, query included) at the
-// same price (network, asset, recipient, amount). An identifier or payment
-// that proves one purchase proves nothing about another: without this, the
-// identifier of a cheap purchase whose response was lost would fetch a
-// dearer route.
+// same resource (path and query) at the same price (network, asset,
+// recipient, amount). An identifier or payment that proves one purchase
+// proves nothing about another: without this, the identifier of a cheap
+// purchase whose response was lost would fetch a dearer route. The scheme
+// and host are left out: a client may reach one gateway under several names
+// (localhost and 127.0.0.1, a load balancer's and the instance's), and a
+// retry through another is still the same purchase.
 func samePurchase(prev, p *coinop.Payment) bool {
-	return prev.Resource == p.Resource && prev.Network == p.Network && prev.Asset == p.Asset &&
+	return sameResource(prev.Resource, p.Resource) && prev.Network == p.Network && prev.Asset == p.Asset &&
 		prev.PayTo == p.PayTo && prev.Amount != nil && p.Amount != nil && prev.Amount.Cmp(p.Amount) == 0
+}
+
+// sameResource compares two resource URLs by path and query.
+func sameResource(a, b string) bool {
+	ua, erra := url.Parse(a)
+	ub, errb := url.Parse(b)
+	if erra != nil || errb != nil {
+		return a == b
+	}
+	return ua.EscapedPath() == ub.EscapedPath() && ua.RawQuery == ub.RawQuery
 }
 
 // represented checks a payment presented again (same ID as the journaled
