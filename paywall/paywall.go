@@ -214,6 +214,7 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		next.ServeHTTP(w, r)
 		return
 	}
+	ignoreH2C(r)
 	upgrade := isUpgrade(r)
 	if upgrade && !rt.Upgrade {
 		writeProblem(w, r, coinop.Errorf(coinop.KindForbidden, "upgrade_not_allowed", "%s %s does not allow protocol upgrades", r.Method, r.URL.Path), nil)
@@ -317,6 +318,33 @@ func idempotencyKey(r *http.Request) string {
 	}
 	sum := sha256.Sum256([]byte(k + "\x00" + r.Method))
 	return "idem:" + hex.EncodeToString(sum[:16])
+}
+
+// ignoreH2C removes an offer to switch to cleartext HTTP/2 (what `curl
+// --http2` sends on http URLs) from r. A server may ignore it (RFC 9113
+// obsoletes it; RFC 7540 §3.2 lets the server answer in HTTP/1.1), which
+// keeps such clients working on priced routes instead of refused as an
+// upgrade, and keeps the offer from the upstream, whose switch the engine
+// would have to be paid for first.
+func ignoreH2C(r *http.Request) {
+	if !strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "h2c") {
+		return
+	}
+	r.Header.Del("Upgrade")
+	r.Header.Del("Http2-Settings")
+	var keep []string
+	for _, v := range r.Header["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			tok = strings.TrimSpace(tok)
+			if tok != "" && !strings.EqualFold(tok, "upgrade") && !strings.EqualFold(tok, "http2-settings") {
+				keep = append(keep, tok)
+			}
+		}
+	}
+	r.Header.Del("Connection")
+	if len(keep) > 0 {
+		r.Header.Set("Connection", strings.Join(keep, ", "))
+	}
 }
 
 // isUpgrade reports whether r asks to switch protocols. Either header
