@@ -230,3 +230,22 @@ func TestUpstreamTimeout(t *testing.T) {
 		t.Fatalf("payee holds %v (%v), want nothing", got, err)
 	}
 }
+
+// A header block beyond max_header_bytes (plus the 4 KiB net/http allows on
+// top) is refused with 431 and never reaches the upstream.
+func TestHeaderSizeBound(t *testing.T) {
+	addr := serveLimited(t, echoUpstream(t), "  max_header_bytes: 1024\n")
+	for _, c := range []struct {
+		name   string
+		size   int
+		status int
+	}{{"within", 512, 200}, {"beyond", 8 << 10, http.StatusRequestHeaderFieldsTooLarge}} {
+		t.Run(c.name, func(t *testing.T) {
+			conn := dial(t, addr)
+			io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", c.size)+"\r\n\r\n")
+			if status, _ := answer(t, bufio.NewReader(conn)); status != c.status {
+				t.Fatalf("got %d, want %d", status, c.status)
+			}
+		})
+	}
+}
