@@ -39,6 +39,23 @@ const (
 	// KindMethodNotAllowed means routes serve the request's path, but none
 	// its method.
 	KindMethodNotAllowed
+	// KindConflict is a credential or idempotency key presented for a
+	// purchase other than the one it belongs to (another resource or price).
+	// It is never served; the client must use a fresh key or payment.
+	KindConflict
+	// KindForbidden is a request the route does not serve in the form asked,
+	// such as a protocol upgrade (WebSocket) on a route that allows none.
+	KindForbidden
+	// KindTooLarge is a request body beyond the configured bound.
+	KindTooLarge
+	// KindUpstreamTimeout means the upstream did not answer in time; nothing
+	// was charged.
+	KindUpstreamTimeout
+	// KindBadGateway means the upstream could not be reached or broke off;
+	// nothing was charged.
+	KindBadGateway
+	// KindRequestTimeout means the client sent its request too slowly.
+	KindRequestTimeout
 )
 
 // ReasonSettlementNotSent is the reason of a settlement that was signed and
@@ -67,6 +84,12 @@ var kindNames = [...]string{
 	KindPolicy:            "policy",
 	KindNotFound:          "not_found",
 	KindMethodNotAllowed:  "method_not_allowed",
+	KindConflict:          "conflict",
+	KindForbidden:         "forbidden",
+	KindTooLarge:          "too_large",
+	KindUpstreamTimeout:   "upstream_timeout",
+	KindBadGateway:        "bad_gateway",
+	KindRequestTimeout:    "request_timeout",
 }
 
 func (k Kind) String() string {
@@ -84,8 +107,18 @@ func (k Kind) Status() int {
 		return http.StatusBadRequest
 	case KindPaymentRequired, KindRejected, KindInsufficientFunds, KindReplayed, KindSettleFailed:
 		return http.StatusPaymentRequired
-	case KindInFlight:
+	case KindInFlight, KindConflict:
 		return http.StatusConflict
+	case KindForbidden:
+		return http.StatusForbidden
+	case KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case KindUpstreamTimeout:
+		return http.StatusGatewayTimeout
+	case KindBadGateway:
+		return http.StatusBadGateway
+	case KindRequestTimeout:
+		return http.StatusRequestTimeout
 	case KindUnavailable:
 		return http.StatusServiceUnavailable
 	case KindPolicy:

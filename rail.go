@@ -164,6 +164,24 @@ type Resender interface {
 	Resend(ctx context.Context, p *Payment) (*Receipt, error)
 }
 
+// Reverifier is implemented by rails whose single-use credentials may be
+// presented again for a payment already collected, because the client lost
+// the response and retried. The engine serves such a retry only after
+// Reverify passed: the journal lookup that finds the payment goes by its ID,
+// which is derived from public facts (for x402, the payer and the nonce are
+// on chain), so finding it proves nothing. A rail that does not implement
+// Reverifier never has a collected payment served again.
+type Reverifier interface {
+	// Reverify checks that p, which Inspect returned and whose ID the
+	// journal holds as prev, proves what prev proved. Its proof of origin
+	// (a signature) must verify without the network, which refuses a
+	// credential already used, so Verify cannot pass; and it must be the
+	// credential journaled in prev.Payload, compared by what the payer
+	// signed, not byte for byte. It returns a *Error: KindRejected for a
+	// proof that fails, KindReplayed for another credential under prev's ID.
+	Reverify(p, prev *Payment) error
+}
+
 // Outcome is what became of a payment, as a rail finds out from its
 // network after the fact (crash recovery, audits).
 type Outcome struct {

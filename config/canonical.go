@@ -33,7 +33,7 @@ func (c *Config) Canonical() ([]byte, error) {
 			return true
 		}
 		switch key.Value {
-		case "receipt_timeout", "max_timeout":
+		case "receipt_timeout", "max_timeout", "read_header_timeout", "body_timeout", "idle_timeout", "upstream_timeout":
 			if t, err := time.ParseDuration(val.Value); err == nil {
 				val.Value = formatDuration(t)
 			}

@@ -32,6 +32,18 @@ const (
 	DefaultMaxTimeout     = 60 * time.Second
 )
 
+// Defaults of the limits block: generous for an API or a download, tight
+// enough that a slow or greedy client cannot hold the gateway's resources.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultBodyTimeout       = time.Minute
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultUpstreamTimeout   = 30 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultMaxBodyBytes      = 10 << 20
+	DefaultMaxConnections    = 1024
+)
+
 // What the gateway does with a request that no route matches.
 const (
 	UnmatchedDeny = "deny" // answer 404
@@ -67,9 +79,56 @@ type Config struct {
 	PayTo    string     `yaml:"pay_to,omitempty"`
 	Networks []*Network `yaml:"networks,omitempty"`
 	Routes   []*Route   `yaml:"routes"`
+	// Limits bound what one client may take of the gateway.
+	Limits Limits `yaml:"limits"`
 
 	src      *source  // where the configuration was read from; nil if built in code
 	upstream *url.URL // Upstream, parsed by Validate
+}
+
+// Limits are the gateway's bounds on clients and upstreams. Every one has a
+// default (the Default constants); all must be positive.
+type Limits struct {
+	// ReadHeaderTimeout bounds the time to read a request's headers: a
+	// client trickling them (slowloris) is disconnected.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// BodyTimeout bounds the time to read a request's body, from the end of
+	// its headers. Requests that switch protocols (WebSocket) have none.
+	BodyTimeout time.Duration `yaml:"body_timeout"`
+	// IdleTimeout closes a kept-alive connection idle for this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// UpstreamTimeout is the default of routes' upstream_timeout.
+	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`
+	// MaxHeaderBytes bounds a request's header block.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxBodyBytes bounds a request's body; beyond it the answer is 413.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxConnections bounds the client connections open at once (WebSocket
+	// sessions included); one more is answered 503 and closed.
+	MaxConnections int `yaml:"max_connections"`
+}
+
+// OrDefaults is l with every zero bound replaced by its default.
+func (l Limits) OrDefaults() Limits {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&l.BodyTimeout, DefaultBodyTimeout)
+	def(&l.IdleTimeout, DefaultIdleTimeout)
+	def(&l.UpstreamTimeout, DefaultUpstreamTimeout)
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.MaxBodyBytes == 0 {
+		l.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if l.MaxConnections == 0 {
+		l.MaxConnections = DefaultMaxConnections
+	}
+	return l
 }
 
 // Network is one EVM chain the gateway accepts payments on.
@@ -161,6 +220,14 @@ type Route struct {
 	// reserved, settled in the background within the asset's
 	// async_exposure per payer).
 	Settlement string `yaml:"settlement,omitempty"`
+	// Upgrade lets requests that switch protocols (WebSocket) through on a
+	// priced route; each is settled before the switch. Refused (403) when
+	// false. Free routes let them through anyway.
+	Upgrade bool `yaml:"upgrade,omitempty"`
+	// UpstreamTimeout bounds the wait for the upstream's response headers:
+	// beyond it the client gets 504 and nothing is charged.
+	// Limits.UpstreamTimeout if zero.
+	UpstreamTimeout time.Duration `yaml:"upstream_timeout,omitempty"`
 
 	// Resolved holds what the route's fields and their inherited defaults
 	// amount to. Validate sets it when it returns nil and clears it otherwise.
@@ -325,6 +392,7 @@ func applyDefaults(c *Config, src *source) {
 // normalize writes the resolved values of a validated configuration into its
 // fields.
 func (c *Config) normalize() {
+	c.Limits = c.Limits.OrDefaults()
 	if c.PayTo != "" {
 		c.PayTo = checksumAddress(c.PayTo)
 	}
@@ -343,6 +411,9 @@ func (c *Config) normalize() {
 		res := r.Resolved
 		if r.Upstream == "" {
 			r.Upstream = c.Upstream
+		}
+		if r.UpstreamTimeout == 0 {
+			r.UpstreamTimeout = c.Limits.UpstreamTimeout
 		}
 		if r.Free {
 			continue

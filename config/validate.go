@@ -136,7 +136,42 @@ func (v *checker) checkTop(c *Config) (upstream *url.URL) {
 			v.addf("pay_to", "%v", err)
 		}
 	}
+	v.checkLimits(&c.Limits)
 	return upstream
+}
+
+// checkLimits reports limits that are negative or written as zero. A zero
+// the file does not write (or a Config built in code leaves) means the
+// default (Limits.OrDefaults), which the canonical form spells out.
+func (v *checker) checkLimits(l *Limits) {
+	bad := func(key string, n int64) bool {
+		return n < 0 || n == 0 && v.src != nil && v.src.has("limits."+key)
+	}
+	for _, d := range []struct {
+		key      string
+		val, def time.Duration
+	}{
+		{"read_header_timeout", l.ReadHeaderTimeout, DefaultReadHeaderTimeout},
+		{"body_timeout", l.BodyTimeout, DefaultBodyTimeout},
+		{"idle_timeout", l.IdleTimeout, DefaultIdleTimeout},
+		{"upstream_timeout", l.UpstreamTimeout, DefaultUpstreamTimeout},
+	} {
+		if bad(d.key, int64(d.val)) {
+			v.addf("limits."+d.key, "%s: must be positive, e.g. %s", formatDuration(d.val), formatDuration(d.def))
+		}
+	}
+	for _, n := range []struct {
+		key      string
+		val, def int64
+	}{
+		{"max_header_bytes", int64(l.MaxHeaderBytes), DefaultMaxHeaderBytes},
+		{"max_body_bytes", l.MaxBodyBytes, DefaultMaxBodyBytes},
+		{"max_connections", int64(l.MaxConnections), DefaultMaxConnections},
+	} {
+		if bad(n.key, n.val) {
+			v.addf("limits."+n.key, "%d: must be positive, e.g. %d", n.val, n.def)
+		}
+	}
 }
 
 func checkListen(s string) error {
@@ -360,6 +395,9 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 			v.addf(p+".upstream", "none: set upstream here or at the top level")
 		}
 
+		if r.UpstreamTimeout < 0 {
+			v.addf(p+".upstream_timeout", "%s: must be positive, e.g. %s", formatDuration(r.UpstreamTimeout), formatDuration(DefaultUpstreamTimeout))
+		}
 		if v.tainted(p + ".free") {
 			continue
 		}
@@ -370,7 +408,7 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 			for _, f := range []struct {
 				name string
 				set  bool
-			}{{"asset", r.Asset != ""}, {"network", r.Network != ""}, {"pay_to", r.PayTo != ""}, {"max_timeout", r.MaxTimeout != 0}, {"settlement", r.Settlement != ""}} {
+			}{{"asset", r.Asset != ""}, {"network", r.Network != ""}, {"pay_to", r.PayTo != ""}, {"max_timeout", r.MaxTimeout != 0}, {"settlement", r.Settlement != ""}, {"upgrade", r.Upgrade}} {
 				if f.set {
 					v.addf(p+"."+f.name, "set on a free route, which takes no payment")
 				}

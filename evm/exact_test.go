@@ -33,7 +33,10 @@ import (
 	"github.com/coinop/coinop/x402"
 )
 
-const price = 1000 // 0.001 USDC
+const (
+	price     = 1000   // 0.001 USDC
+	dearPrice = 10_000 // 0.01 USDC, on /dear/
+)
 
 // rig is a paywalled upstream on the embedded chain with real parts only:
 // the devchain, the EVM exact scheme, the x402 rail, the SQLite journal.
@@ -51,6 +54,10 @@ type rig struct {
 	mu      sync.Mutex
 	// onUpstream, if set, runs inside the upstream handler before it answers.
 	onUpstream func(req *http.Request)
+	// ws, if set, serves the upstream's /ws/ paths.
+	ws http.Handler
+	// upHeader, if set, is the upstream's response headers.
+	upHeader http.Header
 	// onStep, if set, sees every payment step boundary.
 	onStep func(step string, p *coinop.Payment)
 	pw     *paywall.Paywall
@@ -95,6 +102,8 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 		Routes: []paywall.Route{
 			{Pattern: "/paid/", Price: usdc, Rails: []coinop.Rail{rail}},
 			{Pattern: "/async/", Price: usdc, Rails: []coinop.Rail{rail}, Settlement: coinop.ModeAsync, AsyncExposure: r.exposureCap()},
+			{Pattern: "/ws/", Price: usdc, Rails: []coinop.Rail{rail}, Upgrade: true},
+			{Pattern: "/dear/", Price: coinop.Price{Amount: big.NewInt(dearPrice), Symbol: "USDC", Decimals: 6}, Rails: []coinop.Rail{rail}},
 		},
 		OnStep: func(step string, p *coinop.Payment) {
 			r.mu.Lock()
@@ -113,10 +122,17 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 	return pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.upCalls++
-		hook := r.onUpstream
+		hook, header, ws := r.onUpstream, r.upHeader, r.ws
 		r.mu.Unlock()
 		if hook != nil {
 			hook(req)
+		}
+		if ws != nil && strings.HasPrefix(req.URL.Path, "/ws/") {
+			ws.ServeHTTP(w, req)
+			return
+		}
+		for k, v := range header {
+			w.Header()[k] = v
 		}
 		status, _ := strconv.Atoi(req.URL.Query().Get("status"))
 		if status == 0 {
@@ -198,13 +214,27 @@ type answer struct {
 
 func (r *rig) get(t *testing.T, path, name, value string) answer {
 	t.Helper()
-	req, _ := http.NewRequest("GET", r.srv.URL+path, nil)
+	h := http.Header{}
 	if name != "" {
-		req.Header.Set(name, value)
+		h.Set(name, value)
+	}
+	a, err := r.fetch(t, path, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// fetch GETs path with headers h; the error is the connection's.
+func (r *rig) fetch(t *testing.T, path string, h http.Header) (answer, error) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", r.srv.URL+path, nil)
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -218,7 +248,7 @@ func (r *rig) get(t *testing.T, path, name, value string) answer {
 			t.Fatal(err)
 		}
 	}
-	return a
+	return a, nil
 }
 
 func (r *rig) balance(t *testing.T, who common.Address) *big.Int {
@@ -440,18 +470,7 @@ func TestSettleFailureWithholdsResponse(t *testing.T) {
 	r := newRig(t)
 	p := r.newPayment(t)
 	h := p.header(t)
-	r.onUpstream = func(*http.Request) {
-		var rr, ss [32]byte
-		copy(rr[:], p.sig[:32])
-		copy(ss[:], p.sig[32:64])
-		data, err := tokenABI.Pack("transferWithAuthorization", common.Address(p.auth.From), common.Address(p.auth.To),
-			p.auth.Value, p.auth.ValidAfter, p.auth.ValidBefore, p.auth.Nonce, p.sig[64], rr, ss)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		sendTx(t, r.client, r.chain.Owner, r.chain.ChainID, r.chain.Token, data)
-	}
+	r.onUpstream = func(*http.Request) { r.sendAuthorization(t, p) }
 	a := r.get(t, "/paid/x", x402.HeaderPaymentSignature, h)
 	if a.status != 402 || a.settled.Success || a.settled.ErrorReason == "" || strings.Contains(a.body, "upstream says") {
 		t.Fatalf("got %d %+v\n%s", a.status, a.settled, a.body)

@@ -2,9 +2,7 @@ package gateway_test
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -13,12 +11,9 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
-	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/client"
-	"github.com/coinop/coinop/config"
-	"github.com/coinop/coinop/eip3009"
 	"github.com/coinop/coinop/evm"
 	"github.com/coinop/coinop/evm/devchain"
 	"github.com/coinop/coinop/facilitator"
@@ -43,20 +38,8 @@ type facilitated struct {
 // sets the chain's rpc beside the facilitator.
 func newFacilitated(t *testing.T, ctx context.Context, front func(http.Handler) http.Handler, withRPC bool) *facilitated {
 	t.Helper()
-	dev, err := devchain.Start(ctx, devchain.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dev.Close() })
-	cl, err := ethclient.DialContext(ctx, dev.RPCURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	f := &facilitated{dev: dev, payee: crypto.PubkeyToAddress(dev.Payee.PublicKey)}
-	if f.chain, err = evm.NewChain(evm.ChainConfig{ChainID: dev.ChainID, Backend: cl, SettlementKey: dev.Settler}); err != nil {
-		t.Fatal(err)
-	}
+	dev, chain := startChain(t, ctx)
+	f := &facilitated{dev: dev, chain: chain, payee: crypto.PubkeyToAddress(dev.Payee.PublicKey)}
 	fj, err := sqlite.Open(filepath.Join(t.TempDir(), "facilitator.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -76,41 +59,16 @@ func newFacilitated(t *testing.T, ctx context.Context, front func(http.Handler) 
 	}))
 	t.Cleanup(upstream.Close)
 
-	rpc := ""
+	settle := "facilitator: " + f.fsrv.URL
 	if withRPC {
-		rpc = "rpc: " + dev.RPCURL
+		settle += "\n    rpc: " + dev.RPCURL
 	}
-	cfg, err := config.Parse("coinop.yaml", fmt.Appendf(nil, `
-upstream: %s
-store: %s
-pay_to: "%s"
-networks:
-  - id: eip155:%d
-    facilitator: %s
-    %s
-    assets:
-      - symbol: USDC
-        address: "%s"
-        eip712_name: %s
-        eip712_version: "%s"
-routes:
+	cfg := devConfig(t, dev, upstream.URL, settle, `
   - match: GET /weather
     price: 0.001 USDC
-`, upstream.URL, filepath.Join(t.TempDir(), "gateway.db"), f.payee.Hex(), dev.ChainID, f.fsrv.URL, rpc, dev.Token.Hex(), devchain.TokenName, devchain.TokenVersion))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.g, err = gateway.New(ctx, cfg, gateway.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.g.Close() })
-	f.gsrv = httptest.NewServer(f.g.Handler())
-	t.Cleanup(f.gsrv.Close)
-	key, err := eip3009.NewKey(crypto.FromECDSA(dev.Payer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.hc = &http.Client{Timeout: 30 * time.Second, Transport: &client.Transport{Key: key, Policy: client.Policy{MaxAmount: big.NewInt(1000)}}}
+`)
+	f.g, f.gsrv = startGateway(t, ctx, cfg, gateway.Options{})
+	f.hc = payingClient(t, dev)
 	return f
 }
 

@@ -125,14 +125,23 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 		timeout time.Duration
 	}
 	rails := map[railKey]*x402.Rail{}
-	// One proxy, and so one connection pool, per upstream, whatever the
-	// number of routes to it.
-	byUpstream := map[string]http.Handler{}
-	proxyTo := func(u *url.URL) http.Handler {
-		p, ok := byUpstream[u.String()]
+	limits := cfg.Limits.OrDefaults()
+	// One proxy, and so one connection pool, per upstream and response
+	// timeout, whatever the number of routes to it.
+	type upstreamKey struct {
+		url     string
+		timeout time.Duration
+	}
+	byUpstream := map[upstreamKey]http.Handler{}
+	proxyTo := func(u *url.URL, timeout time.Duration) http.Handler {
+		if timeout == 0 {
+			timeout = limits.UpstreamTimeout
+		}
+		k := upstreamKey{u.String(), timeout}
+		p, ok := byUpstream[k]
 		if !ok {
-			p = g.proxy(u)
-			byUpstream[u.String()] = p
+			p = g.proxy(u, timeout, limits.MaxBodyBytes)
+			byUpstream[k] = p
 		}
 		return p
 	}
@@ -140,8 +149,8 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 	var routes []paywall.Route
 	for ri, rt := range cfg.Routes {
 		res := rt.Resolved
-		proxies[rt.Match] = proxyTo(res.Upstream)
-		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType}
+		proxies[rt.Match] = proxyTo(res.Upstream, rt.UpstreamTimeout)
+		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType, Upgrade: rt.Upgrade}
 		if !rt.Free {
 			k := railKey{res.Network, res.Asset, res.PayTo, rt.MaxTimeout}
 			rail, ok := rails[k]
@@ -183,9 +192,9 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 	g.pw = pw
 	var fallback http.Handler = http.NotFoundHandler()
 	if u := cfg.UpstreamURL(); u != nil {
-		fallback = proxyTo(u)
+		fallback = proxyTo(u, 0)
 	}
-	g.handler = pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	g.handler = bound(limits, pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rt := pw.Match(r); rt != nil {
 			if p, ok := proxies[rt.Pattern]; ok {
 				p.ServeHTTP(w, r)
@@ -193,7 +202,7 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 			}
 		}
 		fallback.ServeHTTP(w, r)
-	}))
+	})))
 	return nil
 }
 
@@ -214,10 +223,12 @@ func rpcHTTPClient() *http.Client {
 // RawPath empty), which SetURL keeps and the transport encodes once, so the
 // upstream acts on the path the route was decided on; method- and
 // URL-override headers, which would make it act on another method or path,
-// are removed.
-func (g *Gateway) proxy(target *url.URL) http.Handler {
+// are removed. An upstream that sends no response headers within timeout
+// gets the client a 504, and any payment is released.
+func (g *Gateway) proxy(target *url.URL, timeout time.Duration, maxBody int64) http.Handler {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
+	tr.ResponseHeaderTimeout = timeout
 	return &httputil.ReverseProxy{
 		Transport:  tr,
 		BufferPool: &bufferPool{},
@@ -238,10 +249,11 @@ func (g *Gateway) proxy(target *url.URL) http.Handler {
 			}
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			g.log.Warn("upstream unreachable", "upstream", target.Host, "path", r.URL.Path, "err", err)
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(http.StatusBadGateway)
-			fmt.Fprintf(w, "{\n  \"type\": \"about:blank\",\n  \"title\": \"Bad Gateway\",\n  \"status\": 502,\n  \"detail\": \"the upstream service did not answer; nothing was charged\",\n  \"reason\": \"upstream_unreachable\"\n}\n")
+			perr := proxyError(r, err, maxBody)
+			if r.Context().Err() == nil {
+				g.log.Warn("upstream call failed", "upstream", target.Host, "path", r.URL.Path, "reason", coinop.AsError(perr).Reason, "err", err)
+			}
+			paywall.WriteError(w, r, perr)
 		},
 	}
 }
@@ -292,14 +304,19 @@ func openJournal(ctx context.Context, store string) (Journal, error) {
 }
 
 // Serve serves on ln until ctx is done, then shuts down gracefully, giving
-// in-flight requests (and their settlements) up to 30 seconds.
+// in-flight requests (and their settlements) up to 30 seconds. The config's
+// limits bound the time to read headers, idle connections, the header size
+// and the open connections (one more is answered 503 and closed).
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	l := g.cfg.Limits.OrDefaults()
 	srv := &http.Server{
 		Handler:           g.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
+	ln = newLimitListener(ln, l.MaxConnections)
 	// Everything unfinished before this process started was left by a
 	// previous one (one gateway per SQLite file): reconcile it now.
 	rep := g.Recover(ctx, g.started)

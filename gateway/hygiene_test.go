@@ -109,10 +109,10 @@ func (u *lazyUpstream) requests() []string {
 	return append([]string(nil), u.got...)
 }
 
-// startGateway runs a gateway in front of upstream with a free GET /free, a
+// hygieneGateway runs a gateway in front of upstream with a free GET /free, a
 // priced GET /paid, and unmatched requests free. Its network's node is never
 // dialed: no payment is made.
-func startGateway(t *testing.T, upstream string) string {
+func hygieneGateway(t *testing.T, upstream string) string {
 	t.Helper()
 	key, err := crypto.GenerateKey()
 	if err != nil {
@@ -195,7 +195,7 @@ func TestGetBodyDoesNotReachUpstream(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := startLazyUpstream(t)
-			gw := startGateway(t, "http://"+up.ln.Addr().String())
+			gw := hygieneGateway(t, "http://"+up.ln.Addr().String())
 			// Warm the pool so both requests could share one upstream connection.
 			if code, body := rawRequest(t, gw, "GET /free HTTP/1.1\r\nHost: g\r\n\r\n"); code != 200 || body != "free content" {
 				t.Fatalf("free request: %d %q", code, body)
@@ -238,7 +238,7 @@ func TestOverridesNeverReachUpstream(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := startLazyUpstream(t)
-			gw := startGateway(t, "http://"+up.ln.Addr().String())
+			gw := hygieneGateway(t, "http://"+up.ln.Addr().String())
 			if code, body := rawRequest(t, gw, tc.request); code != tc.status || strings.Contains(body, "PAID") {
 				t.Fatalf("%d %q, want %d", code, body, tc.status)
 			}
@@ -256,7 +256,7 @@ func TestOverridesNeverReachUpstream(t *testing.T) {
 // client chose.
 func TestUpstreamGetsCanonicalPath(t *testing.T) {
 	up := startLazyUpstream(t)
-	gw := startGateway(t, "http://"+up.ln.Addr().String())
+	gw := hygieneGateway(t, "http://"+up.ln.Addr().String())
 	for _, tc := range []struct{ target, upstream string }{
 		{"/fr%65e", "/free"},
 		{"/%66%72%65%65", "/free"},

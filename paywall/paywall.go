@@ -17,6 +17,8 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,6 +67,14 @@ type Route struct {
 	// verified and reserved; settled in the background, within
 	// AsyncExposure).
 	Settlement string
+	// Upgrade lets requests that ask to switch protocols (a WebSocket's
+	// Upgrade) through on this priced route. If false (the default) they are
+	// refused with 403 upgrade_not_allowed. When true, the payment is always
+	// settled synchronously, and the switch (a 101, or the handler taking
+	// the connection) happens only after the money moved: once the
+	// connection is handed over, the engine sees nothing more of it, so
+	// nothing can be taken back.
+	Upgrade bool
 	// AsyncExposure caps, per payer and asset, the total amount (atomic
 	// units) served on async routes but not yet settled. A payment that
 	// would exceed it is settled synchronously instead. Nil on an async
@@ -205,6 +215,12 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		next.ServeHTTP(w, withoutOverrides(r))
 		return
 	}
+	ignoreH2C(r)
+	upgrade := isUpgrade(r)
+	if upgrade && !rt.Upgrade {
+		writeProblem(w, r, coinop.Errorf(coinop.KindForbidden, "upgrade_not_allowed", "%s %s does not allow protocol upgrades", r.Method, r.URL.Path), nil)
+		return
+	}
 	exposeHeaders(w.Header())
 	charge := coinop.Charge{Price: rt.Price, Resource: coinop.Resource{
 		URL: resourceURL(r), Method: r.Method, Description: rt.Description, MimeType: rt.MimeType,
@@ -238,11 +254,16 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	}
 	defer pw.inflight.Delete(p.ID)
 
-	// The journal answers a payment seen before, ahead of any cryptography
-	// or chain call.
+	// The journal answers a payment seen before, ahead of the chain. Its ID
+	// is derived from public facts, so a payment found there is served again
+	// only once the rail proved that p is that very payment, signed by its
+	// payer, for this very purchase.
 	prev, err := pw.cfg.Journal.Get(r.Context(), p.ID)
 	if !errors.Is(err, store.ErrNotFound) {
-		if prev, err = reuse(prev, err); err != nil || prev != nil {
+		if prev, err = reuse(prev, err); err == nil && prev != nil {
+			err = represented(rail, p, prev)
+		}
+		if err != nil || prev != nil {
 			pw.answerPrevious(w, r, next, rt, charge, prev, err)
 			return
 		}
@@ -256,7 +277,11 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	if p.IdempotencyKey != "" {
 		prev, err := pw.cfg.Journal.ByIdempotencyKey(r.Context(), p.Payer, p.IdempotencyKey)
 		if !errors.Is(err, store.ErrNotFound) {
-			if err == nil && prev.State == coinop.StateSettled && !prev.Served.IsZero() {
+			switch {
+			case err != nil:
+			case !samePurchase(prev, p):
+				err = coinop.Errorf(coinop.KindConflict, "idempotency_key_reused", "this idempotency key belongs to a purchase of another resource or price; use a new key")
+			case prev.State == coinop.StateSettled && !prev.Served.IsZero():
 				err = coinop.Errorf(coinop.KindInFlight, "idempotency_key_used", "this purchase (idempotency key) was already paid for and served")
 			}
 			if prev, err = reuse(prev, err); err != nil || prev != nil {
@@ -266,7 +291,7 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		}
 	}
 	p.Mode = coinop.ModeSync
-	if rt.Settlement == coinop.ModeAsync && pw.bg.admit(p, rt.AsyncExposure) {
+	if rt.Settlement == coinop.ModeAsync && !upgrade && pw.bg.admit(p, rt.AsyncExposure) {
 		p.Mode = coinop.ModeAsync
 	}
 	if err := pw.cfg.Journal.Reserve(r.Context(), p); err != nil {
@@ -283,14 +308,103 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 }
 
 // idempotencyKey derives a purchase key from an Idempotency-Key header,
-// scoped to the method and path so one key cannot cover two resources.
+// scoped to the method (an HTTP idempotency key names one operation). Like
+// every key it is journaled per payer, and the purchase it names is compared
+// with the current one (samePurchase): a key reused for another resource or
+// price is refused, never served.
 func idempotencyKey(r *http.Request) string {
 	k := r.Header.Get("Idempotency-Key")
 	if k == "" || len(k) > 256 {
 		return ""
 	}
-	sum := sha256.Sum256([]byte(k + "\x00" + r.Method + "\x00" + r.URL.Path))
+	sum := sha256.Sum256([]byte(k + "\x00" + r.Method))
 	return "idem:" + hex.EncodeToString(sum[:16])
+}
+
+// ignoreH2C removes an offer to switch to cleartext HTTP/2 (what `curl
+// --http2` sends on http URLs) from r. A server may ignore it (RFC 9113
+// obsoletes it; RFC 7540 §3.2 lets the server answer in HTTP/1.1), which
+// keeps such clients working on priced routes instead of refused as an
+// upgrade, and keeps the offer from the upstream, whose switch the engine
+// would have to be paid for first.
+func ignoreH2C(r *http.Request) {
+	if !strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "h2c") {
+		return
+	}
+	r.Header.Del("Upgrade")
+	r.Header.Del("Http2-Settings")
+	var keep []string
+	for _, v := range r.Header["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			tok = strings.TrimSpace(tok)
+			if tok != "" && !strings.EqualFold(tok, "upgrade") && !strings.EqualFold(tok, "http2-settings") {
+				keep = append(keep, tok)
+			}
+		}
+	}
+	r.Header.Del("Connection")
+	if len(keep) > 0 {
+		r.Header.Set("Connection", strings.Join(keep, ", "))
+	}
+}
+
+// isUpgrade reports whether r asks to switch protocols. Either header
+// counts, whatever the other says: a request is refused or settled first on
+// suspicion rather than proxied into a switch the engine did not expect.
+func isUpgrade(r *http.Request) bool {
+	if r.Header.Get("Upgrade") != "" {
+		return true
+	}
+	for _, v := range r.Header["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// samePurchase reports whether the journaled payment prev bought what p,
+// which passed the rail's checks against the current route, would buy: the
+// same resource (path and query) at the same price (network, asset,
+// recipient, amount). An identifier or payment that proves one purchase
+// proves nothing about another: without this, the identifier of a cheap
+// purchase whose response was lost would fetch a dearer route. The scheme
+// and host are left out: a client may reach one gateway under several names
+// (localhost and 127.0.0.1, a load balancer's and the instance's), and a
+// retry through another is still the same purchase.
+func samePurchase(prev, p *coinop.Payment) bool {
+	return sameResource(prev.Resource, p.Resource) && prev.Network == p.Network && prev.Asset == p.Asset &&
+		prev.PayTo == p.PayTo && prev.Amount != nil && p.Amount != nil && prev.Amount.Cmp(p.Amount) == 0
+}
+
+// sameResource compares two resource URLs by path and query.
+func sameResource(a, b string) bool {
+	ua, erra := url.Parse(a)
+	ub, errb := url.Parse(b)
+	if erra != nil || errb != nil {
+		return a == b
+	}
+	return ua.EscapedPath() == ub.EscapedPath() && ua.RawQuery == ub.RawQuery
+}
+
+// represented checks a payment presented again (same ID as the journaled
+// prev, which may be served again): the rail proves it is prev's credential,
+// signed by prev's payer (coinop.Reverifier), and it is presented for
+// prev's purchase. A rail that cannot reverify never serves a payment twice.
+func represented(rail coinop.Rail, p, prev *coinop.Payment) error {
+	rv, ok := rail.(coinop.Reverifier)
+	if !ok {
+		return coinop.Errorf(coinop.KindReplayed, "payment_replayed", "this payment was already used")
+	}
+	if err := rv.Reverify(p, prev); err != nil {
+		return err
+	}
+	if !samePurchase(prev, p) {
+		return coinop.Errorf(coinop.KindConflict, "payment_reused", "this payment bought another resource or price; it cannot be used here")
+	}
+	return nil
 }
 
 // reuse decides what an earlier journal entry means for a new request: the
@@ -432,7 +546,9 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, cha
 			w.Header()[k] = v
 		}
 	}
-	if err == nil || rc != nil && rc.Pending {
+	// A switch of protocols hands the connection over for good: it waits
+	// for money that moved, not for a transaction still pending.
+	if err == nil || rc != nil && rc.Pending && status != http.StatusSwitchingProtocols {
 		pw.served(ctx, p)
 		return true
 	}

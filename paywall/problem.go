@@ -38,6 +38,15 @@ func resourceURL(r *http.Request) string {
 	return scheme + "://" + r.Host + r.URL.RequestURI()
 }
 
+// WriteError answers with err as an RFC 9457 problem document: the status of
+// its kind, its reason code and its client-safe message (anything but a
+// *coinop.Error is an internal error, whose detail goes nowhere). It is the
+// one problem writer, for what the gateway refuses around the engine too
+// (an oversized body, an upstream that timed out).
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	writeProblem(w, r, coinop.AsError(err), nil)
+}
+
 // writeProblem answers with an RFC 9457 problem document. For payment
 // problems ch adds the challenge headers, the offers and the x402 v1 body
 // members, and browsers get an HTML page with the same facts.

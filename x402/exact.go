@@ -99,3 +99,76 @@ func CheckExactEVM(c *Credential, rail string, now time.Time) (*coinop.Payment, 
 		PayTo: strings.ToLower(payTo.Hex()), Nonce: nonce, Amount: auth.Value,
 	}, auth, sig, nil
 }
+
+// exactEVM decodes an exact EVM payload's authorization and signature.
+func exactEVM(raw []byte) (*eip3009.Authorization, []byte, error) {
+	pl, err := DecodeExactEVM(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	a := &pl.Authorization
+	auth, err := eip3009.ParseAuthorization(a.From, a.To, a.Value, a.ValidAfter, a.ValidBefore, a.Nonce)
+	if err != nil {
+		return nil, nil, err
+	}
+	sig, err := eip3009.ParseSignature(pl.Signature)
+	if err != nil {
+		return nil, nil, err
+	}
+	return auth, sig, nil
+}
+
+// AuthenticateExactEVM recovers the signer of an exact EVM credential under
+// the EIP-712 domain of our offer (c.Requirements: network, asset, and the
+// token's name and version in extra) and checks that it is the
+// authorization's from. It needs no I/O: it is the proof of origin that
+// still holds when the authorization was already used on chain, where the
+// chain's simulation can no longer pass.
+func AuthenticateExactEVM(c *Credential) error {
+	auth, sig, err := exactEVM(c.Payload.Payload)
+	if err != nil {
+		return coinop.Wrap(coinop.KindMalformed, ReasonEVMPayload, err, "the exact EVM payload is not valid")
+	}
+	req := &c.Requirements
+	chainID, err := ChainID(req.Network)
+	if err != nil {
+		return coinop.Wrap(coinop.KindInternal, ReasonUnexpectedVerify, err, "internal error")
+	}
+	asset, err := eip3009.ParseAddress(req.Asset)
+	if err != nil {
+		return coinop.Wrap(coinop.KindInternal, ReasonUnexpectedVerify, err, "internal error")
+	}
+	name, _ := req.Extra["name"].(string)
+	version, _ := req.Extra["version"].(string)
+	if name == "" || version == "" {
+		return coinop.Errorf(coinop.KindRejected, ReasonMissingDomain, "the offer lacks the token's EIP-712 domain")
+	}
+	d := eip3009.Domain{Name: name, Version: version, ChainID: chainID, VerifyingContract: asset}
+	signer, err := eip3009.Recover(auth.Digest(d.Separator()), sig)
+	if err != nil || signer != auth.From {
+		return coinop.Errorf(coinop.KindRejected, ReasonInvalidSignature, "the signature is not from %s", auth.From.Hex())
+	}
+	return nil
+}
+
+// SameExactEVM reports whether two exact EVM payloads carry the same
+// authorization (from, to, value, validity window, nonce) and the same
+// signature (r, s and the recovery id, 0/1 and 27/28 alike). It compares
+// decoded values, not bytes: a client resending a payment may re-encode it
+// (another JSON member order, address case, the v1 envelope instead of v2,
+// an extension added), and none of that changes what the payer signed.
+func SameExactEVM(a, b []byte) bool {
+	aa, as, err := exactEVM(a)
+	if err != nil {
+		return false
+	}
+	ba, bs, err := exactEVM(b)
+	if err != nil {
+		return false
+	}
+	av, _ := eip3009.CheckSignature(as)
+	bv, _ := eip3009.CheckSignature(bs)
+	return aa.From == ba.From && aa.To == ba.To && aa.Value.Cmp(ba.Value) == 0 &&
+		aa.ValidAfter.Cmp(ba.ValidAfter) == 0 && aa.ValidBefore.Cmp(ba.ValidBefore) == 0 &&
+		aa.Nonce == ba.Nonce && string(as[:64]) == string(bs[:64]) && av == bv
+}

@@ -58,6 +58,7 @@ var (
 	_ coinop.Restorer     = (*Rail)(nil)
 	_ coinop.BatchSettler = (*Rail)(nil)
 	_ coinop.Resender     = (*Rail)(nil)
+	_ coinop.Reverifier   = (*Rail)(nil)
 )
 
 func (r *Rail) requirements(ch coinop.Charge) []PaymentRequirements {
@@ -265,6 +266,31 @@ func (r *Rail) Verify(ctx context.Context, p *coinop.Payment) error {
 		return err
 	}
 	return c.scheme.Verify(ctx, p, c)
+}
+
+// Reverify proves that p, presented again, is the payment journaled as prev:
+// the exact EVM signature recovers to the authorization's from under our
+// offer's EIP-712 domain (AuthenticateExactEVM, no I/O), and the
+// authorization and signature are those of prev's journaled payload
+// (SameExactEVM). Other schemes cannot be reverified: their payments are
+// never served again.
+func (r *Rail) Reverify(p, prev *coinop.Payment) error {
+	c, err := credential(p)
+	if err != nil {
+		return err
+	}
+	replayed := coinop.Errorf(coinop.KindReplayed, "payment_replayed", "this payment was already used")
+	if c.Requirements.Scheme != "exact" || !strings.HasPrefix(c.Requirements.Network, "eip155:") {
+		return replayed
+	}
+	if err := AuthenticateExactEVM(c); err != nil {
+		return err
+	}
+	old, err := decodeCredential(prev.Payload)
+	if err != nil || !SameExactEVM(c.Payload.Payload, old.Payload.Payload) {
+		return replayed
+	}
+	return nil
 }
 
 // Settle runs the scheme's settlement and encodes its result as the

@@ -31,7 +31,7 @@ import (
 )
 
 // writeConfig writes a one-route gateway config for chain and returns its path.
-func writeConfig(t *testing.T, dir, store, upstream string, chain *devchain.Chain, settler *ecdsa.PrivateKey, payTo common.Address) string {
+func writeConfig(t *testing.T, dir, store, upstream string, chain *devchain.Chain, settler *ecdsa.PrivateKey, payTo common.Address, moreRoutes ...string) string {
 	t.Helper()
 	keyFile := filepath.Join(dir, fmt.Sprintf("settler-%x.key", crypto.PubkeyToAddress(settler.PublicKey).Bytes()[:4]))
 	os.WriteFile(keyFile, []byte(hexKey(settler)), 0o600)
@@ -52,7 +52,7 @@ networks:
 routes:
   - match: GET /paid
     price: "1000"
-`, upstream, store, payTo.Hex(), chain.ChainID, chain.RPCURL, keyFile, chain.Token.Hex(), devchain.TokenName, devchain.TokenVersion)), 0o600)
+%s`, upstream, store, payTo.Hex(), chain.ChainID, chain.RPCURL, keyFile, chain.Token.Hex(), devchain.TokenName, devchain.TokenVersion, strings.Join(moreRoutes, ""))), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +112,19 @@ func sendPaid(url, header string) int {
 // signFor signs one payment for url's 402 with key.
 func signFor(t *testing.T, url string, key *eip3009.Key) string {
 	t.Helper()
+	return signUpTo(t, url, key, 1000)
+}
+
+// signUpTo signs a payment for url's current offer, of at most max atomic
+// units, with the Go client (which adds a payment identifier).
+func signUpTo(t *testing.T, url string, key *eip3009.Key, max int64) string {
+	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	tr := &client.Transport{Key: key, Policy: client.Policy{MaxAmount: big.NewInt(1000)}}
+	tr := &client.Transport{Key: key, Policy: client.Policy{MaxAmount: big.NewInt(max)}}
 	p, err := tr.Pay(url, resp)
 	if err != nil {
 		t.Fatal(err)
