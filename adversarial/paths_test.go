@@ -233,6 +233,14 @@ var routings = []routing{
 		routes: "  - match: GET /files/secret.txt\n    price: 0.01 USDC\n",
 		priced: func(p string) bool { return p == "/files/secret.txt" },
 	},
+	{
+		// A free catch-all serves every method; the priced GET must not
+		// leave the file free to POST, OPTIONS or PROPFIND, which file
+		// servers answer with it.
+		name: "free catch-all, priced file", unmatched: "deny",
+		routes: "  - match: /\n    free: true\n  - match: GET /files/secret.txt\n    price: 0.01 USDC\n",
+		priced: func(p string) bool { return p == "/files/secret.txt" },
+	},
 }
 
 // startGateway runs coinop's gateway in-process on the dev chain in front
@@ -405,6 +413,12 @@ var methodVariants = []struct {
 	{"TRACE", "/files/secret.txt", nil},
 	{"PROPFIND", "/files/secret.txt", nil},
 	{"get", "/files/secret.txt", nil},
+	// Path info under another method: PHP's built-in server and Apache
+	// (AcceptPathInfo) serve the file for POST, OPTIONS or PROPFIND too.
+	{"POST", "/files/secret.txt/x", []string{"Content-Length: 0"}},
+	{"OPTIONS", "/files/secret.txt/x", nil},
+	{"PROPFIND", "/files/secret.txt/x", nil},
+	{"POST", "/files/secret.txt/", []string{"Content-Length: 0"}},
 	{"POST", "/files/secret.txt", []string{"X-HTTP-Method-Override: GET", "Content-Length: 0"}},
 	{"GET", "/static/a.txt", []string{"X-HTTP-Method-Override: GET"}},
 	{"GET", "/static/a.txt", []string{"X-Original-URL: /files/secret.txt"}},

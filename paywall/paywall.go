@@ -117,7 +117,9 @@ type Paywall struct {
 	routes   map[string]*Route
 	log      *slog.Logger
 	inflight sync.Map // payment ID → struct{}: duplicates in flight get 409
-	bg       *background
+	// pricedMethods are the methods priced patterns name (see pricedForOtherMethods).
+	pricedMethods []string
+	bg            *background
 }
 
 // New checks cfg and builds a Paywall.
@@ -154,6 +156,7 @@ func New(cfg Config) (pw *Paywall, err error) {
 		}
 		pw.routes[rt.Pattern] = rt
 	}
+	pw.pricedMethods = pricedMethods(pw.routes)
 	pw.bg = newBackground(pw)
 	return pw, nil
 }

@@ -1,8 +1,10 @@
 package paywall
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -216,6 +218,14 @@ func (pw *Paywall) admit(w http.ResponseWriter, r *http.Request) (_ *http.Reques
 			return nil, nil, false
 		}
 	case rt.Free:
+		if !namesMethod(rt.Pattern) {
+			if pr, methods := pw.pricedForOtherMethods(r); pr != nil {
+				allow := strings.Join(methods, ", ")
+				w.Header().Set("Allow", allow)
+				writeProblem(w, r, coinop.Errorf(coinop.KindMethodNotAllowed, ReasonMethodNotAllowed, "%s is priced for %s; %s frees other paths, not this one under another method", r.URL.Path, allow, rt.Pattern), nil)
+				return nil, nil, false
+			}
+		}
 		if pr := pw.extendsPriced(r, rt); pr != nil {
 			writeProblem(w, r, pathInfo(pr), nil)
 			return nil, nil, false
@@ -249,11 +259,76 @@ func (pw *Paywall) extendsPriced(r *http.Request, free *Route) *Route {
 		u.Path = q
 		probe := *r
 		probe.URL = &u
-		if pr := pw.Match(&probe); pr != nil && !pr.Free && !subtree(pr.Pattern) {
+		if pr := pw.pricedAt(&probe); pr != nil && !subtree(pr.Pattern) {
 			return pr
 		}
 	}
 	return nil
+}
+
+// pricedAt returns the priced route for r's path under r's method or, when
+// no route that names r's method frees it, under any other method a route
+// prices it for (see pricedForOtherMethods). Servers that resolve path info
+// serve the file for other methods than GET too (PHP's built-in server
+// answers POST, OPTIONS and PROPFIND with it), so an extension of a path
+// priced for GET is the priced resource whatever the request's method.
+func (pw *Paywall) pricedAt(r *http.Request) *Route {
+	rt := pw.Match(r)
+	switch {
+	case rt != nil && !rt.Free:
+		return rt
+	case rt != nil && namesMethod(rt.Pattern):
+		return nil // the operator freed this method by name
+	}
+	pr, _ := pw.pricedForOtherMethods(r)
+	return pr
+}
+
+// pricedForOtherMethods returns the first priced route r's path has under
+// another method than r's, and every method it is priced for ("HEAD" with
+// "GET"). Most file servers answer POST, OPTIONS, PROPFIND or TRACE on a
+// file with the file itself, so a free catch-all (a free "/" beside a priced
+// "GET /report") must not make a GET-priced path free under those methods.
+func (pw *Paywall) pricedForOtherMethods(r *http.Request) (*Route, []string) {
+	var (
+		first   *Route
+		methods []string
+	)
+	for _, m := range pw.pricedMethods {
+		if m == r.Method || m == http.MethodHead && r.Method == http.MethodGet {
+			continue
+		}
+		other := *r
+		other.Method = m
+		if rt := pw.Match(&other); rt != nil && !rt.Free {
+			if first == nil {
+				first = rt
+			}
+			methods = append(methods, m)
+		}
+	}
+	return first, methods
+}
+
+// namesMethod reports whether a ServeMux pattern starts with a method.
+func namesMethod(pattern string) bool { return strings.ContainsAny(pattern, " \t") }
+
+// pricedMethods returns the methods named by priced patterns, with HEAD
+// beside GET (ServeMux serves HEAD with a GET pattern), sorted.
+func pricedMethods(routes map[string]*Route) []string {
+	set := map[string]bool{}
+	for pattern, rt := range routes {
+		if rt.Free || !namesMethod(pattern) {
+			continue
+		}
+		m, _, _ := strings.Cut(strings.TrimLeft(pattern, " \t"), " ")
+		m, _, _ = strings.Cut(m, "\t")
+		set[m] = true
+		if m == http.MethodGet {
+			set[http.MethodHead] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
 }
 
 func pathInfo(priced *Route) *coinop.Error {

@@ -202,8 +202,10 @@ func TestRequestHygiene(t *testing.T) {
 	routes := func() []paywall.Route {
 		return []paywall.Route{{Pattern: "GET /static/", Free: true}, {Pattern: "/files/"}, {Pattern: "GET /report"}, {Pattern: "POST /upload", Free: true}, {Pattern: "GET /doc"}, {Pattern: "GET /doc/", Free: true}}
 	}
+	catchAll := []paywall.Route{{Pattern: "/", Free: true}, {Pattern: "GET /report"}, {Pattern: "POST /form", Free: true}, {Pattern: "GET /form"}}
 	for _, tc := range []struct {
 		name          string
+		routes        []paywall.Route // if nil, routes()
 		unmatchedFree bool
 		method        string
 		target        string
@@ -229,9 +231,19 @@ func TestRequestHygiene(t *testing.T) {
 		{name: "other method of a free path, unmatched free", unmatchedFree: true, method: "PUT", target: "/upload", status: 200, handlerPath: "/upload", handlerURI: "/upload"},
 		{name: "other method of a free path, unmatched denied", method: "PUT", target: "/upload", status: 405, reason: paywall.ReasonMethodNotAllowed, allow: "POST"},
 		{name: "path info after a priced file, unmatched free", unmatchedFree: true, method: "GET", target: "/report/x", status: 400, reason: paywall.ReasonAmbiguousPath},
+		{name: "path info after a priced file under another method, unmatched free", unmatchedFree: true, method: "POST", target: "/report/x", body: "x", status: 400, reason: paywall.ReasonAmbiguousPath},
+		{name: "path info after a priced file under OPTIONS, unmatched free", unmatchedFree: true, method: "OPTIONS", target: "/report/x", status: 400, reason: paywall.ReasonAmbiguousPath},
+		{name: "trailing slash after a priced file under another method, unmatched free", unmatchedFree: true, method: "PROPFIND", target: "/report/", status: 400, reason: paywall.ReasonAmbiguousPath},
 		{name: "trailing slash after a priced file, unmatched free", unmatchedFree: true, method: "GET", target: "/report/", status: 400, reason: paywall.ReasonAmbiguousPath},
 		{name: "path info under a free subtree that names it", method: "GET", target: "/static/a.txt/x", status: 200, handlerPath: "/static/a.txt/x", handlerURI: "/static/a.txt/x"},
 		{name: "a free route that names the extension of a priced file", unmatchedFree: true, method: "GET", target: "/doc/intro", status: 200, handlerPath: "/doc/intro", handlerURI: "/doc/intro"},
+		{name: "free catch-all: other method of a GET-priced path", routes: catchAll, method: "POST", target: "/report", body: "x", status: 405, reason: paywall.ReasonMethodNotAllowed, allow: "GET, HEAD"},
+		{name: "free catch-all: OPTIONS of a GET-priced path", routes: catchAll, method: "OPTIONS", target: "/report", status: 405, reason: paywall.ReasonMethodNotAllowed, allow: "GET, HEAD"},
+		{name: "free catch-all: PROPFIND of a GET-priced path", routes: catchAll, method: "PROPFIND", target: "/report", status: 405, reason: paywall.ReasonMethodNotAllowed, allow: "GET, HEAD"},
+		{name: "free catch-all: path info of a GET-priced path under POST", routes: catchAll, method: "POST", target: "/report/x", body: "x", status: 400, reason: paywall.ReasonAmbiguousPath},
+		{name: "free catch-all: HEAD is priced like GET", routes: catchAll, method: "HEAD", target: "/report", status: 402},
+		{name: "free catch-all: other paths stay free", routes: catchAll, method: "POST", target: "/other", body: "x", status: 200, handlerPath: "/other", handlerURI: "/other"},
+		{name: "free catch-all: a method freed by name", routes: catchAll, method: "POST", target: "/form", body: "x", status: 200, handlerPath: "/form", handlerURI: "/form"},
 		{name: "unmatched denied", method: "GET", target: "/nothing", status: 404, reason: "no_route"},
 		{name: "unmatched free", unmatchedFree: true, method: "GET", target: "/nothing", status: 200, handlerPath: "/nothing", handlerURI: "/nothing"},
 		{name: "method override on a priced route", method: "GET", target: "/files/a", header: []string{"X-HTTP-Method-Override", "DELETE"}, status: 400, reason: paywall.ReasonOverrideHeader},
@@ -249,7 +261,11 @@ func TestRequestHygiene(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got *seen
-			h := newPaywall(t, tc.unmatchedFree, routes()...)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rts := tc.routes
+			if rts == nil {
+				rts = routes()
+			}
+			h := newPaywall(t, tc.unmatchedFree, rts...)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				got = &seen{r.URL.Path, r.URL.EscapedPath(), r.RequestURI, r.Header}
 			}))
 			var raw strings.Builder
