@@ -243,6 +243,19 @@ var routings = []routing{
 	},
 }
 
+// startDevChain starts the embedded dev chain for one test.
+func startDevChain(t *testing.T) *devchain.Chain {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dev, err := devchain.Start(ctx, devchain.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	return dev
+}
+
 // startGateway runs coinop's gateway in-process on the dev chain in front
 // of upstream, and returns its host:port.
 func startGateway(t *testing.T, dev *devchain.Chain, upstream string, rt routing) string {
@@ -356,13 +369,7 @@ func decodedPath(target string) (string, error) {
 func TestPathVariants(t *testing.T) {
 	targets := readCorpus(t)
 	tr := newTree(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dev, err := devchain.Start(ctx, devchain.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dev.Close() })
+	dev := startDevChain(t)
 
 	for _, up := range upstreams {
 		t.Run(up.name, func(t *testing.T) {

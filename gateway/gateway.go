@@ -218,7 +218,8 @@ func rpcHTTPClient() *http.Client {
 
 // proxy returns a reverse proxy to target. Payment headers stay at the
 // gateway; the upstream learns the payer from X-Coinop-Payer, which clients
-// cannot forge because incoming X-Coinop-* headers are removed. The request
+// cannot forge because incoming X-Coinop-* headers are removed, under any
+// name an upstream folds to one (X-Coinop_Payer). The request
 // comes from the engine with its target in canonical form (Path decoded,
 // RawPath empty), which SetURL keeps and the transport encodes once, so the
 // upstream acts on the path the route was decided on; method- and
@@ -235,13 +236,13 @@ func (g *Gateway) proxy(target *url.URL, timeout time.Duration, maxBody int64) h
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
+			// Compared folded: X-Coinop_Payer is X-Coinop-Payer to
+			// CGI-style upstreams (PHP, WSGI).
 			for k := range pr.Out.Header {
-				if strings.HasPrefix(k, "X-Coinop-") {
-					pr.Out.Header.Del(k)
+				if f := paywall.FoldHeaderName(k); strings.HasPrefix(f, "X-Coinop-") || paymentHeaders[f] {
+					delete(pr.Out.Header, k)
 				}
 			}
-			pr.Out.Header.Del(x402.HeaderPaymentSignature)
-			pr.Out.Header.Del(x402.HeaderXPayment)
 			paywall.DelOverrides(pr.Out.Header)
 			if p := paywall.PaymentFrom(pr.In.Context()); p != nil {
 				pr.Out.Header.Set("X-Coinop-Payer", p.Payer)
@@ -256,6 +257,13 @@ func (g *Gateway) proxy(target *url.URL, timeout time.Duration, maxBody int64) h
 			paywall.WriteError(w, r, perr)
 		},
 	}
+}
+
+// paymentHeaders are the headers that carry payments, which stay at the
+// gateway, by canonical name.
+var paymentHeaders = map[string]bool{
+	http.CanonicalHeaderKey(x402.HeaderPaymentSignature): true,
+	http.CanonicalHeaderKey(x402.HeaderXPayment):         true,
 }
 
 // Handler is the gateway as an http.Handler.

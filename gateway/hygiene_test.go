@@ -281,3 +281,37 @@ func TestUpstreamGetsCanonicalPath(t *testing.T) {
 		})
 	}
 }
+
+// TestTrailersCannotForgeHeaders sends a chunked request whose trailer
+// carries the headers the gateway sets for the upstream (the payer) or keeps
+// from it (the payment). The upstream must see no value of them: a trailer
+// is a header that arrives late, and some servers merge trailers into
+// headers. (httputil.ReverseProxy forwards a declared trailer's name, not
+// the values the client sends after the body.)
+func TestTrailersCannotForgeHeaders(t *testing.T) {
+	got := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		got <- r.Trailer.Clone()
+	}))
+	t.Cleanup(up.Close)
+	gw := hygieneGateway(t, up.URL)
+	for _, tc := range []struct{ name, declared string }{
+		{"declared", "Trailer: X-Coinop-Payer, X-Coinop-Payment, Payment-Signature, X-Payment\r\n"},
+		{"undeclared", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := "POST /other HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n" + tc.declared + "\r\n" +
+				"1\r\nx\r\n0\r\nX-Coinop-Payer: 0x1111111111111111111111111111111111111111\r\nX-Coinop-Payment: forged\r\nPayment-Signature: e30=\r\nX-Payment: e30=\r\n\r\n"
+			if code, body := rawRequest(t, gw, raw); code != http.StatusOK {
+				t.Fatalf("%d %q", code, body)
+			}
+			tr := <-got
+			for _, k := range []string{"X-Coinop-Payer", "X-Coinop-Payment", "Payment-Signature", "X-Payment"} {
+				if v := tr.Get(k); v != "" {
+					t.Errorf("the upstream got trailer %s: %q", k, v)
+				}
+			}
+		})
+	}
+}

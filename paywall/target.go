@@ -155,10 +155,31 @@ func canonicalRequest(r *http.Request) (*http.Request, *coinop.Error) {
 	return r2, nil
 }
 
+// FoldHeaderName is the name a CGI-style server gives header k: "_" read as
+// "-", in canonical case. PHP, WSGI and CGI expose headers as HTTP_*
+// variables with "-" turned into "_", so X-Coinop_Payer reaches the
+// application as X-Coinop-Payer would. Whoever removes a header a client
+// must not send upstream compares folded names.
+func FoldHeaderName(k string) string {
+	return http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+}
+
+// isOverride reports whether header k is an override header, under any
+// spelling an upstream folds to one.
+func isOverride(k string) bool {
+	f := FoldHeaderName(k)
+	for _, h := range overrideHeaders {
+		if f == h {
+			return true
+		}
+	}
+	return false
+}
+
 // hasOverride reports whether r carries an override header.
 func hasOverride(r *http.Request) bool {
-	for _, h := range overrideHeaders {
-		if _, ok := r.Header[h]; ok {
+	for k := range r.Header {
+		if isOverride(k) {
 			return true
 		}
 	}
@@ -178,12 +199,15 @@ func withoutOverrides(r *http.Request) *http.Request {
 }
 
 // DelOverrides deletes the headers that override a request's method or
-// path from h. A proxy behind the engine calls it on what it sends upstream,
-// so no upstream acts on a method or path other than the one the engine
-// priced.
+// path from h, under every spelling an upstream folds to one of them (see
+// FoldHeaderName). A proxy behind the engine calls it on what it sends
+// upstream, so no upstream acts on a method or path other than the one the
+// engine priced.
 func DelOverrides(h http.Header) {
-	for _, k := range overrideHeaders {
-		h.Del(k)
+	for k := range h {
+		if isOverride(k) {
+			delete(h, k)
+		}
 	}
 }
 

@@ -250,6 +250,8 @@ func TestRequestHygiene(t *testing.T) {
 		{name: "X-HTTP-Method on a priced route", method: "POST", target: "/files/a", header: []string{"X-HTTP-Method", "GET"}, body: "x", status: 400, reason: paywall.ReasonOverrideHeader},
 		{name: "X-Method-Override on a priced route", method: "GET", target: "/report", header: []string{"X-Method-Override", "POST"}, status: 400, reason: paywall.ReasonOverrideHeader},
 		{name: "URL override on a priced route", method: "GET", target: "/files/a", header: []string{"X-Original-URL", "/static/a"}, status: 400, reason: paywall.ReasonOverrideHeader},
+		{name: "override spelled with underscores on a priced route", method: "GET", target: "/files/a", header: []string{"X-HTTP-Method_Override", "DELETE"}, status: 400, reason: paywall.ReasonOverrideHeader},
+		{name: "URL override spelled with underscores removed on a free route", method: "GET", target: "/static/a", header: []string{"X_Original_URL", "/files/a", "x-rewrite_url", "/files/a"}, status: 200, handlerPath: "/static/a", handlerURI: "/static/a"},
 		{name: "URL override removed on a free route", method: "GET", target: "/static/a", header: []string{"X-Original-URL", "/files/a", "X-Rewrite-URL", "/files/a"}, status: 200, handlerPath: "/static/a", handlerURI: "/static/a"},
 		{name: "method override removed on a free route", method: "GET", target: "/static/a", header: []string{"X-HTTP-Method-Override", "POST"}, status: 200, handlerPath: "/static/a", handlerURI: "/static/a"},
 		{name: "method override removed when unmatched", unmatchedFree: true, method: "GET", target: "/other", header: []string{"X-Method-Override", "POST"}, status: 200, handlerPath: "/other", handlerURI: "/other"},
@@ -318,9 +320,10 @@ func TestRequestHygiene(t *testing.T) {
 			if got.path != tc.handlerPath || got.escaped != (&url.URL{Path: tc.handlerPath}).EscapedPath() || got.requestURI != tc.handlerURI {
 				t.Errorf("handler saw path %q (escaped %q, request URI %q), want %q (%q)", got.path, got.escaped, got.requestURI, tc.handlerPath, tc.handlerURI)
 			}
-			for _, h := range []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "X-Original-Url", "X-Rewrite-Url"} {
-				if v, ok := got.header[h]; ok {
-					t.Errorf("the handler got %s: %q", h, v)
+			for k, v := range got.header {
+				switch paywall.FoldHeaderName(k) {
+				case "X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "X-Original-Url", "X-Rewrite-Url":
+					t.Errorf("the handler got %s: %q", k, v)
 				}
 			}
 		})
