@@ -180,9 +180,15 @@ func register(mux *http.ServeMux, pattern string) (err error) {
 			err = fmt.Errorf("%v", r)
 		}
 	}()
-	mux.Handle(pattern, http.NotFoundHandler())
+	mux.Handle(pattern, routeMark{})
 	return nil
 }
+
+// routeMark is the handler every route's pattern is registered with, so that
+// a ServeMux answer can be told from its redirects.
+type routeMark struct{}
+
+func (routeMark) ServeHTTP(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }
 
 // Middleware returns the engine as a func(http.Handler) http.Handler for use
 // with any router.
@@ -205,7 +211,10 @@ func (pw *Paywall) Wrap(next http.Handler) http.Handler {
 // engine passes to the protected handler (see CanonicalPath); Match does not
 // decide the request target itself.
 func (pw *Paywall) Match(r *http.Request) *Route {
-	_, pattern := pw.mux.Handler(r)
+	h, pattern := pw.mux.Handler(r)
+	if _, ok := h.(routeMark); !ok {
+		return nil // no match, or ServeMux's redirect to a slash form (see admit)
+	}
 	return pw.routes[pattern]
 }
 

@@ -222,6 +222,17 @@ func (pw *Paywall) admit(w http.ResponseWriter, r *http.Request) (_ *http.Reques
 		return nil, nil, false
 	}
 	r = c
+	if h, pattern := pw.mux.Handler(r); pattern != "" {
+		if _, ok := h.(routeMark); !ok {
+			// ServeMux sends /files to /files/ when only the subtree has a
+			// route, and its pattern used to price the request: a buyer
+			// paid for the upstream's own redirect, then again for
+			// /files/. The engine answers that redirect itself, before any
+			// price, so a buyer pays once, for what the redirect names.
+			h.ServeHTTP(w, r)
+			return nil, nil, false
+		}
+	}
 	rt := pw.Match(r)
 	switch {
 	case rt == nil:

@@ -217,7 +217,10 @@ func TestRequestHygiene(t *testing.T) {
 		allow         string
 		handlerPath   string // for requests the handler gets
 		handlerURI    string
+		location      string // for the engine's own redirects
 	}{
+		{name: "a priced subtree's root without its slash is redirected, not charged", method: "GET", target: "/files?q=1", status: http.StatusTemporaryRedirect, location: "/files/?q=1"},
+		{name: "a free subtree's root without its slash is redirected", method: "GET", target: "/static", status: http.StatusTemporaryRedirect, location: "/static/"},
 		{name: "free route", method: "GET", target: "/static/a.txt", status: 200, handlerPath: "/static/a.txt", handlerURI: "/static/a.txt"},
 		{name: "encoded unreserved is decoded for the handler", method: "GET", target: "/st%61tic/a.txt?q=1", status: 200, handlerPath: "/static/a.txt", handlerURI: "/static/a.txt?q=1"},
 		{name: "encoded slash walking into a priced tree", method: "GET", target: "/static/..%2Ffiles/secret.txt", status: 400, reason: paywall.ReasonAmbiguousPath},
@@ -311,6 +314,15 @@ func TestRequestHygiene(t *testing.T) {
 				}
 				if a := rec.Header().Get("Allow"); a != tc.allow {
 					t.Errorf("Allow %q, want %q", a, tc.allow)
+				}
+				return
+			}
+			if tc.location != "" {
+				if got != nil {
+					t.Fatal("the handler was called for the engine's redirect")
+				}
+				if loc := rec.Header().Get("Location"); loc != tc.location {
+					t.Fatalf("Location %q, want %q", loc, tc.location)
 				}
 				return
 			}
