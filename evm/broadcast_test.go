@@ -47,8 +47,12 @@ func newFaultRigWith(t *testing.T, set func(r *rig)) (*rig, *faultRPC, *evm.Chai
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
+	receiptTimeout := r.receiptTimeout
+	if receiptTimeout == 0 {
+		receiptTimeout = 15 * time.Second
+	}
 	ch, err := evm.NewChain(evm.ChainConfig{
-		ChainID: r.chain.ChainID, Backend: cl, SettlementKey: r.chain.Settler, ReceiptTimeout: 15 * time.Second,
+		ChainID: r.chain.ChainID, Backend: cl, SettlementKey: r.chain.Settler, ReceiptTimeout: receiptTimeout,
 		BroadcastAttempts: broadcastAttempts, BroadcastBackoff: 5 * time.Millisecond, BroadcastTimeout: 500 * time.Millisecond,
 	})
 	if err != nil {

@@ -68,6 +68,9 @@ type rig struct {
 	// batchWindow, when set before handler is built, is the paywall's
 	// BatchWindow.
 	batchWindow time.Duration
+	// receiptTimeout, when set before newFaultRigWith builds its chain, is
+	// that chain's ReceiptTimeout; 15 s unless set.
+	receiptTimeout time.Duration
 }
 
 func newRig(t *testing.T) *rig {

@@ -34,13 +34,14 @@ type faultRPC struct {
 	plan   map[string][]fault
 	every  map[string]fault
 	calls  map[string]int
-	reject string // the JSON-RPC error message of reject
+	gaveUp map[string]int // stalled calls whose caller gave up, by method
+	reject string         // the JSON-RPC error message of reject
 }
 
 // newFaultRPC starts a proxy to the JSON-RPC endpoint target on loopback;
 // t.Cleanup stops it, releasing stalled calls.
 func newFaultRPC(t *testing.T, target string) *faultRPC {
-	f := &faultRPC{target: target, plan: map[string][]fault{}, every: map[string]fault{}, calls: map[string]int{}}
+	f := &faultRPC{target: target, plan: map[string][]fault{}, every: map[string]fault{}, calls: map[string]int{}, gaveUp: map[string]int{}}
 	f.srv = httptest.NewServer(f)
 	t.Cleanup(func() {
 		f.srv.CloseClientConnections()
@@ -80,6 +81,13 @@ func (f *faultRPC) count(method string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls[method]
+}
+
+// givenUp is how many stalled calls of method their callers gave up on.
+func (f *faultRPC) givenUp(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gaveUp[method]
 }
 
 func (f *faultRPC) decide(method string) fault {
@@ -122,6 +130,9 @@ func (f *faultRPC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case stall:
 		<-r.Context().Done()
+		f.mu.Lock()
+		f.gaveUp[call.Method]++
+		f.mu.Unlock()
 		return
 	case dropAfter:
 		if resp, err := f.forward(r, body); err == nil {

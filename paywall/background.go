@@ -180,16 +180,55 @@ func (b *background) settleBatch(bs coinop.BatchSettler, group []job) []job {
 	return retry
 }
 
-// done releases a finished job's exposure and ownership; err is the
-// settlement's outcome.
+// done releases a finished job's ownership and, once its money moved or
+// the payment failed, its exposure; err is the settlement's outcome.
+//
+// A payment still settling (its transaction sent but its receipt late, or
+// left for recovery) stays counted against its payer's exposure until the
+// journal shows it finished: it was served and is not yet paid, and a
+// pending transaction can still revert (the payer may empty the wallet
+// first). Discharging it at "pending" would give a payer who keeps
+// settlements pending a fresh cap each time.
 func (b *background) done(j job, err error) {
 	if err != nil && j.p.State == coinop.StateFailed {
 		b.pw.log.Error("an async payment's settlement failed after its response was served", "payment", j.p.ID, "payer", j.p.Payer, "amount", j.p.Amount.String(), "err", err)
 	}
-	b.discharge(j.p)
 	b.mu.Lock()
 	delete(b.owned, j.p.ID)
 	b.mu.Unlock()
+	if j.p.State == coinop.StateSettling && j.p.Mode == coinop.ModeAsync {
+		b.wg.Add(1)
+		go b.watch(j.p)
+		return
+	}
+	b.discharge(j.p)
+}
+
+// watchInterval is how often the journal is read for an owed payment whose
+// exposure stays booked (see done), at most.
+const watchInterval = 30 * time.Second
+
+// watch discharges p's exposure once the journal shows p settled, failed or
+// released (recovery finishes pending settlements), and gives up, leaving
+// it booked, when the paywall closes.
+func (b *background) watch(p *coinop.Payment) {
+	defer b.wg.Done()
+	wait := time.Second
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, watchInterval)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cur, err := b.pw.cfg.Journal.Get(ctx, p.ID)
+		cancel()
+		if err == nil && cur.State != coinop.StateSettling {
+			b.discharge(p)
+			return
+		}
+	}
 }
 
 // settle collects one owed payment, waiting out outages: while the network
