@@ -209,7 +209,8 @@ func (pw *Paywall) Wrap(next http.Handler) http.Handler {
 
 // Match returns the route r matches, or nil. r must be in the form the
 // engine passes to the protected handler (see CanonicalPath); Match does not
-// decide the request target itself.
+// decide the request target itself. A request ServeMux would redirect to a
+// slash form matches no route: the engine answers those itself, unpriced.
 func (pw *Paywall) Match(r *http.Request) *Route {
 	h, pattern := pw.mux.Handler(r)
 	if _, ok := h.(routeMark); !ok {
