@@ -51,6 +51,9 @@ type rig struct {
 	mu      sync.Mutex
 	// onUpstream, if set, runs inside the upstream handler before it answers.
 	onUpstream func(req *http.Request)
+	// onHeader, if set, runs inside the upstream handler once its status
+	// line is written, before the body.
+	onHeader func()
 	// onStep, if set, sees every payment step boundary.
 	onStep func(step string, p *coinop.Payment)
 	pw     *paywall.Paywall
@@ -123,6 +126,12 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 			status = 200
 		}
 		w.WriteHeader(status)
+		r.mu.Lock()
+		after := r.onHeader
+		r.mu.Unlock()
+		if after != nil {
+			after()
+		}
 		fmt.Fprintf(w, "upstream says %d\n", status)
 	}))
 }

@@ -65,24 +65,48 @@ func withID(t *testing.T, header, id string) string {
 	return h
 }
 
-// A response lost after settlement: the same signed payment, sent again,
-// gets the response without a second charge, and only once.
+// TestLostResponseIsServedOnRetry drops the connection after the payment
+// settled: before the status line left, or after it, before the body (a
+// crash, a broken connection, an upstream failing mid-body). The purchase
+// was paid and never received, so the retry of the same payment is served,
+// without a new charge, rather than refused as a replay (which a client
+// would answer by paying again). Once a response is delivered, the payment
+// is spent.
 func TestLostResponseIsServedOnRetry(t *testing.T) {
-	r := newRig(t)
-	before := r.balance(t, r.payee)
-	h := r.newPayment(t).header(t)
-	r.abortAt("settled")
-	if _, err := r.tryGet("/paid/x", x402.HeaderPaymentSignature, h); err == nil {
-		t.Fatal("the connection should have dropped")
-	}
-	if a := r.get(t, "/paid/x", x402.HeaderPaymentSignature, h); a.status != 200 {
-		t.Fatalf("retry: %d %s", a.status, a.body)
-	}
-	if a := r.get(t, "/paid/x", x402.HeaderPaymentSignature, h); a.status != 402 || a.reason != "payment_replayed" {
-		t.Fatalf("third time: %d %s", a.status, a.body)
-	}
-	if d := new(big.Int).Sub(r.balance(t, r.payee), before); d.Int64() != price {
-		t.Fatalf("payee got %s, want one price", d)
+	for _, c := range []struct {
+		name string
+		drop func(r *rig)
+	}{
+		{"before the status line", func(r *rig) { r.abortAt("settled") }},
+		{"after the status line", func(r *rig) {
+			var done atomic.Bool
+			r.mu.Lock()
+			r.onHeader = func() {
+				if done.CompareAndSwap(false, true) {
+					panic(http.ErrAbortHandler)
+				}
+			}
+			r.mu.Unlock()
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			before := r.balance(t, r.payee)
+			h := r.newPayment(t).header(t)
+			c.drop(r)
+			if _, err := r.tryGet("/paid/x", x402.HeaderPaymentSignature, h); err == nil {
+				t.Fatal("the connection should have dropped")
+			}
+			if a := r.get(t, "/paid/x", x402.HeaderPaymentSignature, h); a.status != 200 {
+				t.Fatalf("retry: %d %s", a.status, a.body)
+			}
+			if a := r.get(t, "/paid/x", x402.HeaderPaymentSignature, h); a.status != 402 || a.reason != "payment_replayed" {
+				t.Fatalf("after the response was delivered: %d %s", a.status, a.body)
+			}
+			if d := new(big.Int).Sub(r.balance(t, r.payee), before); d.Int64() != price {
+				t.Fatalf("payee got %s, want one price", d)
+			}
+		})
 	}
 }
 

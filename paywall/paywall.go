@@ -372,8 +372,11 @@ func (pw *Paywall) refuse(w http.ResponseWriter, r *http.Request, rt *Route, cha
 func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next http.Handler, rt *Route, charge coinop.Charge, rail coinop.Rail, p *coinop.Payment) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	var deliver bool // settled: the served mark waits for the response to reach the connection
 	sw := &settleWriter{ResponseWriter: w, settle: func(status int) bool {
-		return pw.settle(w, r, rt, charge, rail, p, status, cancel)
+		ok := pw.settle(w, r, rt, charge, rail, p, status, cancel)
+		deliver = ok && status < 400 && p.State == coinop.StateSettled
+		return ok
 	}}
 	defer func() {
 		if v := recover(); v != nil {
@@ -386,8 +389,26 @@ func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next ht
 			panic(v)
 		}
 		sw.finish()
+		if deliver && delivered(w) {
+			sctx, done := context.WithTimeout(context.WithoutCancel(r.Context()), pw.cfg.SettleTimeout)
+			defer done()
+			pw.served(sctx, p)
+		}
 	}()
 	next.ServeHTTP(sw, r.WithContext(context.WithValue(ctx, paymentKey{}, p)))
+}
+
+// delivered flushes what the handler wrote and reports whether it reached
+// the connection. A settled payment is marked served only then: the mark
+// makes a retry of the same payment a replay (402), so a mark written
+// before the bytes left would turn a crash or a broken connection between
+// the two into a purchase paid for and never received, and a client that
+// pays again on that 402 into a second charge. Without the mark, the retry
+// is served again without a new charge. A connection taken over by the
+// handler (an upgrade) and a writer that cannot flush count as delivered.
+func delivered(w http.ResponseWriter) bool {
+	err := http.NewResponseController(w).Flush()
+	return err == nil || errors.Is(err, http.ErrHijacked) || errors.Is(err, http.ErrNotSupported)
 }
 
 type paymentKey struct{}
@@ -432,7 +453,12 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, cha
 			w.Header()[k] = v
 		}
 	}
-	if err == nil || rc != nil && rc.Pending {
+	if err == nil {
+		return true // settled: serveReserved marks it served once the response is delivered
+	}
+	if rc != nil && rc.Pending {
+		// Not paid yet: the mark goes first, as the audit's evidence that
+		// a response was given away should the settlement fail.
 		pw.served(ctx, p)
 		return true
 	}
