@@ -54,6 +54,8 @@ type rig struct {
 	// onHeader, if set, runs inside the upstream handler once its status
 	// line is written, before the body.
 	onHeader func()
+	// answer, if set, answers in the upstream handler's place.
+	answer http.HandlerFunc
 	// onStep, if set, sees every payment step boundary.
 	onStep func(step string, p *coinop.Payment)
 	pw     *paywall.Paywall
@@ -116,10 +118,14 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 	return pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.upCalls++
-		hook := r.onUpstream
+		hook, answer := r.onUpstream, r.answer
 		r.mu.Unlock()
 		if hook != nil {
 			hook(req)
+		}
+		if answer != nil {
+			answer(w, req)
+			return
 		}
 		status, _ := strconv.Atoi(req.URL.Query().Get("status"))
 		if status == 0 {

@@ -3,7 +3,10 @@ package evm_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -107,6 +110,64 @@ func TestLostResponseIsServedOnRetry(t *testing.T) {
 				t.Fatalf("payee got %s, want one price", d)
 			}
 		})
+	}
+}
+
+// TestHijackedResponseIsServedOnce: a handler that takes the connection
+// over (an upgrade) has delivered its response; the payment is marked
+// served without anything written through the ResponseWriter afterwards
+// (net/http would put a status line into the taken-over connection), and
+// its retry is a replay.
+func TestHijackedResponseIsServedOnce(t *testing.T) {
+	r := newRig(t)
+	before := r.balance(t, r.payee)
+	const stream = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\nframes"
+	r.mu.Lock()
+	r.answer = func(w http.ResponseWriter, _ *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		brw.WriteString(stream)
+		brw.Flush()
+		c.Close()
+	}
+	r.mu.Unlock()
+	served := make(chan struct{}, 1)
+	r.setOnStep(func(step string, _ *coinop.Payment) {
+		if step == "served" {
+			served <- struct{}{}
+		}
+	})
+	h := r.newPayment(t).header(t)
+	conn, err := net.Dial("tcp", r.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /paid/ws HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: test\r\n%s: %s\r\n\r\n",
+		r.srv.Listener.Addr(), x402.HeaderPaymentSignature, h)
+	got, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != stream {
+		t.Fatalf("the connection carried %q, want only the handler's %q", got, stream)
+	}
+	select {
+	case <-served:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the hijacked response was never marked served")
+	}
+	r.mu.Lock()
+	r.answer = nil
+	r.mu.Unlock()
+	if a := r.get(t, "/paid/ws", x402.HeaderPaymentSignature, h); a.status != 402 || a.reason != "payment_replayed" {
+		t.Fatalf("retry: %d %s", a.status, a.body)
+	}
+	if d := new(big.Int).Sub(r.balance(t, r.payee), before); d.Int64() != price {
+		t.Fatalf("payee got %s, want one price", d)
 	}
 }
 

@@ -9,6 +9,7 @@
 package paywall
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -373,7 +375,8 @@ func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next ht
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	var deliver bool // settled: the served mark waits for the response to reach the connection
-	sw := &settleWriter{ResponseWriter: w, settle: func(status int) bool {
+	hw := &hijackWatch{ResponseWriter: w}
+	sw := &settleWriter{ResponseWriter: hw, settle: func(status int) bool {
 		ok := pw.settle(w, r, rt, charge, rail, p, status, cancel)
 		deliver = ok && status < 400 && p.State == coinop.StateSettled
 		return ok
@@ -389,7 +392,7 @@ func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next ht
 			panic(v)
 		}
 		sw.finish()
-		if deliver && delivered(w) {
+		if deliver && (hw.hijacked || delivered(w)) {
 			sctx, done := context.WithTimeout(context.WithoutCancel(r.Context()), pw.cfg.SettleTimeout)
 			defer done()
 			pw.served(sctx, p)
@@ -405,11 +408,32 @@ func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next ht
 // the two into a purchase paid for and never received, and a client that
 // pays again on that 402 into a second charge. Without the mark, the retry
 // is served again without a new charge. A connection taken over by the
-// handler (an upgrade) and a writer that cannot flush count as delivered.
+// handler (an upgrade; see hijackWatch) and a writer that cannot flush
+// count as delivered.
 func delivered(w http.ResponseWriter) bool {
 	err := http.NewResponseController(w).Flush()
 	return err == nil || errors.Is(err, http.ErrHijacked) || errors.Is(err, http.ErrNotSupported)
 }
+
+// hijackWatch records that the handler took the connection over. Once it
+// has, nothing may be flushed through the ResponseWriter: net/http would
+// write a status line into the connection's buffer, which the hijacker
+// shares.
+type hijackWatch struct {
+	http.ResponseWriter
+	hijacked bool
+}
+
+func (hw *hijackWatch) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(hw.ResponseWriter).Hijack()
+	if err == nil {
+		hw.hijacked = true
+	}
+	return c, rw, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (hw *hijackWatch) Unwrap() http.ResponseWriter { return hw.ResponseWriter }
 
 type paymentKey struct{}
 
