@@ -375,11 +375,24 @@ func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next ht
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	var deliver bool // settled: the served mark waits for the response to reach the connection
-	hw := &hijackWatch{ResponseWriter: w}
-	sw := &settleWriter{ResponseWriter: hw, settle: func(status int) bool {
+	sw := &settleWriter{ResponseWriter: w, settle: func(status int) bool {
 		ok := pw.settle(w, r, rt, charge, rail, p, status, cancel)
 		deliver = ok && status < 400 && p.State == coinop.StateSettled
 		return ok
+	}}
+	var marked bool
+	markServed := func() {
+		sctx, done := context.WithTimeout(context.WithoutCancel(r.Context()), pw.cfg.SettleTimeout)
+		defer done()
+		pw.served(sctx, p)
+		marked = true
+	}
+	// A connection taken over after the settlement is delivered at that
+	// moment: the handler may hold it for as long as a WebSocket lives.
+	hw := &hijackWatch{ResponseWriter: sw, onHijack: func() {
+		if deliver {
+			markServed()
+		}
 	}}
 	defer func() {
 		if v := recover(); v != nil {
@@ -392,13 +405,11 @@ func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next ht
 			panic(v)
 		}
 		sw.finish()
-		if deliver && (hw.hijacked || delivered(w)) {
-			sctx, done := context.WithTimeout(context.WithoutCancel(r.Context()), pw.cfg.SettleTimeout)
-			defer done()
-			pw.served(sctx, p)
+		if deliver && !marked && (hw.hijacked || delivered(w)) {
+			markServed()
 		}
 	}()
-	next.ServeHTTP(sw, r.WithContext(context.WithValue(ctx, paymentKey{}, p)))
+	next.ServeHTTP(hw, r.WithContext(context.WithValue(ctx, paymentKey{}, p)))
 }
 
 // delivered flushes what the handler wrote and reports whether it reached
@@ -418,9 +429,12 @@ func delivered(w http.ResponseWriter) bool {
 // hijackWatch records that the handler took the connection over. Once it
 // has, nothing may be flushed through the ResponseWriter: net/http would
 // write a status line into the connection's buffer, which the hijacker
-// shares.
+// shares. It wraps the writer the handler is given and hands Hijack on to
+// it, so whatever that writer does before giving the connection away (or
+// refusing to) stays as it is.
 type hijackWatch struct {
 	http.ResponseWriter
+	onHijack func() // called once the connection was taken over
 	hijacked bool
 }
 
@@ -428,6 +442,7 @@ func (hw *hijackWatch) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, rw, err := http.NewResponseController(hw.ResponseWriter).Hijack()
 	if err == nil {
 		hw.hijacked = true
+		hw.onHijack()
 	}
 	return c, rw, err
 }
