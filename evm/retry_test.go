@@ -146,6 +146,7 @@ func TestHijackedResponseIsServedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second)) // bounds a gateway that keeps the connection open
 	fmt.Fprintf(conn, "GET /paid/ws HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: test\r\n%s: %s\r\n\r\n",
 		r.srv.Listener.Addr(), x402.HeaderPaymentSignature, h)
 	got, err := io.ReadAll(conn)
