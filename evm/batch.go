@@ -125,7 +125,7 @@ func (c *Chain) SettleBatch(ctx context.Context, batcher common.Address, items [
 	if record != nil {
 		rec = func(h common.Hash, raw []byte) error { recErr = record(h.Hex(), hexutil.Encode(raw)); return recErr }
 	}
-	hash, err := c.send(ctx, batcher, data, rec)
+	hash, err := c.send(ctx, batcher, data, nil, rec)
 	if recErr != nil {
 		return "", nil, coinop.Wrap(coinop.KindUnavailable, x402.ReasonUnexpectedSettle, err, "the batch could not be journaled, so it was not sent")
 	}

@@ -8,11 +8,15 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/accounts/abi/bind/v2"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/coinop/coinop"
@@ -320,6 +324,55 @@ func (r *rig) journalSigned(t *testing.T, p *payment, mode string) (pm *coinop.P
 	return pm, signed.Hash().Hex()
 }
 
+// laggingNode answers as a node a block or two behind the chain would,
+// once: the first authorizationState says unused, and no transaction is
+// found by hash. Everything else comes from the chain itself.
+type laggingNode struct {
+	*ethclient.Client
+	calls atomic.Int32
+}
+
+func (n *laggingNode) CallContract(ctx context.Context, msg ethereum.CallMsg, block *big.Int) ([]byte, error) {
+	if n.calls.Add(1) == 1 {
+		return make([]byte, 32), nil // false
+	}
+	return n.Client.CallContract(ctx, msg, block)
+}
+
+func (n *laggingNode) TransactionByHash(context.Context, common.Hash) (*types.Transaction, bool, error) {
+	return nil, false, ethereum.NotFound
+}
+
+// mine broadcasts pm's journaled transaction and waits for its receipt.
+func (r *rig) mine(t *testing.T, pm *coinop.Payment) {
+	t.Helper()
+	ctx := context.Background()
+	got, err := r.store.Get(ctx, pm.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := new(types.Transaction)
+	if err := tx.UnmarshalBinary(hexutil.MustDecode(got.RawTx)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.client.SendTransaction(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bind.WaitMined(ctx, r.client, tx.Hash()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// chainOn is the rig's chain reached through backend.
+func (r *rig) chainOn(t *testing.T, backend evm.Backend) *evm.Chain {
+	t.Helper()
+	ch, err := evm.NewChain(evm.ChainConfig{ChainID: r.chain.ChainID, Backend: backend, SettlementKey: r.chain.Settler, ReceiptTimeout: 15 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
 // Recovery broadcasts a journaled transaction the node does not know again
 // before it declares anything failed, and fails it only when it can no
 // longer land: its authorization expired, or another transaction of the
@@ -332,13 +385,18 @@ func TestRecoveryRebroadcasts(t *testing.T) {
 		expire bool // the authorization's validBefore is long past
 		// takeNonce sends another transaction from the settlement key first.
 		takeNonce bool
-		state     coinop.State
-		reason    string
-		resettle  bool
-		paid      bool
+		// lag mines the journaled transaction, then reconciles through a
+		// node that lags: it has not seen the authorization used nor the
+		// transaction, though the nonce it used is (a node ahead answered).
+		lag      bool
+		state    coinop.State
+		reason   string
+		resettle bool
+		paid     bool
 	}{
 		{name: "unknown to the node", state: coinop.StateSettled, paid: true},
 		{name: "nonce taken", takeNonce: true, state: coinop.StateFailed, reason: "settlement_nonce_taken"},
+		{name: "mined, seen late by a lagging node", lag: true, state: coinop.StateSettled, paid: true},
 		{name: "nonce taken/async", mode: coinop.ModeAsync, takeNonce: true, state: coinop.StateSettling, resettle: true},
 		{name: "expired", expire: true, state: coinop.StateFailed, reason: "authorization_expired_unsent"},
 		{name: "expired/served", mode: coinop.ModeAsync, expire: true, state: coinop.StateFailed, reason: "authorization_expired_unsent"},
@@ -355,9 +413,13 @@ func TestRecoveryRebroadcasts(t *testing.T) {
 			if tt.takeNonce {
 				sendTx(t, r.client, r.chain.Settler, r.chain.ChainID, r.payee, nil)
 			}
+			rec := map[string]coinop.Reconciler{r.reqs.Network: r.evm}
+			if tt.lag {
+				r.mine(t, pm)
+				rec[r.reqs.Network] = r.chainOn(t, &laggingNode{Client: r.client})
+			}
 			var logged bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&logged, nil))
-			rec := map[string]coinop.Reconciler{r.reqs.Network: r.evm}
 			var got *coinop.Payment
 			for pass := 0; pass < 100; pass++ {
 				rep, err := recovery.Run(context.Background(), r.store, rec, time.Now().Add(time.Second), log)

@@ -202,10 +202,17 @@ func (c *Chain) call(ctx context.Context, to common.Address, method string, args
 // record, if non-nil, is called with the signed transaction's hash and
 // bytes before the first broadcast; if it fails, nothing is sent.
 //
+// ready, if non-nil, is called under the lock, right before signing; if it
+// fails, nothing is signed or sent and its error is returned as is. Checks
+// that time can defeat (an authorization about to expire) belong there:
+// under load a settlement may wait for the lock behind many others, long
+// enough for a check made before the wait to be out of date, and a
+// transaction mined after its authorization expired reverts, its gas burnt.
+//
 // The hash is non-zero whenever a transaction was signed and journaled. The
 // error is then nil (a node holds the transaction), a *broadcastError (no
 // node accepted it: it was rejected, or never got through), or the journal's.
-func (c *Chain) send(ctx context.Context, to common.Address, data []byte, record func(common.Hash, []byte) error) (common.Hash, error) {
+func (c *Chain) send(ctx context.Context, to common.Address, data []byte, ready func() error, record func(common.Hash, []byte) error) (common.Hash, error) {
 	if c.cfg.SettlementKey == nil {
 		return common.Hash{}, errors.New("no settlement key configured for " + c.cfg.Network)
 	}
@@ -226,6 +233,11 @@ func (c *Chain) send(ctx context.Context, to common.Address, data []byte, record
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if ready != nil {
+		if err := ready(); err != nil {
+			return common.Hash{}, err
+		}
+	}
 	if !c.nonceKnown {
 		n, err := c.cfg.Backend.PendingNonceAt(ctx, c.from)
 		if err != nil {

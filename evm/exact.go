@@ -211,7 +211,15 @@ func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credentia
 	if p.RecordTx != nil {
 		record = func(h common.Hash, raw []byte) error { return p.RecordTx(ctx, h.Hex(), hexutil.Encode(raw)) }
 	}
-	hash, err := e.chain.send(ctx, e.cfg.Asset, data, record)
+	// Checked again once this settlement's turn to be signed has come:
+	// the wait behind other settlements of the same key counts.
+	var late error
+	ready := func() error { late = e.chain.outlives(ctx, &s.auth); return late }
+	hash, err := e.chain.send(ctx, e.cfg.Asset, data, ready, record)
+	if late != nil {
+		resp.ErrorReason = coinop.AsError(late).Reason
+		return resp, late
+	}
 	if err != nil && hash != (common.Hash{}) {
 		resp.Transaction = hash.Hex()
 		serr := broadcastFailure(err, "settlement")

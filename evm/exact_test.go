@@ -58,6 +58,11 @@ type rig struct {
 	ws http.Handler
 	// upHeader, if set, is the upstream's response headers.
 	upHeader http.Header
+	// onHeader, if set, runs inside the upstream handler once its status
+	// line is written, before the body.
+	onHeader func()
+	// answer, if set, answers in the upstream handler's place.
+	answer http.HandlerFunc
 	// onStep, if set, sees every payment step boundary.
 	onStep func(step string, p *coinop.Payment)
 	pw     *paywall.Paywall
@@ -125,13 +130,17 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 	return pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.upCalls++
-		hook, header, ws := r.onUpstream, r.upHeader, r.ws
+		hook, header, ws, answer := r.onUpstream, r.upHeader, r.ws, r.answer
 		r.mu.Unlock()
 		if hook != nil {
 			hook(req)
 		}
 		if ws != nil && strings.HasPrefix(req.URL.Path, "/ws/") {
 			ws.ServeHTTP(w, req)
+			return
+		}
+		if answer != nil {
+			answer(w, req)
 			return
 		}
 		for k, v := range header {
@@ -142,6 +151,12 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 			status = 200
 		}
 		w.WriteHeader(status)
+		r.mu.Lock()
+		after := r.onHeader
+		r.mu.Unlock()
+		if after != nil {
+			after()
+		}
 		fmt.Fprintf(w, "upstream says %d\n", status)
 	}))
 }

@@ -6,10 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/evm"
@@ -66,28 +69,30 @@ func testSettleRefusesExpiring(t *testing.T, batched bool) {
 		r.batcher = r.chain.BatchSettler
 	}
 	clock := &shiftedClock{}
-	ch, err := evm.NewChain(evm.ChainConfig{ChainID: r.chain.ChainID, Backend: r.client, SettlementKey: r.chain.Settler, ReceiptTimeout: 15 * time.Second, Now: clock.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(r.handler(t, ch))
-	t.Cleanup(srv.Close)
-	r.srv = srv
+	backend := &slowToSign{Client: r.client, clock: clock}
+	ch := r.serveOn(t, backend, clock.now)
 	window := time.Duration(r.reqs.MaxTimeoutSeconds) * time.Second
 	ctx := context.Background()
 	for _, c := range []struct {
 		name     string
 		path     string
 		upstream time.Duration // how much the clock moves while the upstream works
-		status   int
-		reason   string
-		state    coinop.State
+		// turn is how much it moves while the settlement waits for its
+		// turn to be signed (behind the key's other settlements, under
+		// load): after the first expiry check, before the last.
+		turn   time.Duration
+		status int
+		reason string
+		state  coinop.State
 	}{
-		{"sync, time to spare", "/paid/", window / 2, 200, "", coinop.StateSettled},
-		{"sync, expiring", "/paid/", window - evm.DefaultInclusionMargin, 402, x402.ReasonAuthorizationExpiring, coinop.StateFailed},
-		{"async, expiring", "/async/", window - evm.DefaultInclusionMargin, 200, "", coinop.StateFailed},
+		{"sync, time to spare", "/paid/", window / 2, 0, 200, "", coinop.StateSettled},
+		{"sync, time to spare after its turn came", "/paid/", 0, window / 4, 200, "", coinop.StateSettled},
+		{"sync, expiring", "/paid/", window - evm.DefaultInclusionMargin, 0, 402, x402.ReasonAuthorizationExpiring, coinop.StateFailed},
+		{"sync, expired while it waited its turn", "/paid/", 0, window - evm.DefaultInclusionMargin, 402, x402.ReasonAuthorizationExpiring, coinop.StateFailed},
+		{"async, expiring", "/async/", window - evm.DefaultInclusionMargin, 0, 200, "", coinop.StateFailed},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			backend.wait.Store(int64(c.turn))
 			r.mu.Lock()
 			r.onUpstream = func(*http.Request) { clock.advance(c.upstream) }
 			r.mu.Unlock()
@@ -154,4 +159,32 @@ func reasonOf(err error) string {
 		return ""
 	}
 	return coinop.AsError(err).Reason
+}
+
+// serveOn points the rig's server at a paywall whose chain reaches the dev
+// chain through backend and tells time by now, and returns that chain.
+func (r *rig) serveOn(t *testing.T, backend evm.Backend, now func() time.Time) *evm.Chain {
+	t.Helper()
+	ch, err := evm.NewChain(evm.ChainConfig{ChainID: r.chain.ChainID, Backend: backend, SettlementKey: r.chain.Settler, ReceiptTimeout: 15 * time.Second, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r.handler(t, ch))
+	t.Cleanup(srv.Close)
+	r.srv = srv
+	return ch
+}
+
+// slowToSign is a Backend on which time passes while a settlement's gas is
+// estimated: the stand-in for a settlement that waits, under load, behind
+// the settlement key's other transactions.
+type slowToSign struct {
+	*ethclient.Client
+	clock *shiftedClock
+	wait  atomic.Int64 // how far the clock moves per estimate
+}
+
+func (b *slowToSign) EstimateGas(ctx context.Context, msg ethereum.CallMsg) (uint64, error) {
+	b.clock.advance(time.Duration(b.wait.Load()))
+	return b.Client.EstimateGas(ctx, msg)
 }

@@ -144,8 +144,24 @@ func (c *Chain) resend(ctx context.Context, p *coinop.Payment, payer common.Addr
 		return coinop.Outcome{}, fmt.Errorf("nonce of %s: %w", from.Hex(), err)
 	}
 	if mined > tx.Nonce() {
-		// Another transaction of the settlement key used the nonce: the
-		// journaled one can never be mined.
+		// The nonce is used: by another transaction of the settlement key
+		// (the journaled one can never be mined), or by the journaled one
+		// itself, mined since the authorization was read as unused or
+		// seen by a node ahead of the one that did not know it (RPC
+		// endpoints behind a load balancer disagree by a block or two).
+		// Failing a payment whose money moved would make its retry a
+		// replay, and a buyer who pays again on it pays twice: ask again.
+		used, err := c.AuthorizationUsed(ctx, common.HexToAddress(p.Asset), payer, nonce)
+		if err != nil {
+			return coinop.Outcome{}, fmt.Errorf("authorizationState: %w", err)
+		}
+		if used {
+			by, err := c.usedBy(ctx, common.HexToAddress(p.Asset), payer, nonce)
+			if err != nil {
+				return coinop.Outcome{}, err
+			}
+			return coinop.Outcome{State: coinop.StateSettled, Tx: by}, nil
+		}
 		if p.Mode == coinop.ModeAsync {
 			return coinop.Outcome{Resettle: true}, nil
 		}

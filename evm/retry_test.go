@@ -3,7 +3,10 @@ package evm_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -63,6 +66,110 @@ func withID(t *testing.T, header, id string) string {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// TestLostResponseAtEachCommitPoint drops the connection after the payment
+// settled: before the status line left, or after it, before the body (a
+// crash, a broken connection, an upstream failing mid-body). The purchase
+// was paid and never received, so the retry of the same payment is served,
+// without a new charge, rather than refused as a replay (which a client
+// would answer by paying again). Once a response is delivered, the payment
+// is spent.
+func TestLostResponseAtEachCommitPoint(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		drop func(r *rig)
+	}{
+		{"before the status line", func(r *rig) { r.abortAt("settled") }},
+		{"after the status line", func(r *rig) {
+			var done atomic.Bool
+			r.mu.Lock()
+			r.onHeader = func() {
+				if done.CompareAndSwap(false, true) {
+					panic(http.ErrAbortHandler)
+				}
+			}
+			r.mu.Unlock()
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			before := r.balance(t, r.payee)
+			h := r.newPayment(t).header(t)
+			c.drop(r)
+			if _, err := r.tryGet("/paid/x", x402.HeaderPaymentSignature, h); err == nil {
+				t.Fatal("the connection should have dropped")
+			}
+			if a := r.get(t, "/paid/x", x402.HeaderPaymentSignature, h); a.status != 200 {
+				t.Fatalf("retry: %d %s", a.status, a.body)
+			}
+			if a := r.get(t, "/paid/x", x402.HeaderPaymentSignature, h); a.status != 402 || a.reason != "payment_replayed" {
+				t.Fatalf("after the response was delivered: %d %s", a.status, a.body)
+			}
+			if d := new(big.Int).Sub(r.balance(t, r.payee), before); d.Int64() != price {
+				t.Fatalf("payee got %s, want one price", d)
+			}
+		})
+	}
+}
+
+// TestHijackedResponseIsServedOnce: a handler that takes the connection
+// over (an upgrade) has delivered its response; the payment is marked
+// served without anything written through the ResponseWriter afterwards
+// (net/http would put a status line into the taken-over connection), and
+// its retry is a replay.
+func TestHijackedResponseIsServedOnce(t *testing.T) {
+	r := newRig(t)
+	before := r.balance(t, r.payee)
+	const stream = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\nframes"
+	r.mu.Lock()
+	r.answer = func(w http.ResponseWriter, _ *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		brw.WriteString(stream)
+		brw.Flush()
+		c.Close()
+	}
+	r.mu.Unlock()
+	served := make(chan struct{}, 1)
+	r.setOnStep(func(step string, _ *coinop.Payment) {
+		if step == "served" {
+			served <- struct{}{}
+		}
+	})
+	h := r.newPayment(t).header(t)
+	conn, err := net.Dial("tcp", r.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second)) // bounds a gateway that keeps the connection open
+	fmt.Fprintf(conn, "GET /ws/x HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: test\r\n%s: %s\r\n\r\n",
+		r.srv.Listener.Addr(), x402.HeaderPaymentSignature, h)
+	got, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != stream {
+		t.Fatalf("the connection carried %q, want only the handler's %q", got, stream)
+	}
+	select {
+	case <-served:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the hijacked response was never marked served")
+	}
+	r.mu.Lock()
+	r.answer = nil
+	r.mu.Unlock()
+	if a := r.get(t, "/ws/x", x402.HeaderPaymentSignature, h); a.status != 402 || a.reason != "payment_replayed" {
+		t.Fatalf("retry: %d %s", a.status, a.body)
+	}
+	if d := new(big.Int).Sub(r.balance(t, r.payee), before); d.Int64() != price {
+		t.Fatalf("payee got %s, want one price", d)
+	}
 }
 
 // A client that retries a purchase with a fresh authorization but the same

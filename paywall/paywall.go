@@ -9,6 +9,7 @@
 package paywall
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -499,8 +501,25 @@ func (pw *Paywall) refuse(w http.ResponseWriter, r *http.Request, rt *Route, cha
 func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next http.Handler, rt *Route, charge coinop.Charge, rail coinop.Rail, p *coinop.Payment) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	var deliver bool // settled: the served mark waits for the response to reach the connection
 	sw := &settleWriter{ResponseWriter: w, settle: func(status int) bool {
-		return pw.settle(w, r, rt, charge, rail, p, status, cancel)
+		ok := pw.settle(w, r, rt, charge, rail, p, status, cancel)
+		deliver = ok && status < 400 && p.State == coinop.StateSettled
+		return ok
+	}}
+	var marked bool
+	markServed := func() {
+		sctx, done := context.WithTimeout(context.WithoutCancel(r.Context()), pw.cfg.SettleTimeout)
+		defer done()
+		pw.served(sctx, p)
+		marked = true
+	}
+	// A connection taken over after the settlement is delivered at that
+	// moment: the handler may hold it for as long as a WebSocket lives.
+	hw := &hijackWatch{ResponseWriter: sw, onHijack: func() {
+		if deliver {
+			markServed()
+		}
 	}}
 	defer func() {
 		if v := recover(); v != nil {
@@ -513,9 +532,50 @@ func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next ht
 			panic(v)
 		}
 		sw.finish()
+		if deliver && !marked && (hw.hijacked || delivered(w)) {
+			markServed()
+		}
 	}()
-	next.ServeHTTP(sw, r.WithContext(context.WithValue(ctx, paymentKey{}, p)))
+	next.ServeHTTP(hw, r.WithContext(context.WithValue(ctx, paymentKey{}, p)))
 }
+
+// delivered flushes what the handler wrote and reports whether it reached
+// the connection. A settled payment is marked served only then: the mark
+// makes a retry of the same payment a replay (402), so a mark written
+// before the bytes left would turn a crash or a broken connection between
+// the two into a purchase paid for and never received, and a client that
+// pays again on that 402 into a second charge. Without the mark, the retry
+// is served again without a new charge. A connection taken over by the
+// handler (an upgrade; see hijackWatch) and a writer that cannot flush
+// count as delivered.
+func delivered(w http.ResponseWriter) bool {
+	err := http.NewResponseController(w).Flush()
+	return err == nil || errors.Is(err, http.ErrHijacked) || errors.Is(err, http.ErrNotSupported)
+}
+
+// hijackWatch records that the handler took the connection over. Once it
+// has, nothing may be flushed through the ResponseWriter: net/http would
+// write a status line into the connection's buffer, which the hijacker
+// shares. It wraps the writer the handler is given and hands Hijack on to
+// it, so whatever that writer does before giving the connection away (or
+// refusing to) stays as it is.
+type hijackWatch struct {
+	http.ResponseWriter
+	onHijack func() // called once the connection was taken over
+	hijacked bool
+}
+
+func (hw *hijackWatch) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(hw.ResponseWriter).Hijack()
+	if err == nil {
+		hw.hijacked = true
+		hw.onHijack()
+	}
+	return c, rw, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (hw *hijackWatch) Unwrap() http.ResponseWriter { return hw.ResponseWriter }
 
 type paymentKey struct{}
 
@@ -559,9 +619,14 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, cha
 			w.Header()[k] = v
 		}
 	}
+	if err == nil {
+		return true // settled: serveReserved marks it served once the response is delivered
+	}
 	// A switch of protocols hands the connection over for good: it waits
 	// for money that moved, not for a transaction still pending.
-	if err == nil || rc != nil && rc.Pending && status != http.StatusSwitchingProtocols {
+	if rc != nil && rc.Pending && status != http.StatusSwitchingProtocols {
+		// Not paid yet: the mark goes first, as the audit's evidence that
+		// a response was given away should the settlement fail.
 		pw.served(ctx, p)
 		return true
 	}

@@ -194,13 +194,23 @@ func TestTwoInstancesOnePostgres(t *testing.T) {
 	audit(t, bin, cfgA, 1)
 }
 
-// TestManyDistinctPayers settles 500 concurrent payments from 500 payers
-// through one settlement key: no nonce collisions, all settled, audit clean.
+// TestManyDistinctPayers settles 500 payments from 500 payers, inFlight at
+// a time, through one settlement key: no nonce collisions, all settled,
+// audit clean.
+//
+// One key's settlements are signed one after another, each journaled and
+// broadcast under the key's lock; on a loaded 2-core machine running every
+// package's tests, with this process's chain under the race detector, that
+// took up to a quarter of a second per transaction. With all 500 sent at
+// once, the last ones waited longer than a sync settlement may take (the
+// paywall's SettleTimeout) and longer than their authorizations lived.
+// inFlight bounds each payment's wait to inFlight transactions, and keeps
+// that many settlements contending for the key's lock at every moment.
 func TestManyDistinctPayers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs a chain")
 	}
-	const n = 500
+	const n, inFlight = 500, 64
 	bin := buildCoinop(t)
 	ctx := context.Background()
 	chain, err := devchain.Start(ctx, devchain.Config{})
@@ -224,17 +234,30 @@ func TestManyDistinctPayers(t *testing.T) {
 	defer upstream.Close()
 	payee, _ := crypto.GenerateKey()
 	dir := t.TempDir()
-	cfg := writeConfig(t, dir, filepath.Join(dir, "journal.db"), upstream.URL, chain, chain.Settler, crypto.PubkeyToAddress(payee.PublicKey))
+	// Every authorization is signed before the first is sent, so the last
+	// one settled has waited for all the others: on a loaded machine that
+	// took more than a minute, and the default max_timeout (60 s) let the
+	// earliest-signed authorizations expire before their turn (refused
+	// authorization_expiring, nothing sent). A real client signs when it
+	// sends; the window here covers the test's own queue.
+	cfg := writeConfig(t, dir, filepath.Join(dir, "journal.db"), upstream.URL, chain, chain.Settler, crypto.PubkeyToAddress(payee.PublicKey),
+		"    max_timeout: 10m\n")
 	g := startGateway(t, bin, cfg)
 	headers := make([]string, n)
 	for i, k := range payers {
 		headers[i] = signFor(t, g.url+"/paid", k)
 	}
 	statuses := make(chan int, n)
+	slots := make(chan struct{}, inFlight)
 	var wg sync.WaitGroup
 	for _, h := range headers {
 		wg.Add(1)
-		go func() { defer wg.Done(); statuses <- sendPaid(g.url+"/paid", h) }()
+		slots <- struct{}{}
+		go func() {
+			defer wg.Done()
+			statuses <- sendPaid(g.url+"/paid", h)
+			<-slots
+		}()
 	}
 	wg.Wait()
 	close(statuses)
