@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coinop/coinop"
@@ -118,7 +117,7 @@ type Paywall struct {
 	mux      *http.ServeMux
 	routes   map[string]*Route
 	log      *slog.Logger
-	inflight sync.Map // payment ID → struct{}: duplicates in flight get 409
+	inflight inflight // payments and idempotency keys being handled: duplicates wait, then get 409
 	// pricedMethods are the methods priced patterns name (see pricedForOtherMethods).
 	pricedMethods []string
 	bg            *background
@@ -263,11 +262,12 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	if p.IdempotencyKey == "" {
 		p.IdempotencyKey = idempotencyKey(r)
 	}
-	if _, busy := pw.inflight.LoadOrStore(p.ID, struct{}{}); busy {
+	release, ok := pw.inflight.claim(r.Context(), p.ID, duplicateWait)
+	if !ok {
 		pw.refuse(w, r, rt, charge, coinop.Errorf(coinop.KindInFlight, "payment_in_flight", "this payment is being processed by another request"))
 		return
 	}
-	defer pw.inflight.Delete(p.ID)
+	defer release()
 
 	// The journal answers a payment seen before, ahead of the chain. Its ID
 	// is derived from public facts, so a payment found there is served again
@@ -290,6 +290,14 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	// A purchase is looked up by its idempotency key only now that the
 	// signature proved who the payer is: the key alone proves nothing.
 	if p.IdempotencyKey != "" {
+		// Another payment for this purchase may be in this process right
+		// now; once it is done, the journal says what it became.
+		release, ok := pw.inflight.claim(r.Context(), "idem\x00"+p.Payer+"\x00"+p.IdempotencyKey, duplicateWait)
+		if !ok {
+			pw.refuse(w, r, rt, charge, coinop.Errorf(coinop.KindInFlight, "idempotency_key_used", "another payment for this purchase (same idempotency key) is being processed"))
+			return
+		}
+		defer release()
 		prev, err := pw.cfg.Journal.ByIdempotencyKey(r.Context(), p.Payer, p.IdempotencyKey)
 		if !errors.Is(err, store.ErrNotFound) {
 			switch {
