@@ -66,6 +66,7 @@ done <<'LIST'
 ./config FuzzParse
 ./client FuzzOffers
 ./paywall FuzzRequestTarget
+./x402 FuzzSameExactEVM
 LIST
 
 step "benchmarks, 100 iterations each (so they keep running; numbers: bench/README.md)"
