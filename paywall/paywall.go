@@ -9,7 +9,6 @@
 package paywall
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -524,11 +522,11 @@ func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next ht
 	}
 	// A connection taken over after the settlement is delivered at that
 	// moment: the handler may hold it for as long as a WebSocket lives.
-	hw := &hijackWatch{ResponseWriter: sw, onHijack: func() {
+	sw.onHijack = func() {
 		if deliver {
 			markServed()
 		}
-	}}
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if sw.replaced && v == http.ErrAbortHandler {
@@ -540,11 +538,11 @@ func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next ht
 			panic(v)
 		}
 		sw.finish()
-		if deliver && !marked && (hw.hijacked || delivered(w)) {
+		if deliver && !marked && (sw.hijacked || delivered(w)) {
 			markServed()
 		}
 	}()
-	next.ServeHTTP(hw, r.WithContext(context.WithValue(ctx, paymentKey{}, p)))
+	next.ServeHTTP(sw, r.WithContext(context.WithValue(ctx, paymentKey{}, p)))
 }
 
 // delivered flushes what the handler wrote and reports whether it reached
@@ -554,36 +552,12 @@ func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next ht
 // the two into a purchase paid for and never received, and a client that
 // pays again on that 402 into a second charge. Without the mark, the retry
 // is served again without a new charge. A connection taken over by the
-// handler (an upgrade; see hijackWatch) and a writer that cannot flush
+// handler (an upgrade; see settleWriter.Hijack) and a writer that cannot flush
 // count as delivered.
 func delivered(w http.ResponseWriter) bool {
 	err := http.NewResponseController(w).Flush()
 	return err == nil || errors.Is(err, http.ErrHijacked) || errors.Is(err, http.ErrNotSupported)
 }
-
-// hijackWatch records that the handler took the connection over. Once it
-// has, nothing may be flushed through the ResponseWriter: net/http would
-// write a status line into the connection's buffer, which the hijacker
-// shares. It wraps the writer the handler is given and hands Hijack on to
-// it, so whatever that writer does before giving the connection away (or
-// refusing to) stays as it is.
-type hijackWatch struct {
-	http.ResponseWriter
-	onHijack func() // called once the connection was taken over
-	hijacked bool
-}
-
-func (hw *hijackWatch) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, rw, err := http.NewResponseController(hw.ResponseWriter).Hijack()
-	if err == nil {
-		hw.hijacked = true
-		hw.onHijack()
-	}
-	return c, rw, err
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (hw *hijackWatch) Unwrap() http.ResponseWriter { return hw.ResponseWriter }
 
 type paymentKey struct{}
 

@@ -35,6 +35,12 @@ type settleWriter struct {
 	header    http.Header // the handler's headers until released; nil until asked for
 	committed bool        // settle ran
 	replaced  bool        // settle refused; the paywall answered instead
+	// onHijack, if set, is called once the handler took the connection over.
+	onHijack func()
+	// hijacked: the handler has the connection. Nothing may be flushed
+	// through the ResponseWriter any more: net/http would write a status
+	// line into the connection's buffer, which the hijacker shares.
+	hijacked bool
 }
 
 // Header is the handler's header map: its own until the response is
@@ -127,7 +133,14 @@ func (sw *settleWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if !sw.commit(http.StatusSwitchingProtocols) {
 		return nil, nil, errReplaced
 	}
-	return http.NewResponseController(sw.ResponseWriter).Hijack()
+	c, rw, err := http.NewResponseController(sw.ResponseWriter).Hijack()
+	if err == nil {
+		sw.hijacked = true
+		if sw.onHijack != nil {
+			sw.onHijack()
+		}
+	}
+	return c, rw, err
 }
 
 // canHijack reports whether w, or a writer it wraps, can hand the
