@@ -58,19 +58,6 @@ const (
 	KindRequestTimeout
 )
 
-// ReasonSettlementNotSent is the reason of a settlement that was signed and
-// journaled but that no node is known to have accepted. It may still land,
-// so the engine neither serves it (sync routes: 503) nor calls it failed;
-// recovery learns its fate from the network and broadcasts it again. Rails
-// return it with KindUnavailable.
-const ReasonSettlementNotSent = "settlement_not_sent"
-
-// ReasonSettlementNonceTaken is the reason of a journaled settlement
-// transaction that can never be mined: another transaction of the
-// settlement key used its nonce, and the node does not hold this one.
-// Nothing moved through it; the payment may be settled anew.
-const ReasonSettlementNonceTaken = "settlement_nonce_taken"
-
 var kindNames = [...]string{
 	KindInternal:          "internal",
 	KindMalformed:         "malformed",
@@ -144,6 +131,10 @@ type Error struct {
 	Message string
 	// Err is the underlying cause, for logs only.
 	Err error
+	// OtherOffer marks a credential that answers an offer this rail did not
+	// make (another network, asset or scheme): the engine asks the route's
+	// other rails before refusing with it.
+	OtherOffer bool
 }
 
 func (e *Error) Error() string {

@@ -2,9 +2,7 @@ package coinop
 
 import (
 	"context"
-	"math/big"
 	"net/http"
-	"time"
 )
 
 // Resource is what a price buys: one request to one URL.
@@ -15,15 +13,27 @@ type Resource struct {
 	MimeType    string
 }
 
-// Charge is what the engine asks the rails to collect for one request.
+// Charge is what the engine asks one rail to collect for one request: the
+// price that rail's accept entry names (or its Pricer computed) and the
+// resource.
 type Charge struct {
 	Price    Price
 	Resource Resource
+	// Route is the pattern of the route being bought.
+	Route string
+}
+
+// Pricer prices one request, for routes whose price depends on the request
+// (its query, its size). It must be deterministic for one request: the
+// price is computed for the challenge and again when the credential comes.
+type Pricer interface {
+	Price(r *http.Request) (Price, error)
 }
 
 // Offer is one way to pay a charge, in protocol-neutral words. Offers feed
 // the JSON body and the HTML page of a 402 and the CLI's output.
 type Offer struct {
+	Rail     string `json:"rail"`              // the offering rail's name
 	Protocol string `json:"protocol"`          // "x402"
 	Scheme   string `json:"scheme"`            // "exact"
 	Network  string `json:"network"`           // CAIP-2, e.g. "eip155:8453"
@@ -34,6 +44,9 @@ type Offer struct {
 	Header   string `json:"header"`            // request header that carries the payment
 	HowTo    string `json:"howToPay"`          // one sentence
 	Expires  int    `json:"maxTimeoutSeconds"` // how long a signed payment may stay valid
+	// Terms are the rail's own terms beyond the neutral ones (an invoice, a
+	// macaroon, a top-up URL), keyed by name, as JSON values.
+	Terms map[string]any `json:"terms,omitempty"`
 }
 
 // Challenge is what a 402 answer says. Rails add to it; the engine writes it.
@@ -44,6 +57,8 @@ type Challenge struct {
 	// Message is the same for people.
 	Message string
 	// Header holds the rails' challenge headers (PAYMENT-REQUIRED, WWW-Authenticate).
+	// Several rails of one protocol share its header: a rail adds to what an
+	// earlier one wrote rather than replace it.
 	Header http.Header
 	// Offers lists every way to pay, for people and plain HTTP clients.
 	Offers []Offer
@@ -52,99 +67,77 @@ type Challenge struct {
 	Body map[string]any
 }
 
-// Settlement modes.
-const (
-	ModeSync  = "sync"
-	ModeAsync = "async"
-)
-
-// State is where a payment stands in the journal.
-type State string
-
-const (
-	// StateVerified: checks and signature passed and the replay guard holds
-	// the payment; the upstream may be called.
-	StateVerified State = "verified"
-	// StateSettling: a settlement transaction may have been sent; Tx holds its
-	// hash once known. Recovery must consult the chain before acting again.
-	StateSettling State = "settling"
-	// StateSettled: the money moved; Tx holds the transaction.
-	StateSettled State = "settled"
-	// StateFailed: settlement was attempted and did not move money.
-	StateFailed State = "failed"
-	// StateReleased: the upstream failed, nothing was charged, and the
-	// payment's replay guard was lifted so the same payment may be retried.
-	StateReleased State = "released"
-)
-
-// Final reports whether no further transition can happen from s.
-func (s State) Final() bool {
-	return s == StateSettled || s == StateFailed || s == StateReleased
+// Headers are the HTTP headers a rail reads and writes.
+type Headers struct {
+	// Request are the request headers that carry the rail's credentials.
+	// They stay at the engine: a gateway removes them, under any name an
+	// upstream would fold to one of them, before the request goes on.
+	Request []string
+	// Expose are the response headers a browser script may read (CORS
+	// Access-Control-Expose-Headers).
+	Expose []string
 }
 
-// Payment is one presented payment as the engine and the journal see it.
-type Payment struct {
-	// ID identifies the payment in the journal; rails derive it from the
-	// replay key so that the same payment always has the same ID.
-	ID       string
-	Rail     string // "x402-exact-evm"
-	Network  string // CAIP-2
-	Asset    string // lower-case hex address
-	Payer    string // lower-case hex address
-	PayTo    string // lower-case hex address
-	Nonce    string // rail-specific unique nonce, lower-case hex
-	Amount   *big.Int
-	Resource string
-	State    State
-	Tx       string // settlement transaction hash, once known
-	Reason   string // failure reason code, for failed payments
-	Created  time.Time
-	Updated  time.Time
+// Recorder is what the engine lends a rail for one settlement, to make its
+// steps durable and visible.
+type Recorder interface {
+	// Record journals the settlement's reference and the bytes the rail
+	// prepared to send ("" for rails that hand settlement to someone else)
+	// after they are final and before they are first sent, so that a crash
+	// or a failed send at any later point can be reconciled from the network
+	// and the very same settlement sent again. If it returns an error the
+	// rail must not send.
+	Record(ctx context.Context, reference, prepared string) error
+	// Step reports a step boundary: "tx_sent" once a settlement was sent and
+	// before its outcome is known. For tracing and crash tests.
+	Step(name string)
+}
 
-	// Mode is the settlement mode the payment was accepted under: ModeSync
-	// (settled before the response is released) or ModeAsync (released once
-	// verified and reserved; settled in the background). Empty means sync.
-	Mode string
-	// Payload is the credential as presented (for x402, the payment header's
-	// value), journaled so that a settlement can be completed after a crash.
-	// It holds nothing the payer did not send.
-	Payload string
-	// IdempotencyKey, when the client gave one (x402's payment-identifier
-	// extension, or an Idempotency-Key header), ties the retries of one
-	// purchase together: a second payment by the same payer with the same
-	// key is never charged.
-	IdempotencyKey string
-	// Served is when the paid response was released to the client; zero
-	// until then. A payment's response is served at most once.
-	Served time.Time
-	// RawTx is the signed settlement transaction as broadcast (0x-prefixed
-	// hex), journaled with Tx before the first broadcast; "" until then.
-	// Recovery broadcasts these same bytes again rather than sign anew.
-	RawTx string
-
-	// Credential is the rail's decoded credential. The engine never reads it.
-	Credential any
-
-	// RecordTx, when set by the engine, is called by the rail with a
-	// settlement transaction's hash and its signed bytes (raw, 0x-prefixed
-	// hex; "" for rails that hand settlement to someone else) after the
-	// transaction is signed and before it is first broadcast. It makes both
-	// durable in the journal, so a crash or a failed broadcast at any later
-	// point can be reconciled from the chain, and the very same transaction
-	// broadcast again. If it returns an error the rail must not broadcast.
-	RecordTx func(ctx context.Context, tx, raw string) error
-	// Step, when set by the engine, is called by the rail at its own step
-	// boundaries: "tx_sent" once a settlement transaction was broadcast and
-	// before its receipt is known. Used for tracing and crash tests.
-	Step func(name string)
+// A Rail is one way to pay, plugged into the engine. Methods must be safe for
+// concurrent use. The engine calls them in this order for a priced request:
+// Challenge (no credential, or any failure), Inspect, Verify, Settle.
+//
+// A rail takes single-use credentials (Payment.ReplayKey set: each may pay
+// once) or bearer ones (Payment.Bearer: a credential charged many times,
+// such as a token over a prepaid balance), or both.
+//
+// What some rails can do beyond this is in small interfaces (BatchSettler,
+// Restorer, Resender, Reverifier, Reconciler), which the engine finds on the
+// rail a journaled payment names.
+type Rail interface {
+	// Name identifies the rail among the engine's rails; journaled payments
+	// carry it, so it must stay the same across restarts.
+	Name() string
+	// Headers are the headers the rail consumes and exposes.
+	Headers() Headers
+	// Challenge adds this rail's terms for ch to c. It may do I/O (create
+	// an invoice) and fail; the engine then answers without this rail's
+	// offer, or 503 when no rail could make one.
+	Challenge(ctx context.Context, c *Challenge, ch Charge) error
+	// Inspect decodes the rail's credential from r and makes every check that
+	// needs neither cryptography nor I/O (format, amount, recipient, asset,
+	// network, expiry). It returns (nil, nil) when r carries no credential for
+	// this rail. Errors are *Error with a protocol reason; one with
+	// OtherOffer set says the credential answers an offer this rail did not
+	// make, and the engine asks the route's other rails.
+	Inspect(r *http.Request, ch Charge) (*Payment, error)
+	// Verify makes the expensive checks on a payment Inspect returned:
+	// signature recovery, then the network (for a bearer credential, the
+	// balance). When a check cannot complete (RPC down) it returns
+	// KindUnavailable: the engine fails closed.
+	Verify(ctx context.Context, p *Payment) error
+	// Settle collects p, recording through rec before anything is sent. It
+	// returns a receipt whenever the outcome is known or pending, with an
+	// *Error when money did not move.
+	Settle(ctx context.Context, p *Payment, rec Recorder) (*Receipt, error)
 }
 
 // BatchSettler is implemented by rails that can settle many payments in one
 // network transaction. It returns one receipt and one error per payment, in
-// order, with the same meaning as Rail.Settle's. Every payment's RecordTx is
-// called before the shared transaction is broadcast.
+// order, with the same meaning as Rail.Settle's. Every payment's recorder is
+// called before the shared transaction is sent.
 type BatchSettler interface {
-	SettleBatch(ctx context.Context, ps []*Payment) ([]*Receipt, []error)
+	SettleBatch(ctx context.Context, ps []*Payment, recs []Recorder) ([]*Receipt, []error)
 }
 
 // Restorer is implemented by rails that can rebuild a payment's credential
@@ -154,14 +147,14 @@ type Restorer interface {
 	Restore(p *Payment) error
 }
 
-// Resender is implemented by rails that can broadcast a payment's journaled
-// settlement transaction (Payment.RawTx) again, the same signed bytes, and
-// finish the settlement from it, with Settle's results. The engine uses it
-// for a settlement that no node accepted (reason ReasonSettlementNotSent)
-// instead of settling anew: a new transaction could land beside the
-// journaled one, which may still reach the chain.
+// Resender is implemented by rails that can send a payment's journaled
+// settlement (Payment.Prepared) again, the same bytes, and finish the
+// settlement from it, with Settle's results. The engine uses it for a
+// settlement that no node accepted (reason ReasonSettlementNotSent)
+// instead of settling anew: a new settlement could land beside the
+// journaled one, which may still reach the network.
 type Resender interface {
-	Resend(ctx context.Context, p *Payment) (*Receipt, error)
+	Resend(ctx context.Context, p *Payment, rec Recorder) (*Receipt, error)
 }
 
 // Reverifier is implemented by rails whose single-use credentials may be
@@ -188,8 +181,8 @@ type Outcome struct {
 	// State is the payment's final state, or "" when it cannot be known yet
 	// (a transaction still pending): the payment is left as it is.
 	State State
-	// Tx is the transaction that moved the money, when there is one.
-	Tx string
+	// Reference is the settlement that moved the money, when there is one.
+	Reference string
 	// Reason explains a failed or released outcome.
 	Reason string
 	// Resettle means the payment was served (async mode) but its settlement
@@ -205,34 +198,14 @@ type Reconciler interface {
 
 // Receipt is the outcome of a settlement.
 type Receipt struct {
-	Success bool
-	Tx      string
-	Network string
-	Payer   string
-	// Pending is true when a transaction was sent but its outcome is not yet
-	// known; Tx is set and the payment will be finished later.
+	Success   bool
+	Reference string
+	Network   string
+	Payer     string
+	// Pending is true when a settlement was sent but its outcome is not yet
+	// known; Reference is set and the payment will be finished later.
 	Pending bool
 	// Header holds the rail's response headers (PAYMENT-RESPONSE), set on
 	// success and on a failed settlement alike.
 	Header http.Header
-}
-
-// A Rail is one way to pay, plugged into the engine. Methods must be safe for
-// concurrent use. The engine calls them in this order for a priced request:
-// Challenge (no credential, or any failure), Inspect, Verify, Settle.
-type Rail interface {
-	// Challenge adds this rail's terms for ch to c.
-	Challenge(c *Challenge, ch Charge)
-	// Inspect decodes the rail's credential from r and makes every check that
-	// needs neither cryptography nor I/O (format, amount, recipient, asset,
-	// network, expiry). It returns (nil, nil) when r carries no credential for
-	// this rail. Errors are *Error with a protocol reason.
-	Inspect(r *http.Request, ch Charge) (*Payment, error)
-	// Verify makes the expensive checks on a payment Inspect returned:
-	// signature recovery, then the chain. When a check cannot complete (RPC
-	// down) it returns KindUnavailable: the engine fails closed.
-	Verify(ctx context.Context, p *Payment) error
-	// Settle collects p. It returns a receipt whenever the outcome is known or
-	// pending, with an *Error when money did not move.
-	Settle(ctx context.Context, p *Payment) (*Receipt, error)
 }

@@ -48,7 +48,7 @@ func (r *Report) problem(format string, args ...any) {
 // unpaid reports a served payment whose money has not moved.
 func (r *Report) unpaid(p *coinop.Payment, what string) {
 	r.problem("payment %s was served on %s but %s: %s of asset %s from %s to %s (state %s, reason %q, tx %q)",
-		p.ID, p.Served.Format(time.RFC3339), what, p.Amount, p.Asset, p.Payer, p.PayTo, p.State, p.Reason, p.Tx)
+		p.ID, p.Served.Format(time.RFC3339), what, p.Amount, p.Asset, p.Payer, p.PayTo, p.State, p.Reason, p.Reference)
 }
 
 // Run audits the journal against chains (by CAIP-2 network) for the given
@@ -65,7 +65,7 @@ func Run(ctx context.Context, j Journal, chains map[string]*evm.Chain, payees []
 			rep.unpaid(p, "is not settled yet")
 			continue
 		}
-		rep.problem("payment %s is not final (%s, tx %q, reason %q)", p.ID, p.State, p.Tx, p.Reason)
+		rep.problem("payment %s is not final (%s, tx %q, reason %q)", p.ID, p.State, p.Reference, p.Reason)
 	}
 	// A response served for a payment that did not settle is money the
 	// seller gave away: recovery says so loudly, and so does the audit,
@@ -88,18 +88,18 @@ func Run(ctx context.Context, j Journal, chains map[string]*evm.Chain, payees []
 	byTx := map[string][]*coinop.Payment{}
 	for _, p := range settled {
 		rep.Settled++
-		if p.Tx == "" {
+		if p.Reference == "" {
 			rep.problem("payment %s is settled without a transaction", p.ID)
 			continue
 		}
-		key := strings.ToLower(p.Tx)
+		key := strings.ToLower(p.Reference)
 		byTx[key] = append(byTx[key], p) // a batch settles several payments in one transaction
 		ch, ok := chains[p.Network]
 		if !ok {
 			rep.problem("payment %s is on network %s, which is not configured", p.ID, p.Network)
 			continue
 		}
-		err := ch.TransferCheck(ctx, p.Tx, common.HexToAddress(p.Asset), common.HexToAddress(p.Payer), common.HexToAddress(p.PayTo), p.Amount)
+		err := ch.TransferCheck(ctx, p.Reference, common.HexToAddress(p.Asset), common.HexToAddress(p.Payer), common.HexToAddress(p.PayTo), p.Amount)
 		if err != nil {
 			rep.problem("payment %s: %v", p.ID, err)
 		}

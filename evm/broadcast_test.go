@@ -243,10 +243,10 @@ func TestBroadcastFaults(t *testing.T) {
 				if got := f.count(methodSendRaw); got != tt.sends && !(mode == coinop.ModeAsync && got > tt.sends) {
 					t.Errorf("%d broadcasts, want %d", got, tt.sends)
 				}
-				if p.State == coinop.StateSettling && (p.Tx == "" || p.RawTx == "") {
+				if p.State == coinop.StateSettling && (p.Reference == "" || p.Prepared == "") {
 					t.Errorf("owed payment without its transaction journaled: %+v", p)
 				}
-				sent := p.Tx
+				sent := p.Reference
 				if mode == coinop.ModeSync && a.status != 200 && !p.Served.IsZero() {
 					t.Error("journaled as served, though withheld")
 				}
@@ -267,8 +267,8 @@ func TestBroadcastFaults(t *testing.T) {
 				if p.State != want.final {
 					t.Errorf("after recovery %s (%s), want %s", p.State, p.Reason, want.final)
 				}
-				if p.State == coinop.StateSettled && !strings.EqualFold(p.Tx, sent) {
-					t.Errorf("settled by %s, want the journaled %s: never signed anew", p.Tx, sent)
+				if p.State == coinop.StateSettled && !strings.EqualFold(p.Reference, sent) {
+					t.Errorf("settled by %s, want the journaled %s: never signed anew", p.Reference, sent)
 				}
 				if mode == coinop.ModeSync && want.status == 503 {
 					// The payer retries the same payment: it settled, so it
@@ -352,7 +352,7 @@ func (r *rig) mine(t *testing.T, pm *coinop.Payment) {
 		t.Fatal(err)
 	}
 	tx := new(types.Transaction)
-	if err := tx.UnmarshalBinary(hexutil.MustDecode(got.RawTx)); err != nil {
+	if err := tx.UnmarshalBinary(hexutil.MustDecode(got.Prepared)); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.client.SendTransaction(ctx, tx); err != nil {
@@ -439,8 +439,8 @@ func TestRecoveryRebroadcasts(t *testing.T) {
 			if got.State != tt.state || got.Reason != tt.reason && tt.reason != "" {
 				t.Fatalf("%s (%s), want %s (%s)", got.State, got.Reason, tt.state, tt.reason)
 			}
-			if got.State == coinop.StateSettled && !strings.EqualFold(got.Tx, tx) {
-				t.Errorf("settled by %s, want the journaled %s sent again", got.Tx, tx)
+			if got.State == coinop.StateSettled && !strings.EqualFold(got.Reference, tx) {
+				t.Errorf("settled by %s, want the journaled %s sent again", got.Reference, tx)
 			}
 			wantPaid := int64(0)
 			if tt.paid {
@@ -492,10 +492,10 @@ func TestBatchBroadcastFaults(t *testing.T) {
 	journaled := map[string]string{} // payment → its transaction before the node was back
 	r.eventuallyAll(t, n, "journaled with their unsent transactions", func(ps []*coinop.Payment) bool {
 		for _, p := range ps {
-			if p.State != coinop.StateSettling || p.RawTx == "" {
+			if p.State != coinop.StateSettling || p.Prepared == "" {
 				return false
 			}
-			journaled[p.ID] = p.Tx
+			journaled[p.ID] = p.Reference
 		}
 		return true
 	})
@@ -520,13 +520,13 @@ func TestBatchBroadcastFaults(t *testing.T) {
 	})
 	ps, _ := r.store.List(context.Background(), "", 0)
 	for _, p := range ps {
-		if strings.EqualFold(p.Tx, journaled[p.ID]) {
+		if strings.EqualFold(p.Reference, journaled[p.ID]) {
 			continue
 		}
 		// Settled anew: only because its journaled transaction shared its
 		// nonce with one that landed, and so never will.
 		if _, err := r.client.TransactionReceipt(context.Background(), common.HexToHash(journaled[p.ID])); err == nil {
-			t.Errorf("%s settled by %s, and its journaled %s was mined too", p.ID, p.Tx, journaled[p.ID])
+			t.Errorf("%s settled by %s, and its journaled %s was mined too", p.ID, p.Reference, journaled[p.ID])
 		}
 	}
 	if d := new(big.Int).Sub(r.balance(t, r.payee), before); d.Int64() != n*price {

@@ -179,7 +179,7 @@ func TestIdleDevChainSettlesStandardAuthorization(t *testing.T) {
 	if err := ex.Verify(ctx, p, cred); err != nil {
 		t.Fatalf("verify: %v", err)
 	}
-	resp, err := ex.Settle(ctx, p, cred)
+	resp, err := ex.Settle(ctx, p, cred, nil)
 	if err != nil || !resp.Success {
 		t.Fatalf("settle: %+v %v", resp, err)
 	}

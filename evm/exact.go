@@ -193,7 +193,7 @@ func (e *Exact) diagnose(ctx context.Context, s *checked, err error) error {
 // Settle sends transferWithAuthorization and waits for its receipt. An
 // authorization that would expire before the transaction is mined is not
 // sent (authorization_expiring; see ChainConfig.InclusionMargin).
-func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credential) (*x402.SettleResponse, error) {
+func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credential, rec coinop.Recorder) (*x402.SettleResponse, error) {
 	resp := &x402.SettleResponse{Network: e.chain.cfg.Network, Payer: payerHex(p)}
 	s, err := state(c)
 	if err != nil {
@@ -208,8 +208,8 @@ func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credentia
 		return resp, coinop.Wrap(coinop.KindInternal, x402.ReasonUnexpectedSettle, err, "could not encode the transfer")
 	}
 	var record func(common.Hash, []byte) error
-	if p.RecordTx != nil {
-		record = func(h common.Hash, raw []byte) error { return p.RecordTx(ctx, h.Hex(), hexutil.Encode(raw)) }
+	if rec != nil {
+		record = func(h common.Hash, raw []byte) error { return rec.Record(ctx, h.Hex(), hexutil.Encode(raw)) }
 	}
 	// Checked again once this settlement's turn to be signed has come:
 	// the wait behind other settlements of the same key counts.
@@ -231,22 +231,22 @@ func (e *Exact) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credentia
 		resp.ErrorReason = coinop.AsError(derr).Reason
 		return resp, derr
 	}
-	return e.confirm(ctx, p, s, resp, hash)
+	return e.confirm(ctx, p, s, resp, hash, rec)
 }
 
 var _ x402.ResendScheme = (*Exact)(nil)
 
-// Resend broadcasts p's journaled settlement transaction (p.RawTx) again,
+// Resend broadcasts p's journaled settlement transaction (p.Prepared) again,
 // the same signed bytes, and finishes as Settle does. A transaction signed
 // anew could land beside the journaled one; the same bytes land at most
 // once.
-func (e *Exact) Resend(ctx context.Context, p *coinop.Payment, c *x402.Credential) (*x402.SettleResponse, error) {
+func (e *Exact) Resend(ctx context.Context, p *coinop.Payment, c *x402.Credential, rec coinop.Recorder) (*x402.SettleResponse, error) {
 	resp := &x402.SettleResponse{Network: e.chain.cfg.Network, Payer: payerHex(p)}
 	s, err := state(c)
 	if err != nil {
 		return resp, err
 	}
-	hash, err := e.chain.Rebroadcast(ctx, p.RawTx)
+	hash, err := e.chain.Rebroadcast(ctx, p.Prepared)
 	if hash == (common.Hash{}) {
 		return resp, coinop.Wrap(coinop.KindInternal, x402.ReasonUnexpectedSettle, err, "the journaled settlement transaction cannot be read")
 	}
@@ -263,15 +263,15 @@ func (e *Exact) Resend(ctx context.Context, p *coinop.Payment, c *x402.Credentia
 		resp.ErrorReason = serr.Reason
 		return resp, serr
 	}
-	return e.confirm(ctx, p, s, resp, hash)
+	return e.confirm(ctx, p, s, resp, hash, rec)
 }
 
 // confirm waits for the receipt of settlement transaction hash, which a node
 // accepted, and checks that it moved s's money.
-func (e *Exact) confirm(ctx context.Context, p *coinop.Payment, s *checked, resp *x402.SettleResponse, hash common.Hash) (*x402.SettleResponse, error) {
+func (e *Exact) confirm(ctx context.Context, p *coinop.Payment, s *checked, resp *x402.SettleResponse, hash common.Hash, rec coinop.Recorder) (*x402.SettleResponse, error) {
 	resp.Transaction = hash.Hex()
-	if p.Step != nil {
-		p.Step("tx_sent")
+	if rec != nil {
+		rec.Step("tx_sent")
 	}
 	rc, err := e.chain.wait(ctx, hash)
 	if err != nil {

@@ -108,10 +108,10 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 		Journal:     r.store,
 		BatchWindow: r.batchWindow,
 		Routes: []paywall.Route{
-			{Pattern: "/paid/", Price: usdc, Rails: []coinop.Rail{rail}},
-			{Pattern: "/async/", Price: usdc, Rails: []coinop.Rail{rail}, Settlement: coinop.ModeAsync, AsyncExposure: r.exposureCap()},
-			{Pattern: "/ws/", Price: usdc, Rails: []coinop.Rail{rail}, Upgrade: true},
-			{Pattern: "/dear/", Price: coinop.Price{Amount: big.NewInt(dearPrice), Symbol: "USDC", Decimals: 6}, Rails: []coinop.Rail{rail}},
+			{Pattern: "/paid/", Accept: []paywall.Accept{{Rail: rail, Price: usdc}}},
+			{Pattern: "/async/", Accept: []paywall.Accept{{Rail: rail, Price: usdc}}, Settlement: coinop.ModeAsync, AsyncExposure: r.exposureCap()},
+			{Pattern: "/ws/", Accept: []paywall.Accept{{Rail: rail, Price: usdc}}, Upgrade: true},
+			{Pattern: "/dear/", Accept: []paywall.Accept{{Rail: rail, Price: coinop.Price{Amount: big.NewInt(dearPrice), Symbol: "USDC", Decimals: 6}}}},
 		},
 		OnStep: func(step string, p *coinop.Payment) {
 			r.mu.Lock()
@@ -313,7 +313,7 @@ func TestPayAndSettle(t *testing.T) {
 		t.Errorf("after replay payee got %s in all, want %d", d, price)
 	}
 	pm, err := r.store.List(context.Background(), coinop.StateSettled, 10)
-	if err != nil || len(pm) != 1 || pm[0].Tx != a.settled.Transaction && pm[0].Tx == "" {
+	if err != nil || len(pm) != 1 || pm[0].Reference != a.settled.Transaction && pm[0].Reference == "" {
 		t.Fatalf("journal: %v %v", pm, err)
 	}
 }

@@ -14,15 +14,15 @@ var _ x402.BatchScheme = (*Exact)(nil)
 
 // SettleBatch settles payments this scheme checked in one transaction
 // through the configured batch settler (one by one when none is configured).
-// Every payment's RecordTx journals the shared hash before it is broadcast.
+// Every payment's recorder journals the shared hash before it is broadcast.
 // Results come back in order: a settled item gets a successful response with
 // the batch's transaction; a refused item an error naming the token's
 // reason; an unknown outcome a pending response for every item.
-func (e *Exact) SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*x402.Credential) ([]*x402.SettleResponse, []error) {
+func (e *Exact) SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*x402.Credential, recs []coinop.Recorder) ([]*x402.SettleResponse, []error) {
 	resps, errs := make([]*x402.SettleResponse, len(ps)), make([]error, len(ps))
 	if e.cfg.BatchSettler == (common.Address{}) {
 		for i := range ps {
-			resps[i], errs[i] = e.Settle(ctx, ps[i], cs[i])
+			resps[i], errs[i] = e.Settle(ctx, ps[i], cs[i], recorderAt(recs, i))
 		}
 		return resps, errs
 	}
@@ -50,8 +50,8 @@ func (e *Exact) SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*x40
 	}
 	record := func(tx, raw string) error {
 		for _, i := range live {
-			if p := ps[i]; p.RecordTx != nil {
-				if err := p.RecordTx(ctx, tx, raw); err != nil {
+			if rec := recorderAt(recs, i); rec != nil {
+				if err := rec.Record(ctx, tx, raw); err != nil {
 					return err
 				}
 			}
@@ -70,8 +70,8 @@ func (e *Exact) SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*x40
 			errs[i] = err
 		case results[k].Settled:
 			resp.Success = true
-			if p.Step != nil {
-				p.Step("tx_sent")
+			if rec := recorderAt(recs, i); rec != nil {
+				rec.Step("tx_sent")
 			}
 		default:
 			resp.ErrorReason = batchReason(results[k].Reason)
@@ -96,4 +96,13 @@ func batchReason(msg string) string {
 		return x402.ReasonValidAfter
 	}
 	return x402.ReasonTransactionFailed
+}
+
+// recorderAt is the recorder of the i-th payment of a batch, or nil when the
+// caller records nothing.
+func recorderAt(recs []coinop.Recorder, i int) coinop.Recorder {
+	if i < len(recs) {
+		return recs[i]
+	}
+	return nil
 }

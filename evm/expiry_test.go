@@ -122,8 +122,8 @@ func testSettleRefusesExpiring(t *testing.T, batched bool) {
 				}
 				return
 			}
-			if jp.Reason != x402.ReasonAuthorizationExpiring || jp.Tx != "" {
-				t.Errorf("journal: %s reason %q tx %q, want reason %s and no transaction", jp.State, jp.Reason, jp.Tx, x402.ReasonAuthorizationExpiring)
+			if jp.Reason != x402.ReasonAuthorizationExpiring || jp.Reference != "" {
+				t.Errorf("journal: %s reason %q tx %q, want reason %s and no transaction", jp.State, jp.Reason, jp.Reference, x402.ReasonAuthorizationExpiring)
 			}
 			if used || nonceAfter != nonceBefore {
 				t.Errorf("something was sent: authorization used %v, nonce %d → %d", used, nonceBefore, nonceAfter)

@@ -48,10 +48,10 @@ func (c *Chain) Reconcile(ctx context.Context, p *coinop.Payment) (coinop.Outcom
 		return coinop.Outcome{State: coinop.StateReleased, Reason: "recovered_before_settlement"}, nil
 	}
 	if p.State != coinop.StateSettling {
-		return coinop.Outcome{State: p.State, Tx: p.Tx}, nil
+		return coinop.Outcome{State: p.State, Reference: p.Reference}, nil
 	}
 	asset, payer := common.HexToAddress(p.Asset), common.HexToAddress(p.Payer)
-	nonce, err := eip3009.ParseBytes32(p.Nonce)
+	nonce, err := eip3009.ParseBytes32(p.ReplayKey)
 	if err != nil {
 		return coinop.Outcome{}, fmt.Errorf("payment %s: nonce: %w", p.ID, err)
 	}
@@ -60,29 +60,29 @@ func (c *Chain) Reconcile(ctx context.Context, p *coinop.Payment) (coinop.Outcom
 		return coinop.Outcome{}, fmt.Errorf("authorizationState: %w", err)
 	}
 	if used {
-		if p.Tx != "" {
-			rc, err := c.cfg.Backend.TransactionReceipt(ctx, common.HexToHash(p.Tx))
+		if p.Reference != "" {
+			rc, err := c.cfg.Backend.TransactionReceipt(ctx, common.HexToHash(p.Reference))
 			if err == nil && rc.Status == types.ReceiptStatusSuccessful {
-				return coinop.Outcome{State: coinop.StateSettled, Tx: p.Tx}, nil
+				return coinop.Outcome{State: coinop.StateSettled, Reference: p.Reference}, nil
 			}
 		}
 		tx, err := c.usedBy(ctx, asset, payer, nonce)
 		if err != nil {
 			return coinop.Outcome{}, err
 		}
-		return coinop.Outcome{State: coinop.StateSettled, Tx: tx, Reason: "settled_by_other_transaction"}, nil
+		return coinop.Outcome{State: coinop.StateSettled, Reference: tx, Reason: "settled_by_other_transaction"}, nil
 	}
-	if p.Tx != "" {
-		_, pending, err := c.transactionByHash(ctx, common.HexToHash(p.Tx))
+	if p.Reference != "" {
+		_, pending, err := c.transactionByHash(ctx, common.HexToHash(p.Reference))
 		switch {
 		case err == nil && pending:
 			return coinop.Outcome{}, nil // still in the pool: wait
 		case err == nil:
 			// Mined, though the authorization looked unused: it reverted,
 			// or it was mined after authorizationState was read.
-			rc, err := c.cfg.Backend.TransactionReceipt(ctx, common.HexToHash(p.Tx))
+			rc, err := c.cfg.Backend.TransactionReceipt(ctx, common.HexToHash(p.Reference))
 			if err != nil {
-				return coinop.Outcome{}, fmt.Errorf("receipt of %s: %w", p.Tx, err)
+				return coinop.Outcome{}, fmt.Errorf("receipt of %s: %w", p.Reference, err)
 			}
 			if rc.Status == types.ReceiptStatusSuccessful {
 				// The receipt is the evidence (the latest state may not
@@ -96,15 +96,15 @@ func (c *Chain) Reconcile(ctx context.Context, p *coinop.Payment) (coinop.Outcom
 					}
 				}
 				if hasAuthorizationUsed(own, payer, nonce) {
-					return coinop.Outcome{State: coinop.StateSettled, Tx: p.Tx}, nil
+					return coinop.Outcome{State: coinop.StateSettled, Reference: p.Reference}, nil
 				}
 			}
 			if p.Mode != coinop.ModeAsync {
-				return coinop.Outcome{State: coinop.StateFailed, Tx: p.Tx, Reason: "settlement_reverted"}, nil
+				return coinop.Outcome{State: coinop.StateFailed, Reference: p.Reference, Reason: "settlement_reverted"}, nil
 			}
 		case err != nil && !errors.Is(err, ethereum.NotFound):
-			return coinop.Outcome{}, fmt.Errorf("transaction %s: %w", p.Tx, err)
-		case p.RawTx != "":
+			return coinop.Outcome{}, fmt.Errorf("transaction %s: %w", p.Reference, err)
+		case p.Prepared != "":
 			return c.resend(ctx, p, payer, nonce)
 		}
 	}
@@ -120,12 +120,12 @@ func (c *Chain) Reconcile(ctx context.Context, p *coinop.Payment) (coinop.Outcom
 // bytes again while they can still land, and otherwise says why nothing
 // will.
 func (c *Chain) resend(ctx context.Context, p *coinop.Payment, payer common.Address, nonce [32]byte) (coinop.Outcome, error) {
-	tx, err := decodeRaw(p.RawTx)
+	tx, err := decodeRaw(p.Prepared)
 	if err != nil {
 		return coinop.Outcome{}, fmt.Errorf("payment %s: %w", p.ID, err)
 	}
-	if !strings.EqualFold(tx.Hash().Hex(), p.Tx) {
-		return coinop.Outcome{}, fmt.Errorf("payment %s: journaled transaction hashes to %s, not %s", p.ID, tx.Hash().Hex(), p.Tx)
+	if !strings.EqualFold(tx.Hash().Hex(), p.Reference) {
+		return coinop.Outcome{}, fmt.Errorf("payment %s: journaled transaction hashes to %s, not %s", p.ID, tx.Hash().Hex(), p.Reference)
 	}
 	head, err := c.cfg.Backend.HeaderByNumber(ctx, nil)
 	if err != nil {
@@ -133,7 +133,7 @@ func (c *Chain) resend(ctx context.Context, p *coinop.Payment, payer common.Addr
 	}
 	if vb, ok := validBefore(tx, payer, nonce); ok && vb.Cmp(new(big.Int).SetUint64(head.Time)) <= 0 {
 		// Mined now or later, it would revert: nothing can move this money.
-		return coinop.Outcome{State: coinop.StateFailed, Tx: p.Tx, Reason: "authorization_expired_unsent"}, nil
+		return coinop.Outcome{State: coinop.StateFailed, Reference: p.Reference, Reason: "authorization_expired_unsent"}, nil
 	}
 	from, err := types.Sender(c.signer, tx)
 	if err != nil {
@@ -160,15 +160,15 @@ func (c *Chain) resend(ctx context.Context, p *coinop.Payment, payer common.Addr
 			if err != nil {
 				return coinop.Outcome{}, err
 			}
-			return coinop.Outcome{State: coinop.StateSettled, Tx: by}, nil
+			return coinop.Outcome{State: coinop.StateSettled, Reference: by}, nil
 		}
 		if p.Mode == coinop.ModeAsync {
 			return coinop.Outcome{Resettle: true}, nil
 		}
-		return coinop.Outcome{State: coinop.StateFailed, Tx: p.Tx, Reason: coinop.ReasonSettlementNonceTaken}, nil
+		return coinop.Outcome{State: coinop.StateFailed, Reference: p.Reference, Reason: coinop.ReasonSettlementNonceTaken}, nil
 	}
-	if _, err := c.Rebroadcast(ctx, p.RawTx); err != nil {
-		return coinop.Outcome{}, fmt.Errorf("rebroadcast %s: %w", p.Tx, err)
+	if _, err := c.Rebroadcast(ctx, p.Prepared); err != nil {
+		return coinop.Outcome{}, fmt.Errorf("rebroadcast %s: %w", p.Reference, err)
 	}
 	return coinop.Outcome{}, nil // in the pool again: the next pass learns its fate
 }

@@ -21,7 +21,7 @@ func (r *rig) journalAs(t *testing.T, p *payment, state coinop.State, tx, mode s
 	pm := &coinop.Payment{
 		ID: "test-" + hex.EncodeToString(p.auth.Nonce[:8]), Rail: "x402-exact-evm", Network: r.reqs.Network, Mode: mode,
 		Asset: strings.ToLower(r.chain.Token.Hex()), Payer: strings.ToLower(p.auth.From.Hex()),
-		PayTo: strings.ToLower(r.payee.Hex()), Nonce: "0x" + hex.EncodeToString(p.auth.Nonce[:]), Amount: p.auth.Value,
+		PayTo: strings.ToLower(r.payee.Hex()), ReplayKey: "0x" + hex.EncodeToString(p.auth.Nonce[:]), Amount: p.auth.Value,
 	}
 	ctx := context.Background()
 	if err := r.store.Reserve(ctx, pm); err != nil {
@@ -103,8 +103,8 @@ func TestRecovery(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.State != c.state || !strings.EqualFold(got.Tx, c.tx) {
-			t.Errorf("%s: %s %s, want %s %s", c.p.ID, got.State, got.Tx, c.state, c.tx)
+		if got.State != c.state || !strings.EqualFold(got.Reference, c.tx) {
+			t.Errorf("%s: %s %s, want %s %s", c.p.ID, got.State, got.Reference, c.state, c.tx)
 		}
 	}
 	// A second pass finds nothing to do: recovery is exactly once.

@@ -390,7 +390,7 @@ func TestAsyncSettlementsAreBatched(t *testing.T) {
 	ps, _ := r.store.List(context.Background(), coinop.StateSettled, 0)
 	txs := map[string]int{}
 	for _, p := range ps {
-		txs[p.Tx]++
+		txs[p.Reference]++
 	}
 	if len(txs) >= n {
 		t.Errorf("%d payments in %d transactions: nothing was batched", n, len(txs))
@@ -399,7 +399,7 @@ func TestAsyncSettlementsAreBatched(t *testing.T) {
 		t.Fatalf("payee got %s, want %d prices", d, n)
 	}
 	for _, p := range ps {
-		if err := r.evm.TransferCheck(context.Background(), p.Tx, r.chain.Token, common.HexToAddress(p.Payer), r.payee, p.Amount); err != nil {
+		if err := r.evm.TransferCheck(context.Background(), p.Reference, r.chain.Token, common.HexToAddress(p.Payer), r.payee, p.Amount); err != nil {
 			t.Error(err)
 		}
 	}

@@ -338,7 +338,7 @@ func (h *Handler) seen(ctx context.Context, p *coinop.Payment) error {
 	case prev.State == coinop.StateReleased:
 		return nil
 	case prev.State == coinop.StateSettled:
-		return coinop.Errorf(coinop.KindReplayed, x402.ReasonNonceUsed, "this authorization was already settled in transaction %s", prev.Tx)
+		return coinop.Errorf(coinop.KindReplayed, x402.ReasonNonceUsed, "this authorization was already settled in transaction %s", prev.Reference)
 	case prev.State == coinop.StateFailed:
 		return coinop.Errorf(coinop.KindReplayed, x402.ReasonNonceUsed, "this authorization was already submitted, and failed (%s)", prev.Reason)
 	}
@@ -418,10 +418,7 @@ func (h *Handler) settle(w http.ResponseWriter, ctx context.Context, req *reques
 		fail(coinop.Wrap(coinop.KindUnavailable, "store_unavailable", err, "the journal is unavailable; nothing was settled"))
 		return
 	}
-	p.RecordTx = func(ctx context.Context, tx, raw string) error {
-		return j.RecordTx(ctx, p.ID, tx, raw)
-	}
-	resp, err := s.Settle(ctx, p, &req.cred)
+	resp, err := s.Settle(ctx, p, &req.cred, journalRecorder{j, p.ID})
 	if resp == nil {
 		resp = &x402.SettleResponse{}
 	}
@@ -508,3 +505,15 @@ func writeProblem(w http.ResponseWriter, status int, reason, detail string) {
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 }
+
+// journalRecorder journals a settlement's transaction before it is sent.
+type journalRecorder struct {
+	j  Journal
+	id string
+}
+
+func (r journalRecorder) Record(ctx context.Context, tx, raw string) error {
+	return r.j.RecordTx(ctx, r.id, tx, raw)
+}
+
+func (journalRecorder) Step(string) {}

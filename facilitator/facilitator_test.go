@@ -221,7 +221,7 @@ func TestVerifySettleReplay(t *testing.T) {
 		t.Errorf("payer holds %d, want %d", got, payerBefore-price)
 	}
 	list, err := r.journal.List(context.Background(), coinop.StateSettled, 0)
-	if err != nil || len(list) != 1 || list[0].Tx != tx || list[0].Resource != "http://shop.test/item" {
+	if err != nil || len(list) != 1 || list[0].Reference != tx || list[0].Resource != "http://shop.test/item" {
 		t.Fatalf("journal: %v %+v", err, list)
 	}
 

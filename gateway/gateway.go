@@ -50,7 +50,10 @@ type Gateway struct {
 	reconcilers map[string]coinop.Reconciler
 	handler     http.Handler
 	pw          *paywall.Paywall
-	started     time.Time
+	// strip are the request headers that carry payments, by folded name
+	// (paywall.FoldHeaderName): every rail's, which stay at the gateway.
+	strip   map[string]bool
+	started time.Time
 	now         func() time.Time
 }
 
@@ -173,16 +176,23 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 				if err != nil {
 					return cfg.Errorf(fmt.Sprintf("routes[%d]", ri), "%v", err)
 				}
-				rail = &x402.Rail{Schemes: []x402.Scheme{scheme}}
+				// The name is journaled with every payment: it is made of
+				// what the rail is, so it stays the same across restarts.
+				name := fmt.Sprintf("x402/%s/%s/%s/%s", res.Network.ID, strings.ToLower(res.Asset.Address), strings.ToLower(res.PayTo), rt.MaxTimeout)
+				rail = &x402.Rail{ID: name, Schemes: []x402.Scheme{scheme}}
 				rails[k] = rail
 			}
-			route.Price = res.Price
-			route.Rails = []coinop.Rail{rail}
+			route.Accept = []paywall.Accept{{Rail: rail, Price: res.Price}}
 			route.Settlement = rt.Settlement
 			route.AsyncExposure = res.Asset.Exposure().Amount
 		}
 		routes = append(routes, route)
 	}
+	var all []coinop.Rail
+	for _, r := range rails {
+		all = append(all, r)
+	}
+	g.strip = stripHeaders(all)
 	pw, err := paywall.New(paywall.Config{
 		Routes: routes, Journal: g.store, AllowUnmatched: cfg.Unmatched == "free", Logger: g.log, OnStep: opts.OnStep,
 	})
@@ -239,7 +249,7 @@ func (g *Gateway) proxy(target *url.URL, timeout time.Duration, maxBody int64) h
 			// Compared folded: X-Coinop_Payer is X-Coinop-Payer to
 			// CGI-style upstreams (PHP, WSGI).
 			for k := range pr.Out.Header {
-				if f := paywall.FoldHeaderName(k); strings.HasPrefix(f, "X-Coinop-") || paymentHeaders[f] {
+				if f := paywall.FoldHeaderName(k); strings.HasPrefix(f, "X-Coinop-") || g.strip[f] {
 					delete(pr.Out.Header, k)
 				}
 			}
@@ -259,11 +269,16 @@ func (g *Gateway) proxy(target *url.URL, timeout time.Duration, maxBody int64) h
 	}
 }
 
-// paymentHeaders are the headers that carry payments, which stay at the
-// gateway, by canonical name.
-var paymentHeaders = map[string]bool{
-	http.CanonicalHeaderKey(x402.HeaderPaymentSignature): true,
-	http.CanonicalHeaderKey(x402.HeaderXPayment):         true,
+// stripHeaders lists, by folded name, the request headers the rails
+// declare they consume (coinop.Rail.Headers): payments stay at the gateway.
+func stripHeaders(rails []coinop.Rail) map[string]bool {
+	m := map[string]bool{}
+	for _, r := range rails {
+		for _, h := range r.Headers().Request {
+			m[paywall.FoldHeaderName(h)] = true
+		}
+	}
+	return m
 }
 
 // Handler is the gateway as an http.Handler.

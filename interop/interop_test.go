@@ -486,7 +486,7 @@ func TestOfficialServerUsesCoinopFacilitator(t *testing.T) {
 	}
 	defer j.Close()
 	list, err := j.List(context.Background(), coinop.StateSettled, 0)
-	if err != nil || len(list) != 2 || (list[0].Tx != sr.Transaction && list[1].Tx != sr.Transaction) {
+	if err != nil || len(list) != 2 || (list[0].Reference != sr.Transaction && list[1].Reference != sr.Transaction) {
 		t.Errorf("facilitator journal: %v %+v", err, list)
 	}
 }

@@ -3,7 +3,9 @@ package paywall
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/big"
+	"sort"
 	"sync"
 	"time"
 
@@ -158,17 +160,16 @@ func (b *background) settleGroup(jobs []job) {
 // settleBatch settles a group in one transaction and journals each outcome.
 // It returns the jobs to retry alone: all of them when nothing was sent.
 func (b *background) settleBatch(bs coinop.BatchSettler, group []job) []job {
-	ps := make([]*coinop.Payment, len(group))
+	ps, recs := make([]*coinop.Payment, len(group)), make([]coinop.Recorder, len(group))
 	for i, j := range group {
-		b.pw.prepare(j.p)
-		ps[i] = j.p
+		ps[i], recs[i] = j.p, b.pw.recorder(j.p)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.pw.cfg.SettleTimeout)
 	defer cancel()
-	rcs, errs := bs.SettleBatch(ctx, ps)
+	rcs, errs := bs.SettleBatch(ctx, ps, recs)
 	var retry []job
 	for i, j := range group {
-		if errs[i] != nil && coinop.KindOf(errs[i]) == coinop.KindUnavailable && (j.p.Tx == "" || notSent(errs[i])) && (rcs[i] == nil || !rcs[i].Pending) {
+		if errs[i] != nil && coinop.KindOf(errs[i]) == coinop.KindUnavailable && (j.p.Reference == "" || notSent(errs[i])) && (rcs[i] == nil || !rcs[i].Pending) {
 			// Never sent, or sent to no node: settle alone (or broadcast
 			// the batch's journaled bytes again), waiting out the outage.
 			retry = append(retry, j)
@@ -245,7 +246,7 @@ func (b *background) settle(j job) {
 		ctx, cancel := context.WithTimeout(context.Background(), b.pw.cfg.SettleTimeout)
 		err = b.attempt(ctx, j)
 		cancel()
-		if err == nil || coinop.KindOf(err) != coinop.KindUnavailable || j.p.Tx != "" && !notSent(err) {
+		if err == nil || coinop.KindOf(err) != coinop.KindUnavailable || j.p.Reference != "" && !notSent(err) {
 			return
 		}
 		b.pw.log.Warn("background settlement waits for the network", "payment", j.p.ID, "retry_in", backoff, "err", err)
@@ -272,20 +273,19 @@ func (b *background) settle(j job) {
 // chain and decides whether it failed or must be settled anew.
 func (b *background) attempt(ctx context.Context, j job) error {
 	rs, ok := j.rail.(coinop.Resender)
-	if !ok || j.p.RawTx == "" {
+	if !ok || j.p.Prepared == "" {
 		_, err := b.pw.collect(ctx, j.rail, j.p)
 		return err
 	}
-	b.pw.prepare(j.p)
-	rc, err := rs.Resend(ctx, j.p)
+	rc, err := rs.Resend(ctx, j.p, b.pw.recorder(j.p))
 	if coinop.AsError(err).Reason == coinop.ReasonSettlementNonceTaken {
 		// The journaled transaction can never be mined: settle anew.
-		j.p.Tx, j.p.RawTx = "", ""
+		j.p.Reference, j.p.Prepared = "", ""
 		_, err = b.pw.collect(ctx, j.rail, j.p)
 		return err
 	}
 	if err != nil && coinop.KindOf(err) != coinop.KindUnavailable {
-		b.pw.log.Warn("a resent settlement was refused; recovery will decide", "payment", j.p.ID, "tx", j.p.Tx, "err", err)
+		b.pw.log.Warn("a resent settlement was refused; recovery will decide", "payment", j.p.ID, "tx", j.p.Reference, "err", err)
 		return err
 	}
 	_, err = b.pw.record(ctx, j.p, rc, err)
@@ -308,11 +308,13 @@ func (b *background) close(ctx context.Context) error {
 
 // Resume queues, for settlement in the background, async payments that were
 // served but whose settlement never reached the network (found by recovery
-// after a crash). Their credentials are rebuilt from the journaled payload
-// by a rail that implements coinop.Restorer; a payment no rail can restore
-// (for example, its authorization expired) is marked failed.
+// after a crash). Each is handed to the rail it names (Payment.Rail), which
+// must rebuild its credential from the journaled payload (coinop.Restorer).
+// A payment journaled under a rail name no longer registered (journals
+// written before rails had names say "x402-exact-evm") is offered to every
+// rail that can restore. A payment no rail can restore (for example, its
+// authorization expired) is marked failed.
 func (pw *Paywall) Resume(ctx context.Context, ps []*coinop.Payment) {
-	rails := pw.rails()
 	for _, p := range ps {
 		pw.bg.mu.Lock()
 		mine := pw.bg.owned[p.ID]
@@ -320,44 +322,46 @@ func (pw *Paywall) Resume(ctx context.Context, ps []*coinop.Payment) {
 		if mine {
 			continue
 		}
-		var restored coinop.Rail
-		var lastErr error
-		for _, r := range rails {
-			rs, ok := r.(coinop.Restorer)
-			if !ok {
-				continue
-			}
-			if lastErr = rs.Restore(p); lastErr == nil {
-				restored = r
-				break
-			}
-		}
+		restored, err := pw.restore(p)
 		if restored == nil {
-			pw.log.Error("an owed payment cannot be settled", "payment", p.ID, "err", lastErr)
+			pw.log.Error("an owed payment cannot be settled", "payment", p.ID, "rail", p.Rail, "err", err)
 			if err := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateFailed, "", "cannot_restore_credential"); err != nil {
 				pw.log.Error("journal", "payment", p.ID, "err", err)
 			}
 			continue
 		}
-		// Recovery found that the journaled transaction, if any, can never
+		// Recovery found that the journaled settlement, if any, can never
 		// land: the payment is settled anew.
-		p.Tx, p.RawTx = "", ""
+		p.Reference, p.Prepared = "", ""
 		pw.bg.expose(p, nil) // already served: counted whatever the cap
 		pw.bg.enqueue(restored, p)
 	}
 }
 
-// rails lists every distinct rail of every route.
-func (pw *Paywall) rails() []coinop.Rail {
-	var out []coinop.Rail
-	seen := map[coinop.Rail]bool{}
-	for _, rt := range pw.routes {
-		for _, r := range rt.Rails {
-			if !seen[r] {
-				seen[r] = true
-				out = append(out, r)
-			}
+// restore finds the rail that takes journaled payment p and rebuilds its
+// credential there.
+func (pw *Paywall) restore(p *coinop.Payment) (coinop.Rail, error) {
+	candidates := []coinop.Rail{pw.rails[p.Rail]}
+	if candidates[0] == nil {
+		candidates = candidates[:0]
+		names := make([]string, 0, len(pw.rails))
+		for n := range pw.rails {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			candidates = append(candidates, pw.rails[n])
 		}
 	}
-	return out
+	err := fmt.Errorf("no rail named %q can restore it", p.Rail)
+	for _, r := range candidates {
+		rs, ok := r.(coinop.Restorer)
+		if !ok {
+			continue
+		}
+		if err = rs.Restore(p); err == nil {
+			return r, nil
+		}
+	}
+	return nil, err
 }

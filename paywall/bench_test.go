@@ -112,8 +112,8 @@ func newBenchEngine(b *testing.B, dir string) *benchEngine {
 	pw, err := paywall.New(paywall.Config{
 		Journal: journal,
 		Logger:  slog.New(slog.DiscardHandler),
-		Routes: []paywall.Route{{Pattern: "GET /paid", Price: price, Description: "bench document", MimeType: "application/json",
-			Rails: []coinop.Rail{&x402.Rail{Schemes: []x402.Scheme{exact}}}}},
+		Routes: []paywall.Route{{Pattern: "GET /paid", Description: "bench document", MimeType: "application/json",
+			Accept: []paywall.Accept{{Rail: &x402.Rail{Schemes: []x402.Scheme{exact}}, Price: price}}}},
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -38,8 +38,10 @@ func Example() {
 			{Pattern: "GET /{$}", Free: true},
 			{
 				Pattern: "GET /weather", Description: "Current weather",
-				Price: coinop.Price{Amount: big.NewInt(1000), Symbol: "USDC", Decimals: 6},
-				Rails: []coinop.Rail{&x402.Rail{Schemes: []x402.Scheme{usdc}}},
+				Accept: []paywall.Accept{{
+					Rail:  &x402.Rail{Schemes: []x402.Scheme{usdc}},
+					Price: coinop.Price{Amount: big.NewInt(1000), Symbol: "USDC", Decimals: 6},
+				}},
 			},
 		},
 	})

@@ -10,10 +10,12 @@ package paywall
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -52,12 +54,11 @@ type Journal interface {
 type Route struct {
 	// Pattern is a net/http ServeMux pattern: "GET /weather", "/files/{name}".
 	Pattern string
-	// Free routes pass through unpaid; Price and Rails are ignored.
+	// Free routes pass through unpaid; Accept is ignored.
 	Free bool
-	// Price is what one request costs.
-	Price coinop.Price
-	// Rails are the ways to pay this route, offered in order.
-	Rails []coinop.Rail
+	// Accept lists the ways to pay this route, offered in this order: each
+	// a rail and what a request costs on it.
+	Accept []Accept
 	// Description and MimeType describe the resource in challenges.
 	Description string
 	MimeType    string
@@ -79,6 +80,27 @@ type Route struct {
 	// would exceed it is settled synchronously instead. Nil on an async
 	// route means every payment is settled synchronously.
 	AsyncExposure *big.Int
+}
+
+// Accept is one way to pay a route: a rail and its price.
+type Accept struct {
+	Rail coinop.Rail
+	// Price is what one request costs on Rail.
+	Price coinop.Price
+	// Pricer, if set, prices each request instead of Price.
+	Pricer coinop.Pricer
+}
+
+// price is what r costs through a.
+func (a *Accept) price(r *http.Request) (coinop.Price, error) {
+	if a.Pricer == nil {
+		return a.Price, nil
+	}
+	pr, err := a.Pricer.Price(r)
+	if err != nil {
+		return coinop.Price{}, coinop.Wrap(coinop.KindInternal, coinop.ReasonInternal, err, "this request could not be priced")
+	}
+	return pr, nil
 }
 
 // Config configures a Paywall.
@@ -107,6 +129,12 @@ type Config struct {
 	// "reserved", "tx_recorded", "tx_sent", "settled", "served". For tracing
 	// and crash tests; it must not block.
 	OnStep func(step string, p *coinop.Payment)
+	// Rails are rails the engine must know beyond the routes' (a rail
+	// removed from every route whose payments are still owed), so that
+	// Resume finds them by name.
+	Rails []coinop.Rail
+	// Rand is the source of bearer charges' IDs. If nil, crypto/rand.
+	Rand io.Reader
 }
 
 // Paywall is the engine. It is safe for concurrent use.
@@ -119,6 +147,8 @@ type Paywall struct {
 	// pricedMethods are the methods priced patterns name (see pricedForOtherMethods).
 	pricedMethods []string
 	bg            *background
+	rails         map[string]coinop.Rail // by name: every rail of every route, and Config.Rails
+	expose        string                 // the rails' exposed headers, for CORS
 }
 
 // New checks cfg and builds a Paywall.
@@ -138,11 +168,21 @@ func New(cfg Config) (pw *Paywall, err error) {
 	if cfg.BatchWindow == 0 {
 		cfg.BatchWindow = 50 * time.Millisecond
 	}
-	pw = &Paywall{cfg: cfg, mux: http.NewServeMux(), routes: map[string]*Route{}, log: cfg.Logger}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	pw = &Paywall{cfg: cfg, mux: http.NewServeMux(), routes: map[string]*Route{}, log: cfg.Logger, rails: map[string]coinop.Rail{}}
+	for _, r := range cfg.Rails {
+		if err := pw.addRail(r); err != nil {
+			return nil, err
+		}
+	}
 	for i := range cfg.Routes {
 		rt := &cfg.Routes[i]
-		if !rt.Free && (rt.Price.Amount == nil || len(rt.Rails) == 0) {
-			return nil, fmt.Errorf("paywall: route %q: a priced route needs a price and at least one rail", rt.Pattern)
+		if !rt.Free {
+			if err := pw.addAccepts(rt); err != nil {
+				return nil, err
+			}
 		}
 		if _, dup := pw.routes[rt.Pattern]; dup {
 			return nil, fmt.Errorf("paywall: route %q is listed twice", rt.Pattern)
@@ -156,9 +196,50 @@ func New(cfg Config) (pw *Paywall, err error) {
 		pw.routes[rt.Pattern] = rt
 	}
 	pw.pricedMethods = pricedMethods(pw.routes)
+	pw.expose = exposedHeaders(pw.rails)
 	pw.bg = newBackground(pw)
 	return pw, nil
 }
+
+// addAccepts checks a priced route's accept list and registers its rails.
+func (pw *Paywall) addAccepts(rt *Route) error {
+	if len(rt.Accept) == 0 {
+		return fmt.Errorf("paywall: route %q: a priced route needs at least one way to pay", rt.Pattern)
+	}
+	seen := map[coinop.Rail]bool{}
+	for _, a := range rt.Accept {
+		switch {
+		case a.Rail == nil:
+			return fmt.Errorf("paywall: route %q: an accept entry has no rail", rt.Pattern)
+		case a.Pricer == nil && (a.Price.Amount == nil || a.Price.Amount.Sign() < 0):
+			return fmt.Errorf("paywall: route %q: rail %q has no price", rt.Pattern, a.Rail.Name())
+		case seen[a.Rail]:
+			return fmt.Errorf("paywall: route %q: rail %q is accepted twice", rt.Pattern, a.Rail.Name())
+		}
+		seen[a.Rail] = true
+		if err := pw.addRail(a.Rail); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addRail registers r by name. Names identify rails in the journal, so two
+// rails may not share one.
+func (pw *Paywall) addRail(r coinop.Rail) error {
+	name := r.Name()
+	if name == "" {
+		return errors.New("paywall: a rail has no name")
+	}
+	if prev, ok := pw.rails[name]; ok && prev != r {
+		return fmt.Errorf("paywall: two rails are named %q; rail names identify payments in the journal and must be unique", name)
+	}
+	pw.rails[name] = r
+	return nil
+}
+
+// Rail returns the rail registered under name, or nil.
+func (pw *Paywall) Rail(name string) coinop.Rail { return pw.rails[name] }
 
 // Close stops the background settlements, waiting up to ctx for those in
 // progress. Payments still owed stay journaled as settling and are finished
@@ -233,56 +314,56 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		writeProblem(w, r, coinop.Errorf(coinop.KindForbidden, "upgrade_not_allowed", "%s %s does not allow protocol upgrades", r.Method, r.URL.Path), nil)
 		return
 	}
-	exposeHeaders(w.Header())
-	charge := coinop.Charge{Price: rt.Price, Resource: coinop.Resource{
-		URL: resourceURL(r), Method: r.Method, Description: rt.Description, MimeType: rt.MimeType,
-	}}
-
-	var (
-		p    *coinop.Payment
-		rail coinop.Rail
-	)
-	for _, rl := range rt.Rails {
-		var err error
-		if p, err = rl.Inspect(r, charge); err != nil {
-			pw.refuse(w, r, rt, charge, err)
-			return
-		}
-		if p != nil {
-			rail = rl
-			break
-		}
-	}
-	if p == nil {
-		pw.refuse(w, r, rt, charge, coinop.Errorf(coinop.KindPaymentRequired, "payment_required", "%s %s costs %s", r.Method, r.URL.Path, rt.Price))
+	w.Header().Set("Access-Control-Expose-Headers", pw.expose)
+	p, rail, err := pw.inspect(r, rt)
+	if err != nil {
+		pw.refuse(w, r, rt, err)
 		return
 	}
+	if p == nil {
+		pw.refuse(w, r, rt, coinop.Errorf(coinop.KindPaymentRequired, coinop.ReasonPaymentRequired, "%s %s costs %s", r.Method, r.URL.Path, pw.headline(r, rt)))
+		return
+	}
+	p.Rail, p.Route = rail.Name(), rt.Pattern
 	if p.IdempotencyKey == "" {
 		p.IdempotencyKey = idempotencyKey(r)
 	}
-	release, ok := pw.inflight.claim(r.Context(), p.ID, duplicateWait)
-	if !ok {
-		pw.refuse(w, r, rt, charge, coinop.Errorf(coinop.KindInFlight, "payment_in_flight", "this payment is being processed by another request"))
-		return
-	}
-	defer release()
-
-	// The journal answers a payment seen before, ahead of the chain. Its ID
-	// is derived from public facts, so a payment found there is served again
-	// only once the rail proved that p is that very payment, signed by its
-	// payer, for this very purchase.
-	prev, err := pw.cfg.Journal.Get(r.Context(), p.ID)
-	if !errors.Is(err, store.ErrNotFound) {
-		if prev, err = reuse(prev, err); err == nil && prev != nil {
-			err = represented(rail, p, prev)
-		}
-		if err != nil || prev != nil {
-			pw.answerPrevious(w, r, next, rt, charge, prev, err)
+	if p.Bearer {
+		// A bearer credential may be charged again and again: each charge
+		// is a journal entry of its own, and nothing is looked up by ID.
+		if err := pw.bearerID(p); err != nil {
+			pw.refuse(w, r, rt, err)
 			return
+		}
+	} else {
+		if p.ID == "" || p.ReplayKey == "" {
+			pw.refuse(w, r, rt, coinop.Errorf(coinop.KindInternal, coinop.ReasonInternal, "rail %s returned a single-use payment without ID or replay key", rail.Name()))
+			return
+		}
+		release, ok := pw.inflight.claim(r.Context(), p.ID, duplicateWait)
+		if !ok {
+			pw.refuse(w, r, rt, coinop.Errorf(coinop.KindInFlight, coinop.ReasonInFlight, "this payment is being processed by another request"))
+			return
+		}
+		defer release()
+
+		// The journal answers a payment seen before, ahead of the network.
+		// Its ID is derived from public facts, so a payment found there is
+		// served again only once the rail proved that p is that very
+		// payment, signed by its payer, for this very purchase.
+		prev, err := pw.cfg.Journal.Get(r.Context(), p.ID)
+		if !errors.Is(err, store.ErrNotFound) {
+			if prev, err = reuse(prev, err); err == nil && prev != nil {
+				err = represented(rail, p, prev)
+			}
+			if err != nil || prev != nil {
+				pw.answerPrevious(w, r, next, rt, prev, err)
+				return
+			}
 		}
 	}
 	if err := rail.Verify(r.Context(), p); err != nil {
-		pw.refuse(w, r, rt, charge, err)
+		pw.refuse(w, r, rt, err)
 		return
 	}
 	// A purchase is looked up by its idempotency key only now that the
@@ -292,7 +373,7 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		// now; once it is done, the journal says what it became.
 		release, ok := pw.inflight.claim(r.Context(), "idem\x00"+p.Payer+"\x00"+p.IdempotencyKey, duplicateWait)
 		if !ok {
-			pw.refuse(w, r, rt, charge, coinop.Errorf(coinop.KindInFlight, "idempotency_key_used", "another payment for this purchase (same idempotency key) is being processed"))
+			pw.refuse(w, r, rt, coinop.Errorf(coinop.KindInFlight, "idempotency_key_used", "another payment for this purchase (same idempotency key) is being processed"))
 			return
 		}
 		defer release()
@@ -306,7 +387,7 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 				err = coinop.Errorf(coinop.KindInFlight, "idempotency_key_used", "this purchase (idempotency key) was already paid for and served")
 			}
 			if prev, err = reuse(prev, err); err != nil || prev != nil {
-				pw.answerPrevious(w, r, next, rt, charge, prev, err)
+				pw.answerPrevious(w, r, next, rt, prev, err)
 				return
 			}
 		}
@@ -321,11 +402,24 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 			// Lost a race with another payment for the same purchase.
 			err = coinop.Errorf(coinop.KindInFlight, "idempotency_key_used", "another payment for this purchase (same idempotency key) is being processed")
 		}
-		pw.refuse(w, r, rt, charge, err)
+		pw.refuse(w, r, rt, err)
 		return
 	}
 	pw.step("reserved", p)
-	pw.serveReserved(w, r, next, rt, charge, rail, p)
+	pw.serveReserved(w, r, next, rt, rail, p)
+}
+
+// bearerID gives a bearer charge a fresh journal ID from Config.Rand.
+func (pw *Paywall) bearerID(p *coinop.Payment) error {
+	if p.ReplayKey != "" {
+		return coinop.Errorf(coinop.KindInternal, coinop.ReasonInternal, "rail %s returned a bearer charge with a replay key", p.Rail)
+	}
+	var b [16]byte
+	if _, err := io.ReadFull(pw.cfg.Rand, b[:]); err != nil {
+		return coinop.Wrap(coinop.KindInternal, coinop.ReasonInternal, err, "internal error")
+	}
+	p.ID = p.Rail + ":" + hex.EncodeToString(b[:])
+	return nil
 }
 
 // idempotencyKey derives a purchase key from an Idempotency-Key header,
@@ -451,27 +545,27 @@ func reuse(prev *coinop.Payment, err error) (*coinop.Payment, error) {
 }
 
 // answerPrevious serves prev again, or refuses with err.
-func (pw *Paywall) answerPrevious(w http.ResponseWriter, r *http.Request, next http.Handler, rt *Route, charge coinop.Charge, prev *coinop.Payment, err error) {
+func (pw *Paywall) answerPrevious(w http.ResponseWriter, r *http.Request, next http.Handler, rt *Route, prev *coinop.Payment, err error) {
 	if err != nil {
-		pw.refuse(w, r, rt, charge, err)
+		pw.refuse(w, r, rt, err)
 		return
 	}
-	pw.serveAgain(w, r, next, rt, charge, prev)
+	pw.serveAgain(w, r, next, rt, prev)
 }
 
 // serveAgain serves the response of a payment that was settled but never
 // served, without charging again. Served is claimed with a compare-and-set,
 // so concurrent retries are served once.
-func (pw *Paywall) serveAgain(w http.ResponseWriter, r *http.Request, next http.Handler, rt *Route, charge coinop.Charge, prev *coinop.Payment) {
+func (pw *Paywall) serveAgain(w http.ResponseWriter, r *http.Request, next http.Handler, rt *Route, prev *coinop.Payment) {
 	sw := &settleWriter{ResponseWriter: w, settle: func(status int) bool {
 		if status >= 400 {
 			return true
 		}
 		if err := pw.cfg.Journal.MarkServed(r.Context(), prev.ID); err != nil {
-			pw.refuse(w, r, rt, charge, err)
+			pw.refuse(w, r, rt, err)
 			return false
 		}
-		pw.log.Info("served a settled payment's retry without a new charge", "payment", prev.ID, "tx", prev.Tx)
+		pw.log.Info("served a settled payment's retry without a new charge", "payment", prev.ID, "tx", prev.Reference)
 		pw.step("served", prev)
 		return true
 	}}
@@ -484,32 +578,102 @@ func (pw *Paywall) serveAgain(w http.ResponseWriter, r *http.Request, next http.
 	sw.finish()
 }
 
-// refuse answers with err's status, the problem body and a fresh challenge.
-func (pw *Paywall) refuse(w http.ResponseWriter, r *http.Request, rt *Route, charge coinop.Charge, err error) {
+// refuse answers with err's status, the problem body and a fresh challenge
+// from every rail of the route. A rail whose challenge fails (it could not
+// create an invoice) is left out and logged; when none could make an
+// offer, a 402 becomes a 503.
+func (pw *Paywall) refuse(w http.ResponseWriter, r *http.Request, rt *Route, err error) {
 	e := coinop.AsError(err)
 	switch {
 	case r.Context().Err() != nil:
 		// The client hung up; whatever failed failed because of that.
 		pw.log.Debug("client went away during a payment check", "method", r.Method, "path", r.URL.Path, "err", err)
 	case e.Kind == coinop.KindInternal || e.Kind == coinop.KindUnavailable:
-		pw.log.Error("payment check could not complete", "method", r.Method, "path", r.URL.Path, "reason", e.Reason, "err", err)
+		pw.log.Error("payment check could not complete", "method", r.Method, "path", r.URL.Path, "route", rt.Pattern, "reason", e.Reason, "err", err)
+	default:
+		pw.log.Info("payment refused", "method", r.Method, "path", r.URL.Path, "route", rt.Pattern, "reason", e.Reason)
 	}
 	ch := &coinop.Challenge{Header: w.Header(), Reason: e.Reason, Message: e.Message}
-	for _, rl := range rt.Rails {
-		rl.Challenge(ch, charge)
+	var headline coinop.Price
+	offered := 0
+	for i := range rt.Accept {
+		a := &rt.Accept[i]
+		charge, cerr := pw.charge(r, rt, a)
+		if cerr == nil {
+			cerr = a.Rail.Challenge(r.Context(), ch, charge)
+		}
+		if cerr != nil {
+			pw.log.Error("a rail could not make its offer", "rail", a.Rail.Name(), "route", rt.Pattern, "err", cerr)
+			continue
+		}
+		if offered == 0 {
+			headline = charge.Price
+		}
+		offered++
 	}
-	writeProblem(w, r, e, &challengeView{Challenge: ch, Price: rt.Price})
+	if offered == 0 && e.Kind.Status() == http.StatusPaymentRequired {
+		e = coinop.Errorf(coinop.KindUnavailable, coinop.ReasonNoOffer, "no way to pay for %s %s can be offered right now; try again shortly", r.Method, r.URL.Path)
+	}
+	writeProblem(w, r, e, &challengeView{Challenge: ch, Price: headline})
+}
+
+// charge is what one accept entry of rt asks for r.
+func (pw *Paywall) charge(r *http.Request, rt *Route, a *Accept) (coinop.Charge, error) {
+	price, err := a.price(r)
+	if err != nil {
+		return coinop.Charge{}, err
+	}
+	return coinop.Charge{Price: price, Route: rt.Pattern, Resource: coinop.Resource{
+		URL: resourceURL(r), Method: r.Method, Description: rt.Description, MimeType: rt.MimeType,
+	}}, nil
+}
+
+// headline is the route's first price, for messages.
+func (pw *Paywall) headline(r *http.Request, rt *Route) string {
+	pr, err := rt.Accept[0].price(r)
+	if err != nil {
+		return "a price that could not be computed"
+	}
+	return pr.String()
+}
+
+// inspect asks the route's rails, in order, for a credential in r. The
+// first rail that takes one wins. A credential that answers another rail's
+// offer (coinop.Error.OtherOffer) goes on to the next rail; when no rail
+// takes it, the first refusal that was about this route's offers is
+// answered, else the first one.
+func (pw *Paywall) inspect(r *http.Request, rt *Route) (*coinop.Payment, coinop.Rail, error) {
+	var other error
+	for i := range rt.Accept {
+		a := &rt.Accept[i]
+		charge, err := pw.charge(r, rt, a)
+		if err != nil {
+			return nil, nil, err
+		}
+		p, err := a.Rail.Inspect(r, charge)
+		switch {
+		case err != nil && coinop.AsError(err).OtherOffer:
+			if other == nil {
+				other = err
+			}
+		case err != nil:
+			return nil, nil, err
+		case p != nil:
+			return p, a.Rail, nil
+		}
+	}
+	return nil, nil, other
 }
 
 // serveReserved calls next with a writer that settles at the moment next
 // commits to a status: below 400 → settle, then send; 400 and above →
 // release the reservation, charge nothing.
-func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next http.Handler, rt *Route, charge coinop.Charge, rail coinop.Rail, p *coinop.Payment) {
+func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next http.Handler, rt *Route, rail coinop.Rail, p *coinop.Payment) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	var deliver bool // settled: the served mark waits for the response to reach the connection
 	sw := &settleWriter{ResponseWriter: w, settle: func(status int) bool {
-		ok := pw.settle(w, r, rt, charge, rail, p, status, cancel)
+		ok := pw.settle(w, r, rt, rail, p, status, cancel)
 		deliver = ok && status < 400 && p.State == coinop.StateSettled
 		return ok
 	}}
@@ -571,7 +735,7 @@ func PaymentFrom(ctx context.Context) *coinop.Payment {
 
 // settle runs once, when the handler commits to status. It reports whether
 // the handler's response may be sent.
-func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, charge coinop.Charge, rail coinop.Rail, p *coinop.Payment, status int, cancel context.CancelFunc) bool {
+func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rail coinop.Rail, p *coinop.Payment, status int, cancel context.CancelFunc) bool {
 	if status >= 400 {
 		pw.bg.discharge(p)
 		pw.release(p, fmt.Sprintf("upstream_status_%d", status))
@@ -586,7 +750,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, cha
 		pw.bg.discharge(p)
 		pw.release(p, "journal_unavailable")
 		cancel()
-		pw.refuse(w, r, rt, charge, coinop.Wrap(coinop.KindUnavailable, "store_unavailable", err, "the payment journal is unavailable; nothing was charged"))
+		pw.refuse(w, r, rt, coinop.Wrap(coinop.KindUnavailable, "store_unavailable", err, "the payment journal is unavailable; nothing was charged"))
 		return false
 	}
 	p.State = coinop.StateSettling
@@ -618,7 +782,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, cha
 	}
 	pw.log.Warn("settlement failed; response withheld", "path", r.URL.Path, "payer", p.Payer, "reason", e.Reason, "err", err)
 	cancel()
-	pw.refuse(w, r, rt, charge, e)
+	pw.refuse(w, r, rt, e)
 	return false
 }
 
@@ -627,24 +791,29 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, cha
 // (nothing sent; left settling, still owed), or failed. The error is nil
 // only when the money moved.
 func (pw *Paywall) collect(ctx context.Context, rail coinop.Rail, p *coinop.Payment) (*coinop.Receipt, error) {
-	pw.prepare(p)
-	rc, err := rail.Settle(ctx, p)
+	rc, err := rail.Settle(ctx, p, pw.recorder(p))
 	return pw.record(ctx, p, rc, err)
 }
 
-// prepare gives p the hooks a rail calls while settling: journal the
-// transaction hash before broadcast, and report steps.
-func (pw *Paywall) prepare(p *coinop.Payment) {
-	p.RecordTx = func(ctx context.Context, tx, raw string) error {
-		if err := recordTx(ctx, pw.cfg.Journal, p.ID, tx, raw); err != nil {
-			return err
-		}
-		p.Tx, p.RawTx = tx, raw
-		pw.step("tx_recorded", p)
-		return nil
-	}
-	p.Step = func(name string) { pw.step(name, p) }
+// recorder is what a rail settling p records through: the journal, before
+// anything is sent, and the engine's step hook.
+func (pw *Paywall) recorder(p *coinop.Payment) coinop.Recorder { return &recorder{pw, p} }
+
+type recorder struct {
+	pw *Paywall
+	p  *coinop.Payment
 }
+
+func (rc *recorder) Record(ctx context.Context, ref, prepared string) error {
+	if err := recordTx(ctx, rc.pw.cfg.Journal, rc.p.ID, ref, prepared); err != nil {
+		return err
+	}
+	rc.p.Reference, rc.p.Prepared = ref, prepared
+	rc.pw.step("tx_recorded", rc.p)
+	return nil
+}
+
+func (rc *recorder) Step(name string) { rc.pw.step(name, rc.p) }
 
 // recordTx journals a settling payment's transaction: with its signed bytes
 // when the rail has them, else its hash alone.
@@ -659,16 +828,16 @@ func recordTx(ctx context.Context, j Journal, id, tx, raw string) error {
 func (pw *Paywall) record(ctx context.Context, p *coinop.Payment, rc *coinop.Receipt, err error) (*coinop.Receipt, error) {
 	switch {
 	case err == nil && rc != nil && rc.Success:
-		if jerr := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettled, rc.Tx, ""); jerr != nil {
+		if jerr := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettled, rc.Reference, ""); jerr != nil {
 			// The money moved; the journal lags. Recovery reconciles it from the chain.
-			pw.log.Error("settled but the journal did not record it", "payment", p.ID, "tx", rc.Tx, "err", jerr)
+			pw.log.Error("settled but the journal did not record it", "payment", p.ID, "tx", rc.Reference, "err", jerr)
 		}
-		p.State, p.Tx = coinop.StateSettled, rc.Tx
-		pw.log.Info("payment settled", "payer", p.Payer, "amount", p.Amount.String(), "network", p.Network, "tx", rc.Tx, "mode", p.Mode)
+		p.State, p.Reference = coinop.StateSettled, rc.Reference
+		pw.log.Info("payment settled", "payer", p.Payer, "amount", p.Amount.String(), "network", p.Network, "tx", rc.Reference, "mode", p.Mode)
 		pw.step("settled", p)
 		return rc, nil
 	case rc != nil && rc.Pending:
-		pw.log.Warn("settlement pending; recovery will finish it", "payment", p.ID, "tx", rc.Tx)
+		pw.log.Warn("settlement pending; recovery will finish it", "payment", p.ID, "tx", rc.Reference)
 		return rc, err
 	case err == nil:
 		err = coinop.Errorf(coinop.KindSettleFailed, "unexpected_settle_error", "settlement did not succeed")
@@ -678,7 +847,7 @@ func (pw *Paywall) record(ctx context.Context, p *coinop.Payment, rc *coinop.Rec
 		// one: it stays settling, owed, for recovery to find by hash and
 		// authorization and to broadcast again. Nothing was served for it
 		// (sync) unless it was served before settling (async).
-		pw.log.Warn("settlement not sent; recovery will finish it", "payment", p.ID, "tx", p.Tx, "mode", p.Mode, "err", err)
+		pw.log.Warn("settlement not sent; recovery will finish it", "payment", p.ID, "tx", p.Reference, "mode", p.Mode, "err", err)
 		return rc, err
 	}
 	if coinop.KindOf(err) == coinop.KindUnavailable && p.Mode == coinop.ModeAsync {
@@ -705,7 +874,7 @@ func txOf(rc *coinop.Receipt) string {
 	if rc == nil {
 		return ""
 	}
-	return rc.Tx
+	return rc.Reference
 }
 
 func (pw *Paywall) release(p *coinop.Payment, reason string) {

@@ -19,11 +19,29 @@ type challengeView struct {
 	Price coinop.Price
 }
 
-// exposedHeaders are the payment headers a browser script may read.
-const exposedHeaders = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE, WWW-Authenticate"
-
-func exposeHeaders(h http.Header) {
-	h.Set("Access-Control-Expose-Headers", exposedHeaders)
+// exposedHeaders lists, for Access-Control-Expose-Headers, the payment
+// headers a browser script may read: every rail's, and WWW-Authenticate.
+func exposedHeaders(rails map[string]coinop.Rail) string {
+	names := []string{}
+	seen := map[string]bool{}
+	add := func(h string) {
+		if k := http.CanonicalHeaderKey(h); !seen[k] {
+			seen[k] = true
+			names = append(names, h)
+		}
+	}
+	keys := make([]string, 0, len(rails))
+	for k := range rails {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, h := range rails[k].Headers().Expose {
+			add(h)
+		}
+	}
+	add("WWW-Authenticate")
+	return strings.Join(names, ", ")
 }
 
 // resourceURL is the absolute URL of r as the client addressed it.

@@ -179,10 +179,13 @@ func newPaywall(t *testing.T, unmatchedFree bool, routes ...paywall.Route) func(
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { journal.Close() })
+	rail := &x402.Rail{Schemes: []x402.Scheme{usdc}}
 	for i := range routes {
 		if !routes[i].Free {
-			routes[i].Price = coinop.Price{Amount: big.NewInt(1000), Symbol: "USDC", Decimals: 6}
-			routes[i].Rails = []coinop.Rail{&x402.Rail{Schemes: []x402.Scheme{usdc}}}
+			routes[i].Accept = []paywall.Accept{{
+				Rail:  rail,
+				Price: coinop.Price{Amount: big.NewInt(1000), Symbol: "USDC", Decimals: 6},
+			}}
 		}
 	}
 	protect, err := paywall.Middleware(paywall.Config{Journal: journal, Routes: routes, AllowUnmatched: unmatchedFree})

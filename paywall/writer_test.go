@@ -28,8 +28,13 @@ type tokenRail struct {
 	settled atomic.Int32
 }
 
-func (r *tokenRail) Challenge(c *coinop.Challenge, ch coinop.Charge) {
+func (r *tokenRail) Name() string { return "token" }
+
+func (r *tokenRail) Headers() coinop.Headers { return coinop.Headers{Request: []string{"X-Token"}} }
+
+func (r *tokenRail) Challenge(_ context.Context, c *coinop.Challenge, ch coinop.Charge) error {
 	c.Header.Set("X-Token-Price", ch.Price.Amount.String())
+	return nil
 }
 
 func (r *tokenRail) Inspect(req *http.Request, ch coinop.Charge) (*coinop.Payment, error) {
@@ -38,17 +43,17 @@ func (r *tokenRail) Inspect(req *http.Request, ch coinop.Charge) (*coinop.Paymen
 		return nil, nil
 	}
 	return &coinop.Payment{ID: "token-" + nonce, Rail: "token", Network: "test", Asset: "tok", Payer: "payer",
-		PayTo: "seller", Nonce: nonce, Amount: ch.Price.Amount, Resource: ch.Resource.URL}, nil
+		PayTo: "seller", ReplayKey: nonce, Amount: ch.Price.Amount, Resource: ch.Resource.URL}, nil
 }
 
 func (r *tokenRail) Verify(context.Context, *coinop.Payment) error { return nil }
 
-func (r *tokenRail) Settle(context.Context, *coinop.Payment) (*coinop.Receipt, error) {
+func (r *tokenRail) Settle(context.Context, *coinop.Payment, coinop.Recorder) (*coinop.Receipt, error) {
 	if r.fail.Load() {
 		return nil, coinop.Errorf(coinop.KindSettleFailed, "token_refused", "the token was refused")
 	}
 	r.settled.Add(1)
-	return &coinop.Receipt{Success: true, Tx: "tx", Header: http.Header{"X-Token-Receipt": {"ok"}}}, nil
+	return &coinop.Receipt{Success: true, Reference: "tx", Header: http.Header{"X-Token-Receipt": {"ok"}}}, nil
 }
 
 // tokenPaywall protects h on /paid/ with a tokenRail and a real journal.
@@ -61,7 +66,7 @@ func tokenPaywall(t *testing.T, h http.Handler) (*tokenRail, http.Handler) {
 	t.Cleanup(func() { j.Close() })
 	rail := &tokenRail{}
 	pw, err := paywall.New(paywall.Config{Journal: j, Routes: []paywall.Route{
-		{Pattern: "/paid/", Price: coinop.Price{Amount: big.NewInt(5), Symbol: "TOK"}, Rails: []coinop.Rail{rail}},
+		{Pattern: "/paid/", Accept: []paywall.Accept{{Rail: rail, Price: coinop.Price{Amount: big.NewInt(5), Symbol: "TOK"}}}},
 	}})
 	if err != nil {
 		t.Fatal(err)

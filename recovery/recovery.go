@@ -74,7 +74,7 @@ func Run(ctx context.Context, j Journal, reconcilers map[string]coinop.Reconcile
 			rep.Resettle = append(rep.Resettle, p)
 			continue
 		}
-		if out.State == "" || out.State == p.State && out.Tx == p.Tx {
+		if out.State == "" || out.State == p.State && out.Reference == p.Reference {
 			rep.Pending++
 			continue
 		}
@@ -82,7 +82,7 @@ func Run(ctx context.Context, j Journal, reconcilers map[string]coinop.Reconcile
 		if reason == "" {
 			reason = "recovered"
 		}
-		if err := j.Transition(ctx, p.ID, p.State, out.State, out.Tx, reason); err != nil {
+		if err := j.Transition(ctx, p.ID, p.State, out.State, out.Reference, reason); err != nil {
 			if coinop.KindOf(err) == coinop.KindInFlight {
 				continue // finished concurrently elsewhere
 			}
@@ -100,10 +100,10 @@ func Run(ctx context.Context, j Journal, reconcilers map[string]coinop.Reconcile
 		if out.State == coinop.StateFailed && !p.Served.IsZero() {
 			// The seller gave the response away and will not be paid for it.
 			log.Error("a served payment's settlement failed: its response was given away unpaid",
-				"payment", p.ID, "payer", p.Payer, "amount", p.Amount.String(), "network", p.Network, "tx", out.Tx, "reason", reason)
+				"payment", p.ID, "payer", p.Payer, "amount", p.Amount.String(), "network", p.Network, "tx", out.Reference, "reason", reason)
 			continue
 		}
-		log.Info("recovered payment", "payment", p.ID, "from", p.State, "to", out.State, "tx", out.Tx, "reason", reason)
+		log.Info("recovered payment", "payment", p.ID, "from", p.State, "to", out.State, "tx", out.Reference, "reason", reason)
 	}
 	return rep, errors.Join(errs...)
 }

@@ -55,7 +55,7 @@ func CheckReserve(backend string, p *coinop.Payment) error {
 		problem = "nil payment"
 	case p.ID == "":
 		problem = "payment has no ID"
-	case p.Nonce == "":
+	case p.ReplayKey == "":
 		problem = "payment has no nonce"
 	case p.Amount == nil || p.Amount.Sign() < 0:
 		problem = "payment amount is missing or negative"
@@ -68,19 +68,8 @@ func CheckReserve(backend string, p *coinop.Payment) error {
 }
 
 // Legal reports whether Transition may move a payment from one state to
-// another: verified→{settling, released, failed} and settling→{settled,
-// failed, settling} (settling→settling records a transaction hash that
-// became known). released→verified is Reserve's alone, because it must
-// re-check the replay key.
-func Legal(from, to coinop.State) bool {
-	switch from {
-	case coinop.StateVerified:
-		return to == coinop.StateSettling || to == coinop.StateReleased || to == coinop.StateFailed
-	case coinop.StateSettling:
-		return to == coinop.StateSettled || to == coinop.StateFailed || to == coinop.StateSettling
-	}
-	return false
-}
+// another: coinop.Legal, the state machine beside coinop.State.
+func Legal(from, to coinop.State) bool { return coinop.Legal(from, to) }
 
 // CheckRecordTx refuses, before any I/O, a settlement transaction a journal
 // must not record: no payment ID, no hash, or no signed bytes. backend names

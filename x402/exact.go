@@ -96,7 +96,7 @@ func CheckExactEVM(c *Credential, rail string, now time.Time) (*coinop.Payment, 
 		ID:      ExactEVMPaymentID(req.Network, asset, payer, nonce),
 		Rail:    rail,
 		Network: req.Network, Asset: asset, Payer: payer,
-		PayTo: strings.ToLower(payTo.Hex()), Nonce: nonce, Amount: auth.Value,
+		PayTo: strings.ToLower(payTo.Hex()), ReplayKey: nonce, Amount: auth.Value,
 	}, auth, sig, nil
 }
 

@@ -23,10 +23,11 @@ type Scheme interface {
 	Check(c *Credential) (*coinop.Payment, error)
 	// Verify makes the signature and chain checks.
 	Verify(ctx context.Context, p *coinop.Payment, c *Credential) error
-	// Settle moves the money. The response is non-nil whenever an outcome
-	// (including a failure) is known; the error is a *coinop.Error when money
-	// did not move.
-	Settle(ctx context.Context, p *coinop.Payment, c *Credential) (*SettleResponse, error)
+	// Settle moves the money, journaling the transaction through rec (which
+	// may be nil: nothing is recorded) before it is sent. The response is
+	// non-nil whenever an outcome (including a failure) is known; the error
+	// is a *coinop.Error when money did not move.
+	Settle(ctx context.Context, p *coinop.Payment, c *Credential, rec coinop.Recorder) (*SettleResponse, error)
 }
 
 // Credential is one presented x402 payment, decoded.
@@ -47,10 +48,34 @@ type Credential struct {
 
 // Rail is the x402 coinop.Rail: it answers with PAYMENT-REQUIRED and a v1
 // compatible JSON body, reads PAYMENT-SIGNATURE (v2) and X-PAYMENT (v1), and
-// answers with PAYMENT-RESPONSE or X-PAYMENT-RESPONSE.
+// answers with PAYMENT-RESPONSE or X-PAYMENT-RESPONSE. Its credentials are
+// single-use: each authorization pays once.
+//
+// Several x402 rails may serve one route (USDC on two networks): their
+// requirements share one PAYMENT-REQUIRED header and one v1 body, and a
+// payment is taken by the rail whose offer it answers.
 type Rail struct {
+	// ID is the rail's name (see Name); "x402" when empty.
+	ID string
 	// Schemes are the ways this rail accepts payment, offered in this order.
 	Schemes []Scheme
+}
+
+// Name is the rail's name among the engine's rails.
+func (r *Rail) Name() string {
+	if r.ID == "" {
+		return "x402"
+	}
+	return r.ID
+}
+
+// Headers are the x402 request headers (v2 and v1), and the response
+// headers a browser script must read to pay and to see the settlement.
+func (r *Rail) Headers() coinop.Headers {
+	return coinop.Headers{
+		Request: []string{HeaderPaymentSignature, HeaderXPayment},
+		Expose:  []string{HeaderPaymentRequired, HeaderPaymentResponse, HeaderXPaymentResponse},
+	}
 }
 
 var (
@@ -69,9 +94,17 @@ func (r *Rail) requirements(ch coinop.Charge) []PaymentRequirements {
 	return reqs
 }
 
-// Challenge adds PAYMENT-REQUIRED, the offers, and the v1 body members.
-func (r *Rail) Challenge(c *coinop.Challenge, ch coinop.Charge) {
+// Challenge adds PAYMENT-REQUIRED, the offers, and the v1 body members. A
+// PAYMENT-REQUIRED another x402 rail wrote for the same challenge is kept
+// and extended with this rail's requirements, as is its v1 body. It does no
+// I/O and never fails.
+func (r *Rail) Challenge(_ context.Context, c *coinop.Challenge, ch coinop.Charge) error {
 	reqs := r.requirements(ch)
+	var earlier PaymentRequired
+	if h := c.Header.Get(HeaderPaymentRequired); h != "" && DecodeHeader(h, &earlier) == nil {
+		reqs = append(earlier.Accepts, reqs...)
+	}
+	mine := reqs[len(reqs)-len(r.Schemes):]
 	msg := c.Message
 	if c.Reason == "" || c.Reason == ReasonPaymentRequired {
 		msg = "PAYMENT-SIGNATURE header is required"
@@ -87,16 +120,16 @@ func (r *Rail) Challenge(c *coinop.Challenge, ch coinop.Charge) {
 	if h, err := EncodeHeader(pr); err == nil {
 		c.Header.Set(HeaderPaymentRequired, h)
 	}
-	v1 := make([]PaymentRequirementsV1, len(reqs))
-	for i, q := range reqs {
-		v1[i] = PaymentRequirementsV1{
+	v1, _ := c.Body["accepts"].([]PaymentRequirementsV1)
+	for _, q := range mine {
+		v1 = append(v1, PaymentRequirementsV1{
 			Scheme: q.Scheme, Network: V1Name(q.Network), MaxAmountRequired: q.Amount,
 			Asset: q.Asset, PayTo: q.PayTo, Resource: ch.Resource.URL,
 			Description: ch.Resource.Description, MimeType: ch.Resource.MimeType,
 			MaxTimeoutSeconds: q.MaxTimeoutSeconds, Extra: q.Extra,
-		}
+		})
 		c.Offers = append(c.Offers, coinop.Offer{
-			Protocol: "x402", Scheme: q.Scheme, Network: q.Network, Asset: q.Asset,
+			Rail: r.Name(), Protocol: "x402", Scheme: q.Scheme, Network: q.Network, Asset: q.Asset,
 			PayTo: q.PayTo, Amount: q.Amount, Price: ch.Price.String(),
 			Header:  HeaderPaymentSignature,
 			HowTo:   "Sign an EIP-3009 transferWithAuthorization of " + q.Amount + " atomic units to payTo on " + q.Network + " and send it, base64 JSON encoded, in the PAYMENT-SIGNATURE header (v1 clients: X-PAYMENT). `coinop curl URL` does this for you.",
@@ -111,6 +144,7 @@ func (r *Rail) Challenge(c *coinop.Challenge, ch coinop.Charge) {
 	c.Body["x402Version"] = 1
 	c.Body["error"] = strings.Replace(msg, "PAYMENT-SIGNATURE", "X-PAYMENT", 1)
 	c.Body["accepts"] = v1
+	return nil
 }
 
 // Inspect decodes the payment header and runs the matching scheme's cheap
@@ -131,6 +165,8 @@ func (r *Rail) Inspect(req *http.Request, ch coinop.Charge) (*coinop.Payment, er
 	reqs := r.requirements(ch)
 	i, err := match(reqs, &cred.Payload.Accepted, cred.Version)
 	if err != nil {
+		// Another x402 rail of the route may have made the offer it answers.
+		coinop.AsError(err).OtherOffer = true
 		return nil, err
 	}
 	cred.Requirements = reqs[i]
@@ -295,12 +331,12 @@ func (r *Rail) Reverify(p, prev *coinop.Payment) error {
 
 // Settle runs the scheme's settlement and encodes its result as the
 // response header of the client's wire version.
-func (r *Rail) Settle(ctx context.Context, p *coinop.Payment) (*coinop.Receipt, error) {
+func (r *Rail) Settle(ctx context.Context, p *coinop.Payment, rec coinop.Recorder) (*coinop.Receipt, error) {
 	c, err := credential(p)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.scheme.Settle(ctx, p, c)
+	resp, err := c.scheme.Settle(ctx, p, c, rec)
 	if resp == nil {
 		return nil, err
 	}
@@ -310,12 +346,12 @@ func (r *Rail) Settle(ctx context.Context, p *coinop.Payment) (*coinop.Receipt, 
 // ResendScheme is implemented by schemes that can broadcast a payment's
 // journaled settlement transaction again and finish the settlement from it.
 type ResendScheme interface {
-	Resend(ctx context.Context, p *coinop.Payment, c *Credential) (*SettleResponse, error)
+	Resend(ctx context.Context, p *coinop.Payment, c *Credential, rec coinop.Recorder) (*SettleResponse, error)
 }
 
 // Resend broadcasts p's journaled settlement transaction again through its
 // scheme, and encodes the result as Settle does.
-func (r *Rail) Resend(ctx context.Context, p *coinop.Payment) (*coinop.Receipt, error) {
+func (r *Rail) Resend(ctx context.Context, p *coinop.Payment, rec coinop.Recorder) (*coinop.Receipt, error) {
 	c, err := credential(p)
 	if err != nil {
 		return nil, err
@@ -324,7 +360,7 @@ func (r *Rail) Resend(ctx context.Context, p *coinop.Payment) (*coinop.Receipt, 
 	if !ok {
 		return nil, coinop.Errorf(coinop.KindInternal, ReasonUnexpectedSettle, "this payment's scheme cannot resend a settlement")
 	}
-	resp, err := rs.Resend(ctx, p, c)
+	resp, err := rs.Resend(ctx, p, c, rec)
 	if resp == nil {
 		return nil, err
 	}
@@ -334,12 +370,12 @@ func (r *Rail) Resend(ctx context.Context, p *coinop.Payment) (*coinop.Receipt, 
 // BatchScheme is implemented by schemes that can settle many payments in one
 // transaction; results come back in order.
 type BatchScheme interface {
-	SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*Credential) ([]*SettleResponse, []error)
+	SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*Credential, recs []coinop.Recorder) ([]*SettleResponse, []error)
 }
 
 // SettleBatch settles payments together where their scheme can batch, and
 // one by one otherwise.
-func (r *Rail) SettleBatch(ctx context.Context, ps []*coinop.Payment) ([]*coinop.Receipt, []error) {
+func (r *Rail) SettleBatch(ctx context.Context, ps []*coinop.Payment, recs []coinop.Recorder) ([]*coinop.Receipt, []error) {
 	rcs, errs := make([]*coinop.Receipt, len(ps)), make([]error, len(ps))
 	groups := map[Scheme][]int{}
 	var order []Scheme
@@ -359,16 +395,16 @@ func (r *Rail) SettleBatch(ctx context.Context, ps []*coinop.Payment) ([]*coinop
 		bs, ok := s.(BatchScheme)
 		if !ok || len(idx) == 1 {
 			for _, i := range idx {
-				rcs[i], errs[i] = r.Settle(ctx, ps[i])
+				rcs[i], errs[i] = r.Settle(ctx, ps[i], recs[i])
 			}
 			continue
 		}
-		sub, cs := make([]*coinop.Payment, len(idx)), make([]*Credential, len(idx))
+		sub, cs, rs := make([]*coinop.Payment, len(idx)), make([]*Credential, len(idx)), make([]coinop.Recorder, len(idx))
 		for k, i := range idx {
-			sub[k] = ps[i]
+			sub[k], rs[k] = ps[i], recs[i]
 			cs[k], _ = credential(ps[i])
 		}
-		resps, serrs := bs.SettleBatch(ctx, sub, cs)
+		resps, serrs := bs.SettleBatch(ctx, sub, cs, rs)
 		for k, i := range idx {
 			errs[i] = serrs[k]
 			if resps[k] != nil {
@@ -382,7 +418,7 @@ func (r *Rail) SettleBatch(ctx context.Context, ps []*coinop.Payment) ([]*coinop
 // receipt turns a settle response into a receipt with the response header of
 // the client's wire version.
 func receipt(resp *SettleResponse, version int) *coinop.Receipt {
-	rc := &coinop.Receipt{Success: resp.Success, Tx: resp.Transaction, Network: resp.Network, Payer: resp.Payer, Pending: resp.Pending, Header: http.Header{}}
+	rc := &coinop.Receipt{Success: resp.Success, Reference: resp.Transaction, Network: resp.Network, Payer: resp.Payer, Pending: resp.Pending, Header: http.Header{}}
 	name := HeaderPaymentResponse
 	if version == 1 {
 		name = HeaderXPaymentResponse

@@ -173,7 +173,7 @@ func (s *Scheme) Verify(ctx context.Context, p *coinop.Payment, c *x402.Credenti
 // settlement_not_sent, so the engine neither serves (sync) nor fails the
 // payment, and recovery reconciles it on chain when the network has an rpc.
 // A connection that was refused never reached anyone: facilitator_unavailable.
-func (s *Scheme) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credential) (*x402.SettleResponse, error) {
+func (s *Scheme) Settle(ctx context.Context, p *coinop.Payment, c *x402.Credential, _ coinop.Recorder) (*x402.SettleResponse, error) {
 	var sr x402.SettleResponse
 	err := s.call(ctx, "/settle", s.cfg.SettleTimeout, c, &sr, func(m map[string]json.RawMessage) bool { return m["success"] != nil })
 	if err != nil {

@@ -93,8 +93,8 @@ func newRig(t *testing.T, chainID uint64, facilitatorURL string) *rig {
 	}
 	r.gjournal = openJournal(t, "gateway.db")
 	pw, err := paywall.New(paywall.Config{Journal: r.gjournal, Routes: []paywall.Route{{
-		Pattern: "GET /item", Price: coinop.Price{Amount: big.NewInt(price), Symbol: "USDC", Decimals: 6},
-		Rails: []coinop.Rail{&x402.Rail{Schemes: []x402.Scheme{scheme}}},
+		Pattern: "GET /item",
+		Accept: []paywall.Accept{{Rail: &x402.Rail{Schemes: []x402.Scheme{scheme}}, Price: coinop.Price{Amount: big.NewInt(price), Symbol: "USDC", Decimals: 6}}},
 	}}})
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func TestPaysThroughFacilitator(t *testing.T) {
 	ctx := context.Background()
 	g, _ := r.gjournal.List(ctx, coinop.StateSettled, 0)
 	f, _ := r.fjournal.List(ctx, coinop.StateSettled, 0)
-	if len(g) != 1 || len(f) != 1 || g[0].ID != f[0].ID || g[0].Tx != sr.Transaction || f[0].Tx != sr.Transaction {
+	if len(g) != 1 || len(f) != 1 || g[0].ID != f[0].ID || g[0].Reference != sr.Transaction || f[0].Reference != sr.Transaction {
 		t.Fatalf("journals disagree: gateway %+v, facilitator %+v", g, f)
 	}
 }
@@ -285,7 +285,7 @@ func TestSettleOutcomes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp, err := s.Settle(context.Background(), p, cred)
+			resp, err := s.Settle(context.Background(), p, cred, nil)
 			if c.kind == 0 {
 				if err != nil || !resp.Success || resp.Transaction != "0xabc" {
 					t.Fatalf("%+v %v", resp, err)

@@ -249,8 +249,8 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 		)
 		INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
 		SELECT id, '', $10, $11, $12, $13 FROM reserved`,
-		p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.Nonce, p.Amount.String(), p.Resource,
-		string(coinop.StateVerified), p.Tx, p.Reason, now, mode, p.Payload, p.IdempotencyKey)
+		p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.ReplayKey, p.Amount.String(), p.Resource,
+		string(coinop.StateVerified), p.Reference, p.Reason, now, mode, p.Payload, p.IdempotencyKey)
 	if err != nil {
 		return true, dbError("reserve", err)
 	}
@@ -278,8 +278,8 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 			SELECT id, $14, $6, $7, $8, $9 FROM reserved
 		)
 		SELECT created_at FROM reserved`,
-		p.ID, p.Rail, p.PayTo, p.Amount.String(), p.Resource, string(coinop.StateVerified), p.Tx, p.Reason, now,
-		p.Network, p.Asset, p.Payer, p.Nonce, string(coinop.StateReleased),
+		p.ID, p.Rail, p.PayTo, p.Amount.String(), p.Resource, string(coinop.StateVerified), p.Reference, p.Reason, now,
+		p.Network, p.Asset, p.Payer, p.ReplayKey, string(coinop.StateReleased),
 		mode, p.Payload, p.IdempotencyKey).Scan(&created)
 	var pgErr *pgconn.PgError
 	switch {
@@ -301,7 +301,7 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 	)
 	err = s.pool.QueryRow(ctx, `SELECT id, state FROM payments
 		WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4`,
-		p.Network, p.Asset, p.Payer, p.Nonce).Scan(&holder, &state)
+		p.Network, p.Asset, p.Payer, p.ReplayKey).Scan(&holder, &state)
 	switch {
 	case err == nil && holder == p.ID && state == coinop.StateReleased:
 		return false, nil // released again since the update above
@@ -571,9 +571,9 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 			created, updated time.Time
 			served           *time.Time
 		)
-		if err := rows.Scan(&p.ID, &p.Rail, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.Nonce,
-			&amount, &p.Resource, &state, &p.Tx, &p.Reason, &created, &updated,
-			&p.Mode, &p.Payload, &p.IdempotencyKey, &served, &p.RawTx); err != nil {
+		if err := rows.Scan(&p.ID, &p.Rail, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.ReplayKey,
+			&amount, &p.Resource, &state, &p.Reference, &p.Reason, &created, &updated,
+			&p.Mode, &p.Payload, &p.IdempotencyKey, &served, &p.Prepared); err != nil {
 			return nil, dbError(op, err)
 		}
 		var ok bool

@@ -132,7 +132,7 @@ func TestGroupFailureIsIsolated(t *testing.T) {
 			t.Errorf("%s: %d events, %v; want %d", id, len(events), err, want)
 		}
 	}
-	if p, err := s.Get(ctx, storetest.Payment(1).ID); err != nil || p.State != coinop.StateSettling || p.Tx != "0xaa" {
+	if p, err := s.Get(ctx, storetest.Payment(1).ID); err != nil || p.State != coinop.StateSettling || p.Reference != "0xaa" {
 		t.Errorf("pay-1 = %+v, %v; want settling with 0xaa", p, err)
 	}
 	if _, err := s.Get(ctx, storetest.Payment(5).ID); !errors.Is(err, store.ErrNotFound) {

@@ -49,7 +49,7 @@ func TestJournalFileModes(t *testing.T) {
 			t.Cleanup(func() { s.Close() })
 			// A write makes sure the -wal and -shm files exist.
 			p := &coinop.Payment{ID: "p-" + c.name, Rail: "test", Network: "eip155:1", Asset: "0xa", Payer: "0xb", PayTo: "0xc",
-				Nonce: "0x1", Amount: big.NewInt(1), Mode: coinop.ModeSync}
+				ReplayKey: "0x1", Amount: big.NewInt(1), Mode: coinop.ModeSync}
 			if err := s.Reserve(context.Background(), p); err != nil {
 				t.Fatal(err)
 			}

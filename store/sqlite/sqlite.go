@@ -460,7 +460,7 @@ func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, no
 	)
 	err = tx.QueryRowContext(ctx, `SELECT id, state, created_at FROM payments
 		WHERE network = ? AND asset = ? AND payer = ? AND nonce = ?`,
-		p.Network, p.Asset, p.Payer, p.Nonce).Scan(&id, &state, &created)
+		p.Network, p.Asset, p.Payer, p.ReplayKey).Scan(&id, &state, &created)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		var taken int
@@ -479,8 +479,8 @@ func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, no
 			(id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at,
 			 mode, payload, idempotency_key, served_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULL)`,
-			p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.Nonce, p.Amount.String(), p.Resource,
-			coinop.StateVerified, p.Tx, p.Reason, created, now,
+			p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.ReplayKey, p.Amount.String(), p.Resource,
+			coinop.StateVerified, p.Reference, p.Reason, created, now,
 			mode, p.Payload, p.IdempotencyKey); err != nil {
 			return 0, 0, unavailable("reserve", err)
 		}
@@ -498,12 +498,12 @@ func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, no
 			SET rail = ?, pay_to = ?, amount = ?, resource = ?, state = ?, tx = ?, reason = ?, updated_at = ?,
 				mode = ?, payload = ?, idempotency_key = NULLIF(?, ''), served_at = NULL, raw_tx = ''
 			WHERE id = ?`,
-			p.Rail, p.PayTo, p.Amount.String(), p.Resource, coinop.StateVerified, p.Tx, p.Reason, now,
+			p.Rail, p.PayTo, p.Amount.String(), p.Resource, coinop.StateVerified, p.Reference, p.Reason, now,
 			mode, p.Payload, p.IdempotencyKey, p.ID); err != nil {
 			return 0, 0, unavailable("reserve", err)
 		}
 	}
-	if err := addEvent(ctx, tx, p.ID, state, coinop.StateVerified, p.Tx, p.Reason, now); err != nil {
+	if err := addEvent(ctx, tx, p.ID, state, coinop.StateVerified, p.Reference, p.Reason, now); err != nil {
 		return 0, 0, unavailable("reserve", err)
 	}
 	return created, now, nil
@@ -745,9 +745,9 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 			created, updated int64
 			served           sql.NullInt64
 		)
-		if err := rows.Scan(&p.ID, &p.Rail, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.Nonce,
-			&amount, &p.Resource, &p.State, &p.Tx, &p.Reason, &created, &updated,
-			&p.Mode, &p.Payload, &p.IdempotencyKey, &served, &p.RawTx); err != nil {
+		if err := rows.Scan(&p.ID, &p.Rail, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.ReplayKey,
+			&amount, &p.Resource, &p.State, &p.Reference, &p.Reason, &created, &updated,
+			&p.Mode, &p.Payload, &p.IdempotencyKey, &served, &p.Prepared); err != nil {
 			return nil, unavailable(op, err)
 		}
 		var ok bool

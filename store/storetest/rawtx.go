@@ -22,8 +22,8 @@ func testRecordTx(t *testing.T, s Store) {
 			t.Fatalf("RecordTx: %v", err)
 		}
 		got := get(t, s, p.ID)
-		if got.State != coinop.StateSettling || got.Tx != "0xaaa" || got.RawTx != raw {
-			t.Errorf("after RecordTx: state %q tx %q raw %d bytes; want settling, 0xaaa, %d bytes", got.State, got.Tx, len(got.RawTx), len(raw))
+		if got.State != coinop.StateSettling || got.Reference != "0xaaa" || got.Prepared != raw {
+			t.Errorf("after RecordTx: state %q tx %q raw %d bytes; want settling, 0xaaa, %d bytes", got.State, got.Reference, len(got.Prepared), len(raw))
 		}
 		es := events(t, s, p.ID)
 		if last := es[len(es)-1]; last.From != coinop.StateSettling || last.To != coinop.StateSettling || last.Tx != "0xaaa" {
@@ -31,7 +31,7 @@ func testRecordTx(t *testing.T, s Store) {
 		}
 		// Unfinished is what recovery reads: it must carry the bytes.
 		ps, err := s.Unfinished(t.Context())
-		if err != nil || len(ps) != 1 || ps[0].RawTx != raw {
+		if err != nil || len(ps) != 1 || ps[0].Prepared != raw {
 			t.Errorf("Unfinished = %d payments, %v; want the one with its raw transaction", len(ps), err)
 		}
 		// A later transaction (a rebroadcast never re-signs, but a batch
@@ -39,12 +39,12 @@ func testRecordTx(t *testing.T, s Store) {
 		if err := s.RecordTx(t.Context(), p.ID, "0xbbb", "0x02cd"); err != nil {
 			t.Fatalf("second RecordTx: %v", err)
 		}
-		if got := get(t, s, p.ID); got.Tx != "0xbbb" || got.RawTx != "0x02cd" {
-			t.Errorf("after second RecordTx: tx %q raw %q", got.Tx, got.RawTx)
+		if got := get(t, s, p.ID); got.Reference != "0xbbb" || got.Prepared != "0x02cd" {
+			t.Errorf("after second RecordTx: tx %q raw %q", got.Reference, got.Prepared)
 		}
 		transition(t, s, p.ID, coinop.StateSettling, coinop.StateSettled, "", "")
-		if got := get(t, s, p.ID); got.Tx != "0xbbb" || got.RawTx != "0x02cd" {
-			t.Errorf("settled: tx %q raw %q; want both kept", got.Tx, got.RawTx)
+		if got := get(t, s, p.ID); got.Reference != "0xbbb" || got.Prepared != "0x02cd" {
+			t.Errorf("settled: tx %q raw %q; want both kept", got.Reference, got.Prepared)
 		}
 	})
 	tests := []struct {
@@ -84,8 +84,8 @@ func testRecordTx(t *testing.T, s Store) {
 				return
 			}
 			wantError(t, err, tt.kind, tt.reason)
-			if got := get(t, s, p.ID); got.Tx != "" || got.RawTx != "" || got.State != from {
-				t.Errorf("refused RecordTx changed the payment: state %q tx %q raw %q", got.State, got.Tx, got.RawTx)
+			if got := get(t, s, p.ID); got.Reference != "" || got.Prepared != "" || got.State != from {
+				t.Errorf("refused RecordTx changed the payment: state %q tx %q raw %q", got.State, got.Reference, got.Prepared)
 			}
 		})
 	}
@@ -96,13 +96,13 @@ func testRecordTx(t *testing.T, s Store) {
 // it has no raw transaction, and its transaction can be journaled now.
 func CheckMigratedSettling(t *testing.T, s Store, id string) {
 	t.Helper()
-	if got := get(t, s, id); got.State != coinop.StateSettling || got.RawTx != "" {
-		t.Errorf("migrated payment %s: state %q raw %q; want settling, none", id, got.State, got.RawTx)
+	if got := get(t, s, id); got.State != coinop.StateSettling || got.Prepared != "" {
+		t.Errorf("migrated payment %s: state %q raw %q; want settling, none", id, got.State, got.Prepared)
 	}
 	if err := s.RecordTx(t.Context(), id, "0xbeef", "0x02ef"); err != nil {
 		t.Fatalf("RecordTx on a migrated payment: %v", err)
 	}
-	if got := get(t, s, id); got.Tx != "0xbeef" || got.RawTx != "0x02ef" {
-		t.Errorf("migrated payment %s after RecordTx: tx %q raw %q", id, got.Tx, got.RawTx)
+	if got := get(t, s, id); got.Reference != "0xbeef" || got.Prepared != "0x02ef" {
+		t.Errorf("migrated payment %s after RecordTx: tx %q raw %q", id, got.Reference, got.Prepared)
 	}
 }

@@ -129,15 +129,15 @@ func Payment(n int) *coinop.Payment {
 	amount, _ := new(big.Int).SetString("123456789012345678901234567890", 10) // beyond uint64
 	amount.Add(amount, big.NewInt(int64(n)))
 	return &coinop.Payment{
-		ID:       fmt.Sprintf("pay-%06d", n),
-		Rail:     "x402-exact-evm",
-		Network:  "eip155:8453",
-		Asset:    "0x833589fcd6edb6e08f4c7c32d4f71b54bda02913",
-		Payer:    "0x1111111111111111111111111111111111111111",
-		PayTo:    "0x2222222222222222222222222222222222222222",
-		Nonce:    fmt.Sprintf("0x%064x", n),
-		Amount:   amount,
-		Resource: fmt.Sprintf("https://api.example/v1/thing/%d", n),
+		ID:        fmt.Sprintf("pay-%06d", n),
+		Rail:      "x402-exact-evm",
+		Network:   "eip155:8453",
+		Asset:     "0x833589fcd6edb6e08f4c7c32d4f71b54bda02913",
+		Payer:     "0x1111111111111111111111111111111111111111",
+		PayTo:     "0x2222222222222222222222222222222222222222",
+		ReplayKey: fmt.Sprintf("0x%064x", n),
+		Amount:    amount,
+		Resource:  fmt.Sprintf("https://api.example/v1/thing/%d", n),
 	}
 }
 
@@ -190,8 +190,8 @@ func samePayment(t *testing.T, got, want *coinop.Payment) {
 		Mode, Payload, IdempotencyKey                                   string
 	}
 	f := func(p *coinop.Payment) fields {
-		return fields{p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.Nonce,
-			p.Amount.String(), p.Resource, p.State, p.Tx, p.Reason,
+		return fields{p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.ReplayKey,
+			p.Amount.String(), p.Resource, p.State, p.Reference, p.Reason,
 			p.Mode, p.Payload, p.IdempotencyKey}
 	}
 	if g, w := f(got), f(want); g != w {
@@ -243,7 +243,7 @@ func testReserveRejectsInvalidPayment(t *testing.T, s Store) {
 		modify func(p *coinop.Payment)
 	}{
 		{"no ID", func(p *coinop.Payment) { p.ID = "" }},
-		{"no nonce", func(p *coinop.Payment) { p.Nonce = "" }},
+		{"no nonce", func(p *coinop.Payment) { p.ReplayKey = "" }},
 		{"no amount", func(p *coinop.Payment) { p.Amount = nil }},
 		{"negative amount", func(p *coinop.Payment) { p.Amount = big.NewInt(-1) }},
 		{"unknown mode", func(p *coinop.Payment) { p.Mode = "later" }},
@@ -358,8 +358,8 @@ func testReserveIDUnderOtherKey(t *testing.T, s Store) {
 	p := Payment(2)
 	p.ID = Payment(1).ID
 	wantError(t, s.Reserve(t.Context(), p), coinop.KindInternal, "")
-	if got := get(t, s, p.ID); got.Nonce != Payment(1).Nonce {
-		t.Errorf("journaled nonce = %s, want the first payment's", got.Nonce)
+	if got := get(t, s, p.ID); got.ReplayKey != Payment(1).ReplayKey {
+		t.Errorf("journaled nonce = %s, want the first payment's", got.ReplayKey)
 	}
 	// The refused payment's key stays free.
 	reserve(t, s, Payment(2))
@@ -387,8 +387,8 @@ func testTransitionCompareAndSet(t *testing.T, s Store) {
 	wantError(t, err, coinop.KindInFlight, "payment_state_conflict")
 
 	got := get(t, s, p.ID)
-	if got.State != coinop.StateSettled || got.Tx != "0xabc" || got.Reason != "" {
-		t.Errorf("after conflicts: state %q tx %q reason %q; want settled, 0xabc, no reason", got.State, got.Tx, got.Reason)
+	if got.State != coinop.StateSettled || got.Reference != "0xabc" || got.Reason != "" {
+		t.Errorf("after conflicts: state %q tx %q reason %q; want settled, 0xabc, no reason", got.State, got.Reference, got.Reason)
 	}
 	if events, err := s.Events(t.Context(), p.ID); err != nil || len(events) != 3 {
 		t.Errorf("events = %d, %v; want 3 (conflicts leave no trace)", len(events), err)
@@ -451,9 +451,9 @@ func testTransitionTxAndReason(t *testing.T, s Store) {
 	for _, st := range steps {
 		transition(t, s, p.ID, st.from, st.to, st.tx, st.reason)
 		got := get(t, s, p.ID)
-		if got.State != st.to || got.Tx != st.wantTx || got.Reason != st.wantReason {
+		if got.State != st.to || got.Reference != st.wantTx || got.Reason != st.wantReason {
 			t.Errorf("after %s→%s(%q, %q): state %q tx %q reason %q; want %q %q %q",
-				st.from, st.to, st.tx, st.reason, got.State, got.Tx, got.Reason, st.to, st.wantTx, st.wantReason)
+				st.from, st.to, st.tx, st.reason, got.State, got.Reference, got.Reason, st.to, st.wantTx, st.wantReason)
 		}
 		if got.Updated.Before(prev) || !got.Created.Equal(p.Created) {
 			t.Errorf("after %s→%s: created %v updated %v; want created %v, updated >= %v",
@@ -676,8 +676,8 @@ func testConcurrentTransition(t *testing.T, s Store) {
 	if winner < 0 {
 		t.Fatal("no concurrent transition succeeded")
 	}
-	if got := get(t, s, p.ID); got.State != coinop.StateSettling || got.Tx != fmt.Sprintf("0x%x", winner) {
-		t.Errorf("payment = %q tx %q, want settling with the winner's tx 0x%x", got.State, got.Tx, winner)
+	if got := get(t, s, p.ID); got.State != coinop.StateSettling || got.Reference != fmt.Sprintf("0x%x", winner) {
+		t.Errorf("payment = %q tx %q, want settling with the winner's tx 0x%x", got.State, got.Reference, winner)
 	}
 }
 
@@ -709,7 +709,7 @@ func RunReopen(t *testing.T, open func(t *testing.T) Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.State != coinop.StateSettling || got.Tx != "0xfeed" || got.Amount.Cmp(p.Amount) != 0 || !got.Created.Equal(p.Created) {
+	if got.State != coinop.StateSettling || got.Reference != "0xfeed" || got.Amount.Cmp(p.Amount) != 0 || !got.Created.Equal(p.Created) {
 		t.Errorf("after reopen: %+v", got)
 	}
 	if events, err := s.Events(t.Context(), p.ID); err != nil || len(events) != 2 {
