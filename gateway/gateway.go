@@ -54,7 +54,7 @@ type Gateway struct {
 	// (paywall.FoldHeaderName): every rail's, which stay at the gateway.
 	strip   map[string]bool
 	started time.Time
-	now         func() time.Time
+	now     func() time.Time
 }
 
 // RecoveryInterval is how often a serving gateway reconciles unfinished

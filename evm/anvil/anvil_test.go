@@ -76,7 +76,7 @@ func TestPaymentOnAnvil(t *testing.T) {
 	defer journal.Close()
 	pw, err := paywall.New(paywall.Config{Journal: journal, Routes: []paywall.Route{{
 		Pattern: "GET /paid",
-		Accept: []paywall.Accept{{Rail: &x402.Rail{Schemes: []x402.Scheme{scheme}}, Price: coinop.Price{Amount: big.NewInt(1000), Symbol: "USDC", Decimals: 6}}},
+		Accept:  []paywall.Accept{{Rail: &x402.Rail{Schemes: []x402.Scheme{scheme}}, Price: coinop.Price{Amount: big.NewInt(1000), Symbol: "USDC", Decimals: 6}}},
 	}}})
 	if err != nil {
 		t.Fatal(err)

@@ -94,7 +94,7 @@ func newRig(t *testing.T, chainID uint64, facilitatorURL string) *rig {
 	r.gjournal = openJournal(t, "gateway.db")
 	pw, err := paywall.New(paywall.Config{Journal: r.gjournal, Routes: []paywall.Route{{
 		Pattern: "GET /item",
-		Accept: []paywall.Accept{{Rail: &x402.Rail{Schemes: []x402.Scheme{scheme}}, Price: coinop.Price{Amount: big.NewInt(price), Symbol: "USDC", Decimals: 6}}},
+		Accept:  []paywall.Accept{{Rail: &x402.Rail{Schemes: []x402.Scheme{scheme}}, Price: coinop.Price{Amount: big.NewInt(price), Symbol: "USDC", Decimals: 6}}},
 	}}})
 	if err != nil {
 		t.Fatal(err)
