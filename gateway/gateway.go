@@ -182,9 +182,8 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 				rail = &x402.Rail{ID: name, Schemes: []x402.Scheme{scheme}}
 				rails[k] = rail
 			}
-			route.Accept = []paywall.Accept{{Rail: rail, Price: res.Price}}
+			route.Accept = []paywall.Accept{{Rail: rail, Price: res.Price, AsyncExposure: res.Asset.Exposure().Amount}}
 			route.Settlement = rt.Settlement
-			route.AsyncExposure = res.Asset.Exposure().Amount
 		}
 		routes = append(routes, route)
 	}

@@ -44,8 +44,8 @@ type Route struct {
 	MimeType    string
 	// Settlement is coinop.ModeSync (the default: the response is released
 	// after the payment settled on chain) or coinop.ModeAsync (released once
-	// verified and reserved; settled in the background, within
-	// AsyncExposure).
+	// verified and reserved; settled in the background, within each
+	// accept entry's AsyncExposure).
 	Settlement string
 	// Upgrade lets requests that ask to switch protocols (a WebSocket's
 	// Upgrade) through on this priced route. If false (the default) they are
@@ -55,11 +55,6 @@ type Route struct {
 	// connection is handed over, the engine sees nothing more of it, so
 	// nothing can be taken back.
 	Upgrade bool
-	// AsyncExposure caps, per payer and asset, the total amount (atomic
-	// units) served on async routes but not yet settled. A payment that
-	// would exceed it is settled synchronously instead. Nil on an async
-	// route means every payment is settled synchronously.
-	AsyncExposure *big.Int
 }
 
 // Accept is one way to pay a route: a rail and its price.
@@ -69,6 +64,12 @@ type Accept struct {
 	Price coinop.Price
 	// Pricer, if set, prices each request instead of Price.
 	Pricer coinop.Pricer
+	// AsyncExposure caps, per payer, the total amount (atomic units of
+	// this rail's asset) served on async routes but not yet settled. A
+	// payment that would exceed it is settled synchronously instead. Nil on
+	// an async route means every payment through this rail is settled
+	// synchronously.
+	AsyncExposure *big.Int
 }
 
 // price is what r costs through a.
@@ -291,7 +292,7 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		return
 	}
 	w.Header().Set("Access-Control-Expose-Headers", pw.expose)
-	p, rail, err := pw.inspect(r, rt)
+	p, accept, err := pw.inspect(r, rt)
 	if err != nil {
 		pw.refuse(w, r, rt, err)
 		return
@@ -300,6 +301,7 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		pw.refuse(w, r, rt, coinop.Errorf(coinop.KindPaymentRequired, coinop.ReasonPaymentRequired, "%s %s costs %s", r.Method, r.URL.Path, pw.headline(r, rt)))
 		return
 	}
+	rail := accept.Rail
 	p.Rail, p.Route = rail.Name(), rt.Pattern
 	if p.IdempotencyKey == "" {
 		p.IdempotencyKey = idempotencyKey(r)
@@ -341,7 +343,7 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	}
 	defer release()
 	p.Mode = coinop.ModeSync
-	if rt.Settlement == coinop.ModeAsync && !upgrade && pw.bg.admit(p, rt.AsyncExposure) {
+	if rt.Settlement == coinop.ModeAsync && !upgrade && pw.bg.admit(p, accept.AsyncExposure) {
 		p.Mode = coinop.ModeAsync
 	}
 	if err := pw.lc.Reserve(r.Context(), p); err != nil {
@@ -521,7 +523,7 @@ func (pw *Paywall) headline(r *http.Request, rt *Route) string {
 // offer (coinop.Error.OtherOffer) goes on to the next rail; when no rail
 // takes it, the first refusal that was about this route's offers is
 // answered, else the first one.
-func (pw *Paywall) inspect(r *http.Request, rt *Route) (*coinop.Payment, coinop.Rail, error) {
+func (pw *Paywall) inspect(r *http.Request, rt *Route) (*coinop.Payment, *Accept, error) {
 	var other error
 	for i := range rt.Accept {
 		a := &rt.Accept[i]
@@ -538,7 +540,7 @@ func (pw *Paywall) inspect(r *http.Request, rt *Route) (*coinop.Payment, coinop.
 		case err != nil:
 			return nil, nil, err
 		case p != nil:
-			return p, a.Rail, nil
+			return p, a, nil
 		}
 	}
 	return nil, nil, other
