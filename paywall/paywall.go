@@ -4,8 +4,12 @@
 // and settles only when the handler answers with a status below 400.
 //
 // The engine knows no payment protocol: rails (x402, and later L402, credits)
-// plug in through coinop.Rail, and the journal through the Journal
-// interface. The package links neither go-ethereum nor a SQL driver.
+// plug in through coinop.Rail, each route accepting one or more of them at
+// its own price (Accept). A payment's way through the journal is package
+// lifecycle's, which the x402 facilitator shares; this package adds what
+// HTTP brings: the request target, the route, the challenge, and the
+// moment the handler commits to a status. It links neither go-ethereum nor
+// a SQL driver.
 package paywall
 
 import (
@@ -288,7 +292,7 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	ignoreH2C(r)
 	upgrade := isUpgrade(r)
 	if upgrade && !rt.Upgrade {
-		writeProblem(w, r, coinop.Errorf(coinop.KindForbidden, "upgrade_not_allowed", "%s %s does not allow protocol upgrades", r.Method, r.URL.Path), nil)
+		writeProblem(w, r, coinop.Errorf(coinop.KindForbidden, coinop.ReasonUpgradeNotAllowed, "%s %s does not allow protocol upgrades", r.Method, r.URL.Path), nil)
 		return
 	}
 	w.Header().Set("Access-Control-Expose-Headers", pw.expose)
