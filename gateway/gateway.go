@@ -21,7 +21,7 @@ import (
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
-	"github.com/coinop/coinop/facilitator/remote"
+	"github.com/coinop/coinop/x402/facilitated"
 	"github.com/coinop/coinop/paywall"
 	"github.com/coinop/coinop/recovery"
 	"github.com/coinop/coinop/store/postgres"
@@ -160,7 +160,7 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 			if !ok {
 				var scheme x402.Scheme
 				if res.Network.Facilitator != "" {
-					scheme, err = remote.New(remote.Config{
+					scheme, err = facilitated.New(facilitated.Config{
 						URL: res.Network.Facilitator, Network: res.Network.ID,
 						Asset: res.Asset.Address, PayTo: res.PayTo, Name: res.Asset.EIP712Name,
 						Version: res.Asset.EIP712Version, MaxTimeout: rt.MaxTimeout,
