@@ -111,9 +111,14 @@ type Config struct {
 	// zero, 50 ms; negative disables batching.
 	BatchWindow time.Duration
 	// OnStep, if set, is called at each step boundary of a payment:
-	// "reserved", "tx_recorded", "tx_sent", "settled", "served". For tracing
-	// and crash tests; it must not block.
+	// "reserved", "tx_recorded", "tx_sent", "settled", "served", and
+	// "failed" or "released" for a payment that ends without moving money.
+	// For tracing, metrics and crash tests; it must not block.
 	OnStep func(step string, p *coinop.Payment)
+	// OnRefuse, if set, is called for every priced request answered with a
+	// problem (a 402 challenge included) with the route's pattern and the
+	// error answered. For metrics; it must not block.
+	OnRefuse func(r *http.Request, route string, e *coinop.Error)
 	// Rails are rails the engine must know beyond the routes' (a rail
 	// removed from every route whose payments are still owed), so that
 	// Resume finds them by name.
@@ -222,6 +227,14 @@ func (pw *Paywall) addRail(r coinop.Rail) error {
 	}
 	pw.rails[name] = r
 	return nil
+}
+
+// Owed counts the payments this engine settles in the background right
+// now (queued or in progress).
+func (pw *Paywall) Owed() int {
+	pw.bg.mu.Lock()
+	defer pw.bg.mu.Unlock()
+	return len(pw.bg.owned)
 }
 
 // Rail returns the rail registered under name, or nil.
@@ -498,6 +511,9 @@ func (pw *Paywall) refuse(w http.ResponseWriter, r *http.Request, rt *Route, err
 	}
 	if offered == 0 && e.Kind.Status() == http.StatusPaymentRequired {
 		e = coinop.Errorf(coinop.KindUnavailable, coinop.ReasonNoOffer, "no way to pay for %s %s can be offered right now; try again shortly", r.Method, r.URL.Path)
+	}
+	if pw.cfg.OnRefuse != nil {
+		pw.cfg.OnRefuse(r, rt.Pattern, e)
 	}
 	writeProblem(w, r, e, &challengeView{Challenge: ch, Price: headline})
 }
