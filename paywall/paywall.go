@@ -298,10 +298,16 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	if !ok {
 		return
 	}
+	n := note(r)
 	if rt == nil || rt.Free {
+		n.Outcome = "unmatched"
+		if rt != nil {
+			n.Route, n.Outcome = rt.Pattern, "free"
+		}
 		next.ServeHTTP(w, withoutOverrides(r))
 		return
 	}
+	n.Route = rt.Pattern
 	ignoreH2C(r)
 	upgrade := isUpgrade(r)
 	if upgrade && !rt.Upgrade {
@@ -320,6 +326,10 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	}
 	rail := accept.Rail
 	p.Rail, p.Route = rail.Name(), rt.Pattern
+	n.Rail, n.Payer = p.Rail, p.Payer
+	if p.Amount != nil {
+		n.Price = coinop.Price{Amount: p.Amount, Symbol: accept.Price.Symbol, Decimals: accept.Price.Decimals}.String()
+	}
 	if p.IdempotencyKey == "" {
 		p.IdempotencyKey = idempotencyKey(r)
 	}
@@ -346,6 +356,7 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 			return
 		}
 	}
+	n.Payment = p.ID
 	if err := rail.Verify(r.Context(), p); err != nil {
 		pw.refuse(w, r, rt, err)
 		return
@@ -464,6 +475,7 @@ func (pw *Paywall) serveAgain(w http.ResponseWriter, r *http.Request, next http.
 			return false
 		}
 		pw.log.Info("served a settled payment's retry without a new charge", "payment", prev.ID, "tx", prev.Reference)
+		note(r).Outcome = "served-again"
 		pw.lc.Step("served", prev)
 		return true
 	}}
@@ -512,6 +524,8 @@ func (pw *Paywall) refuse(w http.ResponseWriter, r *http.Request, rt *Route, err
 	if offered == 0 && e.Kind.Status() == http.StatusPaymentRequired {
 		e = coinop.Errorf(coinop.KindUnavailable, coinop.ReasonNoOffer, "no way to pay for %s %s can be offered right now; try again shortly", r.Method, r.URL.Path)
 	}
+	n := note(r)
+	n.Outcome, n.Reason = "refused", e.Reason
 	if pw.cfg.OnRefuse != nil {
 		pw.cfg.OnRefuse(r, rt.Pattern, e)
 	}
@@ -640,6 +654,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 	if status >= 400 {
 		pw.bg.discharge(p)
 		pw.lc.Release(p, coinop.ReasonUpstreamStatus(status))
+		note(r).Outcome = "released"
 		pw.log.Info("upstream failed; payment released, nothing charged", "path", r.URL.Path, "route", rt.Pattern, "status", status, "payer", p.Payer, "payment", p.ID)
 		return true
 	}
@@ -654,6 +669,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 		return false
 	}
 	if p.Mode == coinop.ModeAsync {
+		note(r).Outcome = "owed"
 		pw.lc.Served(ctx, p)
 		pw.bg.enqueue(rail, p)
 		return true
@@ -665,6 +681,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 		}
 	}
 	if err == nil {
+		note(r).Outcome = "settled"
 		return true // settled: serveReserved marks it served once the response is delivered
 	}
 	// A switch of protocols hands the connection over for good: it waits
@@ -672,6 +689,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 	if rc != nil && rc.Pending && status != http.StatusSwitchingProtocols {
 		// Not paid yet: the mark goes first, as the audit's evidence that
 		// a response was given away should the settlement fail.
+		note(r).Outcome = "pending"
 		pw.lc.Served(ctx, p)
 		return true
 	}
