@@ -166,7 +166,7 @@ func decodeRails(c *Config, src *source) (problems []Problem, undecoded []string
 			case k.Value == "name" || k.Value == "kind":
 			case !slices.Contains(fields, k.Value):
 				problems = append(problems, Problem{File: src.file, Line: k.Line, Path: p,
-					Message: fmt.Sprintf("%s (a %s rail)", suggestField(k.Value, fields), r.Kind)})
+					Message: fmt.Sprintf("%s (rail of kind %s)", suggestField(k.Value, fields), r.Kind)})
 			default:
 				rest.Content = append(rest.Content, k, r.node.Content[j+1])
 			}
