@@ -29,16 +29,7 @@ func (c *Config) Canonical() ([]byte, error) {
 		return nil, err
 	}
 	tidy(&doc)
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return nil, err
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return encode(&doc)
 }
 
 // tidy writes durations without zero units and quotes addresses.
@@ -58,4 +49,18 @@ func tidy(doc *yaml.Node) {
 		}
 		return true
 	})
+}
+
+// encode writes a YAML tree with two-space indentation.
+func encode(doc *yaml.Node) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

@@ -56,16 +56,7 @@ func Upgrade(filename string, data []byte) ([]byte, error) {
 			return nil, c.Errorf("rails", "cannot upgrade: %v", err)
 		}
 	}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return nil, err
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return encode(&doc)
 }
 
 // hasMerge reports whether mapping m has a merge key ("<<").
