@@ -63,6 +63,15 @@ func railModules() map[string]func() RailSettings {
 	}
 }
 
+// Overlapping is implemented by settings whose credentials may not tell
+// two rails of the module apart: a route that accepts both would take
+// every payment meant for the second as a failed payment to the first.
+type Overlapping interface {
+	// Overlaps says why a credential for o could be taken for one of
+	// these settings' rail; "" when it cannot.
+	Overlaps(o RailSettings) string
+}
+
 // Reporter reports problems of one rail block; paths are relative to it.
 type Reporter struct {
 	v      *checker
@@ -292,12 +301,29 @@ func (v *checker) checkAccept(p string, c *Config, r *Route, res *Resolved) {
 		if rail.Settings == nil || v.tainted(fmt.Sprintf("rails[%d]", j)) || v.hasProblemUnder(fmt.Sprintf("rails[%d]", j)) {
 			continue
 		}
-		v.addPrice(q+".price", a.Price, rail, res)
+		if v.addPrice(q+".price", a.Price, rail, res) {
+			v.checkOverlap(q+".rail", res)
+		}
 	}
 }
 
-// addPrice parses price on rail and adds the accepted pair to res.
-func (v *checker) addPrice(at, price string, rail *Rail, res *Resolved) {
+// checkOverlap reports a rail, the last of res.Accept, whose payments an
+// earlier rail of the route would take for its own.
+func (v *checker) checkOverlap(at string, res *Resolved) {
+	last := res.Accept[len(res.Accept)-1].Rail
+	for _, a := range res.Accept[:len(res.Accept)-1] {
+		if o, ok := a.Rail.Settings.(Overlapping); ok {
+			if why := o.Overlaps(last.Settings); why != "" {
+				v.addf(at, "%s overlaps %s on this route: %s", last.Name, a.Rail.Name, why)
+				return
+			}
+		}
+	}
+}
+
+// addPrice parses price on rail and adds the accepted pair to res,
+// reporting whether it did.
+func (v *checker) addPrice(at, price string, rail *Rail, res *Resolved) bool {
 	pr, err := rail.Settings.ParsePrice(price)
 	switch {
 	case err != nil:
@@ -306,7 +332,9 @@ func (v *checker) addPrice(at, price string, rail *Rail, res *Resolved) {
 		v.addf(at, "%q is zero; a route without payment is free: true", price)
 	default:
 		res.Accept = append(res.Accept, Accepted{Rail: rail, Price: pr})
+		return true
 	}
+	return false
 }
 
 // hasProblemUnder reports whether a problem was found at or inside path.

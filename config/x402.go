@@ -95,6 +95,18 @@ func (x *X402Rail) AsyncExposure() (coinop.Price, error) {
 	return a.Exposure(), nil
 }
 
+// Overlaps implements Overlapping. An x402 payment names its network and
+// asset, and the engine hands it to the first rail that offers both: that
+// rail judges the rest (recipient, amount, window) and refuses a payment
+// meant for another rail on the same network and asset.
+func (x *X402Rail) Overlaps(o RailSettings) string {
+	y, ok := o.(*X402Rail)
+	if !ok || x.Resolved.Network != y.Resolved.Network || x.Resolved.Asset != y.Resolved.Asset {
+		return ""
+	}
+	return fmt.Sprintf("both take %s on %s, and x402 payments are told apart by network and asset only", x.Resolved.Asset.Symbol, x.Resolved.Network.ID)
+}
+
 // Normalize implements RailSettings.
 func (x *X402Rail) Normalize() {
 	res := x.Resolved
