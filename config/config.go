@@ -140,6 +140,9 @@ func (l Limits) OrDefaults() Limits {
 type Network struct {
 	// ID is the CAIP-2 chain identifier, "eip155:<chain id>".
 	ID string `yaml:"id"`
+	// Name is another name rails may give the network by ("base"):
+	// optional, one word, unique among the networks' names and IDs.
+	Name string `yaml:"name,omitempty"`
 	// RPC is the node URL: http, https, ws or wss. The gateway verifies
 	// and settles payments itself through it; beside a Facilitator it is
 	// only read, to reconcile the facilitator's settlements (recovery,

@@ -220,6 +220,15 @@ func (v *checker) checkNetworks(networks []*Network) []uint64 {
 		} else {
 			seen[n.ID], ids[i] = i, id
 		}
+		switch j, dup := seen[n.Name]; {
+		case n.Name == "":
+		case strings.ContainsFunc(n.Name, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+			v.addf(p+".name", "%q: must be one word", n.Name)
+		case dup:
+			v.addf(p+".name", "%q is also networks[%d]", n.Name, j)
+		default:
+			seen[n.Name] = i
+		}
 		if n.Facilitator != "" {
 			if _, err := parseURL(n.Facilitator, "http", "https"); err != nil {
 				v.addf(p+".facilitator", "%v", err)
@@ -638,7 +647,7 @@ func (v *checker) resolveNetwork(p string, c *Config, id string) *Network {
 	switch {
 	case id != "":
 		for _, n := range c.Networks {
-			if n != nil && n.ID == id {
+			if n != nil && (n.ID == id || n.Name != "" && n.Name == id) {
 				network = n
 				break
 			}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,6 +95,10 @@ routes:
 	if resp.StatusCode != http.StatusPaymentRequired {
 		t.Fatalf("unpaid: %d", resp.StatusCode)
 	}
+	// The rails' declared response headers are readable by browser scripts.
+	if got := resp.Header.Get("Access-Control-Expose-Headers"); !strings.Contains(got, x402.HeaderPaymentRequired) {
+		t.Errorf("Access-Control-Expose-Headers %q lacks %s", got, x402.HeaderPaymentRequired)
+	}
 	if err := x402.DecodeHeader(resp.Header.Get(x402.HeaderPaymentRequired), &pr); err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +117,9 @@ routes:
 	}
 
 	resp, err = payingClient(t, dev).Get(srv.URL + "/weather")
+	if err == nil && !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), x402.HeaderPaymentResponse) {
+		t.Errorf("paid: Access-Control-Expose-Headers %q lacks %s", resp.Header.Get("Access-Control-Expose-Headers"), x402.HeaderPaymentResponse)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
