@@ -228,15 +228,10 @@ func (v *checker) checkRails(c *Config) {
 			v.addf(p, "empty rail")
 			continue
 		}
-		switch j, dup := seen[r.Name]; {
-		case r.Name == "":
+		if r.Name == "" {
 			v.addf(p+".name", "required: a name routes accept the rail by, e.g. %q", "usdc-base")
-		case strings.ContainsFunc(r.Name, func(c rune) bool { return c <= ' ' || c == 0x7f }):
-			v.addf(p+".name", "%q: must be one word", r.Name)
-		case dup:
-			v.addf(p+".name", "%q is also rails[%d]", r.Name, j)
-		default:
-			seen[r.Name] = i
+		} else {
+			v.checkName(p+".name", r.Name, "rails", i, seen)
 		}
 		if _, ok := modules[r.Kind]; !ok {
 			if r.Kind == "" {

@@ -220,14 +220,8 @@ func (v *checker) checkNetworks(networks []*Network) []uint64 {
 		} else {
 			seen[n.ID], ids[i] = i, id
 		}
-		switch j, dup := seen[n.Name]; {
-		case n.Name == "":
-		case strings.ContainsFunc(n.Name, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-			v.addf(p+".name", "%q: must be one word", n.Name)
-		case dup:
-			v.addf(p+".name", "%q is also networks[%d]", n.Name, j)
-		default:
-			seen[n.Name] = i
+		if n.Name != "" {
+			v.checkName(p+".name", n.Name, "networks", i, seen)
 		}
 		if n.Facilitator != "" {
 			if _, err := parseURL(n.Facilitator, "http", "https"); err != nil {
@@ -419,6 +413,19 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 	}
 	v.checkShadows(c.Routes, inMux, resolved)
 	return resolved
+}
+
+// checkName checks the name of element i of list, one word unique among
+// seen (names by element), and adds it there.
+func (v *checker) checkName(at, name, list string, i int, seen map[string]int) {
+	switch j, dup := seen[name]; {
+	case strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		v.addf(at, "%q: must be one word", name)
+	case dup:
+		v.addf(at, "%q is also %s[%d]", name, list, j)
+	default:
+		seen[name] = i
+	}
 }
 
 // checkPayees reports, once at the top level, the settings every priced
