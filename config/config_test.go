@@ -356,3 +356,30 @@ routes:
 	// coinop.yaml:15: routes[0]: unknown field "pryce"; did you mean "price"?
 	// 2 problems; the first is at line 14
 }
+
+// Rails built in code must carry their module's settings: a rail without
+// them, or with another module's, is a problem, not a gateway that fails
+// at its first request.
+func TestRailSettingsBuiltInCode(t *testing.T) {
+	input, _ := readCase(t, "testdata/rails.txt")
+	for _, tt := range []struct {
+		name     string
+		settings config.RailSettings
+		want     string
+	}{
+		{"none", nil, "rails[0]: settings are <nil>, want *config.X402Rail for kind x402"},
+		{"x402", &config.X402Rail{Network: "eip155:84532", MaxTimeout: time.Minute}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Parse("coinop.yaml", []byte(input))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Rails[0].Settings = tt.settings
+			err = c.Validate()
+			if got := fmt.Sprint(err); tt.want == "" && err != nil || tt.want != "" && !strings.Contains(got, tt.want) {
+				t.Errorf("Validate: %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -233,7 +233,8 @@ func (v *checker) checkRails(c *Config) {
 		} else {
 			v.checkName(p+".name", r.Name, "rails", i, seen)
 		}
-		if _, ok := modules[r.Kind]; !ok {
+		newSettings, ok := modules[r.Kind]
+		if !ok {
 			if r.Kind == "" {
 				v.addf(p+".kind", "required: the kind of rail (%s)", strings.Join(kinds, ", "))
 			} else {
@@ -241,7 +242,13 @@ func (v *checker) checkRails(c *Config) {
 			}
 			continue
 		}
-		if r.Settings == nil || v.tainted(p) {
+		if v.tainted(p) {
+			continue
+		}
+		if want := reflect.TypeOf(newSettings()); reflect.TypeOf(r.Settings) != want {
+			// Only a Config built in code can get here: Parse decodes
+			// every block of a known kind into its module's settings.
+			v.addf(p, "settings are %T, want %v for kind %s", r.Settings, want, r.Kind)
 			continue
 		}
 		r.Settings.Check(c, &Reporter{v: v, prefix: p})
