@@ -570,15 +570,26 @@ func (v *checker) checkLegacyPrice(p string, c *Config, r *Route, res *Resolved)
 	if x.Resolved.Asset == nil || r.Price == "" || v.hasProblemUnder(p+".price") {
 		return
 	}
-	v.addPrice(p+".price", r.Price, v.implicitRail(x), res)
+	if rail := v.implicitRail(p, c, x); rail != nil {
+		v.addPrice(p+".price", r.Price, rail, res)
+	}
 }
 
 // implicitRail is the rail a route of the older form stands for, one per
-// name however many routes share it.
-func (v *checker) implicitRail(x *X402Rail) *Rail {
+// name however many routes share it. A rail block of that name is that
+// rail when it has the same settings (a file upgraded in part); with
+// others, the name is taken, and implicitRail reports it and returns nil.
+func (v *checker) implicitRail(p string, c *Config, x *X402Rail) *Rail {
 	name := x.name()
 	if r, ok := v.implicit[name]; ok {
 		return r
+	}
+	if r := c.railNamed(name); r != nil {
+		if y, ok := r.Settings.(*X402Rail); ok && y.Resolved == x.Resolved && y.MaxTimeout == x.MaxTimeout {
+			return r
+		}
+		v.addf(p, "stands for the rail %s, which rails[%d] names with other settings: write this route's accept list", name, slices.Index(c.Rails, r))
+		return nil
 	}
 	if v.implicit == nil {
 		v.implicit = map[string]*Rail{}
