@@ -259,8 +259,6 @@ type Resolved struct {
 	// The rest is for priced routes only: zero when the route is free.
 	// Accept is the route's accept list, resolved, in order.
 	Accept []Accepted
-	// AsyncExposure is the cap of an async route (see AsyncCapped).
-	AsyncExposure coinop.Price
 }
 
 // UpstreamURL is Upstream, parsed; nil when Upstream is empty. It is set by

@@ -105,6 +105,10 @@ type Accept struct {
 type Accepted struct {
 	Rail  *Rail
 	Price coinop.Price
+	// AsyncExposure caps, per payer, what async routes may serve through
+	// the rail before the payments settle (AsyncCapped); a nil Amount
+	// when the rail has no cap.
+	AsyncExposure coinop.Price
 }
 
 // UnmarshalYAML keeps the block for its module, which Parse runs once the
@@ -333,7 +337,11 @@ func (v *checker) addPrice(at, price string, rail *Rail, res *Resolved) bool {
 	case pr.Amount.Sign() == 0:
 		v.addf(at, "%q is zero; a route without payment is free: true", price)
 	default:
-		res.Accept = append(res.Accept, Accepted{Rail: rail, Price: pr})
+		a := Accepted{Rail: rail, Price: pr}
+		if c, ok := rail.Settings.(AsyncCapped); ok {
+			a.AsyncExposure, _ = c.AsyncExposure() // an uncapped rail, refused on async routes
+		}
+		res.Accept = append(res.Accept, a)
 		return true
 	}
 	return false

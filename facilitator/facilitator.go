@@ -37,24 +37,14 @@ import (
 
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/evm"
-	"github.com/coinop/coinop/store"
+	"github.com/coinop/coinop/lifecycle"
+	"github.com/coinop/coinop/paywall"
 	"github.com/coinop/coinop/x402"
 )
 
-// Journal durably records settlements. The store packages implement it.
-type Journal interface {
-	// Reserve records p as verified and claims its replay key; a payment
-	// already journaled yields a *coinop.Error of KindReplayed.
-	Reserve(ctx context.Context, p *coinop.Payment) error
-	// Transition moves payment id from one state to another (compare and
-	// set), recording tx and reason when non-empty.
-	Transition(ctx context.Context, id string, from, to coinop.State, tx, reason string) error
-	// Get returns a payment, or an error wrapping store.ErrNotFound.
-	Get(ctx context.Context, id string) (*coinop.Payment, error)
-	// RecordTx journals a settling payment's transaction hash and signed
-	// bytes before the transaction is first broadcast.
-	RecordTx(ctx context.Context, id, tx, raw string) error
-}
+// Journal durably records settlements; see lifecycle.Journal. The store
+// packages implement it.
+type Journal = lifecycle.Journal
 
 // Config configures a Handler.
 type Config struct {
@@ -71,6 +61,9 @@ type Config struct {
 	// nil, slog.Default().
 	Logger *slog.Logger
 }
+
+// RailName is the rail name the facilitator journals its payments under.
+const RailName = "x402-exact-evm"
 
 // maxBody bounds a request body. Real requests are under 4 KiB.
 const maxBody = 64 << 10
@@ -90,7 +83,8 @@ type Handler struct {
 	mu      sync.Mutex
 	schemes map[schemeKey]*evm.Exact
 
-	inflight sync.Map // payment ID → struct{}: the /settle calls under way
+	lc   *lifecycle.Lifecycle // the journal lifecycle, shared with the paywall
+	rail *x402.Rail           // verifies and settles payments bound to a scheme (x402.Bind)
 }
 
 // schemeKey is what an evm.Exact is built from.
@@ -112,7 +106,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{cfg: cfg, chains: map[string]*evm.Chain{}, log: cfg.Logger, schemes: map[schemeKey]*evm.Exact{}}
+	h := &Handler{cfg: cfg, chains: map[string]*evm.Chain{}, log: cfg.Logger, schemes: map[schemeKey]*evm.Exact{},
+		lc: lifecycle.New(cfg.Journal, cfg.Logger, nil), rail: &x402.Rail{ID: RailName}}
 	sup := x402.SupportedResponse{Kinds: []x402.SupportedKind{}, Extensions: []string{}, Signers: map[string][]string{}}
 	var signers []string
 	for _, c := range cfg.Chains {
@@ -142,29 +137,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/verify", "/settle":
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			writeProblem(w, http.StatusMethodNotAllowed, "method_not_allowed", r.URL.Path+" takes POST")
+			paywall.WriteError(w, r, coinop.Errorf(coinop.KindMethodNotAllowed, "method_not_allowed", "%s takes POST", r.URL.Path))
 			return
 		}
 		req, err := decode(w, r)
 		if err != nil {
-			writeProblem(w, http.StatusBadRequest, coinop.AsError(err).Reason, coinop.AsError(err).Message)
+			paywall.WriteError(w, r, err)
 			return
 		}
 		if r.URL.Path == "/verify" {
-			h.verify(w, r.Context(), req)
+			h.verify(w, r, req)
 		} else {
-			h.settle(w, r.Context(), req)
+			h.settle(w, r, req)
 		}
 	case "/supported":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeProblem(w, http.StatusMethodNotAllowed, "method_not_allowed", "/supported takes GET")
+			paywall.WriteError(w, r, coinop.Errorf(coinop.KindMethodNotAllowed, "method_not_allowed", "/supported takes GET"))
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(h.supported)
 	default:
-		writeProblem(w, http.StatusNotFound, "not_found", "this facilitator serves POST /verify, POST /settle and GET /supported")
+		paywall.WriteError(w, r, coinop.Errorf(coinop.KindNotFound, "not_found", "this facilitator serves POST /verify, POST /settle and GET /supported"))
 	}
 }
 
@@ -313,48 +308,45 @@ func (h *Handler) scheme(q *x402.PaymentRequirements) (*evm.Exact, error) {
 
 // check runs the stateless checks: the requirements are served here, and
 // the payment answers them.
-func (h *Handler) check(req *request) (*evm.Exact, *coinop.Payment, error) {
+func (h *Handler) check(req *request) (*coinop.Payment, error) {
 	s, err := h.scheme(&req.cred.Requirements)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	p, err := s.Check(&req.cred)
+	p, err := x402.Bind(&req.cred, s, req.resource, req.payload)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	p.Resource, p.Payload = req.resource, req.payload
-	return s, p, nil
+	p.Rail = h.rail.Name()
+	return p, nil
 }
 
-// seen refuses a payment the journal already holds. A journal that cannot
-// be read is an error of KindUnavailable.
+// seen refuses a payment the journal already holds, as the lifecycle
+// judges it. A payment collected and never served is refused too: a
+// facilitator serves no response, so there is nothing to serve again; the
+// caller learns the authorization was used (x402's nonce-used reason).
 func (h *Handler) seen(ctx context.Context, p *coinop.Payment) error {
-	prev, err := h.cfg.Journal.Get(ctx, p.ID)
+	prev, err := h.lc.Previous(ctx, h.rail, p)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil
-	case err != nil:
-		return coinop.Wrap(coinop.KindUnavailable, "store_unavailable", err, "the journal cannot be read; try again shortly")
-	case prev.State == coinop.StateReleased:
-		return nil
-	case prev.State == coinop.StateSettled:
+	case prev != nil:
 		return coinop.Errorf(coinop.KindReplayed, x402.ReasonNonceUsed, "this authorization was already settled in transaction %s", prev.Reference)
-	case prev.State == coinop.StateFailed:
-		return coinop.Errorf(coinop.KindReplayed, x402.ReasonNonceUsed, "this authorization was already submitted, and failed (%s)", prev.Reason)
+	case coinop.KindOf(err) == coinop.KindReplayed:
+		return coinop.Errorf(coinop.KindReplayed, x402.ReasonNonceUsed, "this authorization was already submitted")
 	}
-	return coinop.Errorf(coinop.KindInFlight, "payment_in_flight", "this authorization is being settled")
+	return err
 }
 
-func (h *Handler) verify(w http.ResponseWriter, ctx context.Context, req *request) {
+func (h *Handler) verify(w http.ResponseWriter, r *http.Request, req *request) {
+	ctx := r.Context()
 	fail := func(err error) {
-		if unavailable(w, err) {
+		if unavailable(w, r, err) {
 			h.log.Error("verification could not complete", "err", err)
 			return
 		}
 		e := coinop.AsError(err)
 		writeJSON(w, x402.VerifyResponse{InvalidReason: e.Reason, InvalidMessage: e.Message, Payer: req.payer})
 	}
-	s, p, err := h.check(req)
+	p, err := h.check(req)
 	if err != nil {
 		fail(err)
 		return
@@ -363,45 +355,47 @@ func (h *Handler) verify(w http.ResponseWriter, ctx context.Context, req *reques
 		fail(err)
 		return
 	}
-	if err := s.Verify(ctx, p, &req.cred); err != nil {
+	if err := h.rail.Verify(ctx, p); err != nil {
 		fail(err)
 		return
 	}
 	writeJSON(w, x402.VerifyResponse{IsValid: true, Payer: req.payer})
 }
 
-func (h *Handler) settle(w http.ResponseWriter, ctx context.Context, req *request) {
+func (h *Handler) settle(w http.ResponseWriter, r *http.Request, req *request) {
+	ctx := r.Context()
 	// Until the journal holds the payment, a failure is definite and
 	// nothing was sent.
 	fail := func(err error) {
-		if unavailable(w, err) {
+		if unavailable(w, r, err) {
 			h.log.Error("settlement could not start", "err", err)
 			return
 		}
 		e := coinop.AsError(err)
 		writeJSON(w, x402.SettleResponse{ErrorReason: e.Reason, ErrorMessage: e.Message, Payer: req.payer, Network: req.network})
 	}
-	s, p, err := h.check(req)
+	p, err := h.check(req)
 	if err != nil {
 		fail(err)
 		return
 	}
-	if _, busy := h.inflight.LoadOrStore(p.ID, struct{}{}); busy {
-		fail(coinop.Errorf(coinop.KindInFlight, "payment_in_flight", "this authorization is being settled by another request"))
+	release, err := h.lc.Hold(ctx, p.ID, 0)
+	if err != nil {
+		fail(coinop.Errorf(coinop.KindInFlight, coinop.ReasonInFlight, "this authorization is being settled by another request"))
 		return
 	}
-	defer h.inflight.Delete(p.ID)
+	defer release()
 	if err := h.seen(ctx, p); err != nil {
 		fail(err)
 		return
 	}
-	if err := s.Verify(ctx, p, &req.cred); err != nil {
+	if err := h.rail.Verify(ctx, p); err != nil {
 		fail(err)
 		return
 	}
-	if err := h.cfg.Journal.Reserve(ctx, p); err != nil {
+	if err := h.lc.Reserve(ctx, p); err != nil {
 		if coinop.KindOf(err) == coinop.KindInternal {
-			err = coinop.Wrap(coinop.KindUnavailable, "store_unavailable", err, "the journal is unavailable; nothing was settled")
+			err = coinop.Wrap(coinop.KindUnavailable, coinop.ReasonStoreUnavailable, err, "the journal is unavailable; nothing was settled")
 		}
 		fail(err)
 		return
@@ -410,110 +404,55 @@ func (h *Handler) settle(w http.ResponseWriter, ctx context.Context, req *reques
 	// From here on the settlement belongs to the journal, not to the caller.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.SettleTimeout)
 	defer cancel()
-	j := h.cfg.Journal
-	if err := j.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateSettling, "", ""); err != nil {
-		if rerr := j.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateReleased, "", "journal_unavailable"); rerr != nil {
-			h.log.Error("could not release a reservation", "payment", p.ID, "err", rerr)
-		}
-		fail(coinop.Wrap(coinop.KindUnavailable, "store_unavailable", err, "the journal is unavailable; nothing was settled"))
+	if err := h.lc.Owe(ctx, p); err != nil {
+		fail(coinop.Wrap(coinop.KindUnavailable, coinop.ReasonStoreUnavailable, err, "the journal is unavailable; nothing was settled"))
 		return
 	}
-	resp, err := s.Settle(ctx, p, &req.cred, journalRecorder{j, p.ID})
-	if resp == nil {
-		resp = &x402.SettleResponse{}
+	rc, err := h.lc.Collect(ctx, h.rail, p)
+	writeJSON(w, settleResponse(req, rc, err))
+}
+
+// settleResponse is the /settle answer for a settlement's outcome, which
+// the lifecycle journaled: success with its transaction; pending or not
+// sent with its transaction (the payment stays settling, for recovery);
+// else the failure's reason and no transaction.
+func settleResponse(req *request, rc *coinop.Receipt, err error) *x402.SettleResponse {
+	resp := &x402.SettleResponse{Network: req.network, Payer: req.payer}
+	if rc != nil {
+		resp.Transaction = rc.Reference
+		if rc.Payer != "" {
+			resp.Payer = rc.Payer
+		}
 	}
-	resp.Network = req.network
-	if resp.Payer == "" {
-		resp.Payer = req.payer
-	}
+	e := coinop.AsError(err)
 	switch {
-	case err == nil && resp.Success:
-		if jerr := j.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettled, resp.Transaction, ""); jerr != nil {
-			h.log.Error("settled but the journal did not record it", "payment", p.ID, "tx", resp.Transaction, "err", jerr)
-		}
-		h.log.Info("payment settled", "network", p.Network, "payer", p.Payer, "payTo", p.PayTo, "amount", p.Amount.String(), "tx", resp.Transaction)
-	case resp.Pending:
-		// The transaction was sent; its outcome is not known yet. The
-		// payment stays settling, its hash journaled, for recovery.
-		resp.Success = false
-		if resp.ErrorReason == "" {
-			resp.ErrorReason = x402.ReasonSettlementPending
-		}
-		resp.ErrorMessage = coinop.AsError(err).Message
-		h.log.Warn("settlement pending", "payment", p.ID, "tx", resp.Transaction, "err", err)
-	case coinop.AsError(err).Reason == x402.ReasonSettlementNotSent:
-		// Signed and journaled, accepted by no node yet: it may still land,
-		// so it stays settling for recovery, which broadcasts it again.
-		resp.Success, resp.ErrorReason, resp.ErrorMessage = false, x402.ReasonSettlementNotSent, coinop.AsError(err).Message
-		h.log.Warn("settlement not sent; recovery will finish it", "payment", p.ID, "tx", resp.Transaction, "err", err)
+	case err == nil:
+		resp.Success = true
+	case rc != nil && rc.Pending:
+		resp.Pending, resp.ErrorReason, resp.ErrorMessage = true, x402.ReasonSettlementPending, e.Message
+	case e.Reason == x402.ReasonSettlementNotSent:
+		resp.ErrorReason, resp.ErrorMessage = x402.ReasonSettlementNotSent, e.Message
 	default:
-		if err == nil {
-			err = coinop.Errorf(coinop.KindSettleFailed, x402.ReasonUnexpectedSettle, "settlement did not succeed")
-		}
-		e := coinop.AsError(err)
-		resp.Success, resp.ErrorReason, resp.ErrorMessage = false, e.Reason, e.Message
-		if jerr := j.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateFailed, resp.Transaction, e.Reason); jerr != nil {
-			h.log.Error("journal did not record a failed settlement", "payment", p.ID, "err", jerr)
-		}
-		h.log.Warn("settlement failed", "payment", p.ID, "reason", e.Reason, "err", err)
+		resp.ErrorReason, resp.ErrorMessage, resp.Transaction = e.Reason, e.Message, ""
 	}
-	if !resp.Success && !resp.Pending {
-		resp.Transaction = ""
-	}
-	writeJSON(w, resp)
+	return resp
 }
 
 // unavailable answers 503 (or 500) for errors that are not about the
 // payment: the chain or the journal could not be reached, or a fault of
 // ours. It reports whether it answered.
-func unavailable(w http.ResponseWriter, err error) bool {
-	e := coinop.AsError(err)
-	switch e.Kind {
-	case coinop.KindUnavailable:
-		w.Header().Set("Retry-After", "5")
-		writeProblem(w, http.StatusServiceUnavailable, e.Reason, e.Message)
-		return true
-	case coinop.KindInternal:
-		writeProblem(w, http.StatusInternalServerError, e.Reason, e.Message)
+func unavailable(w http.ResponseWriter, r *http.Request, err error) bool {
+	switch coinop.KindOf(err) {
+	case coinop.KindUnavailable, coinop.KindInternal:
+		paywall.WriteError(w, r, err)
 		return true
 	}
 	return false
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		writeProblem(w, http.StatusInternalServerError, "internal_error", "internal error")
-		return
-	}
+	b, _ := json.Marshal(v) // the x402 wire types always marshal
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(append(b, '\n'))
 }
-
-// writeProblem answers with an RFC 9457 problem document.
-func writeProblem(w http.ResponseWriter, status int, reason, detail string) {
-	b, _ := json.Marshal(struct {
-		Type   string `json:"type"`
-		Title  string `json:"title"`
-		Status int    `json:"status"`
-		Detail string `json:"detail"`
-		Reason string `json:"reason,omitempty"`
-	}{"about:blank", http.StatusText(status), status, detail, reason})
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
-
-// journalRecorder journals a settlement's transaction before it is sent.
-type journalRecorder struct {
-	j  Journal
-	id string
-}
-
-func (r journalRecorder) Record(ctx context.Context, tx, raw string) error {
-	return r.j.RecordTx(ctx, r.id, tx, raw)
-}
-
-func (journalRecorder) Step(string) {}

@@ -151,10 +151,9 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType, Upgrade: rt.Upgrade}
 		if !rt.Free {
 			for _, a := range res.Accept {
-				route.Accept = append(route.Accept, paywall.Accept{Rail: rails[a.Rail], Price: a.Price})
+				route.Accept = append(route.Accept, paywall.Accept{Rail: rails[a.Rail], Price: a.Price, AsyncExposure: a.AsyncExposure.Amount})
 			}
 			route.Settlement = rt.Settlement
-			route.AsyncExposure = res.AsyncExposure.Amount
 		}
 		routes = append(routes, route)
 	}

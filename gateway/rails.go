@@ -9,7 +9,7 @@ import (
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
-	"github.com/coinop/coinop/facilitator/remote"
+	"github.com/coinop/coinop/x402/facilitated"
 	"github.com/coinop/coinop/x402"
 )
 
@@ -57,7 +57,7 @@ func (x402Module) provision(_ context.Context, env *railEnv, r *config.Rail, at 
 	var scheme x402.Scheme
 	var err error
 	if res.Network.Facilitator != "" {
-		scheme, err = remote.New(remote.Config{
+		scheme, err = facilitated.New(facilitated.Config{
 			URL: res.Network.Facilitator, Network: res.Network.ID,
 			Asset: res.Asset.Address, PayTo: res.PayTo, Name: res.Asset.EIP712Name,
 			Version: res.Asset.EIP712Version, MaxTimeout: s.MaxTimeout,

@@ -162,7 +162,7 @@ func (b *background) settleGroup(jobs []job) {
 func (b *background) settleBatch(bs coinop.BatchSettler, group []job) []job {
 	ps, recs := make([]*coinop.Payment, len(group)), make([]coinop.Recorder, len(group))
 	for i, j := range group {
-		ps[i], recs[i] = j.p, b.pw.recorder(j.p)
+		ps[i], recs[i] = j.p, b.pw.lc.Recorder(j.p)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.pw.cfg.SettleTimeout)
 	defer cancel()
@@ -175,7 +175,7 @@ func (b *background) settleBatch(bs coinop.BatchSettler, group []job) []job {
 			retry = append(retry, j)
 			continue
 		}
-		_, err := b.pw.record(ctx, j.p, rcs[i], errs[i])
+		_, err := b.pw.lc.Record(ctx, j.p, rcs[i], errs[i])
 		b.done(j, err)
 	}
 	return retry
@@ -274,21 +274,21 @@ func (b *background) settle(j job) {
 func (b *background) attempt(ctx context.Context, j job) error {
 	rs, ok := j.rail.(coinop.Resender)
 	if !ok || j.p.Prepared == "" {
-		_, err := b.pw.collect(ctx, j.rail, j.p)
+		_, err := b.pw.lc.Collect(ctx, j.rail, j.p)
 		return err
 	}
-	rc, err := rs.Resend(ctx, j.p, b.pw.recorder(j.p))
+	rc, err := rs.Resend(ctx, j.p, b.pw.lc.Recorder(j.p))
 	if coinop.AsError(err).Reason == coinop.ReasonSettlementNonceTaken {
 		// The journaled transaction can never be mined: settle anew.
 		j.p.Reference, j.p.Prepared = "", ""
-		_, err = b.pw.collect(ctx, j.rail, j.p)
+		_, err = b.pw.lc.Collect(ctx, j.rail, j.p)
 		return err
 	}
 	if err != nil && coinop.KindOf(err) != coinop.KindUnavailable {
 		b.pw.log.Warn("a resent settlement was refused; recovery will decide", "payment", j.p.ID, "tx", j.p.Reference, "err", err)
 		return err
 	}
-	_, err = b.pw.record(ctx, j.p, rc, err)
+	_, err = b.pw.lc.Record(ctx, j.p, rc, err)
 	return err
 }
 

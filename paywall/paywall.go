@@ -4,8 +4,12 @@
 // and settles only when the handler answers with a status below 400.
 //
 // The engine knows no payment protocol: rails (x402, and later L402, credits)
-// plug in through coinop.Rail, and the journal through the Journal
-// interface. The package links neither go-ethereum nor a SQL driver.
+// plug in through coinop.Rail, each route accepting one or more of them at
+// its own price (Accept). A payment's way through the journal is package
+// lifecycle's, which the x402 facilitator shares; this package adds what
+// HTTP brings: the request target, the route, the challenge, and the
+// moment the handler commits to a status. It links neither go-ethereum nor
+// a SQL driver.
 package paywall
 
 import (
@@ -19,36 +23,16 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/coinop/coinop"
-	"github.com/coinop/coinop/store"
+	"github.com/coinop/coinop/lifecycle"
 )
 
-// Journal durably records payments. The store packages implement it.
-type Journal interface {
-	// Reserve records p as verified and claims its replay key (and its
-	// idempotency key, if any), durably, before the handler runs. A payment
-	// already reserved or settled yields a *coinop.Error of KindReplayed.
-	Reserve(ctx context.Context, p *coinop.Payment) error
-	// Transition moves payment id from one state to another (compare and
-	// set), recording tx and reason when non-empty.
-	Transition(ctx context.Context, id string, from, to coinop.State, tx, reason string) error
-	// Get returns a payment, or an error wrapping store.ErrNotFound.
-	Get(ctx context.Context, id string) (*coinop.Payment, error)
-	// MarkServed records, once, that a payment's response was released; a
-	// second call yields KindReplayed.
-	MarkServed(ctx context.Context, id string) error
-	// ByIdempotencyKey returns the payer's live payment holding key, or an
-	// error wrapping store.ErrNotFound.
-	ByIdempotencyKey(ctx context.Context, payer, key string) (*coinop.Payment, error)
-	// RecordTx journals a settling payment's transaction hash and signed
-	// bytes (compare and set on settling) before the transaction is first
-	// broadcast.
-	RecordTx(ctx context.Context, id, tx, raw string) error
-}
+// Journal durably records payments; see lifecycle.Journal. The store
+// packages implement it.
+type Journal = lifecycle.Journal
 
 // Route prices the requests that match Pattern.
 type Route struct {
@@ -64,8 +48,8 @@ type Route struct {
 	MimeType    string
 	// Settlement is coinop.ModeSync (the default: the response is released
 	// after the payment settled on chain) or coinop.ModeAsync (released once
-	// verified and reserved; settled in the background, within
-	// AsyncExposure).
+	// verified and reserved; settled in the background, within each
+	// accept entry's AsyncExposure).
 	Settlement string
 	// Upgrade lets requests that ask to switch protocols (a WebSocket's
 	// Upgrade) through on this priced route. If false (the default) they are
@@ -75,11 +59,6 @@ type Route struct {
 	// connection is handed over, the engine sees nothing more of it, so
 	// nothing can be taken back.
 	Upgrade bool
-	// AsyncExposure caps, per payer and asset, the total amount (atomic
-	// units) served on async routes but not yet settled. A payment that
-	// would exceed it is settled synchronously instead. Nil on an async
-	// route means every payment is settled synchronously.
-	AsyncExposure *big.Int
 }
 
 // Accept is one way to pay a route: a rail and its price.
@@ -89,6 +68,12 @@ type Accept struct {
 	Price coinop.Price
 	// Pricer, if set, prices each request instead of Price.
 	Pricer coinop.Pricer
+	// AsyncExposure caps, per payer, the total amount (atomic units of
+	// this rail's asset) served on async routes but not yet settled. A
+	// payment that would exceed it is settled synchronously instead. Nil on
+	// an async route means every payment through this rail is settled
+	// synchronously.
+	AsyncExposure *big.Int
 }
 
 // price is what r costs through a.
@@ -108,7 +93,7 @@ type Config struct {
 	// Routes are matched with net/http ServeMux rules (most specific wins).
 	Routes []Route
 	// Journal records payments; required.
-	Journal Journal
+	Journal lifecycle.Journal
 	// AllowUnmatched lets requests that match no route through unpaid. If
 	// false (the default), they are answered 404.
 	AllowUnmatched bool
@@ -143,7 +128,7 @@ type Paywall struct {
 	mux      *http.ServeMux
 	routes   map[string]*Route
 	log      *slog.Logger
-	inflight inflight // payments and idempotency keys being handled: duplicates wait, then get 409
+	lc       *lifecycle.Lifecycle // the journal lifecycle every payment goes through
 	// pricedMethods are the methods priced patterns name (see pricedForOtherMethods).
 	pricedMethods []string
 	bg            *background
@@ -197,6 +182,7 @@ func New(cfg Config) (pw *Paywall, err error) {
 	}
 	pw.pricedMethods = pricedMethods(pw.routes)
 	pw.expose = exposedHeaders(pw.rails)
+	pw.lc = lifecycle.New(cfg.Journal, cfg.Logger, cfg.OnStep)
 	pw.bg = newBackground(pw)
 	return pw, nil
 }
@@ -246,11 +232,6 @@ func (pw *Paywall) Rail(name string) coinop.Rail { return pw.rails[name] }
 // by the next recovery pass.
 func (pw *Paywall) Close(ctx context.Context) error { return pw.bg.close(ctx) }
 
-func (pw *Paywall) step(name string, p *coinop.Payment) {
-	if pw.cfg.OnStep != nil {
-		pw.cfg.OnStep(name, p)
-	}
-}
 
 // register adds a pattern to mux, turning ServeMux's panics on invalid or
 // conflicting patterns into errors.
@@ -311,11 +292,11 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	ignoreH2C(r)
 	upgrade := isUpgrade(r)
 	if upgrade && !rt.Upgrade {
-		writeProblem(w, r, coinop.Errorf(coinop.KindForbidden, "upgrade_not_allowed", "%s %s does not allow protocol upgrades", r.Method, r.URL.Path), nil)
+		writeProblem(w, r, coinop.Errorf(coinop.KindForbidden, coinop.ReasonUpgradeNotAllowed, "%s %s does not allow protocol upgrades", r.Method, r.URL.Path), nil)
 		return
 	}
 	w.Header().Set("Access-Control-Expose-Headers", pw.expose)
-	p, rail, err := pw.inspect(r, rt)
+	p, accept, err := pw.inspect(r, rt)
 	if err != nil {
 		pw.refuse(w, r, rt, err)
 		return
@@ -324,6 +305,7 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		pw.refuse(w, r, rt, coinop.Errorf(coinop.KindPaymentRequired, coinop.ReasonPaymentRequired, "%s %s costs %s", r.Method, r.URL.Path, pw.headline(r, rt)))
 		return
 	}
+	rail := accept.Rail
 	p.Rail, p.Route = rail.Name(), rt.Pattern
 	if p.IdempotencyKey == "" {
 		p.IdempotencyKey = idempotencyKey(r)
@@ -340,72 +322,39 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 			pw.refuse(w, r, rt, coinop.Errorf(coinop.KindInternal, coinop.ReasonInternal, "rail %s returned a single-use payment without ID or replay key", rail.Name()))
 			return
 		}
-		release, ok := pw.inflight.claim(r.Context(), p.ID, duplicateWait)
-		if !ok {
-			pw.refuse(w, r, rt, coinop.Errorf(coinop.KindInFlight, coinop.ReasonInFlight, "this payment is being processed by another request"))
+		release, err := pw.lc.Hold(r.Context(), p.ID, lifecycle.DuplicateWait)
+		if err != nil {
+			pw.refuse(w, r, rt, err)
 			return
 		}
 		defer release()
-
-		// The journal answers a payment seen before, ahead of the network.
-		// Its ID is derived from public facts, so a payment found there is
-		// served again only once the rail proved that p is that very
-		// payment, signed by its payer, for this very purchase.
-		prev, err := pw.cfg.Journal.Get(r.Context(), p.ID)
-		if !errors.Is(err, store.ErrNotFound) {
-			if prev, err = reuse(prev, err); err == nil && prev != nil {
-				err = represented(rail, p, prev)
-			}
-			if err != nil || prev != nil {
-				pw.answerPrevious(w, r, next, rt, prev, err)
-				return
-			}
+		if prev, err := pw.lc.Previous(r.Context(), rail, p); err != nil || prev != nil {
+			pw.answerPrevious(w, r, next, rt, prev, err)
+			return
 		}
 	}
 	if err := rail.Verify(r.Context(), p); err != nil {
 		pw.refuse(w, r, rt, err)
 		return
 	}
-	// A purchase is looked up by its idempotency key only now that the
-	// signature proved who the payer is: the key alone proves nothing.
-	if p.IdempotencyKey != "" {
-		// Another payment for this purchase may be in this process right
-		// now; once it is done, the journal says what it became.
-		release, ok := pw.inflight.claim(r.Context(), "idem\x00"+p.Payer+"\x00"+p.IdempotencyKey, duplicateWait)
-		if !ok {
-			pw.refuse(w, r, rt, coinop.Errorf(coinop.KindInFlight, "idempotency_key_used", "another payment for this purchase (same idempotency key) is being processed"))
-			return
-		}
-		defer release()
-		prev, err := pw.cfg.Journal.ByIdempotencyKey(r.Context(), p.Payer, p.IdempotencyKey)
-		if !errors.Is(err, store.ErrNotFound) {
-			switch {
-			case err != nil:
-			case !samePurchase(prev, p):
-				err = coinop.Errorf(coinop.KindConflict, "idempotency_key_reused", "this idempotency key belongs to a purchase of another resource or price; use a new key")
-			case prev.State == coinop.StateSettled && !prev.Served.IsZero():
-				err = coinop.Errorf(coinop.KindInFlight, "idempotency_key_used", "this purchase (idempotency key) was already paid for and served")
-			}
-			if prev, err = reuse(prev, err); err != nil || prev != nil {
-				pw.answerPrevious(w, r, next, rt, prev, err)
-				return
-			}
-		}
+	// Another payment for this purchase (its idempotency key) may be in
+	// this process right now; once it is done, the journal says what it
+	// became.
+	prev, release, err := pw.lc.HoldPurchase(r.Context(), p, lifecycle.DuplicateWait)
+	if err != nil || prev != nil {
+		pw.answerPrevious(w, r, next, rt, prev, err)
+		return
 	}
+	defer release()
 	p.Mode = coinop.ModeSync
-	if rt.Settlement == coinop.ModeAsync && !upgrade && pw.bg.admit(p, rt.AsyncExposure) {
+	if rt.Settlement == coinop.ModeAsync && !upgrade && pw.bg.admit(p, accept.AsyncExposure) {
 		p.Mode = coinop.ModeAsync
 	}
-	if err := pw.cfg.Journal.Reserve(r.Context(), p); err != nil {
+	if err := pw.lc.Reserve(r.Context(), p); err != nil {
 		pw.bg.discharge(p)
-		if e := coinop.AsError(err); e.Reason == "idempotency_key_used" {
-			// Lost a race with another payment for the same purchase.
-			err = coinop.Errorf(coinop.KindInFlight, "idempotency_key_used", "another payment for this purchase (same idempotency key) is being processed")
-		}
 		pw.refuse(w, r, rt, err)
 		return
 	}
-	pw.step("reserved", p)
 	pw.serveReserved(w, r, next, rt, rail, p)
 }
 
@@ -480,70 +429,6 @@ func isUpgrade(r *http.Request) bool {
 	return false
 }
 
-// samePurchase reports whether the journaled payment prev bought what p,
-// which passed the rail's checks against the current route, would buy: the
-// same resource (path and query) at the same price (network, asset,
-// recipient, amount). An identifier or payment that proves one purchase
-// proves nothing about another: without this, the identifier of a cheap
-// purchase whose response was lost would fetch a dearer route. The scheme
-// and host are left out: a client may reach one gateway under several names
-// (localhost and 127.0.0.1, a load balancer's and the instance's), and a
-// retry through another is still the same purchase.
-func samePurchase(prev, p *coinop.Payment) bool {
-	return sameResource(prev.Resource, p.Resource) && prev.Network == p.Network && prev.Asset == p.Asset &&
-		prev.PayTo == p.PayTo && prev.Amount != nil && p.Amount != nil && prev.Amount.Cmp(p.Amount) == 0
-}
-
-// sameResource compares two resource URLs by path and query.
-func sameResource(a, b string) bool {
-	ua, erra := url.Parse(a)
-	ub, errb := url.Parse(b)
-	if erra != nil || errb != nil {
-		return a == b
-	}
-	return ua.EscapedPath() == ub.EscapedPath() && ua.RawQuery == ub.RawQuery
-}
-
-// represented checks a payment presented again (same ID as the journaled
-// prev, which may be served again): the rail proves it is prev's credential,
-// signed by prev's payer (coinop.Reverifier), and it is presented for
-// prev's purchase. A rail that cannot reverify never serves a payment twice.
-func represented(rail coinop.Rail, p, prev *coinop.Payment) error {
-	rv, ok := rail.(coinop.Reverifier)
-	if !ok {
-		return coinop.Errorf(coinop.KindReplayed, "payment_replayed", "this payment was already used")
-	}
-	if err := rv.Reverify(p, prev); err != nil {
-		return err
-	}
-	if !samePurchase(prev, p) {
-		return coinop.Errorf(coinop.KindConflict, "payment_reused", "this payment bought another resource or price; it cannot be used here")
-	}
-	return nil
-}
-
-// reuse decides what an earlier journal entry means for a new request: the
-// earlier payment whose response may be served now without a new charge
-// (settled, never served: the client lost the response to a crash or a
-// network failure and retried), nil to go on with the new payment (the
-// earlier one was released), or the error to answer with.
-func reuse(prev *coinop.Payment, err error) (*coinop.Payment, error) {
-	if err != nil {
-		return nil, err
-	}
-	switch prev.State {
-	case coinop.StateReleased:
-		return nil, nil // nothing was charged; the payment may be used again
-	case coinop.StateSettled:
-		if prev.Served.IsZero() {
-			return prev, nil
-		}
-	case coinop.StateVerified, coinop.StateSettling:
-		return nil, coinop.Errorf(coinop.KindInFlight, "payment_in_flight", "this payment is being processed; retry shortly")
-	}
-	return nil, coinop.Errorf(coinop.KindReplayed, "payment_replayed", "this payment was already used")
-}
-
 // answerPrevious serves prev again, or refuses with err.
 func (pw *Paywall) answerPrevious(w http.ResponseWriter, r *http.Request, next http.Handler, rt *Route, prev *coinop.Payment, err error) {
 	if err != nil {
@@ -566,7 +451,7 @@ func (pw *Paywall) serveAgain(w http.ResponseWriter, r *http.Request, next http.
 			return false
 		}
 		pw.log.Info("served a settled payment's retry without a new charge", "payment", prev.ID, "tx", prev.Reference)
-		pw.step("served", prev)
+		pw.lc.Step("served", prev)
 		return true
 	}}
 	defer func() {
@@ -642,7 +527,7 @@ func (pw *Paywall) headline(r *http.Request, rt *Route) string {
 // offer (coinop.Error.OtherOffer) goes on to the next rail; when no rail
 // takes it, the first refusal that was about this route's offers is
 // answered, else the first one.
-func (pw *Paywall) inspect(r *http.Request, rt *Route) (*coinop.Payment, coinop.Rail, error) {
+func (pw *Paywall) inspect(r *http.Request, rt *Route) (*coinop.Payment, *Accept, error) {
 	var other error
 	for i := range rt.Accept {
 		a := &rt.Accept[i]
@@ -659,7 +544,7 @@ func (pw *Paywall) inspect(r *http.Request, rt *Route) (*coinop.Payment, coinop.
 		case err != nil:
 			return nil, nil, err
 		case p != nil:
-			return p, a.Rail, nil
+			return p, a, nil
 		}
 	}
 	return nil, nil, other
@@ -681,7 +566,7 @@ func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next ht
 	markServed := func() {
 		sctx, done := context.WithTimeout(context.WithoutCancel(r.Context()), pw.cfg.SettleTimeout)
 		defer done()
-		pw.served(sctx, p)
+		pw.lc.Served(sctx, p)
 		marked = true
 	}
 	// A connection taken over after the settlement is delivered at that
@@ -697,7 +582,7 @@ func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next ht
 				return // our own answer replaced the handler's; it stopped as asked
 			}
 			if !sw.committed {
-				pw.release(p, "handler_panic")
+				pw.lc.Release(p, coinop.ReasonHandlerPanic)
 			}
 			panic(v)
 		}
@@ -738,28 +623,26 @@ func PaymentFrom(ctx context.Context) *coinop.Payment {
 func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rail coinop.Rail, p *coinop.Payment, status int, cancel context.CancelFunc) bool {
 	if status >= 400 {
 		pw.bg.discharge(p)
-		pw.release(p, fmt.Sprintf("upstream_status_%d", status))
-		pw.log.Info("upstream failed; payment released, nothing charged", "path", r.URL.Path, "status", status, "payer", p.Payer, "payment", p.ID)
+		pw.lc.Release(p, coinop.ReasonUpstreamStatus(status))
+		pw.log.Info("upstream failed; payment released, nothing charged", "path", r.URL.Path, "route", rt.Pattern, "status", status, "payer", p.Payer, "payment", p.ID)
 		return true
 	}
 	ctx, done := context.WithTimeout(context.WithoutCancel(r.Context()), pw.cfg.SettleTimeout)
 	defer done()
 	// From here on the settlement is owed: the journal says so durably
 	// before the response (async) or the transaction (sync) goes out.
-	if err := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateSettling, "", ""); err != nil {
+	if err := pw.lc.Owe(ctx, p); err != nil {
 		pw.bg.discharge(p)
-		pw.release(p, "journal_unavailable")
 		cancel()
-		pw.refuse(w, r, rt, coinop.Wrap(coinop.KindUnavailable, "store_unavailable", err, "the payment journal is unavailable; nothing was charged"))
+		pw.refuse(w, r, rt, err)
 		return false
 	}
-	p.State = coinop.StateSettling
 	if p.Mode == coinop.ModeAsync {
-		pw.served(ctx, p)
+		pw.lc.Served(ctx, p)
 		pw.bg.enqueue(rail, p)
 		return true
 	}
-	rc, err := pw.collect(ctx, rail, p)
+	rc, err := pw.lc.Collect(ctx, rail, p)
 	if rc != nil {
 		for k, v := range rc.Header {
 			w.Header()[k] = v
@@ -773,114 +656,16 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 	if rc != nil && rc.Pending && status != http.StatusSwitchingProtocols {
 		// Not paid yet: the mark goes first, as the audit's evidence that
 		// a response was given away should the settlement fail.
-		pw.served(ctx, p)
+		pw.lc.Served(ctx, p)
 		return true
 	}
 	e := coinop.AsError(err)
 	if e.Kind != coinop.KindUnavailable {
 		e.Kind = coinop.KindSettleFailed
 	}
-	pw.log.Warn("settlement failed; response withheld", "path", r.URL.Path, "payer", p.Payer, "reason", e.Reason, "err", err)
+	pw.log.Warn("settlement failed; response withheld", "path", r.URL.Path, "route", rt.Pattern, "payer", p.Payer, "reason", e.Reason, "err", err)
 	cancel()
 	pw.refuse(w, r, rt, e)
 	return false
 }
 
-// collect settles p through rail and journals the outcome: settled,
-// pending (left settling with its transaction, for recovery), unavailable
-// (nothing sent; left settling, still owed), or failed. The error is nil
-// only when the money moved.
-func (pw *Paywall) collect(ctx context.Context, rail coinop.Rail, p *coinop.Payment) (*coinop.Receipt, error) {
-	rc, err := rail.Settle(ctx, p, pw.recorder(p))
-	return pw.record(ctx, p, rc, err)
-}
-
-// recorder is what a rail settling p records through: the journal, before
-// anything is sent, and the engine's step hook.
-func (pw *Paywall) recorder(p *coinop.Payment) coinop.Recorder { return &recorder{pw, p} }
-
-type recorder struct {
-	pw *Paywall
-	p  *coinop.Payment
-}
-
-func (rc *recorder) Record(ctx context.Context, ref, prepared string) error {
-	if err := recordTx(ctx, rc.pw.cfg.Journal, rc.p.ID, ref, prepared); err != nil {
-		return err
-	}
-	rc.p.Reference, rc.p.Prepared = ref, prepared
-	rc.pw.step("tx_recorded", rc.p)
-	return nil
-}
-
-func (rc *recorder) Step(name string) { rc.pw.step(name, rc.p) }
-
-// recordTx journals a settling payment's transaction: with its signed bytes
-// when the rail has them, else its hash alone.
-func recordTx(ctx context.Context, j Journal, id, tx, raw string) error {
-	if raw == "" {
-		return j.Transition(ctx, id, coinop.StateSettling, coinop.StateSettling, tx, "")
-	}
-	return j.RecordTx(ctx, id, tx, raw)
-}
-
-// record journals a settlement's outcome (see collect) and returns it.
-func (pw *Paywall) record(ctx context.Context, p *coinop.Payment, rc *coinop.Receipt, err error) (*coinop.Receipt, error) {
-	switch {
-	case err == nil && rc != nil && rc.Success:
-		if jerr := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettled, rc.Reference, ""); jerr != nil {
-			// The money moved; the journal lags. Recovery reconciles it from the chain.
-			pw.log.Error("settled but the journal did not record it", "payment", p.ID, "tx", rc.Reference, "err", jerr)
-		}
-		p.State, p.Reference = coinop.StateSettled, rc.Reference
-		pw.log.Info("payment settled", "payer", p.Payer, "amount", p.Amount.String(), "network", p.Network, "tx", rc.Reference, "mode", p.Mode)
-		pw.step("settled", p)
-		return rc, nil
-	case rc != nil && rc.Pending:
-		pw.log.Warn("settlement pending; recovery will finish it", "payment", p.ID, "tx", rc.Reference)
-		return rc, err
-	case err == nil:
-		err = coinop.Errorf(coinop.KindSettleFailed, "unexpected_settle_error", "settlement did not succeed")
-	}
-	if e := coinop.AsError(err); e.Kind == coinop.KindUnavailable && e.Reason == coinop.ReasonSettlementNotSent {
-		// No node is known to hold the settlement, yet it may have reached
-		// one: it stays settling, owed, for recovery to find by hash and
-		// authorization and to broadcast again. Nothing was served for it
-		// (sync) unless it was served before settling (async).
-		pw.log.Warn("settlement not sent; recovery will finish it", "payment", p.ID, "tx", p.Reference, "mode", p.Mode, "err", err)
-		return rc, err
-	}
-	if coinop.KindOf(err) == coinop.KindUnavailable && p.Mode == coinop.ModeAsync {
-		return rc, err // nothing was sent; still owed, retried in the background
-	}
-	if jerr := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateFailed, txOf(rc), coinop.AsError(err).Reason); jerr != nil {
-		pw.log.Error("journal did not record a failed settlement", "payment", p.ID, "err", jerr)
-	}
-	p.State = coinop.StateFailed
-	return rc, err
-}
-
-// served marks p's response as released. A failure is logged, not fatal:
-// the money has moved (or is owed) and the response goes out.
-func (pw *Paywall) served(ctx context.Context, p *coinop.Payment) {
-	if err := pw.cfg.Journal.MarkServed(ctx, p.ID); err != nil {
-		pw.log.Error("journal did not record a served response", "payment", p.ID, "err", err)
-		return
-	}
-	pw.step("served", p)
-}
-
-func txOf(rc *coinop.Receipt) string {
-	if rc == nil {
-		return ""
-	}
-	return rc.Reference
-}
-
-func (pw *Paywall) release(p *coinop.Payment, reason string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := pw.cfg.Journal.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateReleased, "", reason); err != nil {
-		pw.log.Error("could not release a payment reservation", "payment", p.ID, "err", err)
-	}
-}

@@ -182,6 +182,21 @@ func (r *Rail) Inspect(req *http.Request, ch coinop.Charge) (*coinop.Payment, er
 	return p, nil
 }
 
+// Bind checks cred, whose Requirements a caller already chose (an x402
+// facilitator's /verify and /settle carry them), with scheme s, and returns
+// the payment to journal, bound to s: any x402 Rail verifies and settles it.
+// resource and payload are journaled with it (payload in the form
+// Inspect journals: "v2:" or "v1:" and the payment header's value).
+func Bind(cred *Credential, s Scheme, resource, payload string) (*coinop.Payment, error) {
+	cred.scheme = s
+	p, err := s.Check(cred)
+	if err != nil {
+		return nil, err
+	}
+	p.Resource, p.Payload, p.Credential = resource, payload, cred
+	return p, nil
+}
+
 // decodeCredential decodes a journaled payload: "v2:" or "v1:" and the
 // payment header's value.
 func decodeCredential(payload string) (*Credential, error) {
@@ -315,7 +330,7 @@ func (r *Rail) Reverify(p, prev *coinop.Payment) error {
 	if err != nil {
 		return err
 	}
-	replayed := coinop.Errorf(coinop.KindReplayed, "payment_replayed", "this payment was already used")
+	replayed := coinop.Errorf(coinop.KindReplayed, coinop.ReasonReplayed, "this payment was already used")
 	if c.Requirements.Scheme != "exact" || !strings.HasPrefix(c.Requirements.Network, "eip155:") {
 		return replayed
 	}
