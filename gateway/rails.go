@@ -9,8 +9,8 @@ import (
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
-	"github.com/coinop/coinop/x402/facilitated"
 	"github.com/coinop/coinop/x402"
+	"github.com/coinop/coinop/x402/facilitated"
 )
 
 // A railModule provisions the rails of one kind of rail block at start-up:
