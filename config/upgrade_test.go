@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,4 +73,40 @@ func TestUpgradeRefusesBrokenFiles(t *testing.T) {
 	if err == nil || err.Error()+"\n" != want {
 		t.Errorf("Upgrade: %v\nwant %s", err, want)
 	}
+}
+
+// FuzzUpgrade checks the property Upgrade promises: a file that loads
+// upgrades to one that loads and configures the same gateway.
+func FuzzUpgrade(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.txt")
+	for _, file := range files {
+		input, _ := readCase(f, file)
+		f.Add([]byte(input))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := config.Parse("fuzz.yaml", data)
+		if err != nil {
+			if _, uerr := config.Upgrade("fuzz.yaml", data); uerr == nil {
+				t.Fatalf("Upgrade accepted a file Parse refuses: %v", err)
+			}
+			return
+		}
+		out, err := config.Upgrade("fuzz.yaml", data)
+		if err != nil {
+			var e *config.Error
+			if errors.As(err, &e) && strings.Contains(err.Error(), "cannot upgrade") {
+				return // aliases and merge keys are left to the operator
+			}
+			t.Fatalf("Upgrade of a file that loads: %v", err)
+		}
+		u, err := config.Parse("upgraded.yaml", out)
+		if err != nil {
+			t.Fatalf("the upgraded file does not load: %v\n%s", err, out)
+		}
+		before, _ := c.Canonical()
+		after, _ := u.Canonical()
+		if !bytes.Equal(before, after) {
+			t.Fatalf("the upgraded file configures another gateway:\n%s\nbefore:\n%s", after, before)
+		}
+	})
 }
