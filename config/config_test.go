@@ -270,12 +270,17 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-func FuzzParse(f *testing.F) {
+// addGoldenSeeds seeds f with every golden input.
+func addGoldenSeeds(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.txt")
 	for _, file := range files {
 		input, _ := readCase(f, file)
 		f.Add([]byte(input))
 	}
+}
+
+func FuzzParse(f *testing.F) {
+	addGoldenSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := config.Parse("fuzz.yaml", data)
 		if err != nil {

@@ -78,11 +78,7 @@ func TestUpgradeRefusesBrokenFiles(t *testing.T) {
 // FuzzUpgrade checks the property Upgrade promises: a file that loads
 // upgrades to one that loads and configures the same gateway.
 func FuzzUpgrade(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.txt")
-	for _, file := range files {
-		input, _ := readCase(f, file)
-		f.Add([]byte(input))
-	}
+	addGoldenSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := config.Parse("fuzz.yaml", data)
 		if err != nil {
