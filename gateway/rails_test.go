@@ -136,3 +136,93 @@ routes:
 		t.Fatalf("settled payments %+v (%v), want one through usdc-first", ps, err)
 	}
 }
+
+// TestUpgradeKeepsJournaledRailNames pays through a gateway configured in
+// the older form (price and network on the route), upgrades the file with
+// config.Upgrade and pays again through a gateway on the upgraded file and
+// the same journal: both payments name one rail, the name gateways before
+// rail blocks gave it, so payments journaled before the upgrade still find
+// their rail after it.
+func TestUpgradeKeepsJournaledRailNames(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dev, _ := startChain(t, ctx)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "sunny")
+	}))
+	t.Cleanup(upstream.Close)
+	payee := crypto.PubkeyToAddress(dev.Payee.PublicKey)
+	older := fmt.Appendf(nil, `
+upstream: %s
+store: %s
+pay_to: "%s"
+networks:
+  - id: eip155:%d
+    rpc: %s
+    settlement_key_env: KEY
+    assets:
+      - symbol: USDC
+        address: "%s"
+        eip712_name: %s
+        eip712_version: "%s"
+routes:
+  - match: GET /weather
+    price: 0.001 USDC   # the older form
+`, upstream.URL, filepath.Join(t.TempDir(), "gateway.db"), payee.Hex(), dev.ChainID, dev.RPCURL, dev.Token.Hex(), devchain.TokenName, devchain.TokenVersion)
+	want := fmt.Sprintf("x402/eip155:%d/%s/%s/1m0s", dev.ChainID, strings.ToLower(dev.Token.Hex()), strings.ToLower(payee.Hex()))
+	opts := gateway.Options{Getenv: func(k string) string {
+		if k == "KEY" {
+			return "0x" + common.Bytes2Hex(crypto.FromECDSA(dev.Settler))
+		}
+		return ""
+	}}
+	hc := payingClient(t, dev)
+	pay := func(file []byte) {
+		t.Helper()
+		cfg, err := config.Parse("coinop.yaml", file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, srv := startGateway(t, ctx, cfg, opts)
+		resp, err := hc.Get(srv.URL + "/weather")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("paid: %d", resp.StatusCode)
+		}
+		srv.Close()
+		if err := g.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pay(older)
+	upgraded, err := config.Upgrade("coinop.yaml", older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(upgraded), "- name: "+want+"\n") || strings.Contains(string(upgraded), "\n    price:") {
+		t.Fatalf("upgraded:\n%s", upgraded)
+	}
+	pay(upgraded)
+
+	cfg, err := config.Parse("coinop.yaml", upgraded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := gateway.OpenJournal(ctx, cfg.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	ps, err := j.List(ctx, coinop.StateSettled, 10)
+	if err != nil || len(ps) != 2 {
+		t.Fatalf("settled payments: %d (%v), want 2", len(ps), err)
+	}
+	for _, p := range ps {
+		if p.Rail != want {
+			t.Errorf("payment %s journaled under rail %q, want %q", p.ID, p.Rail, want)
+		}
+	}
+}
