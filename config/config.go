@@ -1,6 +1,7 @@
 // Package config reads coinop.yaml, the file that tells the gateway where to
-// listen, which upstream to protect, which chains and tokens it accepts and
-// what each route costs.
+// listen, which upstream to protect, which chains and tokens exist, which
+// ways to pay it takes (named rail blocks, each read and checked by its
+// module: railModules) and what each route costs on which rail.
 //
 // Config is the one canonical form of that file. Parse decodes strictly (an
 // unknown field is an error with its line number), fills defaults and calls
