@@ -44,6 +44,8 @@ Usage:
   coinop check   -c coinop.yaml
                  check a config without serving: the file, the journal, the keys, and that each
                  chain and token is the one configured; exit 1 on any problem
+  coinop config upgrade -c coinop.yaml [-w]
+                 print the config rewritten with rail blocks and accept lists (-w: in place)
   coinop curl    URL [-X METHOD] [-H 'K: V']... [-d DATA] [-i] [-o FILE] [-s] [--max-amount 0.01]
                  make a request, paying a 402 automatically
   coinop sign    URL [--max-amount 0.01]
@@ -82,6 +84,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = runServe(ctx, args[1:], env)
 	case "check":
 		err = runCheck(ctx, args[1:], env)
+	case "config":
+		err = runConfig(ctx, args[1:], env)
 	case "curl":
 		err = runCurl(ctx, args[1:], env)
 	case "sign":

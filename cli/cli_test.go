@@ -25,6 +25,7 @@ import (
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/cli"
 	"github.com/coinop/coinop/cli/clitest"
+	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
 	"github.com/coinop/coinop/store/sqlite"
 	"github.com/coinop/coinop/store/storetest"
@@ -363,5 +364,57 @@ func TestUsage(t *testing.T) {
 	sc.Scan()
 	if !strings.Contains(sc.Text(), "unknown command") {
 		t.Fatalf("stderr: %s", errOut.String())
+	}
+}
+
+// `coinop config upgrade` prints the file in the accept form, or rewrites
+// it in place with -w; the result loads and configures the same gateway.
+func TestConfigUpgrade(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "config", "testdata", "minimal.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	input, _, _ := strings.Cut(string(src), "\n----------\n")
+	path := filepath.Join(t.TempDir(), "coinop.yaml")
+	if err := os.WriteFile(path, []byte(input+"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	before, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := before.Canonical()
+
+	var out, errOut bytes.Buffer
+	if code := cli.Main(context.Background(), []string{"config", "upgrade", "-c", path}, cli.Env{Stdout: &out, Stderr: &errOut}); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "accept:") || strings.Contains(out.String(), "\n    price:") {
+		t.Errorf("printed:\n%s", out.String())
+	}
+	if got, _ := os.ReadFile(path); string(got) != input+"\n" {
+		t.Error("upgrade without -w changed the file")
+	}
+
+	out.Reset()
+	if code := cli.Main(context.Background(), []string{"config", "upgrade", "-w", "-c", path}, cli.Env{Stdout: &out, Stderr: &errOut}); code != 0 {
+		t.Fatalf("-w: exit %d: %s", code, errOut.String())
+	}
+	after, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := after.Canonical(); !bytes.Equal(got, want) {
+		t.Errorf("the rewritten file configures another gateway:\n%s\nwant:\n%s", got, want)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640", st.Mode().Perm())
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("upstream: http://127.0.0.1:9\nroutes:\n  - match: GET /x\n    pryce: 1 USDC\n"), 0o600)
+	errOut.Reset()
+	if code := cli.Main(context.Background(), []string{"config", "upgrade", "-w", "-c", bad}, cli.Env{Stdout: &out, Stderr: &errOut}); code == 0 || !strings.Contains(errOut.String(), "bad.yaml:4") {
+		t.Errorf("bad file: exit %d, stderr:\n%s", code, errOut.String())
 	}
 }

@@ -15,18 +15,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
-	"github.com/coinop/coinop/x402/facilitated"
 	"github.com/coinop/coinop/paywall"
 	"github.com/coinop/coinop/recovery"
 	"github.com/coinop/coinop/store/postgres"
 	"github.com/coinop/coinop/store/sqlite"
-	"github.com/coinop/coinop/x402"
 )
 
 // Options are a Gateway's dependencies beyond its config.
@@ -50,6 +47,7 @@ type Gateway struct {
 	reconcilers map[string]coinop.Reconciler
 	handler     http.Handler
 	pw          *paywall.Paywall
+	closers     []func() error // what the rails hold open
 	// strip are the request headers that carry payments, by folded name
 	// (paywall.FoldHeaderName): every rail's, which stay at the gateway.
 	strip   map[string]bool
@@ -121,13 +119,10 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 		g.reconcilers[n.ID] = ch
 	}
 
-	type railKey struct {
-		network *config.Network
-		asset   *config.Asset
-		payTo   string
-		timeout time.Duration
+	rails, err := g.provisionRails(ctx, &railEnv{cfg: cfg, opts: opts, chains: chains})
+	if err != nil {
+		return err
 	}
-	rails := map[railKey]*x402.Rail{}
 	limits := cfg.Limits.OrDefaults()
 	// One proxy, and so one connection pool, per upstream and response
 	// timeout, whatever the number of routes to it.
@@ -150,46 +145,21 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 	}
 	proxies := map[string]http.Handler{} // route pattern → its upstream's proxy
 	var routes []paywall.Route
-	for ri, rt := range cfg.Routes {
+	for _, rt := range cfg.Routes {
 		res := rt.Resolved
 		proxies[rt.Match] = proxyTo(res.Upstream, rt.UpstreamTimeout)
 		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType, Upgrade: rt.Upgrade}
 		if !rt.Free {
-			k := railKey{res.Network, res.Asset, res.PayTo, rt.MaxTimeout}
-			rail, ok := rails[k]
-			if !ok {
-				var scheme x402.Scheme
-				if res.Network.Facilitator != "" {
-					scheme, err = facilitated.New(facilitated.Config{
-						URL: res.Network.Facilitator, Network: res.Network.ID,
-						Asset: res.Asset.Address, PayTo: res.PayTo, Name: res.Asset.EIP712Name,
-						Version: res.Asset.EIP712Version, MaxTimeout: rt.MaxTimeout,
-						SettleTimeout: res.Network.ReceiptTimeout + 15*time.Second, Now: opts.Now,
-					})
-				} else {
-					scheme, err = evm.NewExact(chains[res.Network], evm.ExactConfig{
-						Asset: common.HexToAddress(res.Asset.Address), Name: res.Asset.EIP712Name,
-						Version: res.Asset.EIP712Version, PayTo: common.HexToAddress(res.PayTo), MaxTimeout: rt.MaxTimeout,
-						BatchSettler: common.HexToAddress(res.Network.BatchSettler),
-					})
-				}
-				if err != nil {
-					return cfg.Errorf(fmt.Sprintf("routes[%d]", ri), "%v", err)
-				}
-				// The name is journaled with every payment: it is made of
-				// what the rail is, so it stays the same across restarts.
-				name := fmt.Sprintf("x402/%s/%s/%s/%s", res.Network.ID, strings.ToLower(res.Asset.Address), strings.ToLower(res.PayTo), rt.MaxTimeout)
-				rail = &x402.Rail{ID: name, Schemes: []x402.Scheme{scheme}}
-				rails[k] = rail
+			for _, a := range res.Accept {
+				route.Accept = append(route.Accept, paywall.Accept{Rail: rails[a.Rail], Price: a.Price, AsyncExposure: a.AsyncExposure.Amount})
 			}
-			route.Accept = []paywall.Accept{{Rail: rail, Price: res.Price, AsyncExposure: res.Asset.Exposure().Amount}}
 			route.Settlement = rt.Settlement
 		}
 		routes = append(routes, route)
 	}
 	var all []coinop.Rail
-	for _, r := range rails {
-		all = append(all, r)
+	for _, r := range cfg.AllRails() {
+		all = append(all, rails[r])
 	}
 	g.strip = stripHeaders(all)
 	pw, err := paywall.New(paywall.Config{
@@ -408,6 +378,12 @@ func (g *Gateway) Close() error {
 		cancel()
 		g.pw = nil
 	}
+	for _, c := range g.closers {
+		if err := c(); err != nil {
+			g.log.Warn("closing a rail", "err", err)
+		}
+	}
+	g.closers = nil
 	for _, c := range g.clients {
 		c.Close()
 	}
