@@ -33,11 +33,11 @@ import (
 	"github.com/coinop/coinop/evm"
 	"github.com/coinop/coinop/evm/devchain"
 	"github.com/coinop/coinop/facilitator"
-	"github.com/coinop/coinop/x402/facilitated"
 	"github.com/coinop/coinop/paywall"
 	"github.com/coinop/coinop/recovery"
 	"github.com/coinop/coinop/store/sqlite"
 	"github.com/coinop/coinop/x402"
+	"github.com/coinop/coinop/x402/facilitated"
 )
 
 const price = 1000
