@@ -2,21 +2,18 @@
 // (/metrics), liveness (/healthz) and readiness (/readyz), on an address of
 // its own, apart from the paid traffic.
 //
-// It is loopback-only by default. On any other address a bearer token is
-// required (Authorization: Bearer …, compared in constant time): the
-// listener shows revenue and payers' activity, which is the seller's
-// business only.
+// Configured with a token, every request must carry it (Authorization:
+// Bearer …, compared in constant time); the configuration refuses a
+// listener beyond loopback without one (config.LoopbackListen): it shows
+// revenue and payers' activity, which is the seller's business only.
 package admin
 
 import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
-	"net"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/coinop/coinop"
@@ -116,31 +113,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
-}
-
-// IsLoopback reports whether every address addr (host:port) can listen on
-// is a loopback one: 127.0.0.0/8, ::1 or "localhost". An empty host
-// (":9402") listens everywhere and is not.
-func IsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil || host == "" {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// ErrTokenRequired is returned by CheckToken for a non-loopback address
-// without a token.
-var ErrTokenRequired = errors.New("admin: a listener beyond loopback needs a bearer token (admin.token_env)")
-
-// CheckToken refuses to serve addr without a token unless it is loopback.
-func CheckToken(addr, token string) error {
-	if token == "" && !IsLoopback(addr) {
-		return ErrTokenRequired
-	}
-	return nil
 }

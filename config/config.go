@@ -87,10 +87,40 @@ type Config struct {
 	Routes []*Route `yaml:"routes"`
 	// Limits bound what one client may take of the gateway.
 	Limits Limits `yaml:"limits"`
+	// Admin is the operator listener: metrics, health and readiness.
+	Admin Admin `yaml:"admin,omitempty"`
+	// Log says how the gateway logs.
+	Log Log `yaml:"log,omitempty"`
 
 	src      *source  // where the configuration was read from; nil if built in code
 	upstream *url.URL // Upstream, parsed by Validate
 }
+
+// Admin is the operator listener (/metrics, /healthz, /readyz), on an
+// address of its own; off when Listen is empty. Beyond loopback it needs a
+// bearer token, named by an environment variable and never written here.
+type Admin struct {
+	Listen   string `yaml:"listen,omitempty"`
+	TokenEnv string `yaml:"token_env,omitempty"`
+}
+
+// Log formats.
+const (
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// Log says how the gateway logs.
+type Log struct {
+	// Format is LogText (the default) or LogJSON.
+	Format string `yaml:"format,omitempty"`
+	// Access, unless false, logs one line per request: route, status,
+	// rail, price, payer, outcome and latency. Nothing secret is logged.
+	Access *bool `yaml:"access,omitempty"`
+}
+
+// AccessLog reports whether one line per request is logged.
+func (l Log) AccessLog() bool { return l.Access == nil || *l.Access }
 
 // Limits are the gateway's bounds on clients and upstreams. Every one has a
 // default (the Default constants); all must be positive.

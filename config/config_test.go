@@ -388,3 +388,15 @@ func TestRailSettingsBuiltInCode(t *testing.T) {
 		})
 	}
 }
+
+func TestLoopbackListen(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9402": true, "[::1]:9402": true, "localhost:9402": true, "127.8.9.1:1": true,
+		":9402": false, "0.0.0.0:9402": false, "[::]:9402": false, "10.0.0.5:9402": false,
+		"example.com:9402": false, "garbage": false,
+	} {
+		if got := config.LoopbackListen(addr); got != want {
+			t.Errorf("LoopbackListen(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

@@ -144,7 +144,47 @@ func (v *checker) checkTop(c *Config) (upstream *url.URL) {
 		}
 	}
 	v.checkLimits(&c.Limits)
+	v.checkAdmin(&c.Admin)
+	switch c.Log.Format {
+	case "", LogText, LogJSON:
+	default:
+		v.addf("log.format", "%q: want %q or %q", c.Log.Format, LogText, LogJSON)
+	}
 	return upstream
+}
+
+// checkAdmin reports an admin listener that is not host:port, or that
+// listens beyond loopback without a token: it shows revenue and payers'
+// activity, which is the seller's business only.
+func (v *checker) checkAdmin(a *Admin) {
+	if a.Listen == "" {
+		if a.TokenEnv != "" {
+			v.addf("admin.token_env", "set, but admin.listen is not: the admin listener is off")
+		}
+		return
+	}
+	if err := checkListen(a.Listen); err != nil {
+		v.addf("admin.listen", "%v", err)
+		return
+	}
+	if a.TokenEnv == "" && !LoopbackListen(a.Listen) {
+		v.addf("admin.listen", "%q listens beyond loopback: set admin.token_env to the environment variable holding a bearer token", a.Listen)
+	}
+}
+
+// LoopbackListen reports whether host:port listens on loopback only:
+// 127.0.0.0/8, ::1 or "localhost". An empty host (":9402") listens
+// everywhere and is not.
+func LoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // checkLimits reports limits that are negative or written as zero. A zero

@@ -26,8 +26,9 @@ func access(log *slog.Logger, m *metrics.Metrics, now func() time.Time, next htt
 			if status == 0 {
 				status = http.StatusOK // a handler that wrote nothing answered 200
 			}
-			if m != nil {
-				m.Request(n.Route, status, took)
+			m.Request(n.Route, status, took)
+			if log == nil {
+				return
 			}
 			attrs := []slog.Attr{
 				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", n.Route),

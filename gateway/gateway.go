@@ -18,8 +18,10 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/admin"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/metrics"
 	"github.com/coinop/coinop/paywall"
 	"github.com/coinop/coinop/recovery"
 	"github.com/coinop/coinop/store/postgres"
@@ -51,6 +53,8 @@ type Gateway struct {
 	// strip are the request headers that carry payments, by folded name
 	// (paywall.FoldHeaderName): every rail's, which stay at the gateway.
 	strip   map[string]bool
+	metrics *metrics.Metrics
+	checks  map[string]admin.Check // readiness probes, by name
 	started time.Time
 	now     func() time.Time
 }
@@ -82,7 +86,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	g := &Gateway{cfg: cfg, log: opts.Logger, now: opts.Now, started: opts.Now(), reconcilers: map[string]coinop.Reconciler{}}
+	g := &Gateway{cfg: cfg, log: opts.Logger, now: opts.Now, started: opts.Now(), reconcilers: map[string]coinop.Reconciler{},
+		checks: map[string]admin.Check{}}
+	g.metrics = metrics.New(opts.Now, func() int {
+		if g.pw == nil {
+			return 0
+		}
+		return g.pw.Owed()
+	})
 	if err := g.build(ctx, opts); err != nil {
 		g.Close()
 		return nil, err
@@ -97,6 +108,7 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 	if g.store, err = openJournal(ctx, cfg.Store); err != nil {
 		return cfg.Errorf("store", "%s: %v", storeLabel(cfg.Store), err)
 	}
+	g.checks["journal"] = g.store.Ping
 
 	chains := map[*config.Network]*evm.Chain{}
 	for i, n := range cfg.Networks {
@@ -116,6 +128,7 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 		if n.Facilitator == "" {
 			chains[n] = ch
 		}
+		g.checks["chain "+n.ID] = ch.Ready
 		g.reconcilers[n.ID] = ch
 	}
 
@@ -163,7 +176,14 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 	}
 	g.strip = stripHeaders(all)
 	pw, err := paywall.New(paywall.Config{
-		Routes: routes, Journal: g.store, AllowUnmatched: cfg.Unmatched == "free", Logger: g.log, OnStep: opts.OnStep,
+		Routes: routes, Journal: g.store, AllowUnmatched: cfg.Unmatched == "free", Logger: g.log,
+		OnStep: func(step string, p *coinop.Payment) {
+			g.metrics.Step(step, p)
+			if opts.OnStep != nil {
+				opts.OnStep(step, p)
+			}
+		},
+		OnRefuse: g.metrics.Refused,
 	})
 	if err != nil {
 		return err
@@ -173,7 +193,11 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 	if u := cfg.UpstreamURL(); u != nil {
 		fallback = proxyTo(u, 0)
 	}
-	g.handler = bound(limits, pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var accessLog *slog.Logger
+	if cfg.Log.AccessLog() {
+		accessLog = g.log
+	}
+	g.handler = access(accessLog, g.metrics, g.now, bound(limits, pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rt := pw.Match(r); rt != nil {
 			if p, ok := proxies[rt.Pattern]; ok {
 				p.ServeHTTP(w, r)
@@ -181,8 +205,22 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 			}
 		}
 		fallback.ServeHTTP(w, r)
-	})))
+	}))))
 	return nil
+}
+
+// Admin is the operator listener's handler (package admin): the gateway's
+// metrics, and readiness probes of the journal and of every chain it
+// dials. getenv reads the bearer token admin.token_env names; a named
+// variable that is empty is an error, never an open listener.
+func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
+	token := ""
+	if env := g.cfg.Admin.TokenEnv; env != "" {
+		if token = getenv(env); token == "" {
+			return nil, g.cfg.Errorf("admin.token_env", "environment variable %s is empty: the admin listener needs its bearer token", env)
+		}
+	}
+	return admin.Handler(admin.Config{Metrics: g.metrics.Handler(), Checks: g.checks, Token: token}), nil
 }
 
 // rpcHTTPClient is the HTTP client of a JSON-RPC connection. go-ethereum's
@@ -263,6 +301,8 @@ type Journal interface {
 	recovery.Journal
 	Get(ctx context.Context, id string) (*coinop.Payment, error)
 	List(ctx context.Context, state coinop.State, limit int) ([]*coinop.Payment, error)
+	// Ping reports whether the journal can be read: a readiness probe.
+	Ping(ctx context.Context) error
 	Close() error
 }
 
