@@ -94,6 +94,7 @@ func TestBrowserPays(t *testing.T) {
 		{"wrong-chain", false, 0, "Your wallet is on Ethereum; this payment is on Local dev chain (chain id 1337). You declined the switch."},
 		{"poor", false, 0, "holds 0 USDC on Local dev chain, and this costs 0.001 USDC. Nothing was signed or charged."},
 		{"no-wallet", false, 0, "No browser wallet was found"},
+		{"forged", false, 1, "(" + x402.ReasonInvalidSignature + "). Nothing was charged."},
 		{"no-js", false, 0, ""},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {

@@ -12,6 +12,8 @@
 //   wrong-chain  the wallet is on chain 1 and the user refuses to switch
 //   poor         the wallet's account holds nothing
 //   no-wallet    no wallet at all
+//   forged       the wallet signs with another key than its account's: the
+//                seller refuses the payment, and the page gives its reason
 //   no-js        JavaScript disabled, at a phone's width
 // It prints one JSON line: what the page showed and what the wallet was asked.
 
@@ -95,7 +97,8 @@ async function answer(method, params) {
       const data = JSON.parse(params[1]);
       delete data.types.EIP712Domain;
       signed++;
-      return { result: await account.signTypedData(data) };
+      const signer = scenario === "forged" ? privateKeyToAccount(generatePrivateKey()) : account;
+      return { result: await signer.signTypedData(data) };
     }
     default:
       return chainRPC(method, params);
