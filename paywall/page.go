@@ -106,8 +106,8 @@ type offerView struct {
 // payTerms is the data the page's script reads (as JSON, from the page
 // itself) to pay with a browser wallet.
 type payTerms struct {
-	// Method is the request's method: the script repeats the request with
-	// a payment, to the page's own URL.
+	// Method is the request's method (GET): the script repeats the request
+	// with a payment, to the page's own URL.
 	Method string `json:"method"`
 	// Header is the request header the payment goes in.
 	Header string `json:"header"`
@@ -165,8 +165,14 @@ func newPageData(r *http.Request, status int, detail string, ch *challengeView) 
 	if pr.Resource != nil {
 		d.Description = pr.Resource.Description
 	}
+	// The script repeats the request with a payment, and a page cannot
+	// repeat a request's body: it pays for GETs only, rather than buy a
+	// request that lost its input.
 	var offers []payOffer
 	for _, o := range ch.Offers {
+		if r.Method != http.MethodGet {
+			break
+		}
 		if p, ok := payable(o, pr); ok {
 			offers = append(offers, p)
 		}

@@ -75,7 +75,7 @@ func pageServer(t *testing.T, description string, rails ...coinop.Rail) string {
 		accept = append(accept, paywall.Accept{Rail: r, Price: price})
 	}
 	pw, err := paywall.New(paywall.Config{Journal: j, Routes: []paywall.Route{
-		{Pattern: "GET /item", Description: description, MimeType: "application/json", Accept: accept},
+		{Pattern: "/item", Description: description, MimeType: "application/json", Accept: accept},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,12 @@ func pageServer(t *testing.T, description string, rails ...coinop.Rail) string {
 
 func fetchPage(t *testing.T, url, accept string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
+	return fetchPageWith(t, "GET", url, accept)
+}
+
+func fetchPageWith(t *testing.T, method, url, accept string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
 	if accept != "" {
 		req.Header.Set("Accept", accept)
 	}
@@ -253,14 +258,27 @@ func TestPageScriptIsTheOnlyScript(t *testing.T) {
 }
 
 // TestPageWithoutWalletOffers: when no offer can be paid from a browser
-// wallet, the page is the script-free page: price, offers and commands.
+// wallet, or the request had a body the page could not send again, the
+// page is the script-free page: price, offers and commands.
 func TestPageWithoutWalletOffers(t *testing.T) {
-	_, page := fetchPage(t, pageServer(t, "", &invoiceRail{}), "text/html")
-	if strings.Contains(page, "<script") || strings.Contains(page, `id="pay"`) {
-		t.Errorf("a page with nothing to pay from a wallet has a script or a Pay section:\n%s", page)
-	}
-	if !strings.Contains(page, `<p class="price" id="price">5 TOK</p>`) || !strings.Contains(page, `<pre id="commands">coinop curl `) {
-		t.Errorf("the page lacks the price or the commands:\n%s", page)
+	usdc := exactOn(t, 1337, "0x2E70c03A5f9D31980b9b2E3a54cdC0bFc6f9D2E5", "USDC")
+	for _, tc := range []struct {
+		name, method, price string
+		rail                coinop.Rail
+	}{
+		{"another protocol", "GET", "5 TOK", &invoiceRail{}},
+		{"a POST", "POST", "0.001 USDC", &x402.Rail{Schemes: []x402.Scheme{usdc}}},
+		{"a PUT", "PUT", "0.001 USDC", &x402.Rail{Schemes: []x402.Scheme{usdc}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, page := fetchPageWith(t, tc.method, pageServer(t, "", tc.rail), "text/html")
+			if resp.StatusCode != http.StatusPaymentRequired || strings.Contains(page, "<script") || strings.Contains(page, `id="pay"`) {
+				t.Errorf("%s: the page has a script or a Pay section:\n%s", resp.Status, page)
+			}
+			if !strings.Contains(page, `<p class="price" id="price">`+tc.price+`</p>`) || !strings.Contains(page, `<pre id="commands">coinop curl `) {
+				t.Errorf("the page lacks the price or the commands:\n%s", page)
+			}
+		})
 	}
 }
 

@@ -257,7 +257,9 @@
     try {
       resp = await fetch(location.href, {
         method: terms.method, cache: 'no-store', credentials: 'same-origin',
-        headers: { [terms.header]: base64(JSON.stringify(payment)), Accept: '*/*' },
+        // The upstream sees a browser's preference for HTML; refusals come
+        // as JSON problems, which the page reads.
+        headers: { [terms.header]: base64(JSON.stringify(payment)), Accept: 'application/problem+json, text/html;q=0.9, */*;q=0.8' },
       });
     } catch (e) {
       throw fail('The payment could not reach the seller (' + message(e) + '). Press Pay again: the same purchase is never charged twice.');
