@@ -78,7 +78,7 @@ func (x402Module) provision(_ context.Context, env *railEnv, r *config.Rail, at 
 
 // provisionRails builds every configured rail through its module: the
 // rail blocks and the implicit rails of routes of the older form.
-func (g *Gateway) provisionRails(ctx context.Context, env *railEnv) (map[*config.Rail]coinop.Rail, error) {
+func (g *Gateway) provisionRails(ctx context.Context, gen *generation, env *railEnv) (map[*config.Rail]coinop.Rail, error) {
 	modules := railModules()
 	out := map[*config.Rail]coinop.Rail{}
 	for _, r := range env.cfg.AllRails() {
@@ -92,7 +92,7 @@ func (g *Gateway) provisionRails(ctx context.Context, env *railEnv) (map[*config
 			return nil, err
 		}
 		if p.close != nil {
-			g.closers = append(g.closers, p.close)
+			gen.closers = append(gen.closers, p.close)
 		}
 		out[r] = p.rail
 	}
