@@ -349,6 +349,8 @@ func newFakeEngine(t *testing.T, cfg paywall.Config, h http.Handler) *fakeEngine
 		cfg.Journal = e.j
 	} else if j, ok := cfg.Journal.(*sqlite.Store); ok {
 		e.j = j
+	} else if j, ok := cfg.Journal.(bearerJournal); ok {
+		e.j = j.Store
 	}
 	cfg.OnStep = e.steps.hook
 	if cfg.Logger == nil {
