@@ -2,7 +2,6 @@ package paywall_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -432,6 +431,3 @@ func TestNewRefuses(t *testing.T) {
 		pw.Close(context.Background())
 	})
 }
-
-// errPricer is a Pricer that cannot price.
-var errPricer = errors.New("no price for this request")
