@@ -117,9 +117,14 @@ type Config struct {
 	// zero, 50 ms; negative disables batching.
 	BatchWindow time.Duration
 	// OnStep, if set, is called at each step boundary of a payment:
-	// "reserved", "tx_recorded", "tx_sent", "settled", "served". For tracing
-	// and crash tests; it must not block.
+	// "reserved", "tx_recorded", "tx_sent", "settled", "served", and
+	// "failed" or "released" for a payment that ends without moving money.
+	// For tracing, metrics and crash tests; it must not block.
 	OnStep func(step string, p *coinop.Payment)
+	// OnRefuse, if set, is called for every priced request answered with a
+	// problem (a 402 challenge included) with the route's pattern and the
+	// error answered. For metrics; it must not block.
+	OnRefuse func(r *http.Request, route string, e *coinop.Error)
 	// Rails are rails the engine must know beyond the routes' (a rail
 	// removed from every route whose payments are still owed), so that
 	// Resume finds them by name.
@@ -230,6 +235,14 @@ func (pw *Paywall) addRail(r coinop.Rail) error {
 	return nil
 }
 
+// Owed counts the payments this engine settles in the background right
+// now (queued or in progress).
+func (pw *Paywall) Owed() int {
+	pw.bg.mu.Lock()
+	defer pw.bg.mu.Unlock()
+	return len(pw.bg.owned)
+}
+
 // Rail returns the rail registered under name, or nil.
 func (pw *Paywall) Rail(name string) coinop.Rail { return pw.rails[name] }
 
@@ -291,10 +304,16 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	if !ok {
 		return
 	}
+	n := note(r)
 	if rt == nil || rt.Free {
+		n.Outcome = "unmatched"
+		if rt != nil {
+			n.Route, n.Outcome = rt.Pattern, "free"
+		}
 		next.ServeHTTP(w, withoutOverrides(r))
 		return
 	}
+	n.Route = rt.Pattern
 	ignoreH2C(r)
 	upgrade := isUpgrade(r)
 	if upgrade && !rt.Upgrade {
@@ -313,6 +332,10 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	}
 	rail := accept.Rail
 	p.Rail, p.Route = rail.Name(), rt.Pattern
+	n.Rail, n.Payer = p.Rail, p.Payer
+	if p.Amount != nil {
+		n.Price = coinop.Price{Amount: p.Amount, Symbol: accept.Price.Symbol, Decimals: accept.Price.Decimals}.String()
+	}
 	if p.IdempotencyKey == "" {
 		p.IdempotencyKey = idempotencyKey(r)
 	}
@@ -339,6 +362,7 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 			return
 		}
 	}
+	n.Payment = p.ID
 	if err := rail.Verify(r.Context(), p); err != nil {
 		pw.refuse(w, r, rt, err)
 		return
@@ -457,6 +481,7 @@ func (pw *Paywall) serveAgain(w http.ResponseWriter, r *http.Request, next http.
 			return false
 		}
 		pw.log.Info("served a settled payment's retry without a new charge", "payment", prev.ID, "tx", prev.Reference)
+		note(r).Outcome = "served-again"
 		pw.lc.Step("served", prev)
 		return true
 	}}
@@ -504,6 +529,11 @@ func (pw *Paywall) refuse(w http.ResponseWriter, r *http.Request, rt *Route, err
 	}
 	if offered == 0 && e.Kind.Status() == http.StatusPaymentRequired {
 		e = coinop.Errorf(coinop.KindUnavailable, coinop.ReasonNoOffer, "no way to pay for %s %s can be offered right now; try again shortly", r.Method, r.URL.Path)
+	}
+	n := note(r)
+	n.Outcome, n.Reason = "refused", e.Reason
+	if pw.cfg.OnRefuse != nil {
+		pw.cfg.OnRefuse(r, rt.Pattern, e)
 	}
 	writeProblem(w, r, e, &challengeView{Challenge: ch, Price: headline})
 }
@@ -630,6 +660,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 	if status >= 400 {
 		pw.bg.discharge(p)
 		pw.lc.Release(p, coinop.ReasonUpstreamStatus(status))
+		note(r).Outcome = "released"
 		pw.log.Info("upstream failed; payment released, nothing charged", "path", r.URL.Path, "route", rt.Pattern, "status", status, "payer", p.Payer, "payment", p.ID)
 		return true
 	}
@@ -644,6 +675,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 		return false
 	}
 	if p.Mode == coinop.ModeAsync {
+		note(r).Outcome = "owed"
 		pw.lc.Served(ctx, p)
 		pw.bg.enqueue(rail, p)
 		return true
@@ -655,6 +687,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 		}
 	}
 	if err == nil {
+		note(r).Outcome = "settled"
 		return true // settled: serveReserved marks it served once the response is delivered
 	}
 	// A switch of protocols hands the connection over for good: it waits
@@ -662,6 +695,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 	if rc != nil && rc.Pending && status != http.StatusSwitchingProtocols {
 		// Not paid yet: the mark goes first, as the audit's evidence that
 		// a response was given away should the settlement fail.
+		note(r).Outcome = "pending"
 		pw.lc.Served(ctx, p)
 		return true
 	}
