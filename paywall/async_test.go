@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -175,5 +176,41 @@ func TestRecoveryHandOff(t *testing.T) {
 	}
 	if n := rail.settles.Load(); n != 1 {
 		t.Errorf("Settle called %d times, want 1: a landed settlement is not sent again", n)
+	}
+}
+
+// A payment whose upstream failed was never served: it is released and
+// leaves its payer's exposure, so it does not push the next one over the cap.
+func TestAsyncExposureReleased(t *testing.T) {
+	rail := newFakeRail("fake")
+	gate := make(chan struct{})
+	defer close(gate)
+	rail.set(func(r *fakeRail) { r.gate = gate })
+	e := newFakeEngine(t, paywall.Config{Routes: []paywall.Route{asyncRoute("/capped/", rail, 4, big.NewInt(4))}},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/capped/fail" {
+				http.Error(w, "broken", http.StatusInternalServerError)
+				return
+			}
+			io.WriteString(w, "goods")
+		}))
+	for _, c := range []struct {
+		name, path, nonce string
+		status            int
+		mode              string
+		state             coinop.State
+	}{
+		{"upstream fails", "/capped/fail", "f1", 500, coinop.ModeAsync, coinop.StateReleased},
+		{"next one still async", "/capped/x", "f2", 200, coinop.ModeAsync, coinop.StateSettling},
+		{"cap reached: sync", "/capped/x", "f3", 200, coinop.ModeSync, coinop.StateSettled},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if a := e.do(t, "GET", c.path, pay(fakeCred("fake", "alice", c.nonce))); a.status != c.status {
+				t.Fatalf("got %d %s", a.status, a.body)
+			}
+			if p := e.payment(t, "fake:alice:"+c.nonce); p == nil || p.Mode != c.mode || p.State != c.state {
+				t.Fatalf("journaled %+v, want %s %s", p, c.mode, c.state)
+			}
+		})
 	}
 }

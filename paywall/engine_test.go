@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/coinop/coinop"
@@ -430,4 +431,36 @@ func TestNewRefuses(t *testing.T) {
 		}
 		pw.Close(context.Background())
 	})
+}
+
+// A response that breaks off after the payment settled (the handler
+// panicked mid-body) is charged but not marked served: the client's retry of
+// the same credential gets the response again, without a second charge.
+func TestBrokenResponseIsServedAgain(t *testing.T) {
+	rail := newFakeRail("fake")
+	var broken atomic.Bool
+	broken.Store(true)
+	e := newFakeEngine(t, paywall.Config{Routes: []paywall.Route{priced("/paid/", rail, 5)}}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "go")
+		http.NewResponseController(w).Flush()
+		if broken.Load() {
+			panic(http.ErrAbortHandler)
+		}
+		io.WriteString(w, "ods")
+	}))
+	cred := pay(fakeCred("fake", "alice", "b1"))
+	if a := e.do(t, "GET", "/paid/x", cred); a.body == "goods" {
+		t.Fatalf("the broken response arrived whole: %d %q", a.status, a.body)
+	}
+	p := e.payment(t, "fake:alice:b1")
+	if p == nil || p.State != coinop.StateSettled || !p.Served.IsZero() {
+		t.Fatalf("journaled %+v, want settled and not served", p)
+	}
+	broken.Store(false)
+	if a := e.do(t, "GET", "/paid/x", cred); a.status != 200 || a.body != "goods" {
+		t.Fatalf("retry: %d %q, want the response", a.status, a.body)
+	}
+	if n := rail.settles.Load(); n != 1 {
+		t.Errorf("Settle called %d times, want 1", n)
+	}
 }
