@@ -135,11 +135,11 @@ type Config struct {
 
 // Paywall is the engine. It is safe for concurrent use.
 type Paywall struct {
-	cfg      Config
-	mux      *http.ServeMux
-	routes   map[string]*Route
-	log      *slog.Logger
-	lc       *lifecycle.Lifecycle // the journal lifecycle every payment goes through
+	cfg    Config
+	mux    *http.ServeMux
+	routes map[string]*Route
+	log    *slog.Logger
+	lc     *lifecycle.Lifecycle // the journal lifecycle every payment goes through
 	// pricedMethods are the methods priced patterns name (see pricedForOtherMethods).
 	pricedMethods []string
 	bg            *background
@@ -250,7 +250,6 @@ func (pw *Paywall) Rail(name string) coinop.Rail { return pw.rails[name] }
 // progress. Payments still owed stay journaled as settling and are finished
 // by the next recovery pass.
 func (pw *Paywall) Close(ctx context.Context) error { return pw.bg.close(ctx) }
-
 
 // register adds a pattern to mux, turning ServeMux's panics on invalid or
 // conflicting patterns into errors.
@@ -708,4 +707,3 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 	pw.refuse(w, r, rt, e)
 	return false
 }
-
