@@ -464,3 +464,36 @@ func TestBrokenResponseIsServedAgain(t *testing.T) {
 		t.Errorf("Settle called %d times, want 1", n)
 	}
 }
+
+// A rail that breaks the contract (a single-use payment without its replay
+// key or ID, a bearer charge with one) gets its request refused as an
+// internal error, with a problem document: nothing is journaled or served.
+func TestRailContractViolations(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		bearer bool
+		mangle func(p *coinop.Payment)
+	}{
+		{"single-use without replay key", false, func(p *coinop.Payment) { p.ReplayKey = "" }},
+		{"single-use without ID", false, func(p *coinop.Payment) { p.ID = "" }},
+		{"bearer with a replay key", true, func(p *coinop.Payment) { p.ReplayKey = "n1" }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rail, header := newFakeRail("fake"), pay(fakeCred("fake", "alice", "n1"))
+			if c.bearer {
+				rail, header = newBearerRail("fake"), http.Header{fakeTokenHeader: {"tok"}}
+				rail.fund("tok", 100, "alice")
+			}
+			rail.set(func(r *fakeRail) { r.mangle = c.mangle })
+			g := &goods{}
+			e := newFakeEngine(t, paywall.Config{Routes: []paywall.Route{priced("/paid/", rail, 5)}}, g)
+			a := e.do(t, "GET", "/paid/x", header)
+			if a.status != 500 || a.problem.Reason != coinop.ReasonInternal {
+				t.Fatalf("got %d %q, want 500 %s", a.status, a.problem.Reason, coinop.ReasonInternal)
+			}
+			if g.calls.Load() != 0 || rail.verifies.Load() != 0 || rail.settles.Load() != 0 {
+				t.Errorf("handler %d, verify %d, settle %d: want none", g.calls.Load(), rail.verifies.Load(), rail.settles.Load())
+			}
+		})
+	}
+}

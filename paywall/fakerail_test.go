@@ -38,7 +38,8 @@ type fakeRail struct {
 	outcome      settleOutcome // what Settle does
 	gate         chan struct{} // when set, async settlements wait until it is closed
 	balances     map[string]*big.Int
-	payers       map[string]string // bearer token → payer identity; "" for none
+	mangle       func(p *coinop.Payment) // when set, breaks the contract on what Inspect returns
+	payers       map[string]string       // bearer token → payer identity; "" for none
 
 	inspects, verifies, settles, challenges, reverifies, restores atomic.Int32
 }
@@ -135,6 +136,17 @@ func (r *fakeRail) Challenge(_ context.Context, c *coinop.Challenge, ch coinop.C
 
 func (r *fakeRail) Inspect(req *http.Request, ch coinop.Charge) (*coinop.Payment, error) {
 	r.inspects.Add(1)
+	p, err := r.inspect(req, ch)
+	r.mu.Lock()
+	mangle := r.mangle
+	r.mu.Unlock()
+	if p != nil && mangle != nil {
+		mangle(p)
+	}
+	return p, err
+}
+
+func (r *fakeRail) inspect(req *http.Request, ch coinop.Charge) (*coinop.Payment, error) {
 	if r.bearer {
 		return r.inspectBearer(req, ch)
 	}
