@@ -66,7 +66,9 @@ type Accept struct {
 	Rail coinop.Rail
 	// Price is what one request costs on Rail.
 	Price coinop.Price
-	// Pricer, if set, prices each request instead of Price.
+	// Pricer, if set, prices each request instead of Price. A *coinop.Error
+	// it returns is answered as it is (KindMalformed: 400); any other error
+	// is an internal one (500), its detail logged only.
 	Pricer coinop.Pricer
 	// AsyncExposure caps, per payer, the total amount (atomic units of
 	// this rail's asset) served on async routes but not yet settled. A
@@ -82,7 +84,11 @@ func (a *Accept) price(r *http.Request) (coinop.Price, error) {
 		return a.Price, nil
 	}
 	pr, err := a.Pricer.Price(r)
-	if err != nil {
+	var e *coinop.Error
+	switch {
+	case errors.As(err, &e):
+		return coinop.Price{}, e // the Pricer's own verdict (a quantity the client got wrong: 400)
+	case err != nil:
 		return coinop.Price{}, coinop.Wrap(coinop.KindInternal, coinop.ReasonInternal, err, "this request could not be priced")
 	}
 	return pr, nil
