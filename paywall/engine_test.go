@@ -129,7 +129,7 @@ func TestChallenge(t *testing.T) {
 	}{
 		{"json", "application/json", "application/problem+json", []string{`"rail": "fake"`, `"reason": "payment_required"`}},
 		{"no accept", "", "application/problem+json", []string{`"amount": "5"`}},
-		{"browser", "text/html,application/xhtml+xml,*/*;q=0.8", "text/html", []string{"Pay with fake (test)", "5 FAKE"}},
+		{"browser", "text/html,application/xhtml+xml,*/*;q=0.8", "text/html", []string{"5 FAKE on fake-net", "5 FAKE"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := http.Header{}

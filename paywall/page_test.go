@@ -49,7 +49,7 @@ func exactOn(t *testing.T, chainID uint64, asset, name string) x402.Scheme {
 
 // invoiceRail offers a way to pay of another protocol than x402, which
 // the page lists but its script cannot pay.
-type invoiceRail struct{ tokenRail }
+type invoiceRail struct{ *fakeRail }
 
 func (r *invoiceRail) Challenge(_ context.Context, c *coinop.Challenge, ch coinop.Charge) error {
 	c.Offers = append(c.Offers, coinop.Offer{Rail: "invoice", Protocol: "l402", Scheme: "invoice", Network: "lightning",
@@ -165,7 +165,7 @@ func TestPagePaymentOptions(t *testing.T) {
 			[]string{"0.001 USDC on Base Sepolia", "0.001 USDC on Local dev chain"}, []string{"Base Sepolia", "Local dev chain"}, []bool{true, false}},
 		{"a chain without a name", []coinop.Rail{&x402.Rail{Schemes: []x402.Scheme{unknown}}},
 			[]string{"0.001 USDC on eip155:999999"}, []string{"eip155:999999"}, []bool{false}},
-		{"a rail the script cannot pay", []coinop.Rail{&invoiceRail{}, &x402.Rail{Schemes: []x402.Scheme{devUSDC}}},
+		{"a rail the script cannot pay", []coinop.Rail{&invoiceRail{newFakeRail("invoice")}, &x402.Rail{Schemes: []x402.Scheme{devUSDC}}},
 			[]string{"5 TOK on lightning", "0.001 USDC on Local dev chain"}, []string{"Local dev chain"}, []bool{false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -266,7 +266,7 @@ func TestPageWithoutWalletOffers(t *testing.T) {
 		name, method, price string
 		rail                coinop.Rail
 	}{
-		{"another protocol", "GET", "5 TOK", &invoiceRail{}},
+		{"another protocol", "GET", "5 TOK", &invoiceRail{newFakeRail("invoice")}},
 		{"a POST", "POST", "0.001 USDC", &x402.Rail{Schemes: []x402.Scheme{usdc}}},
 		{"a PUT", "PUT", "0.001 USDC", &x402.Rail{Schemes: []x402.Scheme{usdc}}},
 	} {
