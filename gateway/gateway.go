@@ -56,6 +56,8 @@ type Gateway struct {
 	// cur is what the configuration's routes and rails make: replaced
 	// whole by Reload.
 	cur     atomic.Pointer[generation]
+	closing chan struct{}  // closed by Close: replaced generations close at once
+	retired sync.WaitGroup // replaced generations not closed yet
 	metrics *metrics.Metrics
 	checks  map[string]admin.Check // readiness probes, by name
 	started time.Time
@@ -97,11 +99,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 		}
 		return 0
 	})
-	g.opts, g.chains = opts, map[string]*evm.Chain{}
+	g.opts, g.chains, g.closing = opts, map[string]*evm.Chain{}, make(chan struct{})
 	g.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gen := g.cur.Load()
 		if gen == nil {
 			paywall.WriteError(w, r, coinop.Errorf(coinop.KindUnavailable, "gateway_closed", "the gateway is shutting down"))
+			return
+		}
+		if old := gen.predecessor(g.now()); old != nil && gen.carriesPayment(r) && !gen.pw.Takes(r) && old.pw.Takes(r) {
+			// A payment for an offer the replaced configuration made
+			// (its price) is served by it, within the payment's window.
+			old.serve(w, r)
 			return
 		}
 		gen.serve(w, r)
@@ -167,8 +175,34 @@ type generation struct {
 	cfg     *config.Config
 	pw      *paywall.Paywall
 	handler http.Handler
-	closers []func() error // what the rails hold open
-	serving sync.WaitGroup // requests in this generation's handler
+	closers []func() error  // what the rails hold open
+	serving sync.WaitGroup  // requests in this generation's handler
+	strip   map[string]bool // the request headers that carry payments, folded
+
+	// prev is the generation this one replaced, which still takes the
+	// payments signed for its offers until prevUntil.
+	prev      atomic.Pointer[generation]
+	prevUntil time.Time
+}
+
+// predecessor is the generation this one replaced while payments for its
+// offers may still arrive, or nil.
+func (gen *generation) predecessor(now time.Time) *generation {
+	if !now.Before(gen.prevUntil) {
+		return nil
+	}
+	return gen.prev.Load()
+}
+
+// carriesPayment reports whether r has a header some rail reads
+// credentials from.
+func (gen *generation) carriesPayment(r *http.Request) bool {
+	for k := range r.Header {
+		if gen.strip[paywall.FoldHeaderName(k)] {
+			return true
+		}
+	}
+	return false
 }
 
 func (gen *generation) serve(w http.ResponseWriter, r *http.Request) {
@@ -219,6 +253,7 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 		all = append(all, rails[r])
 	}
 	strip := stripHeaders(all)
+	gen.strip = strip
 	// One proxy, and so one connection pool, per upstream and response
 	// timeout, whatever the number of routes to it.
 	type upstreamKey struct {
@@ -487,6 +522,14 @@ func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Rep
 // Close stops background settlements (owed ones stay journaled for the next
 // start) and releases the store and the chain connections.
 func (g *Gateway) Close() error {
+	if g.closing != nil {
+		select {
+		case <-g.closing:
+		default:
+			close(g.closing)
+		}
+		g.retired.Wait()
+	}
 	if gen := g.cur.Swap(nil); gen != nil {
 		if err := gen.close(g.log); err != nil {
 			g.log.Warn("closing a rail", "err", err)
