@@ -174,16 +174,16 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Reserve records p in state verified and claims its replay key (Network,
-// Asset, Payer, Nonce) and, when p has one, its idempotency key (Payer,
-// IdempotencyKey). On success it sets p.State, p.Created, p.Updated, p.Mode
+// Reserve records p in state verified and claims its ID, the journal's one
+// unique key and its replay guard (a rail of single-use credentials derives
+// the ID from the replay key; a bearer charge's ID is fresh), and, when p
+// has one, its idempotency key (Payer, IdempotencyKey). On success it sets p.State, p.Created, p.Updated, p.Mode
 // ("" is recorded as coinop.ModeSync) and p.Served (zero: not served) to
 // what was recorded. p.Credential is not journaled; p.Payload is, as given.
 // A Mode other than "", sync and async is refused with KindInternal.
 //
-// If the replay key is already journaled in any state but released, or under
-// a different ID, Reserve returns a *coinop.Error of kind KindReplayed
-// (reason "payment_replayed") and changes nothing; of many concurrent calls
+// If the ID is already journaled in any state but released, Reserve
+// returns a *coinop.Error of kind KindReplayed (reason "payment_replayed") and changes nothing; of many concurrent calls
 // for one key, from any number of processes, exactly one succeeds. A payment
 // journaled as released under the same ID (its upstream failed and nothing
 // was charged) is reserved again: it goes back to verified, keeps its
@@ -223,8 +223,9 @@ const reserveAttempts = 3
 // reserve makes one attempt at Reserve. It reports done when p was reserved
 // or err says why it cannot be; (false, nil) means try again.
 func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now time.Time) (done bool, err error) {
+	details := store.EncodeDetails(p.Details)
 	// First, a new key. ON CONFLICT DO NOTHING without a conflict target
-	// makes every unique index an arbiter: the replay key, the ID and the
+	// makes every unique index an arbiter: the ID and the
 	// idempotency key alike (the last only for rows its partial index
 	// covers). PostgreSQL resolves a conflict with a concurrent, uncommitted
 	// insert by waiting for it to end: if it commits, nothing is inserted
@@ -241,16 +242,17 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 	// transaction, and only when the row was.
 	tag, err := s.pool.Exec(ctx, `WITH reserved AS (
 			INSERT INTO payments
-				(id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at,
-				 mode, payload, idempotency_key, served_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, NULLIF($16, ''), NULL)
+				(id, rail, network, asset, payer, pay_to, replay_key, amount, resource, state, reference, reason, created_at, updated_at,
+				 mode, payload, idempotency_key, served_at, route, bearer, details)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, NULLIF($16, ''), NULL, $17, $18, $19)
 			ON CONFLICT DO NOTHING
 			RETURNING id
 		)
-		INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+		INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 		SELECT id, '', $10, $11, $12, $13 FROM reserved`,
 		p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.ReplayKey, p.Amount.String(), p.Resource,
-		string(coinop.StateVerified), p.Reference, p.Reason, now, mode, p.Payload, p.IdempotencyKey)
+		string(coinop.StateVerified), p.Reference, p.Reason, now, mode, p.Payload, p.IdempotencyKey,
+		p.Route, p.Bearer, details)
 	if err != nil {
 		return true, dbError("reserve", err)
 	}
@@ -269,18 +271,20 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 	var created time.Time
 	err = s.pool.QueryRow(ctx, `WITH reserved AS (
 			UPDATE payments
-			SET rail = $2, pay_to = $3, amount = $4, resource = $5, state = $6, tx = $7, reason = $8, updated_at = $9,
-				mode = $15, payload = $16, idempotency_key = NULLIF($17, ''), served_at = NULL, raw_tx = ''
-			WHERE network = $10 AND asset = $11 AND payer = $12 AND nonce = $13 AND id = $1 AND state = $14
+			SET rail = $2, pay_to = $3, amount = $4, resource = $5, state = $6, reference = $7, reason = $8, updated_at = $9,
+				mode = $15, payload = $16, idempotency_key = NULLIF($17, ''), served_at = NULL, prepared = '',
+				route = $18, details = $19
+			WHERE network = $10 AND asset = $11 AND payer = $12 AND replay_key = $13 AND id = $1 AND state = $14
+				AND bearer = $20
 			RETURNING id, created_at
 		), event AS (
-			INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+			INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 			SELECT id, $14, $6, $7, $8, $9 FROM reserved
 		)
 		SELECT created_at FROM reserved`,
 		p.ID, p.Rail, p.PayTo, p.Amount.String(), p.Resource, string(coinop.StateVerified), p.Reference, p.Reason, now,
 		p.Network, p.Asset, p.Payer, p.ReplayKey, string(coinop.StateReleased),
-		mode, p.Payload, p.IdempotencyKey).Scan(&created)
+		mode, p.Payload, p.IdempotencyKey, p.Route, details, p.Bearer).Scan(&created)
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:
@@ -298,26 +302,22 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 	var (
 		holder string
 		state  coinop.State
+		same   bool
 	)
-	err = s.pool.QueryRow(ctx, `SELECT id, state FROM payments
-		WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4`,
-		p.Network, p.Asset, p.Payer, p.ReplayKey).Scan(&holder, &state)
+	err = s.pool.QueryRow(ctx, `SELECT id, state, network = $2 AND asset = $3 AND payer = $4 AND replay_key = $5 AND bearer = $6
+		FROM payments WHERE id = $1`,
+		p.ID, p.Network, p.Asset, p.Payer, p.ReplayKey, p.Bearer).Scan(&holder, &state, &same)
 	switch {
-	case err == nil && holder == p.ID && state == coinop.StateReleased:
+	case err == nil && !same:
+		return true, coinop.Wrap(coinop.KindInternal, "internal_error",
+			fmt.Errorf("postgres: reserve: payment %s is journaled under another replay key", p.ID), "internal error")
+	case err == nil && state == coinop.StateReleased:
 		return false, nil // released again since the update above
 	case err == nil:
 		return true, coinop.Wrap(coinop.KindReplayed, "payment_replayed",
 			fmt.Errorf("replay key held by payment %s in state %s", holder, state), "this payment was already used")
 	case !errors.Is(err, pgx.ErrNoRows):
 		return true, dbError("reserve", err)
-	}
-	var taken bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM payments WHERE id = $1)`, p.ID).Scan(&taken); err != nil {
-		return true, dbError("reserve", err)
-	}
-	if taken {
-		return true, coinop.Wrap(coinop.KindInternal, "internal_error",
-			fmt.Errorf("postgres: reserve: payment %s is journaled under another replay key", p.ID), "internal error")
 	}
 	if p.IdempotencyKey == "" {
 		return false, nil
@@ -367,11 +367,11 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 	// is inserted by the same statement, only for a row that moved.
 	tag, err := s.pool.Exec(ctx, `WITH moved AS (
 			UPDATE payments
-			SET state = $3, tx = COALESCE(NULLIF($4, ''), tx), reason = COALESCE(NULLIF($5, ''), reason), updated_at = $6
+			SET state = $3, reference = COALESCE(NULLIF($4, ''), reference), reason = COALESCE(NULLIF($5, ''), reason), updated_at = $6
 			WHERE id = $1 AND state = $2
 			RETURNING id
 		)
-		INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+		INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 		SELECT id, $2, $3, $4, $5, $6 FROM moved`,
 		id, string(from), string(to), txHash, reason, now)
 	if err != nil {
@@ -417,11 +417,11 @@ func (s *Store) RecordTx(ctx context.Context, id, txHash, raw string) error {
 	now := s.timestamp()
 	settling := string(coinop.StateSettling)
 	tag, err := s.pool.Exec(ctx, `WITH moved AS (
-			UPDATE payments SET tx = $3, raw_tx = $4, updated_at = $5
+			UPDATE payments SET reference = $3, prepared = $4, updated_at = $5
 			WHERE id = $1 AND state = $2
 			RETURNING id
 		)
-		INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+		INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 		SELECT id, $2, $2, $3, '', $5 FROM moved`,
 		id, settling, txHash, raw, now)
 	if err != nil {
@@ -462,7 +462,7 @@ func (s *Store) MarkServed(ctx context.Context, id string) error {
 			WHERE id = $1 AND served_at IS NULL AND state IN ($4, $5, $6)
 			RETURNING id, state
 		)
-		INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+		INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 		SELECT id, state, state, '', $3, $2 FROM served`,
 		id, now, store.ReasonServed,
 		string(coinop.StateVerified), string(coinop.StateSettling), string(coinop.StateSettled))
@@ -497,8 +497,8 @@ func (s *Store) MarkServed(ctx context.Context, id string) error {
 		"this payment is being processed by another request")
 }
 
-const paymentColumns = `id, rail, network, asset, payer, pay_to, nonce, amount::text, resource, state, tx, reason, created_at, updated_at,
-	mode, payload, COALESCE(idempotency_key, ''), served_at, raw_tx`
+const paymentColumns = `id, rail, network, asset, payer, pay_to, replay_key, amount::text, resource, state, reference, reason, created_at, updated_at,
+	mode, payload, COALESCE(idempotency_key, ''), served_at, prepared, route, bearer, details`
 
 // Get returns the journaled payment id, or an error wrapping
 // store.ErrNotFound. The result is the caller's to keep; its Credential is nil.
@@ -570,11 +570,17 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 			state, amount    string
 			created, updated time.Time
 			served           *time.Time
+			details          string
 		)
 		if err := rows.Scan(&p.ID, &p.Rail, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.ReplayKey,
 			&amount, &p.Resource, &state, &p.Reference, &p.Reason, &created, &updated,
-			&p.Mode, &p.Payload, &p.IdempotencyKey, &served, &p.Prepared); err != nil {
+			&p.Mode, &p.Payload, &p.IdempotencyKey, &served, &p.Prepared, &p.Route, &p.Bearer, &details); err != nil {
 			return nil, dbError(op, err)
+		}
+		var err error
+		if p.Details, err = store.DecodeDetails(details); err != nil {
+			return nil, coinop.Wrap(coinop.KindInternal, "internal_error",
+				fmt.Errorf("postgres: %s: payment %s: %w", op, p.ID, err), "internal error")
 		}
 		var ok bool
 		if p.Amount, ok = new(big.Int).SetString(amount, 10); !ok {
@@ -597,7 +603,7 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 // Events returns the history of payment id, oldest first, or an error
 // wrapping store.ErrNotFound.
 func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT from_state, to_state, tx, reason, at
+	rows, err := s.pool.Query(ctx, `SELECT from_state, to_state, reference, reason, at
 		FROM payment_events WHERE payment_id = $1 ORDER BY seq`, id)
 	if err != nil {
 		return nil, dbError("events", err)
@@ -610,7 +616,7 @@ func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
 			at       time.Time
 		)
 		e := store.Event{PaymentID: id}
-		if err := rows.Scan(&from, &to, &e.Tx, &e.Reason, &at); err != nil {
+		if err := rows.Scan(&from, &to, &e.Reference, &e.Reason, &at); err != nil {
 			return nil, dbError("events", err)
 		}
 		e.From, e.To, e.At = coinop.State(from), coinop.State(to), at.UTC()

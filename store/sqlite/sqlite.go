@@ -405,16 +405,16 @@ func (s *Store) migrateFile(ctx context.Context, name string) error {
 	return tx.Commit()
 }
 
-// Reserve records p in state verified and claims its replay key (Network,
-// Asset, Payer, Nonce) and, when p has one, its idempotency key (Payer,
-// IdempotencyKey). On success it sets p.State, p.Created, p.Updated, p.Mode
+// Reserve records p in state verified and claims its ID, the journal's one
+// unique key and its replay guard (a rail of single-use credentials derives
+// the ID from the replay key; a bearer charge's ID is fresh), and, when p
+// has one, its idempotency key (Payer, IdempotencyKey). On success it sets p.State, p.Created, p.Updated, p.Mode
 // ("" is recorded as coinop.ModeSync) and p.Served (zero: not served) to
 // what was recorded. p.Credential is not journaled; p.Payload is, as given.
 // A Mode other than "", sync and async is refused with KindInternal.
 //
-// If the replay key is already journaled in any state but released, or under
-// a different ID, Reserve returns a *coinop.Error of kind KindReplayed
-// (reason "payment_replayed") and changes nothing; of many concurrent calls
+// If the ID is already journaled in any state but released, Reserve
+// returns a *coinop.Error of kind KindReplayed (reason "payment_replayed") and changes nothing; of many concurrent calls
 // for one key exactly one succeeds. A payment journaled as released under
 // the same ID (its upstream failed and nothing was charged) is reserved
 // again: it goes back to verified, keeps its Created time, takes p's other
@@ -454,40 +454,38 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 // reserve is Reserve's read-check-write in tx, at time now. It returns the
 // payment's recorded creation time and now.
 func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, now int64) (created, updated int64, err error) {
+	details := store.EncodeDetails(p.Details)
 	var (
 		id    string
 		state coinop.State
 	)
-	err = tx.QueryRowContext(ctx, `SELECT id, state, created_at FROM payments
-		WHERE network = ? AND asset = ? AND payer = ? AND nonce = ?`,
-		p.Network, p.Asset, p.Payer, p.ReplayKey).Scan(&id, &state, &created)
+	var same bool
+	err = tx.QueryRowContext(ctx, `SELECT id, state, created_at,
+			network = ? AND asset = ? AND payer = ? AND replay_key = ? AND bearer = ?
+		FROM payments WHERE id = ?`,
+		p.Network, p.Asset, p.Payer, p.ReplayKey, p.Bearer, p.ID).Scan(&id, &state, &created, &same)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		var taken int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM payments WHERE id = ?`, p.ID).Scan(&taken); err != nil {
-			return 0, 0, unavailable("reserve", err)
-		}
-		if taken > 0 {
-			return 0, 0, coinop.Wrap(coinop.KindInternal, "internal_error",
-				fmt.Errorf("sqlite: reserve: payment %s is journaled under another replay key", p.ID), "internal error")
-		}
 		if err := checkIdempotencyKey(ctx, tx, p); err != nil {
 			return 0, 0, err
 		}
 		created = now
 		if _, err := tx.ExecContext(ctx, `INSERT INTO payments
-			(id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at,
-			 mode, payload, idempotency_key, served_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULL)`,
-			p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.ReplayKey, p.Amount.String(), p.Resource,
-			coinop.StateVerified, p.Reference, p.Reason, created, now,
+			(id, rail, route, network, asset, payer, pay_to, replay_key, bearer, amount, resource, state, reference, details,
+			 reason, created_at, updated_at, mode, payload, idempotency_key, served_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULL)`,
+			p.ID, p.Rail, p.Route, p.Network, p.Asset, p.Payer, p.PayTo, p.ReplayKey, p.Bearer, p.Amount.String(), p.Resource,
+			coinop.StateVerified, p.Reference, details, p.Reason, created, now,
 			mode, p.Payload, p.IdempotencyKey); err != nil {
 			return 0, 0, unavailable("reserve", err)
 		}
 		state = ""
 	case err != nil:
 		return 0, 0, unavailable("reserve", err)
-	case id != p.ID || state != coinop.StateReleased:
+	case !same:
+		return 0, 0, coinop.Wrap(coinop.KindInternal, "internal_error",
+			fmt.Errorf("sqlite: reserve: payment %s is journaled under another replay key", p.ID), "internal error")
+	case state != coinop.StateReleased:
 		return 0, 0, coinop.Wrap(coinop.KindReplayed, "payment_replayed",
 			fmt.Errorf("replay key held by payment %s in state %s", id, state), "this payment was already used")
 	default:
@@ -495,10 +493,10 @@ func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, no
 			return 0, 0, err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE payments
-			SET rail = ?, pay_to = ?, amount = ?, resource = ?, state = ?, tx = ?, reason = ?, updated_at = ?,
-				mode = ?, payload = ?, idempotency_key = NULLIF(?, ''), served_at = NULL, raw_tx = ''
+			SET rail = ?, route = ?, pay_to = ?, amount = ?, resource = ?, state = ?, reference = ?, details = ?, reason = ?,
+				updated_at = ?, mode = ?, payload = ?, idempotency_key = NULLIF(?, ''), served_at = NULL, prepared = ''
 			WHERE id = ?`,
-			p.Rail, p.PayTo, p.Amount.String(), p.Resource, coinop.StateVerified, p.Reference, p.Reason, now,
+			p.Rail, p.Route, p.PayTo, p.Amount.String(), p.Resource, coinop.StateVerified, p.Reference, details, p.Reason, now,
 			mode, p.Payload, p.IdempotencyKey, p.ID); err != nil {
 			return 0, 0, unavailable("reserve", err)
 		}
@@ -556,7 +554,7 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 func transition(ctx context.Context, tx *sql.Tx, id string, from, to coinop.State, txHash, reason string, now int64) error {
 	res, err := tx.ExecContext(ctx, `UPDATE payments
 		SET state = ?,
-			tx = CASE WHEN ? = '' THEN tx ELSE ? END,
+			reference = CASE WHEN ? = '' THEN reference ELSE ? END,
 			reason = CASE WHEN ? = '' THEN reason ELSE ? END,
 			updated_at = ?
 		WHERE id = ? AND state = ?`,
@@ -603,7 +601,7 @@ func (s *Store) RecordTx(ctx context.Context, id, txHash, raw string) error {
 		return err
 	}
 	return s.write(ctx, "record tx", func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE payments SET raw_tx = ? WHERE id = ? AND state = ?`,
+		if _, err := tx.ExecContext(ctx, `UPDATE payments SET prepared = ? WHERE id = ? AND state = ?`,
 			raw, id, coinop.StateSettling); err != nil {
 			return unavailable("record tx", err)
 		}
@@ -669,13 +667,13 @@ func markServed(ctx context.Context, tx *sql.Tx, id string, now int64) error {
 }
 
 func addEvent(ctx context.Context, tx *sql.Tx, id string, from, to coinop.State, txHash, reason string, at int64) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+	_, err := tx.ExecContext(ctx, `INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 		VALUES (?, ?, ?, ?, ?, ?)`, id, from, to, txHash, reason, at)
 	return err
 }
 
-const paymentColumns = `id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at,
-	mode, payload, COALESCE(idempotency_key, ''), served_at, raw_tx`
+const paymentColumns = `id, rail, route, network, asset, payer, pay_to, replay_key, bearer, amount, resource, state, reference, reason,
+	created_at, updated_at, mode, payload, COALESCE(idempotency_key, ''), served_at, prepared, details`
 
 // Get returns the journaled payment id, or an error wrapping
 // store.ErrNotFound. The result is the caller's to keep; its Credential is nil.
@@ -744,11 +742,17 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 			amount           string
 			created, updated int64
 			served           sql.NullInt64
+			details          string
 		)
-		if err := rows.Scan(&p.ID, &p.Rail, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.ReplayKey,
+		if err := rows.Scan(&p.ID, &p.Rail, &p.Route, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.ReplayKey, &p.Bearer,
 			&amount, &p.Resource, &p.State, &p.Reference, &p.Reason, &created, &updated,
-			&p.Mode, &p.Payload, &p.IdempotencyKey, &served, &p.Prepared); err != nil {
+			&p.Mode, &p.Payload, &p.IdempotencyKey, &served, &p.Prepared, &details); err != nil {
 			return nil, unavailable(op, err)
+		}
+		var err error
+		if p.Details, err = store.DecodeDetails(details); err != nil {
+			return nil, coinop.Wrap(coinop.KindInternal, "internal_error",
+				fmt.Errorf("sqlite: %s: payment %s: %w", op, p.ID, err), "internal error")
 		}
 		var ok bool
 		if p.Amount, ok = new(big.Int).SetString(amount, 10); !ok {
@@ -770,7 +774,7 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 // Events returns the history of payment id, oldest first, or an error
 // wrapping store.ErrNotFound.
 func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT from_state, to_state, tx, reason, at
+	rows, err := s.r.QueryContext(ctx, `SELECT from_state, to_state, reference, reason, at
 		FROM payment_events WHERE payment_id = ? ORDER BY seq`, id)
 	if err != nil {
 		return nil, unavailable("events", err)
@@ -780,7 +784,7 @@ func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
 	for rows.Next() {
 		e := store.Event{PaymentID: id}
 		var at int64
-		if err := rows.Scan(&e.From, &e.To, &e.Tx, &e.Reason, &at); err != nil {
+		if err := rows.Scan(&e.From, &e.To, &e.Reference, &e.Reason, &at); err != nil {
 			return nil, unavailable("events", err)
 		}
 		e.At = fromNanos(at)
