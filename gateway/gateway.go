@@ -181,6 +181,10 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 				name := fmt.Sprintf("x402/%s/%s/%s/%s", res.Network.ID, strings.ToLower(res.Asset.Address), strings.ToLower(res.PayTo), rt.MaxTimeout)
 				rail = &x402.Rail{ID: name, Schemes: []x402.Scheme{scheme}}
 				rails[k] = rail
+				// Recovery finds reconcilers by rail name (journal v3).
+				if r, ok := g.reconcilers[res.Network.ID]; ok {
+					g.reconcilers[name] = r
+				}
 			}
 			route.Accept = []paywall.Accept{{Rail: rail, Price: res.Price}}
 			route.Settlement = rt.Settlement
@@ -340,8 +344,11 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
 	ln = newLimitListener(ln, l.MaxConnections)
-	// Everything unfinished before this process started was left by a
-	// previous one (one gateway per SQLite file): reconcile it now.
+	// What was unfinished before this process started and whose lease is
+	// expired (or this journal's own: a SQLite file's leases belong to the
+	// one gateway that owns the file, so a restart takes them back at once)
+	// was left by a crashed instance: reconcile it now. Payments leased by
+	// another live instance sharing a PostgreSQL journal are its own.
 	rep := g.Recover(ctx, g.started)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

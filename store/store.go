@@ -109,3 +109,17 @@ func DecodeDetails(s string) (map[string]string, error) {
 	}
 	return d, nil
 }
+
+// DefaultLease is how long a journal write keeps a payment its writer's
+// when the store's options name no lease: longer than any settlement step
+// takes between two writes or renewals, short enough that a crashed
+// instance's payments are recovered within minutes.
+const DefaultLease = 2 * time.Minute
+
+// NotClaimed is the error of a Claim refused because payment id is final
+// (state) or leased by another live owner.
+func NotClaimed(id string, state coinop.State, owner string) error {
+	cause := fmt.Errorf("payment %s is %s, leased by %q", id, state, owner)
+	return coinop.Wrap(coinop.KindInFlight, "payment_state_conflict", cause,
+		"this payment is being processed by another request")
+}

@@ -18,9 +18,12 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/big"
 	"sort"
@@ -49,6 +52,16 @@ type Options struct {
 	// It is truncated to the microsecond, PostgreSQL's precision.
 	// If nil, the default is time.Now.
 	Now func() time.Time
+	// Owner names this store in the leases it takes (see Claim): instances
+	// sharing a database must have distinct owners. If "", the default is
+	// a random name per OpenWith, read from Rand.
+	Owner string
+	// Rand is the randomness of the default Owner. If nil, the default is
+	// crypto/rand.Reader.
+	Rand io.Reader
+	// Lease is how long a write keeps a payment this store's (see Claim).
+	// If zero, the default is store.DefaultLease.
+	Lease time.Duration
 }
 
 // Store is a payments journal in a PostgreSQL database. Its methods are safe
@@ -63,8 +76,10 @@ type Options struct {
 // exception or a violated constraint, which retrying cannot fix) is
 // KindInternal.
 type Store struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
+	pool  *pgxpool.Pool
+	now   func() time.Time
+	owner string
+	lease time.Duration
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
@@ -101,9 +116,24 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s := &Store{pool: pool, now: opts.Now}
+	s := &Store{pool: pool, now: opts.Now, owner: opts.Owner, lease: opts.Lease}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.lease <= 0 {
+		s.lease = store.DefaultLease
+	}
+	if s.owner == "" {
+		r := opts.Rand
+		if r == nil {
+			r = rand.Reader
+		}
+		var b [12]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: open: owner: %w", err)
+		}
+		s.owner = "postgres:" + hex.EncodeToString(b[:])
 	}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
@@ -243,8 +273,9 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 	tag, err := s.pool.Exec(ctx, `WITH reserved AS (
 			INSERT INTO payments
 				(id, rail, network, asset, payer, pay_to, replay_key, amount, resource, state, reference, reason, created_at, updated_at,
-				 mode, payload, idempotency_key, served_at, route, bearer, details)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, NULLIF($16, ''), NULL, $17, $18, $19)
+				 mode, payload, idempotency_key, served_at, route, bearer, details, lease_owner, lease_until)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, NULLIF($16, ''), NULL, $17, $18, $19,
+				$20, $21)
 			ON CONFLICT DO NOTHING
 			RETURNING id
 		)
@@ -252,7 +283,7 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 		SELECT id, '', $10, $11, $12, $13 FROM reserved`,
 		p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.ReplayKey, p.Amount.String(), p.Resource,
 		string(coinop.StateVerified), p.Reference, p.Reason, now, mode, p.Payload, p.IdempotencyKey,
-		p.Route, p.Bearer, details)
+		p.Route, p.Bearer, details, s.owner, s.until(now))
 	if err != nil {
 		return true, dbError("reserve", err)
 	}
@@ -273,7 +304,7 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 			UPDATE payments
 			SET rail = $2, pay_to = $3, amount = $4, resource = $5, state = $6, reference = $7, reason = $8, updated_at = $9,
 				mode = $15, payload = $16, idempotency_key = NULLIF($17, ''), served_at = NULL, prepared = '',
-				route = $18, details = $19
+				route = $18, details = $19, lease_owner = $21, lease_until = $22
 			WHERE network = $10 AND asset = $11 AND payer = $12 AND replay_key = $13 AND id = $1 AND state = $14
 				AND bearer = $20
 			RETURNING id, created_at
@@ -284,7 +315,7 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 		SELECT created_at FROM reserved`,
 		p.ID, p.Rail, p.PayTo, p.Amount.String(), p.Resource, string(coinop.StateVerified), p.Reference, p.Reason, now,
 		p.Network, p.Asset, p.Payer, p.ReplayKey, string(coinop.StateReleased),
-		mode, p.Payload, p.IdempotencyKey, p.Route, details, p.Bearer).Scan(&created)
+		mode, p.Payload, p.IdempotencyKey, p.Route, details, p.Bearer, s.owner, s.until(now)).Scan(&created)
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:
@@ -362,18 +393,23 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 			fmt.Errorf("postgres: transition %s: illegal transition %q → %q", id, from, to), "internal error")
 	}
 	now := s.timestamp()
+	owner, until := s.owner, s.until(now)
+	if to.Final() {
+		owner, until = "", nil
+	}
 	// A concurrent UPDATE of the row makes this one wait, then re-check
 	// state = from on the row it left: the loser matches nothing. The event
 	// is inserted by the same statement, only for a row that moved.
 	tag, err := s.pool.Exec(ctx, `WITH moved AS (
 			UPDATE payments
-			SET state = $3, reference = COALESCE(NULLIF($4, ''), reference), reason = COALESCE(NULLIF($5, ''), reason), updated_at = $6
+			SET state = $3, reference = COALESCE(NULLIF($4, ''), reference), reason = COALESCE(NULLIF($5, ''), reason), updated_at = $6,
+				lease_owner = $7, lease_until = $8
 			WHERE id = $1 AND state = $2
 			RETURNING id
 		)
 		INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 		SELECT id, $2, $3, $4, $5, $6 FROM moved`,
-		id, string(from), string(to), txHash, reason, now)
+		id, string(from), string(to), txHash, reason, now, owner, until)
 	if err != nil {
 		return dbError("transition", err)
 	}
@@ -417,13 +453,13 @@ func (s *Store) RecordTx(ctx context.Context, id, txHash, raw string) error {
 	now := s.timestamp()
 	settling := string(coinop.StateSettling)
 	tag, err := s.pool.Exec(ctx, `WITH moved AS (
-			UPDATE payments SET reference = $3, prepared = $4, updated_at = $5
+			UPDATE payments SET reference = $3, prepared = $4, updated_at = $5, lease_owner = $6, lease_until = $7
 			WHERE id = $1 AND state = $2
 			RETURNING id
 		)
 		INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 		SELECT id, $2, $2, $3, '', $5 FROM moved`,
-		id, settling, txHash, raw, now)
+		id, settling, txHash, raw, now, s.owner, s.until(now))
 	if err != nil {
 		return dbError("record tx", err)
 	}
@@ -458,14 +494,16 @@ func (s *Store) MarkServed(ctx context.Context, id string) error {
 	// and re-check its condition on the row it left: of concurrent calls,
 	// one sets served_at and the others match nothing.
 	tag, err := s.pool.Exec(ctx, `WITH served AS (
-			UPDATE payments SET served_at = $2, updated_at = $2
+			UPDATE payments SET served_at = $2, updated_at = $2,
+				lease_owner = CASE WHEN state = $6 THEN '' ELSE $7 END,
+				lease_until = CASE WHEN state = $6 THEN NULL ELSE $8::timestamptz END
 			WHERE id = $1 AND served_at IS NULL AND state IN ($4, $5, $6)
 			RETURNING id, state
 		)
 		INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 		SELECT id, state, state, '', $3, $2 FROM served`,
 		id, now, store.ReasonServed,
-		string(coinop.StateVerified), string(coinop.StateSettling), string(coinop.StateSettled))
+		string(coinop.StateVerified), string(coinop.StateSettling), string(coinop.StateSettled), s.owner, s.until(now))
 	if err != nil {
 		return dbError("mark served", err)
 	}
@@ -643,6 +681,70 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // timestamp reads the clock as stored: to the microsecond, in UTC.
+// until is when a lease taken at now ends.
+func (s *Store) until(now time.Time) *time.Time {
+	t := now.Add(s.lease)
+	return &t
+}
+
+// Owner is the name this store takes leases under.
+func (s *Store) Owner() string { return s.owner }
+
+// Claim takes payment id's lease for this store, for Lease, if the payment
+// is not final and its lease is expired, absent (payments journaled before
+// leases existed have none) or already this store's; it returns the
+// payment as journaled once claimed. Recovery claims a payment before it
+// acts on it, so that an instance never finishes a payment another live
+// instance is still working on: that one keeps its lease fresh with every
+// write and with Renew. Otherwise Claim returns KindInFlight
+// ("payment_state_conflict") and changes nothing; an unknown id wraps
+// store.ErrNotFound. Of concurrent claims, from any number of processes,
+// exactly one succeeds: the UPDATE re-checks the lease on the row version
+// it locks. Leases are written and compared with each instance's clock
+// (Now): instances sharing a database must keep their clocks within a small
+// fraction of Lease of each other.
+func (s *Store) Claim(ctx context.Context, id string) (*coinop.Payment, error) {
+	now := s.timestamp()
+	ps, err := s.query(ctx, "claim", `UPDATE payments SET lease_owner = $2, lease_until = $3
+		WHERE id = $1 AND state IN ('verified', 'settling')
+			AND (lease_owner IN ('', $2) OR lease_until IS NULL OR lease_until <= $4)
+		RETURNING `+paymentColumns, id, s.owner, s.until(now), now)
+	if err != nil {
+		return nil, err
+	}
+	if len(ps) == 1 {
+		return ps[0], nil
+	}
+	var (
+		state string
+		owner string
+	)
+	err = s.pool.QueryRow(ctx, `SELECT state, lease_owner FROM payments WHERE id = $1`, id).Scan(&state, &owner)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, fmt.Errorf("postgres: claim %s: %w", id, store.ErrNotFound)
+	case err != nil:
+		return nil, dbError("claim", err)
+	}
+	return nil, store.NotClaimed(id, coinop.State(state), owner)
+}
+
+// Renew extends this store's leases on payments ids by Lease, from now:
+// a settlement waiting for its network calls it so that no other instance
+// claims the payment meanwhile. Payments that are final, unknown or leased
+// by another store are left as they are.
+func (s *Store) Renew(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE payments SET lease_until = $3
+		WHERE id = ANY($1) AND lease_owner = $2 AND state IN ('verified', 'settling')`,
+		ids, s.owner, s.until(s.timestamp())); err != nil {
+		return dbError("renew", err)
+	}
+	return nil
+}
+
 func (s *Store) timestamp() time.Time { return s.now().Truncate(time.Microsecond).UTC() }
 
 // dbError classifies an error from the database. Data exceptions (class 22)

@@ -528,3 +528,14 @@ func TestMigrateJournalV2(t *testing.T) {
 		}
 	}
 }
+
+func TestLeases(t *testing.T) {
+	storetest.RunLeases(t, func(t *testing.T) func(string, func() time.Time) storetest.Store {
+		dsn := freshSchema(t)
+		return func(owner string, now func() time.Time) storetest.Store {
+			s := open(t, dsn, postgres.Options{Owner: owner, Now: now, Lease: storetest.LeaseTerm})
+			t.Cleanup(func() { s.Close() })
+			return s
+		}
+	})
+}

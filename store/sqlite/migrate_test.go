@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coinop/coinop/store/sqlite"
 	"github.com/coinop/coinop/store/storetest"
@@ -96,4 +97,15 @@ func TestMigrateJournalV2(t *testing.T) {
 			t.Errorf("%s: error = %v, want append-only", q, err)
 		}
 	}
+}
+
+func TestLeases(t *testing.T) {
+	storetest.RunLeases(t, func(t *testing.T) func(string, func() time.Time) storetest.Store {
+		path := filepath.Join(t.TempDir(), "journal.db")
+		return func(owner string, now func() time.Time) storetest.Store {
+			s := open(t, path, sqlite.Options{Owner: owner, Now: now, Lease: storetest.LeaseTerm})
+			t.Cleanup(func() { s.Close() })
+			return s
+		}
+	})
 }

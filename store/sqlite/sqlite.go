@@ -62,6 +62,17 @@ type Options struct {
 	// If nil, the default is time.Now. It is called from the store's writer
 	// goroutine, as each write is applied.
 	Now func() time.Time
+	// Owner names this store in the leases it takes (see Claim). If "",
+	// the default is one name per journal file: a SQLite journal belongs
+	// to one gateway instance, so a process that restarts on the same file
+	// takes its predecessor's leases back at once, and a crash is
+	// recovered on the next start without waiting for leases to expire.
+	// Processes that open the same file to read or audit it share that
+	// name; recovery still leaves alone what was updated after it started.
+	Owner string
+	// Lease is how long a write keeps a payment this store's (see Claim).
+	// If zero, the default is store.DefaultLease.
+	Lease time.Duration
 }
 
 // Store is a payments journal in one SQLite file. Its methods are safe for
@@ -87,6 +98,9 @@ type Store struct {
 	w   *sql.DB // the writer's one connection; only the writer goroutine uses it after Open
 	r   *sql.DB // read-only connections
 	now func() time.Time
+
+	owner string
+	lease time.Duration
 
 	mu     sync.Mutex
 	cond   *sync.Cond // signalled when queue grows or closed is set
@@ -152,10 +166,21 @@ func OpenWith(path string, opts Options) (*Store, error) {
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
 
-	s := &Store{w: w, now: opts.Now, writerDone: make(chan struct{})}
+	s := &Store{w: w, now: opts.Now, owner: opts.Owner, lease: opts.Lease, writerDone: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.owner == "" {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("sqlite: open: %w", err)
+		}
+		s.owner = "sqlite:" + abs
+	}
+	if s.lease <= 0 {
+		s.lease = store.DefaultLease
 	}
 	if err := s.migrate(context.Background()); err != nil {
 		w.Close()
@@ -437,7 +462,8 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 	var created, now int64
 	err := s.write(ctx, "reserve", func(ctx context.Context, tx *sql.Tx) error {
 		var err error
-		created, now, err = reserve(ctx, tx, p, mode, s.timestamp())
+		at := s.timestamp()
+		created, now, err = reserve(ctx, tx, p, mode, at, s.leaseAt(coinop.StateVerified, at))
 		return err
 	})
 	if err != nil {
@@ -453,7 +479,7 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 
 // reserve is Reserve's read-check-write in tx, at time now. It returns the
 // payment's recorded creation time and now.
-func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, now int64) (created, updated int64, err error) {
+func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, now int64, l lease) (created, updated int64, err error) {
 	details := store.EncodeDetails(p.Details)
 	var (
 		id    string
@@ -472,11 +498,11 @@ func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, no
 		created = now
 		if _, err := tx.ExecContext(ctx, `INSERT INTO payments
 			(id, rail, route, network, asset, payer, pay_to, replay_key, bearer, amount, resource, state, reference, details,
-			 reason, created_at, updated_at, mode, payload, idempotency_key, served_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULL)`,
+			 reason, created_at, updated_at, mode, payload, idempotency_key, served_at, lease_owner, lease_until)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULL, ?, ?)`,
 			p.ID, p.Rail, p.Route, p.Network, p.Asset, p.Payer, p.PayTo, p.ReplayKey, p.Bearer, p.Amount.String(), p.Resource,
 			coinop.StateVerified, p.Reference, details, p.Reason, created, now,
-			mode, p.Payload, p.IdempotencyKey); err != nil {
+			mode, p.Payload, p.IdempotencyKey, l.owner, l.until); err != nil {
 			return 0, 0, unavailable("reserve", err)
 		}
 		state = ""
@@ -494,10 +520,11 @@ func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, no
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE payments
 			SET rail = ?, route = ?, pay_to = ?, amount = ?, resource = ?, state = ?, reference = ?, details = ?, reason = ?,
-				updated_at = ?, mode = ?, payload = ?, idempotency_key = NULLIF(?, ''), served_at = NULL, prepared = ''
+				updated_at = ?, mode = ?, payload = ?, idempotency_key = NULLIF(?, ''), served_at = NULL, prepared = '',
+				lease_owner = ?, lease_until = ?
 			WHERE id = ?`,
 			p.Rail, p.Route, p.PayTo, p.Amount.String(), p.Resource, coinop.StateVerified, p.Reference, details, p.Reason, now,
-			mode, p.Payload, p.IdempotencyKey, p.ID); err != nil {
+			mode, p.Payload, p.IdempotencyKey, l.owner, l.until, p.ID); err != nil {
 			return 0, 0, unavailable("reserve", err)
 		}
 	}
@@ -546,19 +573,20 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 			fmt.Errorf("sqlite: transition %s: illegal transition %q → %q", id, from, to), "internal error")
 	}
 	return s.write(ctx, "transition", func(ctx context.Context, tx *sql.Tx) error {
-		return transition(ctx, tx, id, from, to, txHash, reason, s.timestamp())
+		now := s.timestamp()
+		return transition(ctx, tx, id, from, to, txHash, reason, now, s.leaseAt(to, now))
 	})
 }
 
 // transition is Transition's compare-and-set in tx, at time now.
-func transition(ctx context.Context, tx *sql.Tx, id string, from, to coinop.State, txHash, reason string, now int64) error {
+func transition(ctx context.Context, tx *sql.Tx, id string, from, to coinop.State, txHash, reason string, now int64, l lease) error {
 	res, err := tx.ExecContext(ctx, `UPDATE payments
 		SET state = ?,
 			reference = CASE WHEN ? = '' THEN reference ELSE ? END,
 			reason = CASE WHEN ? = '' THEN reason ELSE ? END,
-			updated_at = ?
+			updated_at = ?, lease_owner = ?, lease_until = ?
 		WHERE id = ? AND state = ?`,
-		to, txHash, txHash, reason, reason, now, id, from)
+		to, txHash, txHash, reason, reason, now, l.owner, l.until, id, from)
 	if err != nil {
 		return unavailable("transition", err)
 	}
@@ -605,7 +633,8 @@ func (s *Store) RecordTx(ctx context.Context, id, txHash, raw string) error {
 			raw, id, coinop.StateSettling); err != nil {
 			return unavailable("record tx", err)
 		}
-		return transition(ctx, tx, id, coinop.StateSettling, coinop.StateSettling, txHash, "", s.timestamp())
+		now := s.timestamp()
+		return transition(ctx, tx, id, coinop.StateSettling, coinop.StateSettling, txHash, "", now, s.leaseAt(coinop.StateSettling, now))
 	})
 }
 
@@ -630,12 +659,13 @@ func servable(st coinop.State) bool {
 // yields an error wrapping store.ErrNotFound.
 func (s *Store) MarkServed(ctx context.Context, id string) error {
 	return s.write(ctx, "mark served", func(ctx context.Context, tx *sql.Tx) error {
-		return markServed(ctx, tx, id, s.timestamp())
+		now := s.timestamp()
+		return markServed(ctx, tx, id, now, s.leaseAt(coinop.StateSettling, now))
 	})
 }
 
 // markServed is MarkServed's compare-and-set in tx, at time now.
-func markServed(ctx context.Context, tx *sql.Tx, id string, now int64) error {
+func markServed(ctx context.Context, tx *sql.Tx, id string, now int64, l lease) error {
 	var (
 		state  coinop.State
 		served sql.NullInt64
@@ -657,7 +687,10 @@ func markServed(ctx context.Context, tx *sql.Tx, id string, now int64) error {
 		return coinop.Wrap(coinop.KindInternal, "internal_error",
 			fmt.Errorf("sqlite: mark served %s: payment is %s", id, state), "internal error")
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE payments SET served_at = ?, updated_at = ? WHERE id = ?`, now, now, id); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE payments SET served_at = ?, updated_at = ?,
+		lease_owner = CASE WHEN state IN ('verified', 'settling') THEN ? ELSE '' END,
+		lease_until = CASE WHEN state IN ('verified', 'settling') THEN ? ELSE 0 END
+		WHERE id = ?`, now, now, l.owner, l.until, id); err != nil {
 		return unavailable("mark served", err)
 	}
 	if err := addEvent(ctx, tx, id, state, state, "", store.ReasonServed, now); err != nil {
@@ -808,6 +841,83 @@ func (s *Store) Ping(ctx context.Context) error {
 		return unavailable("ping", err)
 	}
 	return nil
+}
+
+// A lease is what a write stores in lease_owner and lease_until.
+type lease struct {
+	owner string
+	until int64 // unix nanoseconds; 0: none
+}
+
+// leaseAt is the lease a write at now leaves on a payment it moves to
+// state to: this store's for Lease, or none once the payment is final.
+func (s *Store) leaseAt(to coinop.State, now int64) lease {
+	if to.Final() {
+		return lease{}
+	}
+	return lease{s.owner, now + s.lease.Nanoseconds()}
+}
+
+// Owner is the name this store takes leases under.
+func (s *Store) Owner() string { return s.owner }
+
+// Claim takes payment id's lease for this store, for Lease, if the payment
+// is not final and its lease is expired, absent (payments journaled before
+// leases existed have none) or already this store's; it returns the
+// payment as journaled once claimed. Recovery claims a payment before it
+// acts on it, so that an instance never finishes a payment another live
+// instance is still working on: that one keeps its lease fresh with every
+// write and with Renew. Otherwise Claim returns KindInFlight
+// ("payment_state_conflict") and changes nothing; an unknown id wraps
+// store.ErrNotFound. Of concurrent claims, exactly one succeeds.
+func (s *Store) Claim(ctx context.Context, id string) (*coinop.Payment, error) {
+	err := s.write(ctx, "claim", func(ctx context.Context, tx *sql.Tx) error {
+		now := s.timestamp()
+		l := s.leaseAt(coinop.StateVerified, now)
+		res, err := tx.ExecContext(ctx, `UPDATE payments SET lease_owner = ?, lease_until = ?
+			WHERE id = ? AND state IN ('verified', 'settling') AND (lease_owner IN ('', ?) OR lease_until <= ?)`,
+			l.owner, l.until, id, s.owner, now)
+		if err != nil {
+			return unavailable("claim", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		var state coinop.State
+		var owner string
+		err = tx.QueryRowContext(ctx, `SELECT state, lease_owner FROM payments WHERE id = ?`, id).Scan(&state, &owner)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("sqlite: claim %s: %w", id, store.ErrNotFound)
+		case err != nil:
+			return unavailable("claim", err)
+		}
+		return store.NotClaimed(id, state, owner)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
+}
+
+// Renew extends this store's leases on payments ids by Lease, from now:
+// a settlement waiting for its network calls it so that no other instance
+// claims the payment meanwhile. Payments that are final, unknown or leased
+// by another store are left as they are.
+func (s *Store) Renew(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.write(ctx, "renew", func(ctx context.Context, tx *sql.Tx) error {
+		l := s.leaseAt(coinop.StateVerified, s.timestamp())
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE payments SET lease_until = ?
+				WHERE id = ? AND lease_owner = ? AND state IN ('verified', 'settling')`, l.until, id, s.owner); err != nil {
+				return unavailable("renew", err)
+			}
+		}
+		return nil
+	})
 }
 
 // timestamp reads the clock as stored: unix nanoseconds.

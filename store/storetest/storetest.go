@@ -19,11 +19,11 @@ import (
 // Store is the journal contract under test. Implementations must be safe for
 // concurrent use and make every write durable before returning.
 type Store interface {
-	// Reserve records p as verified and claims its replay key (Network,
-	// Asset, Payer, Nonce), setting p.State, p.Created and p.Updated to what
-	// was recorded, p.Mode to the mode recorded ("" is sync) and p.Served to
-	// zero. A key already held, in any state but released or under another
-	// ID, is KindReplayed ("payment_replayed"). A released payment under the
+	// Reserve records p as verified and claims its ID (the replay guard),
+	// setting p.State, p.Created and p.Updated to what was recorded, p.Mode
+	// to the mode recorded ("" is sync) and p.Served to zero. An ID already
+	// held, in any state but released, is KindReplayed ("payment_replayed").
+	// A released payment under the
 	// same ID is reserved again, with p's Mode, Payload and IdempotencyKey,
 	// and is no longer served. An ID held under another key, or a Mode
 	// other than "", sync and async, is KindInternal.
@@ -70,6 +70,12 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store.
 	Close() error
+	// Claim takes a non-final payment's lease if it is expired, absent or
+	// the caller's own, returning the payment; otherwise KindInFlight. An
+	// unknown id wraps store.ErrNotFound.
+	Claim(ctx context.Context, id string) (*coinop.Payment, error)
+	// Renew extends the caller's own leases on ids.
+	Renew(ctx context.Context, ids []string) error
 }
 
 // Run runs the suite. It calls open once per subtest for a fresh, empty store
