@@ -76,6 +76,9 @@ type Store interface {
 	Claim(ctx context.Context, id string) (*coinop.Payment, error)
 	// Renew extends the caller's own leases on ids.
 	Renew(ctx context.Context, ids []string) error
+	// ListPage returns one page of a filtered listing, oldest first by
+	// (Created, ID); see store.Filter.
+	ListPage(ctx context.Context, f store.Filter) (store.Page, error)
 }
 
 // Run runs the suite. It calls open once per subtest for a fresh, empty store
@@ -115,6 +118,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"RecordTx", testRecordTx},
 		{"Ping", testPing},
 		{"NeutralFields", testNeutralFields},
+		{"ListPage", testListPage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
