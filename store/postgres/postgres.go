@@ -78,6 +78,7 @@ type Options struct {
 // KindInternal.
 type Store struct {
 	pool  *pgxpool.Pool
+	q     querier // pool, or the transaction of Atomically
 	now   func() time.Time
 	owner string
 	lease time.Duration
@@ -117,7 +118,7 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s := &Store{pool: pool, now: opts.Now, owner: opts.Owner, lease: opts.Lease}
+	s := &Store{pool: pool, q: pool, now: opts.Now, owner: opts.Owner, lease: opts.Lease}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -141,6 +142,117 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	return s, nil
+}
+
+// querier is what the journal's statements run on: the pool, or one
+// transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Atomically runs fn in one PostgreSQL transaction and commits it if fn
+// and every Tx method it called succeeded; otherwise it rolls back and
+// returns the error (see store.Tx). The journal writes made through tx keep
+// their guarantees: each is still a compare-and-set that PostgreSQL decides
+// under its row locks and unique indexes, now committed with the rail's
+// statements. Reads outside tx (Get) do not see its writes before commit.
+func (s *Store) Atomically(ctx context.Context, fn func(tx store.Tx) error) error {
+	ptx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return dbError("atomically", err)
+	}
+	defer ptx.Rollback(ctx)
+	in := *s
+	in.q = ptx
+	t := &txn{s: &in}
+	if err := fn(t); err != nil {
+		return err
+	}
+	if t.err != nil {
+		return t.err
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return dbError("atomically", err)
+	}
+	return nil
+}
+
+// txn is a store.Tx over a Store bound to one transaction; it remembers
+// the first error, which dooms the transaction.
+type txn struct {
+	s   *Store
+	err error
+}
+
+func (t *txn) doom(err error) error {
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	return err
+}
+
+func (t *txn) Reserve(ctx context.Context, p *coinop.Payment) error {
+	return t.doom(t.s.Reserve(ctx, p))
+}
+func (t *txn) Transition(ctx context.Context, id string, from, to coinop.State, ref, reason string) error {
+	return t.doom(t.s.Transition(ctx, id, from, to, ref, reason))
+}
+func (t *txn) MarkServed(ctx context.Context, id string) error {
+	return t.doom(t.s.MarkServed(ctx, id))
+}
+func (t *txn) RecordTx(ctx context.Context, id, ref, prepared string) error {
+	return t.doom(t.s.RecordTx(ctx, id, ref, prepared))
+}
+func (t *txn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := t.s.q.Exec(ctx, store.Rebind(query), args...)
+	if err != nil {
+		return 0, t.doom(dbError("exec", err))
+	}
+	return tag.RowsAffected(), nil
+}
+func (t *txn) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	err := t.s.q.QueryRow(ctx, store.Rebind(query), args...).Scan(dest...)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return t.doom(fmt.Errorf("postgres: query row: %w", store.ErrNotFound))
+	case err != nil:
+		return t.doom(dbError("query row", err))
+	}
+	return nil
+}
+
+// Migrate applies a rail's own migration ddl once per name, whichever
+// instance comes first, and records it in schema_migrations (under
+// store.RailMigration(name)) in the same transaction, so that a rail can
+// own tables beside the journal's.
+func (s *Store) Migrate(ctx context.Context, name, ddl string) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", name, err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", name, err)
+	}
+	var applied bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)`, store.RailMigration(name)).Scan(&applied); err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", name, err)
+	}
+	if applied {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, ddl); err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", name, err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)`, store.RailMigration(name), s.timestamp()); err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", name, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", name, err)
+	}
+	return nil
 }
 
 // Close closes the connections, waiting for methods in progress to finish.
@@ -271,7 +383,7 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 	//
 	// The event is written by the same statement, hence in the same
 	// transaction, and only when the row was.
-	tag, err := s.pool.Exec(ctx, `WITH reserved AS (
+	tag, err := s.q.Exec(ctx, `WITH reserved AS (
 			INSERT INTO payments
 				(id, rail, network, asset, payer, pay_to, replay_key, amount, resource, state, reference, reason, created_at, updated_at,
 				 mode, payload, idempotency_key, served_at, route, bearer, details, lease_owner, lease_until)
@@ -301,7 +413,7 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 	// row enters the idempotency key's index: if another payment holds the
 	// key, committed or about to be, the statement fails on it.
 	var created time.Time
-	err = s.pool.QueryRow(ctx, `WITH reserved AS (
+	err = s.q.QueryRow(ctx, `WITH reserved AS (
 			UPDATE payments
 			SET rail = $2, pay_to = $3, amount = $4, resource = $5, state = $6, reference = $7, reason = $8, updated_at = $9,
 				mode = $15, payload = $16, idempotency_key = NULLIF($17, ''), served_at = NULL, prepared = '',
@@ -336,7 +448,7 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 		state  coinop.State
 		same   bool
 	)
-	err = s.pool.QueryRow(ctx, `SELECT id, state, network = $2 AND asset = $3 AND payer = $4 AND replay_key = $5 AND bearer = $6
+	err = s.q.QueryRow(ctx, `SELECT id, state, network = $2 AND asset = $3 AND payer = $4 AND replay_key = $5 AND bearer = $6
 		FROM payments WHERE id = $1`,
 		p.ID, p.Network, p.Asset, p.Payer, p.ReplayKey, p.Bearer).Scan(&holder, &state, &same)
 	switch {
@@ -354,7 +466,7 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 	if p.IdempotencyKey == "" {
 		return false, nil
 	}
-	err = s.pool.QueryRow(ctx, `SELECT id FROM payments
+	err = s.q.QueryRow(ctx, `SELECT id FROM payments
 		WHERE payer = $1 AND idempotency_key = $2 AND state <> 'released'`,
 		p.Payer, p.IdempotencyKey).Scan(&holder)
 	switch {
@@ -401,7 +513,7 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 	// A concurrent UPDATE of the row makes this one wait, then re-check
 	// state = from on the row it left: the loser matches nothing. The event
 	// is inserted by the same statement, only for a row that moved.
-	tag, err := s.pool.Exec(ctx, `WITH moved AS (
+	tag, err := s.q.Exec(ctx, `WITH moved AS (
 			UPDATE payments
 			SET state = $3, reference = COALESCE(NULLIF($4, ''), reference), reason = COALESCE(NULLIF($5, ''), reason), updated_at = $6,
 				lease_owner = $7, lease_until = $8
@@ -424,7 +536,7 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 // matched nothing: the payment is unknown, or in another state.
 func (s *Store) conflict(ctx context.Context, op, id string, from coinop.State) error {
 	var current coinop.State
-	err := s.pool.QueryRow(ctx, `SELECT state FROM payments WHERE id = $1`, id).Scan(&current)
+	err := s.q.QueryRow(ctx, `SELECT state FROM payments WHERE id = $1`, id).Scan(&current)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("postgres: %s %s: %w", op, id, store.ErrNotFound)
@@ -453,7 +565,7 @@ func (s *Store) RecordTx(ctx context.Context, id, txHash, raw string) error {
 	}
 	now := s.timestamp()
 	settling := string(coinop.StateSettling)
-	tag, err := s.pool.Exec(ctx, `WITH moved AS (
+	tag, err := s.q.Exec(ctx, `WITH moved AS (
 			UPDATE payments SET reference = $3, prepared = $4, updated_at = $5, lease_owner = $6, lease_until = $7
 			WHERE id = $1 AND state = $2
 			RETURNING id
@@ -494,7 +606,7 @@ func (s *Store) MarkServed(ctx context.Context, id string) error {
 	// As in Transition, a concurrent UPDATE of the row makes this one wait
 	// and re-check its condition on the row it left: of concurrent calls,
 	// one sets served_at and the others match nothing.
-	tag, err := s.pool.Exec(ctx, `WITH served AS (
+	tag, err := s.q.Exec(ctx, `WITH served AS (
 			UPDATE payments SET served_at = $2, updated_at = $2,
 				lease_owner = CASE WHEN state = $6 THEN '' ELSE $7 END,
 				lease_until = CASE WHEN state = $6 THEN NULL ELSE $8::timestamptz END
@@ -515,7 +627,7 @@ func (s *Store) MarkServed(ctx context.Context, id string) error {
 		state  string
 		served *time.Time
 	)
-	err = s.pool.QueryRow(ctx, `SELECT state, served_at FROM payments WHERE id = $1`, id).Scan(&state, &served)
+	err = s.q.QueryRow(ctx, `SELECT state, served_at FROM payments WHERE id = $1`, id).Scan(&state, &served)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("postgres: mark served %s: %w", id, store.ErrNotFound)
@@ -613,7 +725,7 @@ func (s *Store) ListPage(ctx context.Context, f store.Filter) (store.Page, error
 }
 
 func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*coinop.Payment, error) {
-	rows, err := s.pool.Query(ctx, query, args...)
+	rows, err := s.q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, dbError(op, err)
 	}
@@ -658,7 +770,7 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 // Events returns the history of payment id, oldest first, or an error
 // wrapping store.ErrNotFound.
 func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT from_state, to_state, reference, reason, at
+	rows, err := s.q.Query(ctx, `SELECT from_state, to_state, reference, reason, at
 		FROM payment_events WHERE payment_id = $1 ORDER BY seq`, id)
 	if err != nil {
 		return nil, dbError("events", err)
@@ -691,7 +803,7 @@ func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
 // *coinop.Error of kind KindUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
 	var n int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+	if err := s.q.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
 		return unavailable("ping", err)
 	}
 	return nil
@@ -736,7 +848,7 @@ func (s *Store) Claim(ctx context.Context, id string) (*coinop.Payment, error) {
 		state string
 		owner string
 	)
-	err = s.pool.QueryRow(ctx, `SELECT state, lease_owner FROM payments WHERE id = $1`, id).Scan(&state, &owner)
+	err = s.q.QueryRow(ctx, `SELECT state, lease_owner FROM payments WHERE id = $1`, id).Scan(&state, &owner)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, fmt.Errorf("postgres: claim %s: %w", id, store.ErrNotFound)
@@ -754,7 +866,7 @@ func (s *Store) Renew(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := s.pool.Exec(ctx, `UPDATE payments SET lease_until = $3
+	if _, err := s.q.Exec(ctx, `UPDATE payments SET lease_until = $3
 		WHERE id = ANY($1) AND lease_owner = $2 AND state IN ('verified', 'settling')`,
 		ids, s.owner, s.until(s.timestamp())); err != nil {
 		return dbError("renew", err)

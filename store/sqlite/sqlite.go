@@ -629,13 +629,17 @@ func (s *Store) RecordTx(ctx context.Context, id, txHash, raw string) error {
 		return err
 	}
 	return s.write(ctx, "record tx", func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE payments SET prepared = ? WHERE id = ? AND state = ?`,
-			raw, id, coinop.StateSettling); err != nil {
-			return unavailable("record tx", err)
-		}
-		now := s.timestamp()
-		return transition(ctx, tx, id, coinop.StateSettling, coinop.StateSettling, txHash, "", now, s.leaseAt(coinop.StateSettling, now))
+		return recordTx(ctx, tx, id, txHash, raw, s.timestamp(), s)
 	})
+}
+
+// recordTx is RecordTx's compare-and-set in tx, at time now.
+func recordTx(ctx context.Context, tx *sql.Tx, id, txHash, raw string, now int64, s *Store) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE payments SET prepared = ? WHERE id = ? AND state = ?`,
+		raw, id, coinop.StateSettling); err != nil {
+		return unavailable("record tx", err)
+	}
+	return transition(ctx, tx, id, coinop.StateSettling, coinop.StateSettling, txHash, "", now, s.leaseAt(coinop.StateSettling, now))
 }
 
 // servable reports whether a payment's response may be served in state st:
@@ -857,6 +861,122 @@ func (s *Store) Ping(ctx context.Context) error {
 		return unavailable("ping", err)
 	}
 	return nil
+}
+
+// Atomically runs fn as one write of the group-committing writer: inside
+// its own savepoint, after and before the other writes of its group, in the
+// transaction that holds SQLite's write lock. Its journal writes and its
+// statements on a rail's tables commit together, with the group, or, if fn
+// or any Tx method it called fails, are rolled back to the savepoint
+// together while the rest of the group commits (see store.Tx). fn runs on
+// the writer goroutine: it must not call the Store's own methods (they
+// would wait for the writer), only tx's, and it holds up the other writes
+// of its group while it runs. As with other writes, a context that ends
+// before the writer takes fn means fn never runs.
+func (s *Store) Atomically(ctx context.Context, fn func(tx store.Tx) error) error {
+	return s.write(ctx, "atomically", func(ctx context.Context, tx *sql.Tx) error {
+		t := &txn{s: s, tx: tx}
+		if err := fn(t); err != nil {
+			return err
+		}
+		return t.err
+	})
+}
+
+// txn is a store.Tx inside the writer's transaction; it remembers the first
+// error, which dooms fn's savepoint. Its statements use the writer's
+// context, like every write once begun.
+type txn struct {
+	s   *Store
+	tx  *sql.Tx
+	err error
+}
+
+func (t *txn) doom(err error) error {
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	return err
+}
+
+func (t *txn) Reserve(_ context.Context, p *coinop.Payment) error {
+	if err := store.CheckReserve("sqlite", p); err != nil {
+		return t.doom(err)
+	}
+	mode := store.ModeOf(p)
+	at := t.s.timestamp()
+	created, now, err := reserve(context.Background(), t.tx, p, mode, at, t.s.leaseAt(coinop.StateVerified, at))
+	if err != nil {
+		return t.doom(err)
+	}
+	p.State, p.Created, p.Updated, p.Mode, p.Served = coinop.StateVerified, fromNanos(created), fromNanos(now), mode, time.Time{}
+	return nil
+}
+
+func (t *txn) Transition(_ context.Context, id string, from, to coinop.State, ref, reason string) error {
+	if !store.Legal(from, to) {
+		return t.doom(coinop.Wrap(coinop.KindInternal, "internal_error",
+			fmt.Errorf("sqlite: transition %s: illegal transition %q → %q", id, from, to), "internal error"))
+	}
+	now := t.s.timestamp()
+	return t.doom(transition(context.Background(), t.tx, id, from, to, ref, reason, now, t.s.leaseAt(to, now)))
+}
+
+func (t *txn) MarkServed(_ context.Context, id string) error {
+	now := t.s.timestamp()
+	return t.doom(markServed(context.Background(), t.tx, id, now, t.s.leaseAt(coinop.StateSettling, now)))
+}
+
+func (t *txn) RecordTx(_ context.Context, id, ref, prepared string) error {
+	if err := store.CheckRecordTx("sqlite", id, ref, prepared); err != nil {
+		return t.doom(err)
+	}
+	return t.doom(recordTx(context.Background(), t.tx, id, ref, prepared, t.s.timestamp(), t.s))
+}
+
+func (t *txn) Exec(_ context.Context, query string, args ...any) (int64, error) {
+	res, err := t.tx.ExecContext(context.Background(), query, args...)
+	if err != nil {
+		return 0, t.doom(unavailable("exec", err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, t.doom(unavailable("exec", err))
+	}
+	return n, nil
+}
+
+func (t *txn) QueryRow(_ context.Context, query string, args []any, dest ...any) error {
+	err := t.tx.QueryRowContext(context.Background(), query, args...).Scan(dest...)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return t.doom(fmt.Errorf("sqlite: query row: %w", store.ErrNotFound))
+	case err != nil:
+		return t.doom(unavailable("query row", err))
+	}
+	return nil
+}
+
+// Migrate applies a rail's own migration ddl once per name and records it
+// in schema_migrations (under store.RailMigration(name)) in the same write,
+// so that a rail can own tables beside the journal's.
+func (s *Store) Migrate(ctx context.Context, name, ddl string) error {
+	return s.write(ctx, "migrate "+name, func(ctx context.Context, tx *sql.Tx) error {
+		var applied int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, store.RailMigration(name)).Scan(&applied); err != nil {
+			return unavailable("migrate "+name, err)
+		}
+		if applied > 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, ddl); err != nil {
+			return coinop.Wrap(coinop.KindInternal, "internal_error", fmt.Errorf("sqlite: migrate %s: %w", name, err), "internal error")
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, store.RailMigration(name), s.timestamp()); err != nil {
+			return unavailable("migrate "+name, err)
+		}
+		return nil
+	})
 }
 
 // A lease is what a write stores in lease_owner and lease_until.

@@ -79,6 +79,10 @@ type Store interface {
 	// ListPage returns one page of a filtered listing, oldest first by
 	// (Created, ID); see store.Filter.
 	ListPage(ctx context.Context, f store.Filter) (store.Page, error)
+	// Atomically runs fn in one transaction scope (see store.Tx).
+	Atomically(ctx context.Context, fn func(tx store.Tx) error) error
+	// Migrate runs a rail's ddl once per name.
+	Migrate(ctx context.Context, name, ddl string) error
 }
 
 // Run runs the suite. It calls open once per subtest for a fresh, empty store
@@ -119,6 +123,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Ping", testPing},
 		{"NeutralFields", testNeutralFields},
 		{"ListPage", testListPage},
+		{"Atomically", testAtomically},
+		{"ConcurrentAtomically", testConcurrentAtomically},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
