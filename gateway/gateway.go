@@ -461,8 +461,11 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
 	ln = newLimitListener(ln, l.MaxConnections)
-	// Everything unfinished before this process started was left by a
-	// previous one (one gateway per SQLite file): reconcile it now.
+	// What was unfinished before this process started and whose lease is
+	// expired (or this journal's own: a SQLite file's leases belong to the
+	// one gateway that owns the file, so a restart takes them back at once)
+	// was left by a crashed instance: reconcile it now. Payments leased by
+	// another live instance sharing a PostgreSQL journal are its own.
 	rep := g.Recover(ctx, g.started)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
