@@ -322,8 +322,8 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 }
 
 // Admin is the operator listener's handler (package admin): the gateway's
-// metrics, and readiness probes of the journal and of every chain it
-// dials. getenv reads the bearer token admin.token_env names; a named
+// metrics, readiness probes of the journal and of every chain it dials,
+// and the payments API over its journal. getenv reads the bearer token admin.token_env names; a named
 // variable that is empty is an error, never an open listener.
 func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
 	token := ""
@@ -332,7 +332,11 @@ func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
 			return nil, g.cfg.Errorf("admin.token_env", "environment variable %s is empty: the admin listener needs its bearer token", env)
 		}
 	}
-	return admin.Handler(admin.Config{Metrics: g.metrics.Handler(), Checks: g.checks, Token: token}), nil
+	cfg := admin.Config{Metrics: g.metrics.Handler(), Checks: g.checks, Token: token}
+	if j, ok := g.store.(admin.Journal); ok {
+		cfg.Journal = j
+	}
+	return admin.Handler(cfg), nil
 }
 
 // rpcHTTPClient is the HTTP client of a JSON-RPC connection. go-ethereum's
