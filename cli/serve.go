@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,12 +11,11 @@ import (
 )
 
 func runServe(ctx context.Context, args []string, env Env) error {
-	fs := flag.NewFlagSet("coinop serve", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet("serve", env)
 	path := fs.String("c", "coinop.yaml", "config file")
 	listen := fs.String("listen", "", "address to serve on (overrides the config's listen)")
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return &exitError{2, errors.New("")}
+	if _, err := parseFlags(fs, env, args); err != nil {
+		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
