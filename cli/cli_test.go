@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/big"
 	"net/http"
@@ -430,5 +431,47 @@ func TestHelp(t *testing.T) {
 	}
 	if code, _, errOut := run("curl", "--bogus", "http://127.0.0.1:1/"); code != 2 || !strings.Contains(errOut, "coinop curl --help") {
 		t.Errorf("bad option: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestAuditFromAnotherDirectory: a coinop.yaml whose paths are relative
+// to its own directory, audited from another directory with a relative
+// -c, reads the gateway's journal, with its real payment, and finds the
+// books clean. Resolved against the working directory, the audit would
+// open an empty journal and report the payment's transfer as unaccounted.
+func TestAuditFromAnotherDirectory(t *testing.T) {
+	d := startDev(t)
+	if code, out, errOut := d.run(t, "curl", "-f", d.gateway+"/weather", "--data-dir", d.data); code != 0 {
+		t.Fatalf("paying: exit %d\n%s\n%s", code, out, errOut)
+	}
+	dir := filepath.Join(d.data, "dev")
+	b, err := os.ReadFile(filepath.Join(dir, "coinop.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, r := range []struct{ key, value string }{{"store", "coinop.db"}, {"data_dir", ".."}, {"settlement_key_file", "settler.key"}} {
+		re := regexp.MustCompile(`(?m)^(\s*` + r.key + `:) "[^"]*"`)
+		if !re.MatchString(text) {
+			t.Fatalf("no %s in the dev config:\n%s", r.key, text)
+		}
+		text = re.ReplaceAllString(text, `$1 "`+r.value+`"`)
+	}
+	cfg := filepath.Join(dir, "relative.yaml")
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := t.TempDir()
+	t.Chdir(elsewhere)
+	rel, err := filepath.Rel(elsewhere, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := d.run(t, "audit", "-c", rel)
+	if code != 0 || !strings.Contains(out, "1 settled payments checked, 1 payee transfers found, 0 discrepancies") {
+		t.Fatalf("audit -c %s from %s: exit %d\n%s\n%s", rel, elsewhere, code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(elsewhere, "coinop.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the audit made a journal in the working directory: %v", err)
 	}
 }

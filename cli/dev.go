@@ -78,7 +78,12 @@ func runDev(ctx context.Context, args []string, env Env) error {
 	if _, err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
-	data := dataDir(*dataFlag, env)
+	// Absolute: the config written below is read by other commands from
+	// other directories, and its relative paths would be relative to it.
+	data, err := filepath.Abs(dataDir(*dataFlag, env))
+	if err != nil {
+		return err
+	}
 	dir := filepath.Join(data, "dev")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
