@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"strings"
 
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/gateway"
@@ -26,7 +28,12 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
 	return serveGateway(ctx, cfg, log, env, nil, func(url string) {
-		fmt.Fprintf(env.Stdout, "coinop ready: serving %s on %s\n", *path, url)
+		// One write, so that whoever waits for the ready line finds the
+		// banner with it.
+		var b strings.Builder
+		fmt.Fprintf(&b, "coinop ready: serving %s on %s\n", *path, url)
+		writeBanner(&b, cfg, url)
+		io.WriteString(env.Stdout, b.String())
 	})
 }
 
