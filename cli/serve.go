@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/gateway"
@@ -57,6 +60,51 @@ func serveGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, env
 			return fmt.Errorf("listen: %w", err)
 		}
 	}
+	conns := &countingListener{Listener: ln}
 	ready("http://" + ln.Addr().String())
-	return g.Serve(ctx, ln)
+	drained := make(chan struct{})
+	defer close(drained)
+	drainStart := make(chan time.Time, 1)
+	go func() {
+		select {
+		case <-ctx.Done():
+			drainStart <- time.Now()
+			log.Info("draining: refusing new connections, finishing the requests in flight (at most 30s)", "open_connections", conns.open.Load())
+		case <-drained:
+		}
+	}()
+	err = g.Serve(ctx, conns)
+	if ctx.Err() != nil {
+		log.Info("drained", "connections_served", conns.accepted.Load(), "still_open", conns.open.Load(),
+			"took", time.Since(<-drainStart).Round(time.Millisecond), "err", err)
+	}
+	return err
+}
+
+// countingListener counts the connections it accepted and those still
+// open, for the drain's log lines.
+type countingListener struct {
+	net.Listener
+	accepted, open atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.accepted.Add(1)
+	l.open.Add(1)
+	return &countedConn{Conn: c, l: l}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	l    *countingListener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
 }
