@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -104,5 +105,33 @@ func waitFor(t *testing.T, out *clitest.Buffer, re *regexp.Regexp, exited <-chan
 			t.Fatalf("no %s after a minute:\n%s", re, out)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestVersion: the binary, built from this checkout, names the module,
+// "(devel)" for its version, the Go release and, when the go command
+// stamped it (a clone; not a git worktree, whose .git is a file), the
+// commit it was built from.
+func TestVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "coinop")
+	if out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vcs := `  vcs           none recorded \(built without VCS stamping\)\n`
+	if head, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil && strings.Contains(string(out), "vcs.revision") {
+		vcs = `  vcs\.revision  ` + regexp.QuoteMeta(strings.TrimSpace(string(head))) + `\n` +
+			`  vcs\.time      \d{4}-\d\d-\d\dT\S+\n` +
+			`  vcs\.modified  (true|false)\n`
+	}
+	want := regexp.MustCompile(`^coinop github\.com/coinop/coinop \(devel\)\n` + vcs + `  go            go1\.\S+\n$`)
+	if !want.Match(out) {
+		t.Fatalf("coinop version:\n%s\nwant %s", out, want)
 	}
 }
