@@ -124,9 +124,14 @@ func runCurl(ctx context.Context, args []string, env Env) error {
 	err = curl(ctx, &o, rawURL, env, stats)
 	stats.end = time.Now()
 	var ce *curlError
-	if errors.As(err, &ce) {
+	var ee *exitError
+	switch {
+	case errors.As(err, &ce):
 		stats.exit = ce.code
-	} else if err != nil {
+	case errors.As(err, &ee):
+		stats.exit = ee.code
+		err = ee.err
+	case err != nil:
 		stats.exit = 1
 	}
 	if o.writeOut != "" {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/coinop/coinop/cli"
 	"github.com/coinop/coinop/cli/clitest"
+	"github.com/coinop/coinop/x402"
 )
 
 // curlPeer is a loopback origin whose answers are byte-for-byte
@@ -55,6 +56,27 @@ func curlPeer(t *testing.T) string {
 		b, _ := io.ReadAll(r.Body)
 		write(w, 200, "text/plain", r.Method+" ctype="+r.Header.Get("Content-Type")+" accept="+r.Header.Get("Accept")+
 			" x="+r.Header.Get("X-Test")+" body="+string(b)+"\n")
+	})
+	// priced answers a 402 offering amount atomic units, described as price
+	// in the problem body.
+	priced := func(path, amount, price string) {
+		terms, err := x402.EncodeHeader(x402.PaymentRequired{X402Version: 2, Accepts: []x402.PaymentRequirements{{
+			Scheme: "exact", Network: "eip155:1337", Amount: amount, Asset: "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+			PayTo: "0x209693Bc6afc0C5328bA36FaF03C514EF312287C", MaxTimeoutSeconds: 60,
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(x402.HeaderPaymentRequired, terms)
+			write(w, http.StatusPaymentRequired, "application/problem+json", `{"status":402,"price":"`+price+`"}`+"\n")
+		})
+	}
+	priced("/priced", "1000", "0.001 USDC")
+	// 1 USDC in atomic units, described as if the token had 18 decimals.
+	priced("/liar", "1000000", "0.000000000001 USDC")
+	mux.HandleFunc("/other402", func(w http.ResponseWriter, r *http.Request) {
+		write(w, http.StatusPaymentRequired, "text/plain", "pay us somehow\n")
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -168,6 +190,9 @@ func TestCurlMatchesRealCurl(t *testing.T) {
 		{"flags after the URL", []string{peer + "/echo", "-H", "X-Test: after"}, 0},
 		{"-H removes a default header", []string{"-H", "Accept:", peer + "/echo"}, 0},
 		{"-v writes stdout as without it", []string{"-v", peer + "/ok"}, 0},
+		{"-I on a 402 shows its terms and pays nothing", []string{"-I", peer + "/priced"}, 0},
+		{"a 402 without x402 terms is written", []string{"-i", peer + "/other402"}, 0},
+		{"a 402 without x402 terms with -f", []string{"-f", peer + "/other402"}, 22},
 		{"connection refused", []string{closed + "/"}, 7},
 		{"connection refused -w", []string{"-s", "-w", "%{http_code}", closed + "/x"}, 7},
 		{"host that resolves nowhere", []string{"http://nothing.invalid/"}, 6},
@@ -237,4 +262,33 @@ func TestCurlOutputFile(t *testing.T) {
 			t.Fatalf("exit %d, stat %v", got.code, err)
 		}
 	})
+}
+
+// TestCurlPolicyInWholeTokens: a refused offer is named in whole tokens of
+// --decimals with the 402's symbol, and no wallet is read to refuse it. A
+// server that describes its price with other decimals cannot make a large
+// amount pass for a small one.
+func TestCurlPolicyInWholeTokens(t *testing.T) {
+	peer := curlPeer(t)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"above --max-amount", []string{"--max-amount", "0.0001", peer + "/priced"}, "0.001 USDC exceeds --max-amount 0.0001 USDC"},
+		{"--max-amount 0", []string{"--max-amount", "0", peer + "/priced"}, "0.001 USDC exceeds --max-amount 0 USDC"},
+		{"a price described with other decimals", []string{"--max-amount", "0.05", peer + "/liar"},
+			"1 of token 0x036CbD53842c5426634e7929541eC2318f3dCF7e exceeds --max-amount 0.05 of token 0x036CbD53842c5426634e7929541eC2318f3dCF7e"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := runCoinopCurl(t, c.args)
+			if got.code != 1 || got.stdout != "" || !strings.Contains(got.stderr, c.want) || strings.Contains(got.stderr, "wallet") {
+				t.Fatalf("exit %d\nstdout %q\nstderr %s\nwant %q", got.code, got.stdout, got.stderr, c.want)
+			}
+		})
+	}
+	if got := runCoinopCurl(t, []string{"--max-amount", "1.5.0", peer + "/priced"}); got.code != 2 {
+		t.Errorf("a malformed --max-amount: exit %d, want 2\n%s", got.code, got.stderr)
+	}
 }
