@@ -89,7 +89,7 @@ func writeUsage(w io.Writer) {
 Run 'coinop COMMAND --help' for a command's options and an example.
 
 Wallet (curl, sign): --wallet FILE, else $COINOP_WALLET_KEY, else the dev payer key
-(<data>/dev/payer.key; data dir: --data, $COINOP_DATA, default ./.coinop). It is
+(<data>/dev/payer.key; data dir: --data-dir, $COINOP_DATA, default ./.coinop). It is
 read only when a 402 asks for payment.
 `)
 }
