@@ -171,7 +171,7 @@ func AsError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return &Error{Kind: KindInternal, Reason: "internal_error", Message: "internal error", Err: err}
+	return &Error{Kind: KindInternal, Reason: ReasonInternal, Message: "internal error", Err: err}
 }
 
 // KindOf returns the kind of err (KindInternal for foreign errors).

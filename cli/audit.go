@@ -53,11 +53,13 @@ func runAudit(ctx context.Context, args []string, env Env) error {
 	}
 	var payees []audit.Payee
 	seen := map[audit.Payee]bool{}
-	for _, r := range cfg.Routes {
-		if r.Free {
+	for _, r := range cfg.AllRails() {
+		x, ok := r.Settings.(*config.X402Rail)
+		if !ok {
 			continue
 		}
-		pe := audit.Payee{Network: r.Resolved.Network.ID, Asset: common.HexToAddress(r.Resolved.Asset.Address), PayTo: common.HexToAddress(r.Resolved.PayTo)}
+		res := x.Resolved
+		pe := audit.Payee{Network: res.Network.ID, Asset: common.HexToAddress(res.Asset.Address), PayTo: common.HexToAddress(res.PayTo)}
 		if !seen[pe] {
 			seen[pe] = true
 			payees = append(payees, pe)

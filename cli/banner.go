@@ -33,17 +33,19 @@ func writeBanner(w io.Writer, cfg *config.Config, listenURL string) {
 	io.WriteString(w, b.String())
 }
 
-// routeTerms is a route's price and how it may be paid:
-// "0.001 USDC: x402 exact on eip155:84532, token 0x…, to 0x…, settled sync".
+// routeTerms is a route's prices and the ways to pay them, one per
+// accepted rail: "0.001 USDC: x402 exact on eip155:84532, token 0x…, to
+// 0x…; or …, settled sync".
 func routeTerms(cfg *config.Config, r *config.Route) string {
-	res := r.Resolved
 	var b strings.Builder
 	if r.Free {
 		b.WriteString("free")
 	} else {
-		fmt.Fprintf(&b, "%s: x402 exact on %s, token %s, to %s", res.Price, res.Network.ID, res.Asset.Address, res.PayTo)
-		if res.Network.Facilitator != "" {
-			fmt.Fprintf(&b, ", through the facilitator %s", res.Network.Facilitator)
+		for i, a := range r.Resolved.Accept {
+			if i > 0 {
+				b.WriteString("; or ")
+			}
+			fmt.Fprintf(&b, "%s: %s", a.Price, railTerms(a.Rail))
 		}
 		fmt.Fprintf(&b, ", settled %s", r.Settlement)
 	}
@@ -51,6 +53,25 @@ func routeTerms(cfg *config.Config, r *config.Route) string {
 		fmt.Fprintf(&b, " → %s", r.Upstream)
 	}
 	return b.String()
+}
+
+// railTerms says how a rail is paid. A rail block's name is given; the
+// implicit rail of a route in the older form is named by its terms alone.
+func railTerms(r *config.Rail) string {
+	name := ""
+	if !strings.HasPrefix(r.Name, "x402/") {
+		name = "rail " + r.Name + ", "
+	}
+	x, ok := r.Settings.(*config.X402Rail)
+	if !ok {
+		return name + "kind " + r.Kind
+	}
+	res := x.Resolved
+	s := fmt.Sprintf("%sx402 exact on %s, token %s, to %s", name, res.Network.ID, res.Asset.Address, res.PayTo)
+	if res.Network.Facilitator != "" {
+		s += ", through the facilitator " + res.Network.Facilitator
+	}
+	return s
 }
 
 // journalLabel names the store without credentials.

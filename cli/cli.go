@@ -51,6 +51,9 @@ var commands = []command{
 		"coinop serve -c coinop.yaml"},
 	{"check", "check a config without serving: the file, the journal, the keys, the chains and tokens; exit 1 on any problem", "", "",
 		"coinop check -c coinop.yaml"},
+	{"config", "rewrite a config in the accept form (rail blocks and accept lists): printed, or in place with -w", "upgrade",
+		"upgrade   the one subcommand: rewrite the file named by -c",
+		"coinop config upgrade -c coinop.yaml -w"},
 	{"curl", "make an HTTP request with curl's flags and exit codes, paying a 402 automatically", "URL",
 		"URL   the address to request; without a scheme, http:// is assumed",
 		"coinop curl -i --max-amount 0.01 http://127.0.0.1:8402/weather"},
@@ -170,6 +173,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = runServe(ctx, args[1:], env)
 	case "check":
 		err = runCheck(ctx, args[1:], env)
+	case "config":
+		err = runConfig(ctx, args[1:], env)
 	case "curl":
 		err = runCurl(ctx, args[1:], env)
 	case "sign":

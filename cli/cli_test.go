@@ -26,6 +26,7 @@ import (
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/cli"
 	"github.com/coinop/coinop/cli/clitest"
+	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
 	"github.com/coinop/coinop/store/sqlite"
 	"github.com/coinop/coinop/store/storetest"
@@ -393,7 +394,7 @@ func TestUsage(t *testing.T) {
 // `coinop help` lists every command with its description.
 func TestHelp(t *testing.T) {
 	commands := []struct{ name, args string }{
-		{"dev", ""}, {"serve", ""}, {"check", ""}, {"curl", " URL"}, {"sign", " URL"},
+		{"dev", ""}, {"serve", ""}, {"check", ""}, {"config", " upgrade"}, {"curl", " URL"}, {"sign", " URL"},
 		{"balance", " [ADDRESS...]"}, {"audit", ""}, {"facilitator", ""}, {"version", ""}, {"help", " [COMMAND]"},
 	}
 	run := func(args ...string) (int, string, string) {
@@ -473,5 +474,57 @@ func TestAuditFromAnotherDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(elsewhere, "coinop.db")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the audit made a journal in the working directory: %v", err)
+	}
+}
+
+// `coinop config upgrade` prints the file in the accept form, or rewrites
+// it in place with -w; the result loads and configures the same gateway.
+func TestConfigUpgrade(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "config", "testdata", "minimal.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	input, _, _ := strings.Cut(string(src), "\n----------\n")
+	path := filepath.Join(t.TempDir(), "coinop.yaml")
+	if err := os.WriteFile(path, []byte(input+"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	before, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := before.Canonical()
+
+	var out, errOut bytes.Buffer
+	if code := cli.Main(context.Background(), []string{"config", "upgrade", "-c", path}, cli.Env{Stdout: &out, Stderr: &errOut}); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "accept:") || strings.Contains(out.String(), "\n    price:") {
+		t.Errorf("printed:\n%s", out.String())
+	}
+	if got, _ := os.ReadFile(path); string(got) != input+"\n" {
+		t.Error("upgrade without -w changed the file")
+	}
+
+	out.Reset()
+	if code := cli.Main(context.Background(), []string{"config", "upgrade", "-w", "-c", path}, cli.Env{Stdout: &out, Stderr: &errOut}); code != 0 {
+		t.Fatalf("-w: exit %d: %s", code, errOut.String())
+	}
+	after, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := after.Canonical(); !bytes.Equal(got, want) {
+		t.Errorf("the rewritten file configures another gateway:\n%s\nwant:\n%s", got, want)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640", st.Mode().Perm())
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("upstream: http://127.0.0.1:9\nroutes:\n  - match: GET /x\n    pryce: 1 USDC\n"), 0o600)
+	errOut.Reset()
+	if code := cli.Main(context.Background(), []string{"config", "upgrade", "-w", "-c", bad}, cli.Env{Stdout: &out, Stderr: &errOut}); code == 0 || !strings.Contains(errOut.String(), "bad.yaml:4") {
+		t.Errorf("bad file: exit %d, stderr:\n%s", code, errOut.String())
 	}
 }

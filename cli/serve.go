@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
-	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+	log := newLogger(cfg, env)
 	return serveGateway(ctx, cfg, log, env, nil, func(url string) {
 		// One write, so that whoever waits for the ready line finds the
 		// banner with it.
@@ -61,6 +62,14 @@ func serveGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, env
 		}
 	}
 	conns := &countingListener{Listener: ln}
+	if cfg.Admin.Listen != "" {
+		stop, err := serveAdmin(ctx, cfg, g, env, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
 	ready("http://" + ln.Addr().String())
 	drained := make(chan struct{})
 	defer close(drained)
@@ -107,4 +116,37 @@ type countedConn struct {
 func (c *countedConn) Close() error {
 	c.once.Do(func() { c.l.open.Add(-1) })
 	return c.Conn.Close()
+}
+
+// newLogger is the gateway's logger, in the config's log format.
+func newLogger(cfg *config.Config, env Env) *slog.Logger {
+	if cfg.Log.Format == config.LogJSON {
+		return slog.New(slog.NewJSONHandler(env.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(env.Stderr, nil))
+}
+
+// serveAdmin serves the gateway's admin listener on cfg.Admin.Listen until
+// ctx is done or stop is called.
+func serveAdmin(ctx context.Context, cfg *config.Config, g *gateway.Gateway, env Env, log *slog.Logger) (stop func(), err error) {
+	h, err := g.Admin(env.getenv)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		return nil, cfg.Errorf("admin.listen", "%v", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go srv.Serve(ln)
+	log.Info("admin listener", "url", "http://"+ln.Addr().String(), "endpoints", "/metrics /healthz /readyz")
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		srv.Close()
+	}()
+	return sync.OnceFunc(func() { close(done) }), nil
 }

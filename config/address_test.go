@@ -43,7 +43,7 @@ func TestChecksum(t *testing.T) {
 				t.Errorf("pay_to %s: %v", in, err)
 				continue
 			}
-			if got := c.Routes[0].Resolved.PayTo; got != want {
+			if got := c.Routes[0].Resolved.Accept[0].Rail.Settings.(*config.X402Rail).Resolved.PayTo; got != want {
 				t.Errorf("pay_to %s resolved to %s, want %s", in, got, want)
 			}
 		}

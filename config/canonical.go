@@ -28,7 +28,13 @@ func (c *Config) Canonical() ([]byte, error) {
 	if err := doc.Encode(d); err != nil {
 		return nil, err
 	}
-	walk(&doc, "", func(_ string, key, val *yaml.Node) bool {
+	tidy(&doc)
+	return encode(&doc)
+}
+
+// tidy writes durations without zero units and quotes addresses.
+func tidy(doc *yaml.Node) {
+	walk(doc, "", func(_ string, key, val *yaml.Node) bool {
 		if key == nil || val.Kind != yaml.ScalarNode {
 			return true
 		}
@@ -43,10 +49,14 @@ func (c *Config) Canonical() ([]byte, error) {
 		}
 		return true
 	})
+}
+
+// encode writes a YAML tree with two-space indentation.
+func encode(doc *yaml.Node) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
+	if err := enc.Encode(doc); err != nil {
 		return nil, err
 	}
 	if err := enc.Close(); err != nil {

@@ -1,6 +1,7 @@
 // Package config reads coinop.yaml, the file that tells the gateway where to
-// listen, which upstream to protect, which chains and tokens it accepts and
-// what each route costs.
+// listen, which upstream to protect, which chains and tokens exist, which
+// ways to pay it takes (named rail blocks, each read and checked by its
+// module: railModules) and what each route costs on which rail.
 //
 // Config is the one canonical form of that file. Parse decodes strictly (an
 // unknown field is an error with its line number), fills defaults and calls
@@ -16,6 +17,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,13 +82,46 @@ type Config struct {
 	// PayTo is the recipient address for routes without their own.
 	PayTo    string     `yaml:"pay_to,omitempty"`
 	Networks []*Network `yaml:"networks,omitempty"`
-	Routes   []*Route   `yaml:"routes"`
+	// Rails are the ways to pay that routes accept by name. Parse adds
+	// the implicit rails that routes of the older form stand for.
+	Rails  []*Rail  `yaml:"rails,omitempty"`
+	Routes []*Route `yaml:"routes"`
 	// Limits bound what one client may take of the gateway.
 	Limits Limits `yaml:"limits"`
+	// Admin is the operator listener: metrics, health and readiness.
+	Admin Admin `yaml:"admin,omitempty"`
+	// Log says how the gateway logs.
+	Log Log `yaml:"log,omitempty"`
 
 	src      *source  // where the configuration was read from; nil if built in code
 	upstream *url.URL // Upstream, parsed by Validate
 }
+
+// Admin is the operator listener (/metrics, /healthz, /readyz), on an
+// address of its own; off when Listen is empty. Beyond loopback it needs a
+// bearer token, named by an environment variable and never written here.
+type Admin struct {
+	Listen   string `yaml:"listen,omitempty"`
+	TokenEnv string `yaml:"token_env,omitempty"`
+}
+
+// Log formats.
+const (
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// Log says how the gateway logs.
+type Log struct {
+	// Format is LogText (the default) or LogJSON.
+	Format string `yaml:"format,omitempty"`
+	// Access, unless false, logs one line per request: route, status,
+	// rail, price, payer, outcome and latency. Nothing secret is logged.
+	Access *bool `yaml:"access,omitempty"`
+}
+
+// AccessLog reports whether one line per request is logged.
+func (l Log) AccessLog() bool { return l.Access == nil || *l.Access }
 
 // Limits are the gateway's bounds on clients and upstreams. Every one has a
 // default (the Default constants); all must be positive.
@@ -136,6 +172,9 @@ func (l Limits) OrDefaults() Limits {
 type Network struct {
 	// ID is the CAIP-2 chain identifier, "eip155:<chain id>".
 	ID string `yaml:"id"`
+	// Name is another name rails may give the network by ("base"):
+	// optional, one word, unique among the networks' names and IDs.
+	Name string `yaml:"name,omitempty"`
 	// RPC is the node URL: http, https, ws or wss. The gateway verifies
 	// and settles payments itself through it; beside a Facilitator it is
 	// only read, to reconcile the facilitator's settlements (recovery,
@@ -199,6 +238,14 @@ type Route struct {
 	Match string `yaml:"match"`
 	// Free routes are proxied without payment and take no price.
 	Free bool `yaml:"free,omitempty"`
+	// Accept lists the rails a priced route accepts, each with its price,
+	// offered in this order.
+	Accept []*Accept `yaml:"accept,omitempty"`
+
+	// Price, Asset, Network, PayTo and MaxTimeout are the older form of a
+	// route's price, on one implicit x402 rail (LegacyX402Name). A route
+	// sets them or Accept, not both; Parse rewrites them as Accept.
+
 	// Price is "<amount> <symbol>" ("0.001 USDC") or atomic units ("1000").
 	Price string `yaml:"price,omitempty"`
 	// Asset is the symbol of the asset the price is in; needed only for an
@@ -242,10 +289,8 @@ type Resolved struct {
 	// Upstream is where matching requests are proxied.
 	Upstream *url.URL
 	// The rest is for priced routes only: zero when the route is free.
-	Price   coinop.Price
-	Network *Network // an element of Config.Networks
-	Asset   *Asset   // an element of Network.Assets
-	PayTo   string   // EIP-55 checksummed
+	// Accept is the route's accept list, resolved, in order.
+	Accept []Accepted
 }
 
 // UpstreamURL is Upstream, parsed; nil when Upstream is empty. It is set by
@@ -335,6 +380,9 @@ func Parse(filename string, data []byte) (*Config, error) {
 		}
 	}
 	c.src = src
+	railProblems, railUndecoded := decodeRails(c, src)
+	decoded = append(decoded, railProblems...)
+	undecoded = append(undecoded, railUndecoded...)
 	applyDefaults(c, src)
 
 	if len(decoded) > 0 && !src.sameShape(c) {
@@ -387,7 +435,8 @@ func applyDefaults(c *Config, src *source) {
 	}
 	for i, r := range c.Routes {
 		// Free routes have no payment window; Validate rejects one if set.
-		if r != nil && !r.Free && !set(fmt.Sprintf("routes[%d].max_timeout", i)) {
+		// Routes that accept rails take it from each rail.
+		if r != nil && !r.Free && r.Accept == nil && !set(fmt.Sprintf("routes[%d].max_timeout", i)) {
 			r.MaxTimeout = DefaultMaxTimeout
 		}
 		if r != nil && !r.Free && !set(fmt.Sprintf("routes[%d].settlement", i)) {
@@ -414,6 +463,9 @@ func (c *Config) normalize() {
 			}
 		}
 	}
+	for _, r := range c.Rails {
+		r.Settings.Normalize()
+	}
 	for _, r := range c.Routes {
 		res := r.Resolved
 		if r.Upstream == "" {
@@ -428,10 +480,17 @@ func (c *Config) normalize() {
 		if r.Settlement == "" {
 			r.Settlement = SettlementSync
 		}
-		r.Network = res.Network.ID
-		r.Asset = res.Asset.Symbol
-		r.Price = res.Price.String()
-		r.PayTo = res.PayTo
+		// A route of the older form is written as the accept list of its
+		// implicit rail, which joins the rail blocks.
+		r.Price, r.Asset, r.Network, r.PayTo, r.MaxTimeout = "", "", "", "", 0
+		r.Accept = make([]*Accept, len(res.Accept))
+		for i, a := range res.Accept {
+			r.Accept[i] = &Accept{Rail: a.Rail.Name, Price: a.Price.String()}
+			if !slices.Contains(c.Rails, a.Rail) {
+				a.Rail.Settings.Normalize()
+				c.Rails = append(c.Rails, a.Rail)
+			}
+		}
 	}
 }
 
@@ -455,11 +514,34 @@ func (c *Config) clone() *Config {
 		}
 		d.Networks[i] = &m
 	}
+	d.Rails = make([]*Rail, len(c.Rails))
+	for i, r := range c.Rails {
+		if r != nil {
+			s := *r
+			if r.Settings != nil {
+				// A shallow copy: settings are plain values.
+				v := reflect.New(reflect.TypeOf(r.Settings).Elem())
+				v.Elem().Set(reflect.ValueOf(r.Settings).Elem())
+				s.Settings = v.Interface().(RailSettings)
+			}
+			d.Rails[i] = &s
+		}
+	}
 	d.Routes = make([]*Route, len(c.Routes))
 	for i, r := range c.Routes {
 		if r != nil {
 			s := *r
 			s.Resolved = Resolved{}
+			s.Accept = make([]*Accept, len(r.Accept))
+			for j, a := range r.Accept {
+				if a != nil {
+					b := *a
+					s.Accept[j] = &b
+				}
+			}
+			if r.Accept == nil {
+				s.Accept = nil
+			}
 			d.Routes[i] = &s
 		}
 	}

@@ -132,14 +132,23 @@ func TestResolved(t *testing.T) {
 		{2, "", "2 USDC", "2000000", "eip155:8453", "USDC", "0x209693Bc6afc0C5328bA36FaF03C514EF312287C", "http://127.0.0.1:8080"},
 	} {
 		r := c.Routes[tt.route].Resolved
-		if r.Method != tt.method || r.Price.String() != tt.price || r.Price.Amount.String() != tt.atomic ||
-			r.Network.ID != tt.network || r.Asset.Symbol != tt.asset || r.PayTo != tt.payTo || r.Upstream.String() != tt.url {
-			t.Errorf("routes[%d].Resolved = %q %v (%v) %q %q %q %v", tt.route, r.Method, r.Price, r.Price.Amount,
-				r.Network.ID, r.Asset.Symbol, r.PayTo, r.Upstream)
+		if len(r.Accept) != 1 {
+			t.Errorf("routes[%d] accepts %d rails, want 1", tt.route, len(r.Accept))
+			continue
+		}
+		a := r.Accept[0]
+		x := a.Rail.Settings.(*config.X402Rail).Resolved
+		if r.Method != tt.method || a.Price.String() != tt.price || a.Price.Amount.String() != tt.atomic ||
+			x.Network.ID != tt.network || x.Asset.Symbol != tt.asset || x.PayTo != tt.payTo || r.Upstream.String() != tt.url {
+			t.Errorf("routes[%d].Resolved = %q %v (%v) %q %q %q %v", tt.route, r.Method, a.Price, a.Price.Amount,
+				x.Network.ID, x.Asset.Symbol, x.PayTo, r.Upstream)
+		}
+		if want := config.LegacyX402Name(x.Network.ID, x.Asset.Address, x.PayTo, c.Routes[tt.route].Resolved.Accept[0].Rail.Settings.(*config.X402Rail).MaxTimeout); a.Rail.Name != want {
+			t.Errorf("routes[%d] rail %q, want %q", tt.route, a.Rail.Name, want)
 		}
 	}
 	free := c.Routes[3]
-	if !free.Free || free.Resolved.Network != nil || free.Resolved.Price.Amount != nil || free.Resolved.Upstream == nil {
+	if !free.Free || free.Resolved.Accept != nil || free.Resolved.Upstream == nil {
 		t.Errorf("free route resolved to %+v", free.Resolved)
 	}
 }
@@ -178,7 +187,7 @@ func TestBuiltInCode(t *testing.T) {
 	if !errors.As(err, &e) || len(e.Problems) != 1 || e.Problems[0].File != "" || e.Problems[0].Line != 0 || e.Problems[0].Path != "routes[1].match" {
 		t.Errorf("problems = %+v", e)
 	}
-	if c.Routes[0].Resolved.Network != nil {
+	if c.Routes[0].Resolved.Accept != nil {
 		t.Error("Resolved set by a failed Validate")
 	}
 
@@ -186,7 +195,7 @@ func TestBuiltInCode(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Routes[0].Resolved.Price.String(); got != "0.001 USDC" {
+	if got := c.Routes[0].Resolved.Accept[0].Price.String(); got != "0.001 USDC" {
 		t.Errorf("price = %s", got)
 	}
 	out, err := c.Canonical()
@@ -234,7 +243,7 @@ routes:
 			t.Errorf("decimals %q: %v", tt.decimals, err)
 			continue
 		}
-		if got := c.Routes[0].Resolved.Price.Amount.String(); got != tt.want {
+		if got := c.Routes[0].Resolved.Accept[0].Price.Amount.String(); got != tt.want {
 			t.Errorf("decimals %q: price %s = %s atomic units, want %s", tt.decimals, tt.price, got, tt.want)
 		}
 	}
@@ -261,12 +270,17 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-func FuzzParse(f *testing.F) {
+// addGoldenSeeds seeds f with every golden input.
+func addGoldenSeeds(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.txt")
 	for _, file := range files {
 		input, _ := readCase(f, file)
 		f.Add([]byte(input))
 	}
+}
+
+func FuzzParse(f *testing.F) {
+	addGoldenSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := config.Parse("fuzz.yaml", data)
 		if err != nil {
@@ -309,8 +323,11 @@ routes:
 			fmt.Printf("%s: free, proxied to %s\n", r.Match, res.Upstream)
 			continue
 		}
-		fmt.Printf("%s: %s = %s atomic units on chain %d, to %s, valid for %s\n",
-			r.Match, res.Price, res.Price.Amount, res.Network.ChainID(), res.PayTo, r.MaxTimeout)
+		for _, a := range res.Accept {
+			x := a.Rail.Settings.(*config.X402Rail)
+			fmt.Printf("%s: %s = %s atomic units on chain %d, to %s, valid for %s\n",
+				r.Match, a.Price, a.Price.Amount, x.Resolved.Network.ChainID(), x.Resolved.PayTo, x.MaxTimeout)
+		}
 	}
 	// Output:
 	// GET /weather: 0.001 USDC = 1000 atomic units on chain 84532, to 0x209693Bc6afc0C5328bA36FaF03C514EF312287C, valid for 1m0s
@@ -343,4 +360,43 @@ routes:
 	// coinop.yaml:14: routes[0]: no price: set price, or free: true
 	// coinop.yaml:15: routes[0]: unknown field "pryce"; did you mean "price"?
 	// 2 problems; the first is at line 14
+}
+
+// Rails built in code must carry their module's settings: a rail without
+// them, or with another module's, is a problem, not a gateway that fails
+// at its first request.
+func TestRailSettingsBuiltInCode(t *testing.T) {
+	input, _ := readCase(t, "testdata/rails.txt")
+	for _, tt := range []struct {
+		name     string
+		settings config.RailSettings
+		want     string
+	}{
+		{"none", nil, "rails[0]: settings are <nil>, want *config.X402Rail for kind x402"},
+		{"x402", &config.X402Rail{Network: "eip155:84532", MaxTimeout: time.Minute}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Parse("coinop.yaml", []byte(input))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Rails[0].Settings = tt.settings
+			err = c.Validate()
+			if got := fmt.Sprint(err); tt.want == "" && err != nil || tt.want != "" && !strings.Contains(got, tt.want) {
+				t.Errorf("Validate: %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoopbackListen(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9402": true, "[::1]:9402": true, "localhost:9402": true, "127.8.9.1:1": true,
+		":9402": false, "0.0.0.0:9402": false, "[::]:9402": false, "10.0.0.5:9402": false,
+		"example.com:9402": false, "garbage": false,
+	} {
+		if got := config.LoopbackListen(addr); got != want {
+			t.Errorf("LoopbackListen(%q) = %v, want %v", addr, got, want)
+		}
+	}
 }

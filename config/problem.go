@@ -202,8 +202,13 @@ func (s *source) length(path string) int {
 
 // sameShape reports whether c's lists have the lengths of the file's.
 func (s *source) sameShape(c *Config) bool {
-	if s.length("networks") != len(c.Networks) || s.length("routes") != len(c.Routes) {
+	if s.length("networks") != len(c.Networks) || s.length("rails") != len(c.Rails) || s.length("routes") != len(c.Routes) {
 		return false
+	}
+	for i, r := range c.Routes {
+		if r != nil && s.length(fmt.Sprintf("routes[%d].accept", i)) != len(r.Accept) {
+			return false
+		}
 	}
 	for i, n := range c.Networks {
 		if n != nil && s.length(fmt.Sprintf("networks[%d].assets", i)) != len(n.Assets) {
@@ -389,18 +394,18 @@ func want(goType string) string {
 func unknownField(name, goType string) string {
 	var fields []string
 	for _, t := range []reflect.Type{
-		reflect.TypeFor[Config](), reflect.TypeFor[Network](), reflect.TypeFor[Asset](), reflect.TypeFor[Route](),
+		reflect.TypeFor[Config](), reflect.TypeFor[Network](), reflect.TypeFor[Asset](), reflect.TypeFor[Route](), reflect.TypeFor[Accept](),
 	} {
-		if t.String() != goType {
-			continue
-		}
-		for f := range t.Fields() {
-			tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if f.IsExported() && tag != "-" && tag != "" {
-				fields = append(fields, tag)
-			}
+		if t.String() == goType {
+			fields = yamlFields(t)
 		}
 	}
+	return suggestField(name, fields)
+}
+
+// suggestField names an unknown field with the closest of the known fields
+// when there is one (a typo), or else lists them.
+func suggestField(name string, fields []string) string {
 	if len(fields) == 0 {
 		return fmt.Sprintf("unknown field %q", name)
 	}

@@ -23,6 +23,11 @@ type checker struct {
 	// reported again.
 	undecoded []string
 	problems  []Problem
+	// payToAtTop says a missing pay_to is reported once at the top level,
+	// as every priced route and x402 rail lacks one.
+	payToAtTop bool
+	// implicit are the rails routes of the older form stand for, by name.
+	implicit map[string]*Rail
 }
 
 func (v *checker) addf(path, format string, args ...any) {
@@ -82,6 +87,8 @@ func (c *Config) validate(undecoded []string) *Error {
 	v := &checker{src: c.src, undecoded: undecoded}
 	upstream := v.checkTop(c)
 	chainIDs := v.checkNetworks(c.Networks)
+	v.checkPayees(c)
+	v.checkRails(c)
 	resolved := v.checkRoutes(c, upstream)
 	if len(v.problems) > 0 {
 		c.clearResolved()
@@ -137,7 +144,47 @@ func (v *checker) checkTop(c *Config) (upstream *url.URL) {
 		}
 	}
 	v.checkLimits(&c.Limits)
+	v.checkAdmin(&c.Admin)
+	switch c.Log.Format {
+	case "", LogText, LogJSON:
+	default:
+		v.addf("log.format", "%q: want %q or %q", c.Log.Format, LogText, LogJSON)
+	}
 	return upstream
+}
+
+// checkAdmin reports an admin listener that is not host:port, or that
+// listens beyond loopback without a token: it shows revenue and payers'
+// activity, which is the seller's business only.
+func (v *checker) checkAdmin(a *Admin) {
+	if a.Listen == "" {
+		if a.TokenEnv != "" {
+			v.addf("admin.token_env", "set, but admin.listen is not: the admin listener is off")
+		}
+		return
+	}
+	if err := checkListen(a.Listen); err != nil {
+		v.addf("admin.listen", "%v", err)
+		return
+	}
+	if a.TokenEnv == "" && !LoopbackListen(a.Listen) {
+		v.addf("admin.listen", "%q listens beyond loopback: set admin.token_env to the environment variable holding a bearer token", a.Listen)
+	}
+}
+
+// LoopbackListen reports whether host:port listens on loopback only:
+// 127.0.0.0/8, ::1 or "localhost". An empty host (":9402") listens
+// everywhere and is not.
+func LoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // checkLimits reports limits that are negative or written as zero. A zero
@@ -212,6 +259,9 @@ func (v *checker) checkNetworks(networks []*Network) []uint64 {
 			v.addf(p+".id", "%q is also networks[%d]", n.ID, j)
 		} else {
 			seen[n.ID], ids[i] = i, id
+		}
+		if n.Name != "" {
+			v.checkName(p+".name", n.Name, "networks", i, seen)
 		}
 		if n.Facilitator != "" {
 			if _, err := parseURL(n.Facilitator, "http", "https"); err != nil {
@@ -338,30 +388,14 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 		v.addf("routes", "none: at least one route is required")
 		return resolved
 	}
-	// Settings every route lacks are reported once, at the top level.
-	var noUpstream, priced, noPayTo int
+	var noUpstream int
 	for _, r := range c.Routes {
-		if r == nil {
-			continue
-		}
-		if r.Upstream == "" {
+		if r != nil && r.Upstream == "" {
 			noUpstream++
-		}
-		if !r.Free {
-			priced++
-			if r.PayTo == "" {
-				noPayTo++
-			}
 		}
 	}
 	if c.Upstream == "" && noUpstream == len(c.Routes) {
 		v.addf("upstream", "required: the absolute http(s) URL of the service behind the gateway")
-	}
-	if len(c.Networks) == 0 && priced > 0 {
-		v.addf("networks", "none: priced routes need a network to be paid on")
-	}
-	if c.PayTo == "" && priced > 0 && noPayTo == priced {
-		v.addf("pay_to", "required: the address that receives payments")
 	}
 
 	mux := http.NewServeMux()
@@ -408,17 +442,69 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 			for _, f := range []struct {
 				name string
 				set  bool
-			}{{"asset", r.Asset != ""}, {"network", r.Network != ""}, {"pay_to", r.PayTo != ""}, {"max_timeout", r.MaxTimeout != 0}, {"settlement", r.Settlement != ""}, {"upgrade", r.Upgrade}} {
+			}{{"asset", r.Asset != ""}, {"network", r.Network != ""}, {"pay_to", r.PayTo != ""}, {"max_timeout", r.MaxTimeout != 0}, {"settlement", r.Settlement != ""}, {"upgrade", r.Upgrade}, {"accept", r.Accept != nil}} {
 				if f.set {
 					v.addf(p+"."+f.name, "set on a free route, which takes no payment")
 				}
 			}
 			continue
 		}
-		v.checkPriced(p, c, r, res, noPayTo < priced)
+		v.checkPriced(p, c, r, res)
 	}
 	v.checkShadows(c.Routes, inMux, resolved)
 	return resolved
+}
+
+// checkName checks the name of element i of list, one word unique among
+// seen (names by element), and adds it there.
+func (v *checker) checkName(at, name, list string, i int, seen map[string]int) {
+	switch j, dup := seen[name]; {
+	case strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		v.addf(at, "%q: must be one word", name)
+	case dup:
+		v.addf(at, "%q is also %s[%d]", name, list, j)
+	default:
+		seen[name] = i
+	}
+}
+
+// checkPayees reports, once at the top level, the settings every priced
+// route of the older form and every x402 rail lacks: a network, a pay_to.
+func (v *checker) checkPayees(c *Config) {
+	var payees, noPayTo int
+	for _, r := range c.Routes {
+		if r != nil && !r.Free && r.Accept == nil {
+			payees++
+			if r.PayTo == "" {
+				noPayTo++
+			}
+		}
+	}
+	for _, r := range c.Rails {
+		if x, ok := railSettings[*X402Rail](r); ok {
+			payees++
+			if x.PayTo == "" {
+				noPayTo++
+			}
+		}
+	}
+	if len(c.Networks) == 0 && payees > 0 {
+		v.addf("networks", "none: priced routes need a network to be paid on")
+	}
+	if c.PayTo == "" && payees > 0 && noPayTo == payees {
+		v.addf("pay_to", "required: the address that receives payments")
+		v.payToAtTop = true
+	}
+}
+
+// railSettings are r's settings if r is a rail of that module.
+func railSettings[T RailSettings](r *Rail) (T, bool) {
+	var zero T
+	if r == nil || r.Settings == nil {
+		return zero, false
+	}
+	t, ok := r.Settings.(T)
+	return t, ok
 }
 
 // checkMatch checks a route's pattern and registers it in mux. It reports
@@ -467,16 +553,41 @@ func handle(mux *http.ServeMux, pattern string) (err error) {
 	return nil
 }
 
-// checkPriced resolves a priced route's network, asset, price and recipient.
-// perRoutePayTo says whether a missing pay_to is this route's problem rather
-// than one reported at the top level.
-func (v *checker) checkPriced(p string, c *Config, r *Route, res *Resolved, perRoutePayTo bool) {
-	if r.Price == "" {
-		v.addf(p, "no price: set price, or free: true")
+// checkPriced resolves a priced route: its own terms, then its prices in
+// either form, then what settling later needs.
+func (v *checker) checkPriced(p string, c *Config, r *Route, res *Resolved) {
+	v.checkTerms(p, r)
+	if legacy := legacyKeys(r); len(r.Accept) > 0 && len(legacy) > 0 {
+		for _, k := range legacy {
+			v.addf(p+"."+k, "set beside accept: a route lists its prices in accept, or (the older form) sets price, network, asset, pay_to and max_timeout; `coinop config upgrade` rewrites a file in the accept form")
+		}
+		return
 	}
-	if r.MaxTimeout < MinMaxTimeout || r.MaxTimeout > MaxMaxTimeout {
-		v.addf(p+".max_timeout", "%s: want %s to %s", formatDuration(r.MaxTimeout), formatDuration(MinMaxTimeout), formatDuration(MaxMaxTimeout))
+	if r.Accept != nil {
+		v.checkAccept(p, c, r, res)
+	} else {
+		v.checkLegacyPrice(p, c, r, res)
 	}
+	v.checkAsync(p, r, res)
+}
+
+// legacyKeys lists the keys of the older form a route sets.
+func legacyKeys(r *Route) []string {
+	var keys []string
+	for _, f := range []struct {
+		key string
+		set bool
+	}{{"price", r.Price != ""}, {"asset", r.Asset != ""}, {"network", r.Network != ""}, {"pay_to", r.PayTo != ""}, {"max_timeout", r.MaxTimeout != 0}} {
+		if f.set {
+			keys = append(keys, f.key)
+		}
+	}
+	return keys
+}
+
+// checkTerms checks what a priced route says of its resource and its
+// settlement, whatever rails it accepts.
+func (v *checker) checkTerms(p string, r *Route) {
 	if r.MimeType != "" {
 		if _, _, err := mime.ParseMediaType(r.MimeType); err != nil {
 			v.addf(p+".mime_type", "%q is not a media type", r.MimeType)
@@ -485,25 +596,99 @@ func (v *checker) checkPriced(p string, c *Config, r *Route, res *Resolved, perR
 	if r.Settlement != "" && r.Settlement != SettlementSync && r.Settlement != SettlementAsync {
 		v.addf(p+".settlement", "%q: want sync or async", r.Settlement)
 	}
+}
 
-	payTo := r.PayTo
+// checkLegacyPrice resolves a route of the older form (network, asset,
+// pay_to, max_timeout and price on the route) to its implicit x402 rail and
+// price.
+func (v *checker) checkLegacyPrice(p string, c *Config, r *Route, res *Resolved) {
+	if r.Price == "" {
+		v.addf(p, "no price: set price, or free: true")
+	}
+	x := &X402Rail{Network: r.Network, Asset: r.Asset, PayTo: r.PayTo, MaxTimeout: r.MaxTimeout}
+	x.check(v, p, c, r.Price)
+	if x.Resolved.Asset == nil || r.Price == "" || v.hasProblemUnder(p+".price") {
+		return
+	}
+	if rail := v.implicitRail(p, c, x); rail != nil {
+		v.addPrice(p+".price", r.Price, rail, res)
+	}
+}
+
+// implicitRail is the rail a route of the older form stands for, one per
+// name however many routes share it. A rail block of that name is that
+// rail when it has the same settings (a file upgraded in part); with
+// others, the name is taken, and implicitRail reports it and returns nil.
+func (v *checker) implicitRail(p string, c *Config, x *X402Rail) *Rail {
+	name := x.name()
+	if r, ok := v.implicit[name]; ok {
+		return r
+	}
+	if r := c.railNamed(name); r != nil {
+		if y, ok := r.Settings.(*X402Rail); ok && y.Resolved == x.Resolved && y.MaxTimeout == x.MaxTimeout {
+			return r
+		}
+		v.addf(p, "stands for the rail %s, which rails[%d] names with other settings: write this route's accept list", name, slices.Index(c.Rails, r))
+		return nil
+	}
+	if v.implicit == nil {
+		v.implicit = map[string]*Rail{}
+	}
+	r := &Rail{Name: name, Kind: KindX402, Settings: x}
+	v.implicit[name] = r
+	return r
+}
+
+// checkAsync checks that every rail an async route accepts caps what it
+// serves before settling.
+func (v *checker) checkAsync(p string, r *Route, res *Resolved) {
+	if r.Settlement != SettlementAsync {
+		return
+	}
+	for _, a := range res.Accept {
+		capped, ok := a.Rail.Settings.(AsyncCapped)
+		if !ok {
+			v.addf(p+".settlement", "async: rail %s cannot serve a request before its payment settles", a.Rail.Name)
+			continue
+		}
+		if _, err := capped.AsyncExposure(); err != nil {
+			v.addf(p+".settlement", "%v", err)
+		}
+	}
+}
+
+// checkMaxTimeout checks the payment window of an x402 rail (or route).
+func (v *checker) checkMaxTimeout(p string, d time.Duration) {
+	if d < MinMaxTimeout || d > MaxMaxTimeout {
+		v.addf(p+".max_timeout", "%s: want %s to %s", formatDuration(d), formatDuration(MinMaxTimeout), formatDuration(MaxMaxTimeout))
+	}
+}
+
+// resolvePayTo is the checksummed recipient of the rail (or route) at p:
+// its own pay_to, else the top-level one; "" when neither is valid.
+func (v *checker) resolvePayTo(p string, c *Config, payTo string) string {
 	switch {
 	case payTo != "":
 		if err := checkAddress(payTo); err != nil {
 			v.addf(p+".pay_to", "%v", err)
-			payTo = ""
+			return ""
 		}
 	case c.PayTo == "":
-		if perRoutePayTo {
+		if !v.payToAtTop {
 			v.addf(p+".pay_to", "none: set pay_to here or at the top level")
 		}
+		return ""
 	case checkAddress(c.PayTo) == nil: // else reported at the top level
 		payTo = c.PayTo
+	default:
+		return ""
 	}
-	if payTo != "" {
-		res.PayTo = checksumAddress(payTo)
-	}
+	return checksumAddress(payTo)
+}
 
+// resolveNetwork finds the network named id, or the only one when id is
+// empty; nil when there is none or it failed to decode.
+func (v *checker) resolveNetwork(p string, c *Config, id string) *Network {
 	var names []string
 	for _, n := range c.Networks {
 		if n != nil && n.ID != "" {
@@ -512,15 +697,15 @@ func (v *checker) checkPriced(p string, c *Config, r *Route, res *Resolved, perR
 	}
 	var network *Network
 	switch {
-	case r.Network != "":
+	case id != "":
 		for _, n := range c.Networks {
-			if n != nil && n.ID == r.Network {
+			if n != nil && (n.ID == id || n.Name != "" && n.Name == id) {
 				network = n
 				break
 			}
 		}
 		if network == nil && !v.tainted("networks") {
-			v.addf(p+".network", "%q is not a configured network (%s)", r.Network, listOr(names, "none are configured"))
+			v.addf(p+".network", "%q is not a configured network (%s)", id, listOr(names, "none are configured"))
 		}
 	case len(c.Networks) == 1:
 		network = c.Networks[0]
@@ -528,10 +713,16 @@ func (v *checker) checkPriced(p string, c *Config, r *Route, res *Resolved, perR
 		v.addf(p+".network", "required: %d networks are configured%s", len(c.Networks), parenthesized(names))
 	}
 	if network == nil || v.tainted(fmt.Sprintf("networks[%d]", slices.Index(c.Networks, network))) {
-		return
+		return nil
 	}
-	res.Network = network
+	return network
+}
 
+// resolveAsset finds the asset of network named by symbol, or by the
+// symbol in price ("0.001 USDC"), or the network's only one. It returns nil
+// when there is none or its decimals or symbol are unusable (reported with
+// the network).
+func (v *checker) resolveAsset(p string, network *Network, symbol, price string) *Asset {
 	var symbols []string
 	for _, a := range network.Assets {
 		if a != nil {
@@ -546,58 +737,51 @@ func (v *checker) checkPriced(p string, c *Config, r *Route, res *Resolved, perR
 		}
 		return nil
 	}
-	var symbol string // the symbol in a price such as "0.001 USDC"
-	if f := strings.Fields(r.Price); len(f) == 2 {
-		symbol = f[1]
+	var inPrice string
+	if f := strings.Fields(price); len(f) == 2 {
+		inPrice = f[1]
 	}
 	var asset *Asset
 	switch {
-	case r.Asset != "":
-		if asset = findAsset(r.Asset); asset == nil {
-			v.addf(p+".asset", "%q is not an asset of %s (%s)", r.Asset, network.ID, listOr(symbols, "it has none"))
-		} else if symbol != "" && !strings.EqualFold(symbol, asset.Symbol) {
-			v.addf(p+".price", "%q is in %s, but asset is %s", r.Price, symbol, asset.Symbol)
-			return
-		}
 	case symbol != "":
-		if asset = findAsset(symbol); asset == nil && len(network.Assets) == 1 {
+		if asset = findAsset(symbol); asset == nil {
+			v.addf(p+".asset", "%q is not an asset of %s (%s)", symbol, network.ID, listOr(symbols, "it has none"))
+		} else if inPrice != "" && !strings.EqualFold(inPrice, asset.Symbol) {
+			v.addf(p+".price", "%q is in %s, but asset is %s", price, inPrice, asset.Symbol)
+			return nil
+		}
+	case inPrice != "":
+		if asset = findAsset(inPrice); asset == nil && len(network.Assets) == 1 {
 			asset = network.Assets[0] // ParsePrice explains the mismatch
 		} else if asset == nil {
-			v.addf(p+".price", "%q: %s has no asset %s (%s)", r.Price, network.ID, symbol, strings.Join(symbols, ", "))
+			v.addf(p+".price", "%q: %s has no asset %s (%s)", price, network.ID, inPrice, strings.Join(symbols, ", "))
 		}
 	case len(network.Assets) == 1:
 		asset = network.Assets[0]
-	case len(network.Assets) > 1 && r.Price != "":
+	case len(network.Assets) > 1 && price != "":
 		v.addf(p+".asset", "required with an atomic price: %s has several assets (%s)", network.ID, strings.Join(symbols, ", "))
+	case len(network.Assets) > 1 && !strings.HasPrefix(p, "routes["):
+		v.addf(p+".asset", "required: %s has several assets (%s)", network.ID, strings.Join(symbols, ", "))
 	}
 	if asset == nil || asset.Decimals < 0 || asset.Decimals > 36 || asset.Symbol == "" {
+		return nil
+	}
+	return asset
+}
+
+// checkNotToken reports a recipient that is the token contract itself
+// (inherited says it came from the top-level pay_to).
+func (v *checker) checkNotToken(p string, inherited bool, res X402Resolved) {
+	if res.PayTo == "" || res.Asset.Address == "" || !strings.EqualFold(res.PayTo, res.Asset.Address) {
 		return
 	}
-	res.Asset = asset
-	if res.PayTo != "" && asset.Address != "" && strings.EqualFold(res.PayTo, asset.Address) {
-		// The token would pay itself: its balance is nobody's income, and
-		// no one could ever spend it.
-		at := p + ".pay_to"
-		if r.PayTo == "" {
-			at = "pay_to"
-		}
-		v.addf(at, "%s is the token contract of %s on %s, not a recipient", res.PayTo, asset.Symbol, network.ID)
+	// The token would pay itself: its balance is nobody's income, and no
+	// one could ever spend it.
+	at := p + ".pay_to"
+	if inherited {
+		at = "pay_to"
 	}
-	if r.Settlement == SettlementAsync && asset.AsyncExposure == "" {
-		v.addf(p+".settlement", "async needs a cap: set async_exposure on %s's asset %s", network.ID, asset.Symbol)
-	}
-	if r.Price == "" {
-		return
-	}
-	price, err := coinop.ParsePrice(r.Price, asset.Symbol, asset.Decimals)
-	switch {
-	case err != nil:
-		v.addf(p+".price", "%s", strings.TrimPrefix(err.Error(), "price "))
-	case price.Amount.Sign() == 0:
-		v.addf(p+".price", "%q is zero; a route without payment is free: true", r.Price)
-	default:
-		res.Price = price
-	}
+	v.addf(at, "%s is the token contract of %s on %s, not a recipient", res.PayTo, res.Asset.Symbol, res.Network.ID)
 }
 
 // orList joins words as "a, b or c".

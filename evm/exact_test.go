@@ -109,7 +109,7 @@ func (r *rig) handler(t *testing.T, ch *evm.Chain) http.Handler {
 		BatchWindow: r.batchWindow,
 		Routes: []paywall.Route{
 			{Pattern: "/paid/", Accept: []paywall.Accept{{Rail: rail, Price: usdc}}},
-			{Pattern: "/async/", Accept: []paywall.Accept{{Rail: rail, Price: usdc}}, Settlement: coinop.ModeAsync, AsyncExposure: r.exposureCap()},
+			{Pattern: "/async/", Accept: []paywall.Accept{{Rail: rail, Price: usdc, AsyncExposure: r.exposureCap()}}, Settlement: coinop.ModeAsync},
 			{Pattern: "/ws/", Accept: []paywall.Accept{{Rail: rail, Price: usdc}}, Upgrade: true},
 			{Pattern: "/dear/", Accept: []paywall.Accept{{Rail: rail, Price: coinop.Price{Amount: big.NewInt(dearPrice), Symbol: "USDC", Decimals: 6}}}},
 		},

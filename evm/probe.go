@@ -10,7 +10,9 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/eip3009"
+	"github.com/coinop/coinop/x402"
 )
 
 // ProbeBackend is what Probe reads beyond Backend. *ethclient.Client
@@ -181,4 +183,22 @@ func (c *Chain) probeGas(ctx context.Context, pb ProbeBackend) Finding {
 		f.Detail = fmt.Sprintf("holds %s wei of gas", bal)
 	}
 	return f
+}
+
+// Ready reports whether the node answers with this chain's id: a readiness
+// probe, cheap enough to run on every scrape of /readyz. A node that cannot
+// be asked is KindUnavailable; one on another chain KindInternal.
+func (c *Chain) Ready(ctx context.Context) error {
+	pb, ok := c.cfg.Backend.(ProbeBackend)
+	if !ok {
+		return nil // a backend without eth_chainId is ready when it answers calls
+	}
+	id, err := pb.ChainID(ctx)
+	if err != nil {
+		return coinop.Wrap(coinop.KindUnavailable, x402.ReasonChainUnavailable, err, "the node does not answer eth_chainId")
+	}
+	if id.Cmp(c.chainID) != 0 {
+		return coinop.Errorf(coinop.KindInternal, "chain_id_mismatch", "the node serves chain %s, not %s", id, c.chainID)
+	}
+	return nil
 }

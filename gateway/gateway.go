@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,20 +14,21 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/admin"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
-	"github.com/coinop/coinop/facilitator/remote"
+	"github.com/coinop/coinop/metrics"
 	"github.com/coinop/coinop/paywall"
 	"github.com/coinop/coinop/recovery"
 	"github.com/coinop/coinop/store/postgres"
 	"github.com/coinop/coinop/store/sqlite"
-	"github.com/coinop/coinop/x402"
 )
 
 // Options are a Gateway's dependencies beyond its config.
@@ -48,11 +50,14 @@ type Gateway struct {
 	store       Journal
 	clients     []*ethclient.Client
 	reconcilers map[string]coinop.Reconciler
-	handler     http.Handler
-	pw          *paywall.Paywall
-	// strip are the request headers that carry payments, by folded name
-	// (paywall.FoldHeaderName): every rail's, which stay at the gateway.
-	strip   map[string]bool
+	handler     http.Handler // serves the current generation
+	opts        Options
+	chains      map[string]*evm.Chain // the networks settled here, by id
+	// cur is what the configuration's routes and rails make: replaced
+	// whole by Reload.
+	cur     atomic.Pointer[generation]
+	metrics *metrics.Metrics
+	checks  map[string]admin.Check // readiness probes, by name
 	started time.Time
 	now     func() time.Time
 }
@@ -84,12 +89,36 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	g := &Gateway{cfg: cfg, log: opts.Logger, now: opts.Now, started: opts.Now(), reconcilers: map[string]coinop.Reconciler{}}
+	g := &Gateway{cfg: cfg, log: opts.Logger, now: opts.Now, started: opts.Now(), reconcilers: map[string]coinop.Reconciler{},
+		checks: map[string]admin.Check{}}
+	g.metrics = metrics.New(opts.Now, func() int {
+		if pw := g.paywall(); pw != nil {
+			return pw.Owed()
+		}
+		return 0
+	})
+	g.opts, g.chains = opts, map[string]*evm.Chain{}
+	g.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gen := g.cur.Load()
+		if gen == nil {
+			paywall.WriteError(w, r, coinop.Errorf(coinop.KindUnavailable, "gateway_closed", "the gateway is shutting down"))
+			return
+		}
+		gen.serve(w, r)
+	})
 	if err := g.build(ctx, opts); err != nil {
 		g.Close()
 		return nil, err
 	}
 	return g, nil
+}
+
+// paywall is the current generation's engine.
+func (g *Gateway) paywall() *paywall.Paywall {
+	if c := g.cur.Load(); c != nil {
+		return c.pw
+	}
+	return nil
 }
 
 // build opens what New promises; on error, Close releases what it opened.
@@ -99,8 +128,8 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 	if g.store, err = openJournal(ctx, cfg.Store); err != nil {
 		return cfg.Errorf("store", "%s: %v", storeLabel(cfg.Store), err)
 	}
+	g.checks["journal"] = g.store.Ping
 
-	chains := map[*config.Network]*evm.Chain{}
 	for i, n := range cfg.Networks {
 		if n.Facilitator != "" && n.RPC == "" {
 			continue // verified and settled by the facilitator; see below
@@ -116,19 +145,80 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 			return err
 		}
 		if n.Facilitator == "" {
-			chains[n] = ch
+			g.chains[n.ID] = ch
 		}
+		g.checks["chain "+n.ID] = ch.Ready
 		g.reconcilers[n.ID] = ch
 	}
 
-	type railKey struct {
-		network *config.Network
-		asset   *config.Asset
-		payTo   string
-		timeout time.Duration
+	gen, err := g.assemble(ctx, cfg)
+	if err != nil {
+		return err
 	}
-	rails := map[railKey]*x402.Rail{}
+	g.cur.Store(gen)
+	return nil
+}
+
+// generation is what one configuration's routes and rails make: the
+// engine, the handler in front of the upstreams, and what the rails hold
+// open. A reload makes a new one and retires the old one once the
+// requests it serves are done.
+type generation struct {
+	cfg     *config.Config
+	pw      *paywall.Paywall
+	handler http.Handler
+	closers []func() error // what the rails hold open
+	serving sync.WaitGroup // requests in this generation's handler
+}
+
+func (gen *generation) serve(w http.ResponseWriter, r *http.Request) {
+	gen.serving.Add(1)
+	defer gen.serving.Done()
+	gen.handler.ServeHTTP(w, r)
+}
+
+// close stops the generation's background settlements (owed ones stay
+// journaled for recovery) and releases what its rails hold open.
+func (gen *generation) close(log *slog.Logger) error {
+	var errs []error
+	if gen.pw != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := gen.pw.Close(ctx); err != nil {
+			log.Warn("closing", "err", err)
+		}
+		cancel()
+	}
+	for _, c := range gen.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}
+
+// assemble builds cfg's rails, routes, engine and handler on the journal
+// and the chains g holds open.
+func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *generation, err error) {
+	gen = &generation{cfg: cfg}
+	defer func() {
+		if err != nil {
+			gen.close(g.log)
+		}
+	}()
+	chains := map[*config.Network]*evm.Chain{}
+	for _, n := range cfg.Networks {
+		if ch, ok := g.chains[n.ID]; ok {
+			chains[n] = ch
+		}
+	}
+	rails, err := g.provisionRails(ctx, gen, &railEnv{cfg: cfg, opts: g.opts, chains: chains})
+	if err != nil {
+		return gen, err
+	}
 	limits := cfg.Limits.OrDefaults()
+	var all []coinop.Rail
+	for _, r := range cfg.AllRails() {
+		all = append(all, rails[r])
+	}
+	strip := stripHeaders(all)
 	// One proxy, and so one connection pool, per upstream and response
 	// timeout, whatever the number of routes to it.
 	type upstreamKey struct {
@@ -143,68 +233,48 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 		k := upstreamKey{u.String(), timeout}
 		p, ok := byUpstream[k]
 		if !ok {
-			p = g.proxy(u, timeout, limits.MaxBodyBytes)
+			p = g.proxy(u, timeout, limits.MaxBodyBytes, strip)
 			byUpstream[k] = p
 		}
 		return p
 	}
 	proxies := map[string]http.Handler{} // route pattern → its upstream's proxy
 	var routes []paywall.Route
-	for ri, rt := range cfg.Routes {
+	for _, rt := range cfg.Routes {
 		res := rt.Resolved
 		proxies[rt.Match] = proxyTo(res.Upstream, rt.UpstreamTimeout)
 		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType, Upgrade: rt.Upgrade}
 		if !rt.Free {
-			k := railKey{res.Network, res.Asset, res.PayTo, rt.MaxTimeout}
-			rail, ok := rails[k]
-			if !ok {
-				var scheme x402.Scheme
-				if res.Network.Facilitator != "" {
-					scheme, err = remote.New(remote.Config{
-						URL: res.Network.Facilitator, Network: res.Network.ID,
-						Asset: res.Asset.Address, PayTo: res.PayTo, Name: res.Asset.EIP712Name,
-						Version: res.Asset.EIP712Version, MaxTimeout: rt.MaxTimeout,
-						SettleTimeout: res.Network.ReceiptTimeout + 15*time.Second, Now: opts.Now,
-					})
-				} else {
-					scheme, err = evm.NewExact(chains[res.Network], evm.ExactConfig{
-						Asset: common.HexToAddress(res.Asset.Address), Name: res.Asset.EIP712Name,
-						Version: res.Asset.EIP712Version, PayTo: common.HexToAddress(res.PayTo), MaxTimeout: rt.MaxTimeout,
-						BatchSettler: common.HexToAddress(res.Network.BatchSettler),
-					})
-				}
-				if err != nil {
-					return cfg.Errorf(fmt.Sprintf("routes[%d]", ri), "%v", err)
-				}
-				// The name is journaled with every payment: it is made of
-				// what the rail is, so it stays the same across restarts.
-				name := fmt.Sprintf("x402/%s/%s/%s/%s", res.Network.ID, strings.ToLower(res.Asset.Address), strings.ToLower(res.PayTo), rt.MaxTimeout)
-				rail = &x402.Rail{ID: name, Schemes: []x402.Scheme{scheme}}
-				rails[k] = rail
+			for _, a := range res.Accept {
+				route.Accept = append(route.Accept, paywall.Accept{Rail: rails[a.Rail], Price: a.Price, AsyncExposure: a.AsyncExposure.Amount})
 			}
-			route.Accept = []paywall.Accept{{Rail: rail, Price: res.Price}}
 			route.Settlement = rt.Settlement
-			route.AsyncExposure = res.Asset.Exposure().Amount
 		}
 		routes = append(routes, route)
 	}
-	var all []coinop.Rail
-	for _, r := range rails {
-		all = append(all, r)
-	}
-	g.strip = stripHeaders(all)
 	pw, err := paywall.New(paywall.Config{
-		Routes: routes, Journal: g.store, AllowUnmatched: cfg.Unmatched == "free", Logger: g.log, OnStep: opts.OnStep,
+		Routes: routes, Journal: g.store, AllowUnmatched: cfg.Unmatched == "free", Logger: g.log,
+		OnStep: func(step string, p *coinop.Payment) {
+			g.metrics.Step(step, p)
+			if g.opts.OnStep != nil {
+				g.opts.OnStep(step, p)
+			}
+		},
+		OnRefuse: g.metrics.Refused,
 	})
 	if err != nil {
-		return err
+		return gen, err
 	}
-	g.pw = pw
+	gen.pw = pw
 	var fallback http.Handler = http.NotFoundHandler()
 	if u := cfg.UpstreamURL(); u != nil {
 		fallback = proxyTo(u, 0)
 	}
-	g.handler = bound(limits, pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var accessLog *slog.Logger
+	if cfg.Log.AccessLog() {
+		accessLog = g.log
+	}
+	gen.handler = access(accessLog, g.metrics, g.now, bound(limits, pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rt := pw.Match(r); rt != nil {
 			if p, ok := proxies[rt.Pattern]; ok {
 				p.ServeHTTP(w, r)
@@ -212,8 +282,22 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 			}
 		}
 		fallback.ServeHTTP(w, r)
-	})))
-	return nil
+	}))))
+	return gen, nil
+}
+
+// Admin is the operator listener's handler (package admin): the gateway's
+// metrics, and readiness probes of the journal and of every chain it
+// dials. getenv reads the bearer token admin.token_env names; a named
+// variable that is empty is an error, never an open listener.
+func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
+	token := ""
+	if env := g.cfg.Admin.TokenEnv; env != "" {
+		if token = getenv(env); token == "" {
+			return nil, g.cfg.Errorf("admin.token_env", "environment variable %s is empty: the admin listener needs its bearer token", env)
+		}
+	}
+	return admin.Handler(admin.Config{Metrics: g.metrics.Handler(), Checks: g.checks, Token: token}), nil
 }
 
 // rpcHTTPClient is the HTTP client of a JSON-RPC connection. go-ethereum's
@@ -236,7 +320,7 @@ func rpcHTTPClient() *http.Client {
 // URL-override headers, which would make it act on another method or path,
 // are removed. An upstream that sends no response headers within timeout
 // gets the client a 504, and any payment is released.
-func (g *Gateway) proxy(target *url.URL, timeout time.Duration, maxBody int64) http.Handler {
+func (g *Gateway) proxy(target *url.URL, timeout time.Duration, maxBody int64, strip map[string]bool) http.Handler {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
 	tr.ResponseHeaderTimeout = timeout
@@ -249,7 +333,7 @@ func (g *Gateway) proxy(target *url.URL, timeout time.Duration, maxBody int64) h
 			// Compared folded: X-Coinop_Payer is X-Coinop-Payer to
 			// CGI-style upstreams (PHP, WSGI).
 			for k := range pr.Out.Header {
-				if f := paywall.FoldHeaderName(k); strings.HasPrefix(f, "X-Coinop-") || g.strip[f] {
+				if f := paywall.FoldHeaderName(k); strings.HasPrefix(f, "X-Coinop-") || strip[f] {
 					delete(pr.Out.Header, k)
 				}
 			}
@@ -294,6 +378,8 @@ type Journal interface {
 	recovery.Journal
 	Get(ctx context.Context, id string) (*coinop.Payment, error)
 	List(ctx context.Context, state coinop.State, limit int) ([]*coinop.Payment, error)
+	// Ping reports whether the journal can be read: a readiness probe.
+	Ping(ctx context.Context) error
 	Close() error
 }
 
@@ -390,7 +476,7 @@ func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Rep
 		g.log.Warn("recovery incomplete; will retry", "err", err)
 	}
 	if len(rep.Resettle) > 0 {
-		g.pw.Resume(ctx, rep.Resettle)
+		g.paywall().Resume(ctx, rep.Resettle)
 	}
 	if rep.Checked > 0 {
 		g.log.Info("recovery pass", "checked", rep.Checked, "settled", rep.Settled, "failed", rep.Failed, "released", rep.Released, "pending", rep.Pending, "unreconcilable", rep.Unreconcilable)
@@ -401,13 +487,10 @@ func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Rep
 // Close stops background settlements (owed ones stay journaled for the next
 // start) and releases the store and the chain connections.
 func (g *Gateway) Close() error {
-	if g.pw != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := g.pw.Close(ctx); err != nil {
-			g.log.Warn("closing", "err", err)
+	if gen := g.cur.Swap(nil); gen != nil {
+		if err := gen.close(g.log); err != nil {
+			g.log.Warn("closing a rail", "err", err)
 		}
-		cancel()
-		g.pw = nil
 	}
 	for _, c := range g.clients {
 		c.Close()

@@ -51,7 +51,7 @@ func bound(l config.Limits, next http.Handler) http.Handler {
 }
 
 func tooLarge(max int64) error {
-	return coinop.Errorf(coinop.KindTooLarge, "body_too_large", "the request body is larger than %d bytes", max)
+	return coinop.Errorf(coinop.KindTooLarge, coinop.ReasonBodyTooLarge, "the request body is larger than %d bytes", max)
 }
 
 type bodyKey struct{}
@@ -91,11 +91,11 @@ func proxyError(r *http.Request, err error, maxBody int64) error {
 	case errors.As(err, &tooBig):
 		return tooLarge(maxBody)
 	case body != nil && body.timedOut.Load():
-		return coinop.Wrap(coinop.KindRequestTimeout, "body_timeout", err, "the request body did not arrive in time; nothing was charged")
+		return coinop.Wrap(coinop.KindRequestTimeout, coinop.ReasonBodyTimeout, err, "the request body did not arrive in time; nothing was charged")
 	case errors.As(err, &ne) && ne.Timeout():
-		return coinop.Wrap(coinop.KindUpstreamTimeout, "upstream_timeout", err, "the upstream service did not answer in time; nothing was charged")
+		return coinop.Wrap(coinop.KindUpstreamTimeout, coinop.ReasonUpstreamTimeout, err, "the upstream service did not answer in time; nothing was charged")
 	}
-	return coinop.Wrap(coinop.KindBadGateway, "upstream_unreachable", err, "the upstream service did not answer; nothing was charged")
+	return coinop.Wrap(coinop.KindBadGateway, coinop.ReasonUpstreamFailed, err, "the upstream service did not answer; nothing was charged")
 }
 
 // limitListener accepts at most n connections at once. One more is answered

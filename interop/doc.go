@@ -5,7 +5,8 @@
 // statuses and the exact token balance changes on chain. See
 // docs/interop.md.
 //
-// The Node scripts next to this file are the peers' side. The npm packages
+// The Node scripts next to this file are the peers' side; browser.mjs is
+// the browser's, for examples/browser_pay_test.go. The npm packages
 // and anvil are pinned in package.json and package-lock.json and installed
 // by scripts/deps/interop.sh (`npm ci`). Without them the tests skip, or
 // fail when COINOP_CI=1. They run on Linux: anvil comes as a Linux binary.

@@ -55,7 +55,8 @@ type Lifecycle struct {
 
 // New returns a Lifecycle over j. log receives one line per settlement and
 // every journal fault; onStep, if set, is called at each step boundary
-// ("reserved", "tx_recorded", "tx_sent", "settled", "served") and must not
+// ("reserved", "tx_recorded", "tx_sent", "settled", "served", and "failed"
+// or "released" for a payment that ends without moving money) and must not
 // block.
 func New(j Journal, log *slog.Logger, onStep func(step string, p *coinop.Payment)) *Lifecycle {
 	if log == nil {
@@ -252,6 +253,7 @@ func (l *Lifecycle) Record(ctx context.Context, p *coinop.Payment, rc *coinop.Re
 		l.log.Error("journal did not record a failed settlement", "payment", p.ID, "err", jerr)
 	}
 	p.State = coinop.StateFailed
+	l.Step("failed", p)
 	return rc, err
 }
 
@@ -272,7 +274,10 @@ func (l *Lifecycle) Release(p *coinop.Payment, reason string) {
 	defer cancel()
 	if err := l.j.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateReleased, "", reason); err != nil {
 		l.log.Error("could not release a payment reservation", "payment", p.ID, "err", err)
+		return
 	}
+	p.State = coinop.StateReleased
+	l.Step("released", p)
 }
 
 // SamePurchase reports whether the journaled payment prev bought what p,

@@ -4,8 +4,12 @@
 // and settles only when the handler answers with a status below 400.
 //
 // The engine knows no payment protocol: rails (x402, and later L402, credits)
-// plug in through coinop.Rail, and the journal through the Journal
-// interface. The package links neither go-ethereum nor a SQL driver.
+// plug in through coinop.Rail, each route accepting one or more of them at
+// its own price (Accept). A payment's way through the journal is package
+// lifecycle's, which the x402 facilitator shares; this package adds what
+// HTTP brings: the request target, the route, the challenge, and the
+// moment the handler commits to a status. It links neither go-ethereum nor
+// a SQL driver.
 package paywall
 
 import (
@@ -44,8 +48,8 @@ type Route struct {
 	MimeType    string
 	// Settlement is coinop.ModeSync (the default: the response is released
 	// after the payment settled on chain) or coinop.ModeAsync (released once
-	// verified and reserved; settled in the background, within
-	// AsyncExposure).
+	// verified and reserved; settled in the background, within each
+	// accept entry's AsyncExposure).
 	Settlement string
 	// Upgrade lets requests that ask to switch protocols (a WebSocket's
 	// Upgrade) through on this priced route. If false (the default) they are
@@ -55,11 +59,6 @@ type Route struct {
 	// connection is handed over, the engine sees nothing more of it, so
 	// nothing can be taken back.
 	Upgrade bool
-	// AsyncExposure caps, per payer and asset, the total amount (atomic
-	// units) served on async routes but not yet settled. A payment that
-	// would exceed it is settled synchronously instead. Nil on an async
-	// route means every payment is settled synchronously.
-	AsyncExposure *big.Int
 }
 
 // Accept is one way to pay a route: a rail and its price.
@@ -67,8 +66,16 @@ type Accept struct {
 	Rail coinop.Rail
 	// Price is what one request costs on Rail.
 	Price coinop.Price
-	// Pricer, if set, prices each request instead of Price.
+	// Pricer, if set, prices each request instead of Price. A *coinop.Error
+	// it returns is answered as it is (KindMalformed: 400); any other error
+	// is an internal one (500), its detail logged only.
 	Pricer coinop.Pricer
+	// AsyncExposure caps, per payer, the total amount (atomic units of
+	// this rail's asset) served on async routes but not yet settled. A
+	// payment that would exceed it is settled synchronously instead. Nil on
+	// an async route means every payment through this rail is settled
+	// synchronously.
+	AsyncExposure *big.Int
 }
 
 // price is what r costs through a.
@@ -77,7 +84,11 @@ func (a *Accept) price(r *http.Request) (coinop.Price, error) {
 		return a.Price, nil
 	}
 	pr, err := a.Pricer.Price(r)
-	if err != nil {
+	var e *coinop.Error
+	switch {
+	case errors.As(err, &e):
+		return coinop.Price{}, e // the Pricer's own verdict (a quantity the client got wrong: 400)
+	case err != nil:
 		return coinop.Price{}, coinop.Wrap(coinop.KindInternal, coinop.ReasonInternal, err, "this request could not be priced")
 	}
 	return pr, nil
@@ -106,9 +117,14 @@ type Config struct {
 	// zero, 50 ms; negative disables batching.
 	BatchWindow time.Duration
 	// OnStep, if set, is called at each step boundary of a payment:
-	// "reserved", "tx_recorded", "tx_sent", "settled", "served". For tracing
-	// and crash tests; it must not block.
+	// "reserved", "tx_recorded", "tx_sent", "settled", "served", and
+	// "failed" or "released" for a payment that ends without moving money.
+	// For tracing, metrics and crash tests; it must not block.
 	OnStep func(step string, p *coinop.Payment)
+	// OnRefuse, if set, is called for every priced request answered with a
+	// problem (a 402 challenge included) with the route's pattern and the
+	// error answered. For metrics; it must not block.
+	OnRefuse func(r *http.Request, route string, e *coinop.Error)
 	// Rails are rails the engine must know beyond the routes' (a rail
 	// removed from every route whose payments are still owed), so that
 	// Resume finds them by name.
@@ -119,11 +135,11 @@ type Config struct {
 
 // Paywall is the engine. It is safe for concurrent use.
 type Paywall struct {
-	cfg      Config
-	mux      *http.ServeMux
-	routes   map[string]*Route
-	log      *slog.Logger
-	lc       *lifecycle.Lifecycle // the journal lifecycle every payment goes through
+	cfg    Config
+	mux    *http.ServeMux
+	routes map[string]*Route
+	log    *slog.Logger
+	lc     *lifecycle.Lifecycle // the journal lifecycle every payment goes through
 	// pricedMethods are the methods priced patterns name (see pricedForOtherMethods).
 	pricedMethods []string
 	bg            *background
@@ -219,6 +235,14 @@ func (pw *Paywall) addRail(r coinop.Rail) error {
 	return nil
 }
 
+// Owed counts the payments this engine settles in the background right
+// now (queued or in progress).
+func (pw *Paywall) Owed() int {
+	pw.bg.mu.Lock()
+	defer pw.bg.mu.Unlock()
+	return len(pw.bg.owned)
+}
+
 // Rail returns the rail registered under name, or nil.
 func (pw *Paywall) Rail(name string) coinop.Rail { return pw.rails[name] }
 
@@ -226,7 +250,6 @@ func (pw *Paywall) Rail(name string) coinop.Rail { return pw.rails[name] }
 // progress. Payments still owed stay journaled as settling and are finished
 // by the next recovery pass.
 func (pw *Paywall) Close(ctx context.Context) error { return pw.bg.close(ctx) }
-
 
 // register adds a pattern to mux, turning ServeMux's panics on invalid or
 // conflicting patterns into errors.
@@ -280,18 +303,24 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	if !ok {
 		return
 	}
+	n := note(r)
 	if rt == nil || rt.Free {
+		n.Outcome = "unmatched"
+		if rt != nil {
+			n.Route, n.Outcome = rt.Pattern, "free"
+		}
 		next.ServeHTTP(w, withoutOverrides(r))
 		return
 	}
+	n.Route = rt.Pattern
 	ignoreH2C(r)
 	upgrade := isUpgrade(r)
 	if upgrade && !rt.Upgrade {
-		writeProblem(w, r, coinop.Errorf(coinop.KindForbidden, "upgrade_not_allowed", "%s %s does not allow protocol upgrades", r.Method, r.URL.Path), nil)
+		writeProblem(w, r, coinop.Errorf(coinop.KindForbidden, coinop.ReasonUpgradeNotAllowed, "%s %s does not allow protocol upgrades", r.Method, r.URL.Path), nil)
 		return
 	}
 	w.Header().Set("Access-Control-Expose-Headers", pw.expose)
-	p, rail, err := pw.inspect(r, rt)
+	p, accept, err := pw.inspect(r, rt)
 	if err != nil {
 		pw.refuse(w, r, rt, err)
 		return
@@ -300,7 +329,12 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		pw.refuse(w, r, rt, coinop.Errorf(coinop.KindPaymentRequired, coinop.ReasonPaymentRequired, "%s %s costs %s", r.Method, r.URL.Path, pw.headline(r, rt)))
 		return
 	}
+	rail := accept.Rail
 	p.Rail, p.Route = rail.Name(), rt.Pattern
+	n.Rail, n.Payer = p.Rail, p.Payer
+	if p.Amount != nil {
+		n.Price = coinop.Price{Amount: p.Amount, Symbol: accept.Price.Symbol, Decimals: accept.Price.Decimals}.String()
+	}
 	if p.IdempotencyKey == "" {
 		p.IdempotencyKey = idempotencyKey(r)
 	}
@@ -327,6 +361,7 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 			return
 		}
 	}
+	n.Payment = p.ID
 	if err := rail.Verify(r.Context(), p); err != nil {
 		pw.refuse(w, r, rt, err)
 		return
@@ -341,7 +376,7 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	}
 	defer release()
 	p.Mode = coinop.ModeSync
-	if rt.Settlement == coinop.ModeAsync && !upgrade && pw.bg.admit(p, rt.AsyncExposure) {
+	if rt.Settlement == coinop.ModeAsync && !upgrade && pw.bg.admit(p, accept.AsyncExposure) {
 		p.Mode = coinop.ModeAsync
 	}
 	if err := pw.lc.Reserve(r.Context(), p); err != nil {
@@ -445,6 +480,7 @@ func (pw *Paywall) serveAgain(w http.ResponseWriter, r *http.Request, next http.
 			return false
 		}
 		pw.log.Info("served a settled payment's retry without a new charge", "payment", prev.ID, "tx", prev.Reference)
+		note(r).Outcome = "served-again"
 		pw.lc.Step("served", prev)
 		return true
 	}}
@@ -493,6 +529,11 @@ func (pw *Paywall) refuse(w http.ResponseWriter, r *http.Request, rt *Route, err
 	if offered == 0 && e.Kind.Status() == http.StatusPaymentRequired {
 		e = coinop.Errorf(coinop.KindUnavailable, coinop.ReasonNoOffer, "no way to pay for %s %s can be offered right now; try again shortly", r.Method, r.URL.Path)
 	}
+	n := note(r)
+	n.Outcome, n.Reason = "refused", e.Reason
+	if pw.cfg.OnRefuse != nil {
+		pw.cfg.OnRefuse(r, rt.Pattern, e)
+	}
 	writeProblem(w, r, e, &challengeView{Challenge: ch, Price: headline})
 }
 
@@ -521,7 +562,7 @@ func (pw *Paywall) headline(r *http.Request, rt *Route) string {
 // offer (coinop.Error.OtherOffer) goes on to the next rail; when no rail
 // takes it, the first refusal that was about this route's offers is
 // answered, else the first one.
-func (pw *Paywall) inspect(r *http.Request, rt *Route) (*coinop.Payment, coinop.Rail, error) {
+func (pw *Paywall) inspect(r *http.Request, rt *Route) (*coinop.Payment, *Accept, error) {
 	var other error
 	for i := range rt.Accept {
 		a := &rt.Accept[i]
@@ -538,7 +579,7 @@ func (pw *Paywall) inspect(r *http.Request, rt *Route) (*coinop.Payment, coinop.
 		case err != nil:
 			return nil, nil, err
 		case p != nil:
-			return p, a.Rail, nil
+			return p, a, nil
 		}
 	}
 	return nil, nil, other
@@ -618,6 +659,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 	if status >= 400 {
 		pw.bg.discharge(p)
 		pw.lc.Release(p, coinop.ReasonUpstreamStatus(status))
+		note(r).Outcome = "released"
 		pw.log.Info("upstream failed; payment released, nothing charged", "path", r.URL.Path, "route", rt.Pattern, "status", status, "payer", p.Payer, "payment", p.ID)
 		return true
 	}
@@ -632,6 +674,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 		return false
 	}
 	if p.Mode == coinop.ModeAsync {
+		note(r).Outcome = "owed"
 		pw.lc.Served(ctx, p)
 		pw.bg.enqueue(rail, p)
 		return true
@@ -643,6 +686,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 		}
 	}
 	if err == nil {
+		note(r).Outcome = "settled"
 		return true // settled: serveReserved marks it served once the response is delivered
 	}
 	// A switch of protocols hands the connection over for good: it waits
@@ -650,6 +694,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 	if rc != nil && rc.Pending && status != http.StatusSwitchingProtocols {
 		// Not paid yet: the mark goes first, as the audit's evidence that
 		// a response was given away should the settlement fail.
+		note(r).Outcome = "pending"
 		pw.lc.Served(ctx, p)
 		return true
 	}
@@ -662,4 +707,3 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 	pw.refuse(w, r, rt, e)
 	return false
 }
-

@@ -245,7 +245,7 @@ func (pw *Paywall) admit(w http.ResponseWriter, r *http.Request) (_ *http.Reques
 			return nil, nil, false
 		}
 		if !pw.cfg.AllowUnmatched {
-			writeProblem(w, r, coinop.Errorf(coinop.KindNotFound, "no_route", "no route matches %s %s", r.Method, r.URL.Path), nil)
+			writeProblem(w, r, coinop.Errorf(coinop.KindNotFound, coinop.ReasonNoRoute, "no route matches %s %s", r.Method, r.URL.Path), nil)
 			return nil, nil, false
 		}
 		if pr := pw.extendsPriced(r, nil); pr != nil {

@@ -5,69 +5,23 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
-	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/paywall"
-	"github.com/coinop/coinop/store/sqlite"
 )
 
-// tokenRail is a rail of the tests' own: the credential is an X-Token
-// header naming a nonce; it always verifies, and settles unless fail is set.
-// It proves the engine's commit points without any payment protocol.
-type tokenRail struct {
-	fail    atomic.Bool
-	settled atomic.Int32
-}
-
-func (r *tokenRail) Name() string { return "token" }
-
-func (r *tokenRail) Headers() coinop.Headers { return coinop.Headers{Request: []string{"X-Token"}} }
-
-func (r *tokenRail) Challenge(_ context.Context, c *coinop.Challenge, ch coinop.Charge) error {
-	c.Header.Set("X-Token-Price", ch.Price.Amount.String())
-	return nil
-}
-
-func (r *tokenRail) Inspect(req *http.Request, ch coinop.Charge) (*coinop.Payment, error) {
-	nonce := req.Header.Get("X-Token")
-	if nonce == "" {
-		return nil, nil
-	}
-	return &coinop.Payment{ID: "token-" + nonce, Rail: "token", Network: "test", Asset: "tok", Payer: "payer",
-		PayTo: "seller", ReplayKey: nonce, Amount: ch.Price.Amount, Resource: ch.Resource.URL}, nil
-}
-
-func (r *tokenRail) Verify(context.Context, *coinop.Payment) error { return nil }
-
-func (r *tokenRail) Settle(context.Context, *coinop.Payment, coinop.Recorder) (*coinop.Receipt, error) {
-	if r.fail.Load() {
-		return nil, coinop.Errorf(coinop.KindSettleFailed, "token_refused", "the token was refused")
-	}
-	r.settled.Add(1)
-	return &coinop.Receipt{Success: true, Reference: "tx", Header: http.Header{"X-Token-Receipt": {"ok"}}}, nil
-}
-
-// tokenPaywall protects h on /paid/ with a tokenRail and a real journal.
-func tokenPaywall(t *testing.T, h http.Handler) (*tokenRail, http.Handler) {
+// tokenPaywall protects h on /paid/ with a fakeRail and a real journal.
+func tokenPaywall(t *testing.T, h http.Handler) (*fakeRail, http.Handler) {
 	t.Helper()
-	j, err := sqlite.Open(filepath.Join(t.TempDir(), "j.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
-	rail := &tokenRail{}
-	pw, err := paywall.New(paywall.Config{Journal: j, Routes: []paywall.Route{
-		{Pattern: "/paid/", Accept: []paywall.Accept{{Rail: rail, Price: coinop.Price{Amount: big.NewInt(5), Symbol: "TOK"}}}},
-	}})
+	rail := newFakeRail("fake")
+	pw, err := paywall.New(paywall.Config{Journal: openJournal(t, filepath.Join(t.TempDir(), "j.db")),
+		Routes: []paywall.Route{priced("/paid/", rail, 5)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +39,7 @@ func TestHijackIsACommitPoint(t *testing.T) {
 		status int
 	}{{"settled", false, http.StatusOK}, {"settlement fails", true, http.StatusPaymentRequired}} {
 		t.Run(c.name, func(t *testing.T) {
-			var rail *tokenRail
+			var rail *fakeRail
 			var settledAtHijack int32 = -1
 			rail, h := tokenPaywall(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				conn, brw, err := http.NewResponseController(w).Hijack()
@@ -93,15 +47,17 @@ func TestHijackIsACommitPoint(t *testing.T) {
 					return
 				}
 				defer conn.Close()
-				settledAtHijack = rail.settled.Load()
+				settledAtHijack = rail.settles.Load()
 				brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nraw ok")
 				brw.Flush()
 			}))
-			rail.fail.Store(c.fail)
+			if c.fail {
+				rail.set(func(r *fakeRail) { r.outcome = settleRefused })
+			}
 			srv := httptest.NewServer(h)
 			defer srv.Close()
 			req, _ := http.NewRequest("GET", srv.URL+"/paid/x", nil)
-			req.Header.Set("X-Token", "n1")
+			req.Header.Set(fakePayHeader, fakeCred("fake", "payer", "n1"))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -130,14 +86,14 @@ func TestHijackUnsupportedChargesNothing(t *testing.T) {
 		http.Error(w, "cannot switch", http.StatusBadGateway)
 	}))
 	req := httptest.NewRequest("GET", "/paid/x", nil)
-	req.Header.Set("X-Token", "n2")
+	req.Header.Set(fakePayHeader, fakeCred("fake", "payer", "n2"))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if !errors.Is(hijackErr, http.ErrNotSupported) {
 		t.Errorf("Hijack: %v, want ErrNotSupported", hijackErr)
 	}
-	if rec.Code != http.StatusBadGateway || rail.settled.Load() != 0 {
-		t.Errorf("got %d with %d settlements, want 502 and none", rec.Code, rail.settled.Load())
+	if rec.Code != http.StatusBadGateway || rail.settles.Load() != 0 {
+		t.Errorf("got %d with %d settlements, want 502 and none", rec.Code, rail.settles.Load())
 	}
 }
 
@@ -149,7 +105,7 @@ func TestHeadersBeforeTheCommit(t *testing.T) {
 	_, h := tokenPaywall(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Link", "</paid/big.js>; rel=preload")
 		w.WriteHeader(http.StatusEarlyHints)
-		w.Header().Set("X-Token-Receipt", "forged")
+		w.Header().Set(fakeReceiptHeader, "forged")
 		w.Header().Set("X-Upstream", "yes")
 		io.WriteString(w, "goods")
 	}))
@@ -161,7 +117,7 @@ func TestHeadersBeforeTheCommit(t *testing.T) {
 		return nil
 	}}
 	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", srv.URL+"/paid/x", nil)
-	req.Header.Set("X-Token", "n3")
+	req.Header.Set(fakePayHeader, fakeCred("fake", "payer", "n3"))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +130,7 @@ func TestHeadersBeforeTheCommit(t *testing.T) {
 	if len(informational) != 0 {
 		t.Errorf("informational responses before the payment settled: %v", informational)
 	}
-	if got := resp.Header.Values("X-Token-Receipt"); strings.Join(got, ",") != "ok" {
+	if got := resp.Header.Values(fakeReceiptHeader); strings.Join(got, ",") != "fake-ref:fake:payer:n3" {
 		t.Errorf("receipt %q, want the engine's alone", got)
 	}
 	if resp.Header.Get("X-Upstream") != "yes" || resp.Header.Get("Link") == "" {
@@ -206,11 +162,11 @@ func TestUpgradeOffers(t *testing.T) {
 			seen = nil
 			req := httptest.NewRequest("GET", "/paid/"+strings.ReplaceAll(c.name, " ", "-"), nil)
 			req.Header = c.header
-			req.Header.Set("X-Token", c.name)
+			req.Header.Set(fakePayHeader, fakeCred("fake", "payer", c.name))
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
-			if rec.Code != c.status || rail.settled.Load() != c.settled {
-				t.Fatalf("got %d with %d settlements, want %d and %d\n%s", rec.Code, rail.settled.Load(), c.status, c.settled, rec.Body)
+			if rec.Code != c.status || rail.settles.Load() != c.settled {
+				t.Fatalf("got %d with %d settlements, want %d and %d\n%s", rec.Code, rail.settles.Load(), c.status, c.settled, rec.Body)
 			}
 			if seen != nil && (seen.Get("Upgrade") != "" || seen.Get("Http2-Settings") != "" || seen.Get("Connection") != "") {
 				t.Errorf("the handler saw the upgrade offer: %v", seen)

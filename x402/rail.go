@@ -330,7 +330,7 @@ func (r *Rail) Reverify(p, prev *coinop.Payment) error {
 	if err != nil {
 		return err
 	}
-	replayed := coinop.Errorf(coinop.KindReplayed, "payment_replayed", "this payment was already used")
+	replayed := coinop.Errorf(coinop.KindReplayed, coinop.ReasonReplayed, "this payment was already used")
 	if c.Requirements.Scheme != "exact" || !strings.HasPrefix(c.Requirements.Network, "eip155:") {
 		return replayed
 	}

@@ -2,8 +2,10 @@
 # Installs what the peer tests (go test ./interop ./evm/anvil) need: Node.js
 # and npm (Debian's, when missing), then the npm packages pinned in
 # interop/package-lock.json: the official x402 TypeScript packages, viem,
-# the legacy v1 client x402-fetch, express, and anvil
-# (@foundry-rs/anvil-linux-amd64, a static binary inside the npm package).
+# the legacy v1 client x402-fetch, express, anvil
+# (@foundry-rs/anvil-linux-amd64, a static binary inside the npm package),
+# and playwright-core, which drives Debian's chromium (it downloads no
+# browser: install scripts are not run).
 #
 # Safe to run again: `npm ci` runs only when the lock file changed since the
 # last install. Install scripts are not run; nothing here needs them.

@@ -1,4 +1,4 @@
-package remote_test
+package facilitated_test
 
 import (
 	"bytes"
@@ -33,11 +33,11 @@ import (
 	"github.com/coinop/coinop/evm"
 	"github.com/coinop/coinop/evm/devchain"
 	"github.com/coinop/coinop/facilitator"
-	"github.com/coinop/coinop/facilitator/remote"
 	"github.com/coinop/coinop/paywall"
 	"github.com/coinop/coinop/recovery"
 	"github.com/coinop/coinop/store/sqlite"
 	"github.com/coinop/coinop/x402"
+	"github.com/coinop/coinop/x402/facilitated"
 )
 
 const price = 1000
@@ -84,7 +84,7 @@ func newRig(t *testing.T, chainID uint64, facilitatorURL string) *rig {
 		facilitatorURL = r.facilitator.URL
 	}
 
-	scheme, err := remote.New(remote.Config{
+	scheme, err := facilitated.New(facilitated.Config{
 		URL: facilitatorURL, Network: fmt.Sprintf("eip155:%d", dev.ChainID),
 		Asset: dev.Token.Hex(), PayTo: r.payee.Hex(), Name: devchain.TokenName, Version: devchain.TokenVersion,
 	})
@@ -272,7 +272,7 @@ func TestSettleOutcomes(t *testing.T) {
 				srv.Close()
 			}
 			defer srv.Close()
-			s, err := remote.New(remote.Config{
+			s, err := facilitated.New(facilitated.Config{
 				URL: url, Network: "eip155:1337", Asset: dev.Token.Hex(), PayTo: payee.Hex(),
 				Name: devchain.TokenName, Version: devchain.TokenVersion, SettleTimeout: 500 * time.Millisecond,
 			})

@@ -1,4 +1,4 @@
-// Package remote is the x402 exact EVM scheme verified and settled by a
+// Package facilitated is the x402 exact EVM scheme verified and settled by a
 // facilitator over HTTP: coinop's own (`coinop facilitator`) or anyone's
 // that speaks the x402 facilitator API (POST /verify, POST /settle).
 //
@@ -10,7 +10,7 @@
 // nothing paid-for is served.
 //
 // The package links neither go-ethereum nor a SQL driver.
-package remote
+package facilitated
 
 import (
 	"bytes"

@@ -1,0 +1,151 @@
+// Package metrics counts what a coinop gateway does, for Prometheus: the
+// requests it answered, the problems it answered with (402 challenges
+// included) by reason, the payments by rail, route and step, the revenue
+// settled by rail and asset, how long settlements took, and the background
+// settlements owed. Its collectors live in a registry of their own (no
+// global state), served by Handler in the Prometheus text exposition
+// format.
+//
+// The engine reports to it through paywall.Config.OnStep and OnRefuse; the
+// gateway through Request. Labels carry route patterns, rail names, reason
+// codes and asset identifiers only: never a payer, a credential or a URL
+// a client chose, so their number stays bounded by the configuration.
+package metrics
+
+import (
+	"math/big"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/coinop/coinop"
+)
+
+// Metrics holds a gateway's collectors. It is safe for concurrent use.
+type Metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	refusals   *prometheus.CounterVec
+	payments   *prometheus.CounterVec
+	revenue    *prometheus.CounterVec
+	settleTime *prometheus.HistogramVec
+
+	now     func() time.Time
+	mu      sync.Mutex
+	started map[string]time.Time // payment ID → when it was reserved, until settled
+}
+
+// New returns Metrics with an empty registry of its own. now is the clock
+// settlement latencies are measured with (nil: time.Now). owed, if set, is
+// read at each scrape for the background settlements owed right now.
+func New(now func() time.Time, owed func() int) *Metrics {
+	if now == nil {
+		now = time.Now
+	}
+	m := &Metrics{reg: prometheus.NewRegistry(), now: now, started: map[string]time.Time{}}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coinop_requests_total", Help: "Requests answered, by route pattern (\"\" for none) and status code.",
+	}, []string{"route", "status"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "coinop_request_duration_seconds", Help: "Time from a request's arrival to the end of its answer, by route pattern.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+	}, []string{"route"})
+	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coinop_refusals_total", Help: "Priced requests answered with a problem (402 challenges included), by route, status and reason code.",
+	}, []string{"route", "status", "reason"})
+	m.payments = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coinop_payments_total", Help: "Payment steps reached (reserved, settled, served, failed, released), by rail and route.",
+	}, []string{"rail", "route", "step"})
+	m.revenue = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coinop_revenue_atomic_total", Help: "Amount settled, in the asset's atomic units, by rail, network and asset.",
+	}, []string{"rail", "network", "asset"})
+	m.settleTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "coinop_settlement_seconds", Help: "Time from a payment's reservation to its settlement, by rail and mode.",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 10),
+	}, []string{"rail", "mode"})
+	m.reg.MustRegister(m.requests, m.latency, m.refusals, m.payments, m.revenue, m.settleTime,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if owed != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "coinop_settlements_owed", Help: "Background settlements queued or in progress in this process.",
+		}, func() float64 { return float64(owed()) }))
+	}
+	return m
+}
+
+// Registry is where the collectors are registered, for more of them
+// (journal or chain collectors of the caller's).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the collectors in the Prometheus text exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// Request counts one answered request.
+func (m *Metrics) Request(route string, status int, took time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route).Observe(took.Seconds())
+}
+
+// Refused counts a problem answered on a priced route (paywall.Config.OnRefuse).
+func (m *Metrics) Refused(r *http.Request, route string, e *coinop.Error) {
+	m.refusals.WithLabelValues(route, strconv.Itoa(e.Kind.Status()), e.Reason).Inc()
+}
+
+// Step counts a payment step (paywall.Config.OnStep): reserved, settled
+// (adding the amount to the revenue and observing the settlement's
+// latency), served, failed, released.
+func (m *Metrics) Step(step string, p *coinop.Payment) {
+	switch step {
+	case "reserved":
+		m.mu.Lock()
+		m.started[p.ID] = m.now()
+		m.mu.Unlock()
+	case "settled":
+		m.mu.Lock()
+		t0, ok := m.started[p.ID]
+		delete(m.started, p.ID)
+		m.mu.Unlock()
+		if ok {
+			m.settleTime.WithLabelValues(p.Rail, modeOf(p)).Observe(m.now().Sub(t0).Seconds())
+		}
+		if p.Amount != nil {
+			m.revenue.WithLabelValues(p.Rail, p.Network, p.Asset).Add(atomicFloat(p.Amount))
+		}
+	case "failed", "released":
+		m.Forget(p.ID)
+	case "served":
+	default:
+		return
+	}
+	m.payments.WithLabelValues(p.Rail, p.Route, step).Inc()
+}
+
+// Forget drops the reservation time of a payment that will not settle here
+// (released, failed, handed to recovery), so the map stays bounded.
+func (m *Metrics) Forget(id string) {
+	m.mu.Lock()
+	delete(m.started, id)
+	m.mu.Unlock()
+}
+
+func modeOf(p *coinop.Payment) string {
+	if p.Mode == "" {
+		return coinop.ModeSync
+	}
+	return p.Mode
+}
+
+// atomicFloat is v as a float64: exact up to 2^53 atomic units (9e9 USDC),
+// rounded beyond, which a counter can live with.
+func atomicFloat(v *big.Int) float64 {
+	f, _ := new(big.Float).SetInt(v).Float64()
+	return f
+}
