@@ -1,5 +1,6 @@
 // Package admin is a gateway's operator listener: Prometheus metrics
-// (/metrics), liveness (/healthz) and readiness (/readyz), on an address of
+// (/metrics), liveness (/healthz), readiness (/readyz) and the payments API
+// (/payments, /payments.csv, /payments/{id}, /revenue), on an address of
 // its own, apart from the paid traffic.
 //
 // Configured with a token, every request must carry it (Authorization:
@@ -35,6 +36,10 @@ type Config struct {
 	CheckTimeout time.Duration
 	// Token, when set, is the bearer token every request must carry.
 	Token string
+	// Journal, when set, serves the payments API: GET /payments (paged,
+	// filtered by from, to, route, payer, rail, state), /payments.csv, /payments/{id}
+	// (with its history) and /revenue (settled totals by route, day or rail).
+	Journal Journal
 }
 
 // Handler returns the admin endpoints as an http.Handler.
@@ -52,6 +57,13 @@ func Handler(cfg Config) http.Handler {
 	})
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.Journal != nil {
+		a := &api{cfg.Journal}
+		mux.HandleFunc("GET /payments", a.list)
+		mux.HandleFunc("GET /payments.csv", a.export)
+		mux.HandleFunc("GET /payments/{id}", a.one)
+		mux.HandleFunc("GET /revenue", a.revenue)
 	}
 	if cfg.Token == "" {
 		return mux

@@ -3,7 +3,9 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"math/big"
@@ -161,6 +163,49 @@ func TestAdminMetricsEqualTheJournal(t *testing.T) {
 	}
 	if got := sum("coinop_requests_total", map[string]string{"route": "GET /free", "status": "200"}); got != 1 {
 		t.Errorf("free requests counted %v, want 1", got)
+	}
+
+	// The payments API: revenue per route is the sum of settled payments,
+	// and the CSV export round-trips to the journal's rows.
+	code, text = get("/revenue?by=route")
+	var rev struct {
+		Totals []struct {
+			Key, Amount string
+			Payments    int
+		}
+	}
+	if err := json.Unmarshal([]byte(text), &rev); code != 200 || err != nil || len(rev.Totals) != 1 ||
+		rev.Totals[0].Key != "GET /weather" || rev.Totals[0].Amount != revenue.String() || rev.Totals[0].Payments != paid {
+		t.Fatalf("/revenue: %d %s (%v), want %s in %d payments", code, text, err, revenue, paid)
+	}
+	code, text = get("/payments.csv?state=settled")
+	rows, err := csv.NewReader(strings.NewReader(text)).ReadAll()
+	if code != 200 || err != nil || len(rows) != paid+1 {
+		t.Fatalf("/payments.csv: %d, %d rows (%v):\n%s", code, len(rows), err, text)
+	}
+	byID := map[string]*coinop.Payment{}
+	for _, p := range settled {
+		byID[p.ID] = p
+	}
+	for _, row := range rows[1:] {
+		p := byID[row[0]]
+		if p == nil || row[8] != p.Amount.String() || row[10] != p.Reference || row[6] != p.Payer || row[2] != p.Route {
+			t.Errorf("CSV row %v does not match the journal's %+v", row, p)
+		}
+	}
+	code, text = get("/payments?state=settled&limit=3")
+	var page struct {
+		Payments []struct{ ID string }
+		Next     string
+	}
+	if err := json.Unmarshal([]byte(text), &page); code != 200 || err != nil || len(page.Payments) != 3 || page.Next == "" {
+		t.Fatalf("/payments page: %d %s", code, text)
+	}
+	if code, text = get("/payments/" + page.Payments[0].ID); code != 200 || !strings.Contains(text, `"history"`) || !strings.Contains(text, `"settled"`) {
+		t.Fatalf("/payments/{id}: %d %s", code, text)
+	}
+	if code, _ = get("/payments?state=paid"); code != http.StatusBadRequest {
+		t.Fatalf("/payments with a bad state: %d, want 400", code)
 	}
 
 	if code, body := get("/readyz"); code != 200 {

@@ -56,6 +56,8 @@ type Gateway struct {
 	// cur is what the configuration's routes and rails make: replaced
 	// whole by Reload.
 	cur     atomic.Pointer[generation]
+	closing chan struct{}  // closed by Close: replaced generations close at once
+	retired sync.WaitGroup // replaced generations not closed yet
 	metrics *metrics.Metrics
 	checks  map[string]admin.Check // readiness probes, by name
 	started time.Time
@@ -97,11 +99,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 		}
 		return 0
 	})
-	g.opts, g.chains = opts, map[string]*evm.Chain{}
+	g.opts, g.chains, g.closing = opts, map[string]*evm.Chain{}, make(chan struct{})
 	g.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gen := g.cur.Load()
 		if gen == nil {
 			paywall.WriteError(w, r, coinop.Errorf(coinop.KindUnavailable, "gateway_closed", "the gateway is shutting down"))
+			return
+		}
+		if old := gen.predecessor(g.now()); old != nil && gen.carriesPayment(r) && !gen.pw.Takes(r) && old.pw.Takes(r) {
+			// A payment for an offer the replaced configuration made
+			// (its price) is served by it, within the payment's window.
+			old.serve(w, r)
 			return
 		}
 		gen.serve(w, r)
@@ -167,8 +175,34 @@ type generation struct {
 	cfg     *config.Config
 	pw      *paywall.Paywall
 	handler http.Handler
-	closers []func() error // what the rails hold open
-	serving sync.WaitGroup // requests in this generation's handler
+	closers []func() error  // what the rails hold open
+	serving sync.WaitGroup  // requests in this generation's handler
+	strip   map[string]bool // the request headers that carry payments, folded
+
+	// prev is the generation this one replaced, which still takes the
+	// payments signed for its offers until prevUntil.
+	prev      atomic.Pointer[generation]
+	prevUntil time.Time
+}
+
+// predecessor is the generation this one replaced while payments for its
+// offers may still arrive, or nil.
+func (gen *generation) predecessor(now time.Time) *generation {
+	if !now.Before(gen.prevUntil) {
+		return nil
+	}
+	return gen.prev.Load()
+}
+
+// carriesPayment reports whether r has a header some rail reads
+// credentials from.
+func (gen *generation) carriesPayment(r *http.Request) bool {
+	for k := range r.Header {
+		if gen.strip[paywall.FoldHeaderName(k)] {
+			return true
+		}
+	}
+	return false
 }
 
 func (gen *generation) serve(w http.ResponseWriter, r *http.Request) {
@@ -219,6 +253,7 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 		all = append(all, rails[r])
 	}
 	strip := stripHeaders(all)
+	gen.strip = strip
 	// One proxy, and so one connection pool, per upstream and response
 	// timeout, whatever the number of routes to it.
 	type upstreamKey struct {
@@ -287,8 +322,8 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 }
 
 // Admin is the operator listener's handler (package admin): the gateway's
-// metrics, and readiness probes of the journal and of every chain it
-// dials. getenv reads the bearer token admin.token_env names; a named
+// metrics, readiness probes of the journal and of every chain it dials,
+// and the payments API over its journal. getenv reads the bearer token admin.token_env names; a named
 // variable that is empty is an error, never an open listener.
 func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
 	token := ""
@@ -297,7 +332,11 @@ func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
 			return nil, g.cfg.Errorf("admin.token_env", "environment variable %s is empty: the admin listener needs its bearer token", env)
 		}
 	}
-	return admin.Handler(admin.Config{Metrics: g.metrics.Handler(), Checks: g.checks, Token: token}), nil
+	cfg := admin.Config{Metrics: g.metrics.Handler(), Checks: g.checks, Token: token}
+	if j, ok := g.store.(admin.Journal); ok {
+		cfg.Journal = j
+	}
+	return admin.Handler(cfg), nil
 }
 
 // rpcHTTPClient is the HTTP client of a JSON-RPC connection. go-ethereum's
@@ -426,8 +465,11 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
 	ln = newLimitListener(ln, l.MaxConnections)
-	// Everything unfinished before this process started was left by a
-	// previous one (one gateway per SQLite file): reconcile it now.
+	// What was unfinished before this process started and whose lease is
+	// expired (or this journal's own: a SQLite file's leases belong to the
+	// one gateway that owns the file, so a restart takes them back at once)
+	// was left by a crashed instance: reconcile it now. Payments leased by
+	// another live instance sharing a PostgreSQL journal are its own.
 	rep := g.Recover(ctx, g.started)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -487,6 +529,14 @@ func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Rep
 // Close stops background settlements (owed ones stay journaled for the next
 // start) and releases the store and the chain connections.
 func (g *Gateway) Close() error {
+	if g.closing != nil {
+		select {
+		case <-g.closing:
+		default:
+			close(g.closing)
+		}
+		g.retired.Wait()
+	}
 	if gen := g.cur.Swap(nil); gen != nil {
 		if err := gen.close(g.log); err != nil {
 			g.log.Warn("closing a rail", "err", err)

@@ -19,7 +19,9 @@ const retireWait = 2 * time.Minute
 // Reload replaces the routes, their prices and the rails with cfg's, which
 // must have passed Validate, without dropping a connection: requests that
 // arrive after Reload returns are served by the new configuration,
-// requests in progress finish on the old one. The journal, the chain
+// requests in progress finish on the old one, and so do payments signed
+// for the old configuration's offers while they are valid (a client that
+// got a 402 just before the reload pays the price it was offered). The journal, the chain
 // connections, the listener and the limits stay as they are; a cfg that
 // changes any of them (store, networks, listen, limits, admin, log) is
 // refused and nothing changes. So is a cfg whose rails cannot be built.
@@ -33,23 +35,55 @@ func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("reload refused, the running configuration is kept: %w", err)
 	}
-	old := g.cur.Swap(gen)
+	old := g.cur.Load()
+	if old != nil {
+		// Payments signed for the old offers keep arriving for as long as
+		// they are valid: the old generation takes those.
+		gen.prev.Store(old)
+		gen.prevUntil = g.now().Add(offerWindow(old.cfg))
+		old.prev.Store(nil) // its own predecessor's offers are older still: no longer taken
+	}
+	g.cur.Store(gen)
 	g.log.Info("configuration reloaded", "routes", len(cfg.Routes), "rails", len(cfg.AllRails()))
 	if old != nil {
-		go g.retire(old)
+		g.retired.Add(1)
+		go g.retire(gen, old)
 	}
 	return nil
 }
 
-// retire closes a replaced generation once the requests it serves are
-// done, or after retireWait.
-func (g *Gateway) retire(old *generation) {
+// offerWindow is how long a payment for one of cfg's offers stays valid:
+// the longest payment window of its x402 rails.
+func offerWindow(cfg *config.Config) time.Duration {
+	var w time.Duration
+	for _, r := range cfg.AllRails() {
+		if s, ok := r.Settings.(*config.X402Rail); ok && s.MaxTimeout > w {
+			w = s.MaxTimeout
+		}
+	}
+	return w
+}
+
+// retire closes a replaced generation once no payment for its offers can
+// arrive any more and the requests it serves are done, or retireWait after
+// that.
+// Close ends every wait at once.
+func (g *Gateway) retire(gen, old *generation) {
+	defer g.retired.Done()
+	window := time.NewTimer(offerWindow(old.cfg))
+	defer window.Stop()
+	select {
+	case <-window.C:
+		gen.prev.CompareAndSwap(old, nil)
+	case <-g.closing:
+	}
 	done := make(chan struct{})
 	go func() { old.serving.Wait(); close(done) }()
 	t := time.NewTimer(retireWait)
 	defer t.Stop()
 	select {
 	case <-done:
+	case <-g.closing:
 	case <-t.C:
 		g.log.Warn("a replaced configuration still serves requests; closing its background settlements (recovery finishes what they owe)")
 	}

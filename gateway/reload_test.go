@@ -20,7 +20,9 @@ import (
 
 // TestReloadChangesPricesWithoutFailingRequests: a load of paid and free
 // requests runs across a reload that changes the price; none fails, the
-// next challenge names the new price, and payments before and after settle.
+// next challenge names the new price, and payments before and after settle
+// (one signed for the old price just before the reload is taken at that
+// price, by the replaced configuration, within its payment window).
 // A reload that changes the store is refused and the old prices stay.
 func TestReloadChangesPricesWithoutFailingRequests(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

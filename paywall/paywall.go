@@ -235,6 +235,24 @@ func (pw *Paywall) addRail(r coinop.Rail) error {
 	return nil
 }
 
+// Takes reports whether r carries a payment that answers one of the offers
+// this engine makes for r's route: a rail's Inspect takes it. It has no
+// side effect (no journal, no network, no cryptography), so a caller with
+// two engines (a configuration reloaded while a payment for the old price
+// was on its way) can ask which one made the offer a payment answers.
+func (pw *Paywall) Takes(r *http.Request) bool {
+	c, e := canonicalRequest(r)
+	if e != nil {
+		return false
+	}
+	rt := pw.Match(c)
+	if rt == nil || rt.Free {
+		return false
+	}
+	p, _, err := pw.inspect(c, rt)
+	return err == nil && p != nil
+}
+
 // Owed counts the payments this engine settles in the background right
 // now (queued or in progress).
 func (pw *Paywall) Owed() int {

@@ -18,6 +18,10 @@ import (
 // Journal is the part of a payments journal recovery uses.
 type Journal interface {
 	Unfinished(ctx context.Context) ([]*coinop.Payment, error)
+	// Claim takes a payment's lease when it is expired or already the
+	// caller's, and returns the payment as journaled then; KindInFlight
+	// when another live owner holds it.
+	Claim(ctx context.Context, id string) (*coinop.Payment, error)
 	Transition(ctx context.Context, id string, from, to coinop.State, tx, reason string) error
 }
 
@@ -30,6 +34,9 @@ const ReasonUnreconcilable = "unreconcilable_no_rpc"
 // Report counts what one pass did.
 type Report struct {
 	Checked, Settled, Failed, Released, Pending, Skipped int
+	// Leased counts unfinished payments left alone because another live
+	// instance holds their lease.
+	Leased int
 	// Unreconcilable counts settling payments on networks no reconciler
 	// covers; they are left settling with ReasonUnreconcilable.
 	Unreconcilable int
@@ -41,9 +48,13 @@ type Report struct {
 
 // Run reconciles every unfinished payment last updated before olderThan
 // (payments updated later may belong to a request still in progress on this
-// or another gateway instance). Reconcilers are looked up by the payment's
-// network. A transition that loses a race with another instance is not an
-// error: the payment was finished elsewhere.
+// or another gateway instance) whose lease it can claim: a payment leased by
+// another live instance is that instance's to finish, whatever its age, and
+// is counted in Leased. Reconcilers are looked up by the payment's rail
+// (Payment.Rail), then, for rows whose rail has none (journals written
+// before rails had names say "x402-exact-evm"), by its network. A
+// transition that loses a race with another instance is not an error: the
+// payment was finished elsewhere.
 func Run(ctx context.Context, j Journal, reconcilers map[string]coinop.Reconciler, olderThan time.Time, log *slog.Logger) (Report, error) {
 	var rep Report
 	ps, err := j.Unfinished(ctx)
@@ -56,7 +67,20 @@ func Run(ctx context.Context, j Journal, reconcilers map[string]coinop.Reconcile
 			rep.Skipped++
 			continue
 		}
-		r, ok := reconcilers[p.Network]
+		claimed, err := j.Claim(ctx, p.ID)
+		switch {
+		case coinop.KindOf(err) == coinop.KindInFlight:
+			rep.Leased++ // another live instance's, or finished meanwhile
+			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("payment %s: claim: %w", p.ID, err))
+			continue
+		}
+		p = claimed
+		r, ok := reconcilers[p.Rail]
+		if !ok {
+			r, ok = reconcilers[p.Network]
+		}
 		if !ok {
 			if err := unreconcilable(ctx, j, p, &rep, log); err != nil {
 				errs = append(errs, err)

@@ -5,6 +5,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -31,10 +32,11 @@ type Event struct {
 	// From is the state before the transition; "" for the first reservation.
 	From coinop.State
 	To   coinop.State
-	// Tx and Reason are the values the transition set, "" when it set none.
-	Tx     string
-	Reason string
-	At     time.Time
+	// Reference and Reason are the values the transition set, "" when it
+	// set none.
+	Reference string
+	Reason    string
+	At        time.Time
 }
 
 // ModeOf is p's settlement mode as journaled: "" means sync.
@@ -46,7 +48,8 @@ func ModeOf(p *coinop.Payment) string {
 }
 
 // CheckReserve refuses, before any I/O, a payment a journal must not record:
-// no ID, no nonce, a missing or negative amount, an unknown mode. backend
+// no ID, a single-use payment without a replay key or a bearer charge with
+// one, a missing or negative amount, an unknown mode. backend
 // names the caller in the log-only cause.
 func CheckReserve(backend string, p *coinop.Payment) error {
 	var problem string
@@ -55,8 +58,10 @@ func CheckReserve(backend string, p *coinop.Payment) error {
 		problem = "nil payment"
 	case p.ID == "":
 		problem = "payment has no ID"
-	case p.ReplayKey == "":
-		problem = "payment has no nonce"
+	case p.ReplayKey == "" && !p.Bearer:
+		problem = "single-use payment has no replay key"
+	case p.ReplayKey != "" && p.Bearer:
+		problem = "bearer charge has a replay key"
 	case p.Amount == nil || p.Amount.Sign() < 0:
 		problem = "payment amount is missing or negative"
 	case p.Mode != "" && p.Mode != coinop.ModeSync && p.Mode != coinop.ModeAsync:
@@ -80,4 +85,41 @@ func CheckRecordTx(backend, id, tx, raw string) error {
 	}
 	return coinop.Wrap(coinop.KindInternal, "internal_error",
 		fmt.Errorf("%s: record tx %q: payment ID, hash and signed transaction are all required", backend, id), "internal error")
+}
+
+// EncodeDetails is how a journal stores Payment.Details: a JSON object,
+// "{}" for none, whatever the backend.
+func EncodeDetails(d map[string]string) string {
+	if len(d) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(d) // a map of strings always encodes
+	return string(b)
+}
+
+// DecodeDetails reads what EncodeDetails stored: nil for an empty object,
+// so that a payment without details reads back as it was reserved.
+func DecodeDetails(s string) (map[string]string, error) {
+	var d map[string]string
+	if err := json.Unmarshal([]byte(s), &d); err != nil {
+		return nil, fmt.Errorf("details %q: %w", s, err)
+	}
+	if len(d) == 0 {
+		return nil, nil
+	}
+	return d, nil
+}
+
+// DefaultLease is how long a journal write keeps a payment its writer's
+// when the store's options name no lease: longer than any settlement step
+// takes between two writes or renewals, short enough that a crashed
+// instance's payments are recovered within minutes.
+const DefaultLease = 2 * time.Minute
+
+// NotClaimed is the error of a Claim refused because payment id is final
+// (state) or leased by another live owner.
+func NotClaimed(id string, state coinop.State, owner string) error {
+	cause := fmt.Errorf("payment %s is %s, leased by %q", id, state, owner)
+	return coinop.Wrap(coinop.KindInFlight, "payment_state_conflict", cause,
+		"this payment is being processed by another request")
 }

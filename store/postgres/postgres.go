@@ -18,12 +18,16 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/big"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,6 +53,16 @@ type Options struct {
 	// It is truncated to the microsecond, PostgreSQL's precision.
 	// If nil, the default is time.Now.
 	Now func() time.Time
+	// Owner names this store in the leases it takes (see Claim): instances
+	// sharing a database must have distinct owners. If "", the default is
+	// a random name per OpenWith, read from Rand.
+	Owner string
+	// Rand is the randomness of the default Owner. If nil, the default is
+	// crypto/rand.Reader.
+	Rand io.Reader
+	// Lease is how long a write keeps a payment this store's (see Claim).
+	// If zero, the default is store.DefaultLease.
+	Lease time.Duration
 }
 
 // Store is a payments journal in a PostgreSQL database. Its methods are safe
@@ -63,8 +77,11 @@ type Options struct {
 // exception or a violated constraint, which retrying cannot fix) is
 // KindInternal.
 type Store struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
+	pool  *pgxpool.Pool
+	q     querier // pool, or the transaction of Atomically
+	now   func() time.Time
+	owner string
+	lease time.Duration
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
@@ -101,15 +118,141 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s := &Store{pool: pool, now: opts.Now}
+	s := &Store{pool: pool, q: pool, now: opts.Now, owner: opts.Owner, lease: opts.Lease}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.lease <= 0 {
+		s.lease = store.DefaultLease
+	}
+	if s.owner == "" {
+		r := opts.Rand
+		if r == nil {
+			r = rand.Reader
+		}
+		var b [12]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: open: owner: %w", err)
+		}
+		s.owner = "postgres:" + hex.EncodeToString(b[:])
 	}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	return s, nil
+}
+
+// querier is what the journal's statements run on: the pool, or one
+// transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Atomically runs fn in one PostgreSQL transaction and commits it if fn
+// and every Tx method it called succeeded; otherwise it rolls back and
+// returns the error (see store.Tx). The journal writes made through tx keep
+// their guarantees: each is still a compare-and-set that PostgreSQL decides
+// under its row locks and unique indexes, now committed with the rail's
+// statements. Reads outside tx (Get) do not see its writes before commit.
+func (s *Store) Atomically(ctx context.Context, fn func(tx store.Tx) error) error {
+	ptx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return dbError("atomically", err)
+	}
+	defer ptx.Rollback(ctx)
+	in := *s
+	in.q = ptx
+	t := &txn{s: &in}
+	if err := fn(t); err != nil {
+		return err
+	}
+	if t.err != nil {
+		return t.err
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return dbError("atomically", err)
+	}
+	return nil
+}
+
+// txn is a store.Tx over a Store bound to one transaction; it remembers
+// the first error, which dooms the transaction.
+type txn struct {
+	s   *Store
+	err error
+}
+
+func (t *txn) doom(err error) error {
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	return err
+}
+
+func (t *txn) Reserve(ctx context.Context, p *coinop.Payment) error {
+	return t.doom(t.s.Reserve(ctx, p))
+}
+func (t *txn) Transition(ctx context.Context, id string, from, to coinop.State, ref, reason string) error {
+	return t.doom(t.s.Transition(ctx, id, from, to, ref, reason))
+}
+func (t *txn) MarkServed(ctx context.Context, id string) error {
+	return t.doom(t.s.MarkServed(ctx, id))
+}
+func (t *txn) RecordTx(ctx context.Context, id, ref, prepared string) error {
+	return t.doom(t.s.RecordTx(ctx, id, ref, prepared))
+}
+func (t *txn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := t.s.q.Exec(ctx, store.Rebind(query), args...)
+	if err != nil {
+		return 0, t.doom(dbError("exec", err))
+	}
+	return tag.RowsAffected(), nil
+}
+func (t *txn) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	err := t.s.q.QueryRow(ctx, store.Rebind(query), args...).Scan(dest...)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return t.doom(fmt.Errorf("postgres: query row: %w", store.ErrNotFound))
+	case err != nil:
+		return t.doom(dbError("query row", err))
+	}
+	return nil
+}
+
+// Migrate applies a rail's own migration ddl once per name, whichever
+// instance comes first, and records it in schema_migrations (under
+// store.RailMigration(name)) in the same transaction, so that a rail can
+// own tables beside the journal's.
+func (s *Store) Migrate(ctx context.Context, name, ddl string) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", name, err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", name, err)
+	}
+	var applied bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)`, store.RailMigration(name)).Scan(&applied); err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", name, err)
+	}
+	if applied {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, ddl); err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", name, err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)`, store.RailMigration(name), s.timestamp()); err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", name, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", name, err)
+	}
+	return nil
 }
 
 // Close closes the connections, waiting for methods in progress to finish.
@@ -174,16 +317,16 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Reserve records p in state verified and claims its replay key (Network,
-// Asset, Payer, Nonce) and, when p has one, its idempotency key (Payer,
-// IdempotencyKey). On success it sets p.State, p.Created, p.Updated, p.Mode
+// Reserve records p in state verified and claims its ID, the journal's one
+// unique key and its replay guard (a rail of single-use credentials derives
+// the ID from the replay key; a bearer charge's ID is fresh), and, when p
+// has one, its idempotency key (Payer, IdempotencyKey). On success it sets p.State, p.Created, p.Updated, p.Mode
 // ("" is recorded as coinop.ModeSync) and p.Served (zero: not served) to
 // what was recorded. p.Credential is not journaled; p.Payload is, as given.
 // A Mode other than "", sync and async is refused with KindInternal.
 //
-// If the replay key is already journaled in any state but released, or under
-// a different ID, Reserve returns a *coinop.Error of kind KindReplayed
-// (reason "payment_replayed") and changes nothing; of many concurrent calls
+// If the ID is already journaled in any state but released, Reserve
+// returns a *coinop.Error of kind KindReplayed (reason "payment_replayed") and changes nothing; of many concurrent calls
 // for one key, from any number of processes, exactly one succeeds. A payment
 // journaled as released under the same ID (its upstream failed and nothing
 // was charged) is reserved again: it goes back to verified, keeps its
@@ -223,8 +366,9 @@ const reserveAttempts = 3
 // reserve makes one attempt at Reserve. It reports done when p was reserved
 // or err says why it cannot be; (false, nil) means try again.
 func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now time.Time) (done bool, err error) {
+	details := store.EncodeDetails(p.Details)
 	// First, a new key. ON CONFLICT DO NOTHING without a conflict target
-	// makes every unique index an arbiter: the replay key, the ID and the
+	// makes every unique index an arbiter: the ID and the
 	// idempotency key alike (the last only for rows its partial index
 	// covers). PostgreSQL resolves a conflict with a concurrent, uncommitted
 	// insert by waiting for it to end: if it commits, nothing is inserted
@@ -239,18 +383,20 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 	//
 	// The event is written by the same statement, hence in the same
 	// transaction, and only when the row was.
-	tag, err := s.pool.Exec(ctx, `WITH reserved AS (
+	tag, err := s.q.Exec(ctx, `WITH reserved AS (
 			INSERT INTO payments
-				(id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at,
-				 mode, payload, idempotency_key, served_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, NULLIF($16, ''), NULL)
+				(id, rail, network, asset, payer, pay_to, replay_key, amount, resource, state, reference, reason, created_at, updated_at,
+				 mode, payload, idempotency_key, served_at, route, bearer, details, lease_owner, lease_until)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, NULLIF($16, ''), NULL, $17, $18, $19,
+				$20, $21)
 			ON CONFLICT DO NOTHING
 			RETURNING id
 		)
-		INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+		INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 		SELECT id, '', $10, $11, $12, $13 FROM reserved`,
 		p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.ReplayKey, p.Amount.String(), p.Resource,
-		string(coinop.StateVerified), p.Reference, p.Reason, now, mode, p.Payload, p.IdempotencyKey)
+		string(coinop.StateVerified), p.Reference, p.Reason, now, mode, p.Payload, p.IdempotencyKey,
+		p.Route, p.Bearer, details, s.owner, s.until(now))
 	if err != nil {
 		return true, dbError("reserve", err)
 	}
@@ -267,20 +413,22 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 	// row enters the idempotency key's index: if another payment holds the
 	// key, committed or about to be, the statement fails on it.
 	var created time.Time
-	err = s.pool.QueryRow(ctx, `WITH reserved AS (
+	err = s.q.QueryRow(ctx, `WITH reserved AS (
 			UPDATE payments
-			SET rail = $2, pay_to = $3, amount = $4, resource = $5, state = $6, tx = $7, reason = $8, updated_at = $9,
-				mode = $15, payload = $16, idempotency_key = NULLIF($17, ''), served_at = NULL, raw_tx = ''
-			WHERE network = $10 AND asset = $11 AND payer = $12 AND nonce = $13 AND id = $1 AND state = $14
+			SET rail = $2, pay_to = $3, amount = $4, resource = $5, state = $6, reference = $7, reason = $8, updated_at = $9,
+				mode = $15, payload = $16, idempotency_key = NULLIF($17, ''), served_at = NULL, prepared = '',
+				route = $18, details = $19, lease_owner = $21, lease_until = $22
+			WHERE network = $10 AND asset = $11 AND payer = $12 AND replay_key = $13 AND id = $1 AND state = $14
+				AND bearer = $20
 			RETURNING id, created_at
 		), event AS (
-			INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+			INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 			SELECT id, $14, $6, $7, $8, $9 FROM reserved
 		)
 		SELECT created_at FROM reserved`,
 		p.ID, p.Rail, p.PayTo, p.Amount.String(), p.Resource, string(coinop.StateVerified), p.Reference, p.Reason, now,
 		p.Network, p.Asset, p.Payer, p.ReplayKey, string(coinop.StateReleased),
-		mode, p.Payload, p.IdempotencyKey).Scan(&created)
+		mode, p.Payload, p.IdempotencyKey, p.Route, details, p.Bearer, s.owner, s.until(now)).Scan(&created)
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:
@@ -298,12 +446,16 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 	var (
 		holder string
 		state  coinop.State
+		same   bool
 	)
-	err = s.pool.QueryRow(ctx, `SELECT id, state FROM payments
-		WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4`,
-		p.Network, p.Asset, p.Payer, p.ReplayKey).Scan(&holder, &state)
+	err = s.q.QueryRow(ctx, `SELECT id, state, network = $2 AND asset = $3 AND payer = $4 AND replay_key = $5 AND bearer = $6
+		FROM payments WHERE id = $1`,
+		p.ID, p.Network, p.Asset, p.Payer, p.ReplayKey, p.Bearer).Scan(&holder, &state, &same)
 	switch {
-	case err == nil && holder == p.ID && state == coinop.StateReleased:
+	case err == nil && !same:
+		return true, coinop.Wrap(coinop.KindInternal, "internal_error",
+			fmt.Errorf("postgres: reserve: payment %s is journaled under another replay key", p.ID), "internal error")
+	case err == nil && state == coinop.StateReleased:
 		return false, nil // released again since the update above
 	case err == nil:
 		return true, coinop.Wrap(coinop.KindReplayed, "payment_replayed",
@@ -311,18 +463,10 @@ func (s *Store) reserve(ctx context.Context, p *coinop.Payment, mode string, now
 	case !errors.Is(err, pgx.ErrNoRows):
 		return true, dbError("reserve", err)
 	}
-	var taken bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM payments WHERE id = $1)`, p.ID).Scan(&taken); err != nil {
-		return true, dbError("reserve", err)
-	}
-	if taken {
-		return true, coinop.Wrap(coinop.KindInternal, "internal_error",
-			fmt.Errorf("postgres: reserve: payment %s is journaled under another replay key", p.ID), "internal error")
-	}
 	if p.IdempotencyKey == "" {
 		return false, nil
 	}
-	err = s.pool.QueryRow(ctx, `SELECT id FROM payments
+	err = s.q.QueryRow(ctx, `SELECT id FROM payments
 		WHERE payer = $1 AND idempotency_key = $2 AND state <> 'released'`,
 		p.Payer, p.IdempotencyKey).Scan(&holder)
 	switch {
@@ -362,18 +506,23 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 			fmt.Errorf("postgres: transition %s: illegal transition %q → %q", id, from, to), "internal error")
 	}
 	now := s.timestamp()
+	owner, until := s.owner, s.until(now)
+	if to.Final() {
+		owner, until = "", nil
+	}
 	// A concurrent UPDATE of the row makes this one wait, then re-check
 	// state = from on the row it left: the loser matches nothing. The event
 	// is inserted by the same statement, only for a row that moved.
-	tag, err := s.pool.Exec(ctx, `WITH moved AS (
+	tag, err := s.q.Exec(ctx, `WITH moved AS (
 			UPDATE payments
-			SET state = $3, tx = COALESCE(NULLIF($4, ''), tx), reason = COALESCE(NULLIF($5, ''), reason), updated_at = $6
+			SET state = $3, reference = COALESCE(NULLIF($4, ''), reference), reason = COALESCE(NULLIF($5, ''), reason), updated_at = $6,
+				lease_owner = $7, lease_until = $8
 			WHERE id = $1 AND state = $2
 			RETURNING id
 		)
-		INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+		INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 		SELECT id, $2, $3, $4, $5, $6 FROM moved`,
-		id, string(from), string(to), txHash, reason, now)
+		id, string(from), string(to), txHash, reason, now, owner, until)
 	if err != nil {
 		return dbError("transition", err)
 	}
@@ -387,7 +536,7 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 // matched nothing: the payment is unknown, or in another state.
 func (s *Store) conflict(ctx context.Context, op, id string, from coinop.State) error {
 	var current coinop.State
-	err := s.pool.QueryRow(ctx, `SELECT state FROM payments WHERE id = $1`, id).Scan(&current)
+	err := s.q.QueryRow(ctx, `SELECT state FROM payments WHERE id = $1`, id).Scan(&current)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("postgres: %s %s: %w", op, id, store.ErrNotFound)
@@ -416,14 +565,14 @@ func (s *Store) RecordTx(ctx context.Context, id, txHash, raw string) error {
 	}
 	now := s.timestamp()
 	settling := string(coinop.StateSettling)
-	tag, err := s.pool.Exec(ctx, `WITH moved AS (
-			UPDATE payments SET tx = $3, raw_tx = $4, updated_at = $5
+	tag, err := s.q.Exec(ctx, `WITH moved AS (
+			UPDATE payments SET reference = $3, prepared = $4, updated_at = $5, lease_owner = $6, lease_until = $7
 			WHERE id = $1 AND state = $2
 			RETURNING id
 		)
-		INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+		INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 		SELECT id, $2, $2, $3, '', $5 FROM moved`,
-		id, settling, txHash, raw, now)
+		id, settling, txHash, raw, now, s.owner, s.until(now))
 	if err != nil {
 		return dbError("record tx", err)
 	}
@@ -457,15 +606,17 @@ func (s *Store) MarkServed(ctx context.Context, id string) error {
 	// As in Transition, a concurrent UPDATE of the row makes this one wait
 	// and re-check its condition on the row it left: of concurrent calls,
 	// one sets served_at and the others match nothing.
-	tag, err := s.pool.Exec(ctx, `WITH served AS (
-			UPDATE payments SET served_at = $2, updated_at = $2
+	tag, err := s.q.Exec(ctx, `WITH served AS (
+			UPDATE payments SET served_at = $2, updated_at = $2,
+				lease_owner = CASE WHEN state = $6 THEN '' ELSE $7 END,
+				lease_until = CASE WHEN state = $6 THEN NULL ELSE $8::timestamptz END
 			WHERE id = $1 AND served_at IS NULL AND state IN ($4, $5, $6)
 			RETURNING id, state
 		)
-		INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+		INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 		SELECT id, state, state, '', $3, $2 FROM served`,
 		id, now, store.ReasonServed,
-		string(coinop.StateVerified), string(coinop.StateSettling), string(coinop.StateSettled))
+		string(coinop.StateVerified), string(coinop.StateSettling), string(coinop.StateSettled), s.owner, s.until(now))
 	if err != nil {
 		return dbError("mark served", err)
 	}
@@ -476,7 +627,7 @@ func (s *Store) MarkServed(ctx context.Context, id string) error {
 		state  string
 		served *time.Time
 	)
-	err = s.pool.QueryRow(ctx, `SELECT state, served_at FROM payments WHERE id = $1`, id).Scan(&state, &served)
+	err = s.q.QueryRow(ctx, `SELECT state, served_at FROM payments WHERE id = $1`, id).Scan(&state, &served)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("postgres: mark served %s: %w", id, store.ErrNotFound)
@@ -497,8 +648,8 @@ func (s *Store) MarkServed(ctx context.Context, id string) error {
 		"this payment is being processed by another request")
 }
 
-const paymentColumns = `id, rail, network, asset, payer, pay_to, nonce, amount::text, resource, state, tx, reason, created_at, updated_at,
-	mode, payload, COALESCE(idempotency_key, ''), served_at, raw_tx`
+const paymentColumns = `id, rail, network, asset, payer, pay_to, replay_key, amount::text, resource, state, reference, reason, created_at, updated_at,
+	mode, payload, COALESCE(idempotency_key, ''), served_at, prepared, route, bearer, details`
 
 // Get returns the journaled payment id, or an error wrapping
 // store.ErrNotFound. The result is the caller's to keep; its Credential is nil.
@@ -557,8 +708,24 @@ func (s *Store) List(ctx context.Context, state coinop.State, limit int) ([]*coi
 		WHERE state = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, string(state), limitArg)
 }
 
+// ListPage returns one page of the payments f selects, oldest first by
+// (Created, ID), for operators; see store.Filter and store.Page. A
+// malformed cursor is KindMalformed.
+func (s *Store) ListPage(ctx context.Context, f store.Filter) (store.Page, error) {
+	l, err := store.Plan(f, func(n int) string { return "$" + strconv.Itoa(n) }, func(t time.Time) any { return t.UTC() })
+	if err != nil {
+		return store.Page{}, err
+	}
+	ps, err := s.query(ctx, "list page", `SELECT `+paymentColumns+` FROM payments`+l.Where+
+		` ORDER BY created_at, id LIMIT `+strconv.Itoa(l.Limit), l.Args...)
+	if err != nil {
+		return store.Page{}, err
+	}
+	return l.Paginate(ps), nil
+}
+
 func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*coinop.Payment, error) {
-	rows, err := s.pool.Query(ctx, query, args...)
+	rows, err := s.q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, dbError(op, err)
 	}
@@ -570,11 +737,17 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 			state, amount    string
 			created, updated time.Time
 			served           *time.Time
+			details          string
 		)
 		if err := rows.Scan(&p.ID, &p.Rail, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.ReplayKey,
 			&amount, &p.Resource, &state, &p.Reference, &p.Reason, &created, &updated,
-			&p.Mode, &p.Payload, &p.IdempotencyKey, &served, &p.Prepared); err != nil {
+			&p.Mode, &p.Payload, &p.IdempotencyKey, &served, &p.Prepared, &p.Route, &p.Bearer, &details); err != nil {
 			return nil, dbError(op, err)
+		}
+		var err error
+		if p.Details, err = store.DecodeDetails(details); err != nil {
+			return nil, coinop.Wrap(coinop.KindInternal, "internal_error",
+				fmt.Errorf("postgres: %s: payment %s: %w", op, p.ID, err), "internal error")
 		}
 		var ok bool
 		if p.Amount, ok = new(big.Int).SetString(amount, 10); !ok {
@@ -597,7 +770,7 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 // Events returns the history of payment id, oldest first, or an error
 // wrapping store.ErrNotFound.
 func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT from_state, to_state, tx, reason, at
+	rows, err := s.q.Query(ctx, `SELECT from_state, to_state, reference, reason, at
 		FROM payment_events WHERE payment_id = $1 ORDER BY seq`, id)
 	if err != nil {
 		return nil, dbError("events", err)
@@ -610,7 +783,7 @@ func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
 			at       time.Time
 		)
 		e := store.Event{PaymentID: id}
-		if err := rows.Scan(&from, &to, &e.Tx, &e.Reason, &at); err != nil {
+		if err := rows.Scan(&from, &to, &e.Reference, &e.Reason, &at); err != nil {
 			return nil, dbError("events", err)
 		}
 		e.From, e.To, e.At = coinop.State(from), coinop.State(to), at.UTC()
@@ -630,13 +803,77 @@ func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
 // *coinop.Error of kind KindUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
 	var n int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+	if err := s.q.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
 		return unavailable("ping", err)
 	}
 	return nil
 }
 
 // timestamp reads the clock as stored: to the microsecond, in UTC.
+// until is when a lease taken at now ends.
+func (s *Store) until(now time.Time) *time.Time {
+	t := now.Add(s.lease)
+	return &t
+}
+
+// Owner is the name this store takes leases under.
+func (s *Store) Owner() string { return s.owner }
+
+// Claim takes payment id's lease for this store, for Lease, if the payment
+// is not final and its lease is expired, absent (payments journaled before
+// leases existed have none) or already this store's; it returns the
+// payment as journaled once claimed. Recovery claims a payment before it
+// acts on it, so that an instance never finishes a payment another live
+// instance is still working on: that one keeps its lease fresh with every
+// write and with Renew. Otherwise Claim returns KindInFlight
+// ("payment_state_conflict") and changes nothing; an unknown id wraps
+// store.ErrNotFound. Of concurrent claims, from any number of processes,
+// exactly one succeeds: the UPDATE re-checks the lease on the row version
+// it locks. Leases are written and compared with each instance's clock
+// (Now): instances sharing a database must keep their clocks within a small
+// fraction of Lease of each other.
+func (s *Store) Claim(ctx context.Context, id string) (*coinop.Payment, error) {
+	now := s.timestamp()
+	ps, err := s.query(ctx, "claim", `UPDATE payments SET lease_owner = $2, lease_until = $3
+		WHERE id = $1 AND state IN ('verified', 'settling')
+			AND (lease_owner IN ('', $2) OR lease_until IS NULL OR lease_until <= $4)
+		RETURNING `+paymentColumns, id, s.owner, s.until(now), now)
+	if err != nil {
+		return nil, err
+	}
+	if len(ps) == 1 {
+		return ps[0], nil
+	}
+	var (
+		state string
+		owner string
+	)
+	err = s.q.QueryRow(ctx, `SELECT state, lease_owner FROM payments WHERE id = $1`, id).Scan(&state, &owner)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, fmt.Errorf("postgres: claim %s: %w", id, store.ErrNotFound)
+	case err != nil:
+		return nil, dbError("claim", err)
+	}
+	return nil, store.NotClaimed(id, coinop.State(state), owner)
+}
+
+// Renew extends this store's leases on payments ids by Lease, from now:
+// a settlement waiting for its network calls it so that no other instance
+// claims the payment meanwhile. Payments that are final, unknown or leased
+// by another store are left as they are.
+func (s *Store) Renew(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := s.q.Exec(ctx, `UPDATE payments SET lease_until = $3
+		WHERE id = ANY($1) AND lease_owner = $2 AND state IN ('verified', 'settling')`,
+		ids, s.owner, s.until(s.timestamp())); err != nil {
+		return dbError("renew", err)
+	}
+	return nil
+}
+
 func (s *Store) timestamp() time.Time { return s.now().Truncate(time.Microsecond).UTC() }
 
 // dbError classifies an error from the database. Data exceptions (class 22)

@@ -498,3 +498,44 @@ func BenchmarkReserve(b *testing.B) {
 		}
 	}
 }
+
+func TestMigrateJournalV2(t *testing.T) {
+	dsn := freshSchema(t)
+	script, err := os.ReadFile("testdata/journal-v2.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, dsn)
+	if _, err := conn.Exec(t.Context(), string(script)); err != nil {
+		t.Fatalf("journal-v2.sql: %v", err)
+	}
+	for range 2 { // migrated twice: nothing changes
+		s := open(t, dsn, postgres.Options{})
+		storetest.CheckFixture(t, s, "testdata/journal-v2.json")
+		s.Close()
+	}
+	var n int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM schema_migrations WHERE name = '0004_journal_v3.sql'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("0004 recorded %d times (%v), want once", n, err)
+	}
+	for _, q := range []string{
+		`UPDATE payment_events SET reason = 'rewritten' WHERE payment_id = 'pay-05'`,
+		`DELETE FROM payment_events WHERE payment_id = 'pay-05'`,
+		`TRUNCATE payment_events`,
+	} {
+		if _, err := conn.Exec(t.Context(), q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: error = %v, want append-only", q, err)
+		}
+	}
+}
+
+func TestLeases(t *testing.T) {
+	storetest.RunLeases(t, func(t *testing.T) func(string, func() time.Time) storetest.Store {
+		dsn := freshSchema(t)
+		return func(owner string, now func() time.Time) storetest.Store {
+			s := open(t, dsn, postgres.Options{Owner: owner, Now: now, Lease: storetest.LeaseTerm})
+			t.Cleanup(func() { s.Close() })
+			return s
+		}
+	})
+}

@@ -103,7 +103,7 @@ func TestGroupFailureIsIsolated(t *testing.T) {
 		// A write that fails after writing: its statements are undone.
 		{"write then fail", func() error {
 			return s.write(ctx, "test", func(ctx context.Context, tx *sql.Tx) error {
-				if _, _, err := reserve(ctx, tx, storetest.Payment(5), coinop.ModeSync, 1); err != nil {
+				if _, _, err := reserve(ctx, tx, storetest.Payment(5), coinop.ModeSync, 1, lease{}); err != nil {
 					return err
 				}
 				return errors.New("refused after writing")

@@ -62,6 +62,17 @@ type Options struct {
 	// If nil, the default is time.Now. It is called from the store's writer
 	// goroutine, as each write is applied.
 	Now func() time.Time
+	// Owner names this store in the leases it takes (see Claim). If "",
+	// the default is one name per journal file: a SQLite journal belongs
+	// to one gateway instance, so a process that restarts on the same file
+	// takes its predecessor's leases back at once, and a crash is
+	// recovered on the next start without waiting for leases to expire.
+	// Processes that open the same file to read or audit it share that
+	// name; recovery still leaves alone what was updated after it started.
+	Owner string
+	// Lease is how long a write keeps a payment this store's (see Claim).
+	// If zero, the default is store.DefaultLease.
+	Lease time.Duration
 }
 
 // Store is a payments journal in one SQLite file. Its methods are safe for
@@ -87,6 +98,9 @@ type Store struct {
 	w   *sql.DB // the writer's one connection; only the writer goroutine uses it after Open
 	r   *sql.DB // read-only connections
 	now func() time.Time
+
+	owner string
+	lease time.Duration
 
 	mu     sync.Mutex
 	cond   *sync.Cond // signalled when queue grows or closed is set
@@ -152,10 +166,21 @@ func OpenWith(path string, opts Options) (*Store, error) {
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
 
-	s := &Store{w: w, now: opts.Now, writerDone: make(chan struct{})}
+	s := &Store{w: w, now: opts.Now, owner: opts.Owner, lease: opts.Lease, writerDone: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.owner == "" {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("sqlite: open: %w", err)
+		}
+		s.owner = "sqlite:" + abs
+	}
+	if s.lease <= 0 {
+		s.lease = store.DefaultLease
 	}
 	if err := s.migrate(context.Background()); err != nil {
 		w.Close()
@@ -405,16 +430,16 @@ func (s *Store) migrateFile(ctx context.Context, name string) error {
 	return tx.Commit()
 }
 
-// Reserve records p in state verified and claims its replay key (Network,
-// Asset, Payer, Nonce) and, when p has one, its idempotency key (Payer,
-// IdempotencyKey). On success it sets p.State, p.Created, p.Updated, p.Mode
+// Reserve records p in state verified and claims its ID, the journal's one
+// unique key and its replay guard (a rail of single-use credentials derives
+// the ID from the replay key; a bearer charge's ID is fresh), and, when p
+// has one, its idempotency key (Payer, IdempotencyKey). On success it sets p.State, p.Created, p.Updated, p.Mode
 // ("" is recorded as coinop.ModeSync) and p.Served (zero: not served) to
 // what was recorded. p.Credential is not journaled; p.Payload is, as given.
 // A Mode other than "", sync and async is refused with KindInternal.
 //
-// If the replay key is already journaled in any state but released, or under
-// a different ID, Reserve returns a *coinop.Error of kind KindReplayed
-// (reason "payment_replayed") and changes nothing; of many concurrent calls
+// If the ID is already journaled in any state but released, Reserve
+// returns a *coinop.Error of kind KindReplayed (reason "payment_replayed") and changes nothing; of many concurrent calls
 // for one key exactly one succeeds. A payment journaled as released under
 // the same ID (its upstream failed and nothing was charged) is reserved
 // again: it goes back to verified, keeps its Created time, takes p's other
@@ -437,7 +462,8 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 	var created, now int64
 	err := s.write(ctx, "reserve", func(ctx context.Context, tx *sql.Tx) error {
 		var err error
-		created, now, err = reserve(ctx, tx, p, mode, s.timestamp())
+		at := s.timestamp()
+		created, now, err = reserve(ctx, tx, p, mode, at, s.leaseAt(coinop.StateVerified, at))
 		return err
 	})
 	if err != nil {
@@ -453,41 +479,39 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 
 // reserve is Reserve's read-check-write in tx, at time now. It returns the
 // payment's recorded creation time and now.
-func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, now int64) (created, updated int64, err error) {
+func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, now int64, l lease) (created, updated int64, err error) {
+	details := store.EncodeDetails(p.Details)
 	var (
 		id    string
 		state coinop.State
 	)
-	err = tx.QueryRowContext(ctx, `SELECT id, state, created_at FROM payments
-		WHERE network = ? AND asset = ? AND payer = ? AND nonce = ?`,
-		p.Network, p.Asset, p.Payer, p.ReplayKey).Scan(&id, &state, &created)
+	var same bool
+	err = tx.QueryRowContext(ctx, `SELECT id, state, created_at,
+			network = ? AND asset = ? AND payer = ? AND replay_key = ? AND bearer = ?
+		FROM payments WHERE id = ?`,
+		p.Network, p.Asset, p.Payer, p.ReplayKey, p.Bearer, p.ID).Scan(&id, &state, &created, &same)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		var taken int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM payments WHERE id = ?`, p.ID).Scan(&taken); err != nil {
-			return 0, 0, unavailable("reserve", err)
-		}
-		if taken > 0 {
-			return 0, 0, coinop.Wrap(coinop.KindInternal, "internal_error",
-				fmt.Errorf("sqlite: reserve: payment %s is journaled under another replay key", p.ID), "internal error")
-		}
 		if err := checkIdempotencyKey(ctx, tx, p); err != nil {
 			return 0, 0, err
 		}
 		created = now
 		if _, err := tx.ExecContext(ctx, `INSERT INTO payments
-			(id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at,
-			 mode, payload, idempotency_key, served_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULL)`,
-			p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.ReplayKey, p.Amount.String(), p.Resource,
-			coinop.StateVerified, p.Reference, p.Reason, created, now,
-			mode, p.Payload, p.IdempotencyKey); err != nil {
+			(id, rail, route, network, asset, payer, pay_to, replay_key, bearer, amount, resource, state, reference, details,
+			 reason, created_at, updated_at, mode, payload, idempotency_key, served_at, lease_owner, lease_until)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULL, ?, ?)`,
+			p.ID, p.Rail, p.Route, p.Network, p.Asset, p.Payer, p.PayTo, p.ReplayKey, p.Bearer, p.Amount.String(), p.Resource,
+			coinop.StateVerified, p.Reference, details, p.Reason, created, now,
+			mode, p.Payload, p.IdempotencyKey, l.owner, l.until); err != nil {
 			return 0, 0, unavailable("reserve", err)
 		}
 		state = ""
 	case err != nil:
 		return 0, 0, unavailable("reserve", err)
-	case id != p.ID || state != coinop.StateReleased:
+	case !same:
+		return 0, 0, coinop.Wrap(coinop.KindInternal, "internal_error",
+			fmt.Errorf("sqlite: reserve: payment %s is journaled under another replay key", p.ID), "internal error")
+	case state != coinop.StateReleased:
 		return 0, 0, coinop.Wrap(coinop.KindReplayed, "payment_replayed",
 			fmt.Errorf("replay key held by payment %s in state %s", id, state), "this payment was already used")
 	default:
@@ -495,11 +519,12 @@ func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, no
 			return 0, 0, err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE payments
-			SET rail = ?, pay_to = ?, amount = ?, resource = ?, state = ?, tx = ?, reason = ?, updated_at = ?,
-				mode = ?, payload = ?, idempotency_key = NULLIF(?, ''), served_at = NULL, raw_tx = ''
+			SET rail = ?, route = ?, pay_to = ?, amount = ?, resource = ?, state = ?, reference = ?, details = ?, reason = ?,
+				updated_at = ?, mode = ?, payload = ?, idempotency_key = NULLIF(?, ''), served_at = NULL, prepared = '',
+				lease_owner = ?, lease_until = ?
 			WHERE id = ?`,
-			p.Rail, p.PayTo, p.Amount.String(), p.Resource, coinop.StateVerified, p.Reference, p.Reason, now,
-			mode, p.Payload, p.IdempotencyKey, p.ID); err != nil {
+			p.Rail, p.Route, p.PayTo, p.Amount.String(), p.Resource, coinop.StateVerified, p.Reference, details, p.Reason, now,
+			mode, p.Payload, p.IdempotencyKey, l.owner, l.until, p.ID); err != nil {
 			return 0, 0, unavailable("reserve", err)
 		}
 	}
@@ -548,19 +573,20 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 			fmt.Errorf("sqlite: transition %s: illegal transition %q → %q", id, from, to), "internal error")
 	}
 	return s.write(ctx, "transition", func(ctx context.Context, tx *sql.Tx) error {
-		return transition(ctx, tx, id, from, to, txHash, reason, s.timestamp())
+		now := s.timestamp()
+		return transition(ctx, tx, id, from, to, txHash, reason, now, s.leaseAt(to, now))
 	})
 }
 
 // transition is Transition's compare-and-set in tx, at time now.
-func transition(ctx context.Context, tx *sql.Tx, id string, from, to coinop.State, txHash, reason string, now int64) error {
+func transition(ctx context.Context, tx *sql.Tx, id string, from, to coinop.State, txHash, reason string, now int64, l lease) error {
 	res, err := tx.ExecContext(ctx, `UPDATE payments
 		SET state = ?,
-			tx = CASE WHEN ? = '' THEN tx ELSE ? END,
+			reference = CASE WHEN ? = '' THEN reference ELSE ? END,
 			reason = CASE WHEN ? = '' THEN reason ELSE ? END,
-			updated_at = ?
+			updated_at = ?, lease_owner = ?, lease_until = ?
 		WHERE id = ? AND state = ?`,
-		to, txHash, txHash, reason, reason, now, id, from)
+		to, txHash, txHash, reason, reason, now, l.owner, l.until, id, from)
 	if err != nil {
 		return unavailable("transition", err)
 	}
@@ -603,12 +629,17 @@ func (s *Store) RecordTx(ctx context.Context, id, txHash, raw string) error {
 		return err
 	}
 	return s.write(ctx, "record tx", func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE payments SET raw_tx = ? WHERE id = ? AND state = ?`,
-			raw, id, coinop.StateSettling); err != nil {
-			return unavailable("record tx", err)
-		}
-		return transition(ctx, tx, id, coinop.StateSettling, coinop.StateSettling, txHash, "", s.timestamp())
+		return recordTx(ctx, tx, id, txHash, raw, s.timestamp(), s)
 	})
+}
+
+// recordTx is RecordTx's compare-and-set in tx, at time now.
+func recordTx(ctx context.Context, tx *sql.Tx, id, txHash, raw string, now int64, s *Store) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE payments SET prepared = ? WHERE id = ? AND state = ?`,
+		raw, id, coinop.StateSettling); err != nil {
+		return unavailable("record tx", err)
+	}
+	return transition(ctx, tx, id, coinop.StateSettling, coinop.StateSettling, txHash, "", now, s.leaseAt(coinop.StateSettling, now))
 }
 
 // servable reports whether a payment's response may be served in state st:
@@ -632,12 +663,13 @@ func servable(st coinop.State) bool {
 // yields an error wrapping store.ErrNotFound.
 func (s *Store) MarkServed(ctx context.Context, id string) error {
 	return s.write(ctx, "mark served", func(ctx context.Context, tx *sql.Tx) error {
-		return markServed(ctx, tx, id, s.timestamp())
+		now := s.timestamp()
+		return markServed(ctx, tx, id, now, s.leaseAt(coinop.StateSettling, now))
 	})
 }
 
 // markServed is MarkServed's compare-and-set in tx, at time now.
-func markServed(ctx context.Context, tx *sql.Tx, id string, now int64) error {
+func markServed(ctx context.Context, tx *sql.Tx, id string, now int64, l lease) error {
 	var (
 		state  coinop.State
 		served sql.NullInt64
@@ -659,7 +691,10 @@ func markServed(ctx context.Context, tx *sql.Tx, id string, now int64) error {
 		return coinop.Wrap(coinop.KindInternal, "internal_error",
 			fmt.Errorf("sqlite: mark served %s: payment is %s", id, state), "internal error")
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE payments SET served_at = ?, updated_at = ? WHERE id = ?`, now, now, id); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE payments SET served_at = ?, updated_at = ?,
+		lease_owner = CASE WHEN state IN ('verified', 'settling') THEN ? ELSE '' END,
+		lease_until = CASE WHEN state IN ('verified', 'settling') THEN ? ELSE 0 END
+		WHERE id = ?`, now, now, l.owner, l.until, id); err != nil {
 		return unavailable("mark served", err)
 	}
 	if err := addEvent(ctx, tx, id, state, state, "", store.ReasonServed, now); err != nil {
@@ -669,13 +704,13 @@ func markServed(ctx context.Context, tx *sql.Tx, id string, now int64) error {
 }
 
 func addEvent(ctx context.Context, tx *sql.Tx, id string, from, to coinop.State, txHash, reason string, at int64) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO payment_events (payment_id, from_state, to_state, tx, reason, at)
+	_, err := tx.ExecContext(ctx, `INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 		VALUES (?, ?, ?, ?, ?, ?)`, id, from, to, txHash, reason, at)
 	return err
 }
 
-const paymentColumns = `id, rail, network, asset, payer, pay_to, nonce, amount, resource, state, tx, reason, created_at, updated_at,
-	mode, payload, COALESCE(idempotency_key, ''), served_at, raw_tx`
+const paymentColumns = `id, rail, route, network, asset, payer, pay_to, replay_key, bearer, amount, resource, state, reference, reason,
+	created_at, updated_at, mode, payload, COALESCE(idempotency_key, ''), served_at, prepared, details`
 
 // Get returns the journaled payment id, or an error wrapping
 // store.ErrNotFound. The result is the caller's to keep; its Credential is nil.
@@ -731,6 +766,22 @@ func (s *Store) List(ctx context.Context, state coinop.State, limit int) ([]*coi
 		WHERE state = ? ORDER BY created_at DESC, id DESC LIMIT ?`, state, limit)
 }
 
+// ListPage returns one page of the payments f selects, oldest first by
+// (Created, ID), for operators; see store.Filter and store.Page. A
+// malformed cursor is KindMalformed.
+func (s *Store) ListPage(ctx context.Context, f store.Filter) (store.Page, error) {
+	l, err := store.Plan(f, func(int) string { return "?" }, func(t time.Time) any { return t.UnixNano() })
+	if err != nil {
+		return store.Page{}, err
+	}
+	ps, err := s.query(ctx, "list page", `SELECT `+paymentColumns+` FROM payments`+l.Where+
+		` ORDER BY created_at, id LIMIT ?`, append(l.Args, l.Limit)...)
+	if err != nil {
+		return store.Page{}, err
+	}
+	return l.Paginate(ps), nil
+}
+
 func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*coinop.Payment, error) {
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -744,11 +795,17 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 			amount           string
 			created, updated int64
 			served           sql.NullInt64
+			details          string
 		)
-		if err := rows.Scan(&p.ID, &p.Rail, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.ReplayKey,
+		if err := rows.Scan(&p.ID, &p.Rail, &p.Route, &p.Network, &p.Asset, &p.Payer, &p.PayTo, &p.ReplayKey, &p.Bearer,
 			&amount, &p.Resource, &p.State, &p.Reference, &p.Reason, &created, &updated,
-			&p.Mode, &p.Payload, &p.IdempotencyKey, &served, &p.Prepared); err != nil {
+			&p.Mode, &p.Payload, &p.IdempotencyKey, &served, &p.Prepared, &details); err != nil {
 			return nil, unavailable(op, err)
+		}
+		var err error
+		if p.Details, err = store.DecodeDetails(details); err != nil {
+			return nil, coinop.Wrap(coinop.KindInternal, "internal_error",
+				fmt.Errorf("sqlite: %s: payment %s: %w", op, p.ID, err), "internal error")
 		}
 		var ok bool
 		if p.Amount, ok = new(big.Int).SetString(amount, 10); !ok {
@@ -770,7 +827,7 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 // Events returns the history of payment id, oldest first, or an error
 // wrapping store.ErrNotFound.
 func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT from_state, to_state, tx, reason, at
+	rows, err := s.r.QueryContext(ctx, `SELECT from_state, to_state, reference, reason, at
 		FROM payment_events WHERE payment_id = ? ORDER BY seq`, id)
 	if err != nil {
 		return nil, unavailable("events", err)
@@ -780,7 +837,7 @@ func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
 	for rows.Next() {
 		e := store.Event{PaymentID: id}
 		var at int64
-		if err := rows.Scan(&e.From, &e.To, &e.Tx, &e.Reason, &at); err != nil {
+		if err := rows.Scan(&e.From, &e.To, &e.Reference, &e.Reason, &at); err != nil {
 			return nil, unavailable("events", err)
 		}
 		e.At = fromNanos(at)
@@ -804,6 +861,199 @@ func (s *Store) Ping(ctx context.Context) error {
 		return unavailable("ping", err)
 	}
 	return nil
+}
+
+// Atomically runs fn as one write of the group-committing writer: inside
+// its own savepoint, after and before the other writes of its group, in the
+// transaction that holds SQLite's write lock. Its journal writes and its
+// statements on a rail's tables commit together, with the group, or, if fn
+// or any Tx method it called fails, are rolled back to the savepoint
+// together while the rest of the group commits (see store.Tx). fn runs on
+// the writer goroutine: it must not call the Store's own methods (they
+// would wait for the writer), only tx's, and it holds up the other writes
+// of its group while it runs. As with other writes, a context that ends
+// before the writer takes fn means fn never runs.
+func (s *Store) Atomically(ctx context.Context, fn func(tx store.Tx) error) error {
+	return s.write(ctx, "atomically", func(ctx context.Context, tx *sql.Tx) error {
+		t := &txn{s: s, tx: tx}
+		if err := fn(t); err != nil {
+			return err
+		}
+		return t.err
+	})
+}
+
+// txn is a store.Tx inside the writer's transaction; it remembers the first
+// error, which dooms fn's savepoint. Its statements use the writer's
+// context, like every write once begun.
+type txn struct {
+	s   *Store
+	tx  *sql.Tx
+	err error
+}
+
+func (t *txn) doom(err error) error {
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	return err
+}
+
+func (t *txn) Reserve(_ context.Context, p *coinop.Payment) error {
+	if err := store.CheckReserve("sqlite", p); err != nil {
+		return t.doom(err)
+	}
+	mode := store.ModeOf(p)
+	at := t.s.timestamp()
+	created, now, err := reserve(context.Background(), t.tx, p, mode, at, t.s.leaseAt(coinop.StateVerified, at))
+	if err != nil {
+		return t.doom(err)
+	}
+	p.State, p.Created, p.Updated, p.Mode, p.Served = coinop.StateVerified, fromNanos(created), fromNanos(now), mode, time.Time{}
+	return nil
+}
+
+func (t *txn) Transition(_ context.Context, id string, from, to coinop.State, ref, reason string) error {
+	if !store.Legal(from, to) {
+		return t.doom(coinop.Wrap(coinop.KindInternal, "internal_error",
+			fmt.Errorf("sqlite: transition %s: illegal transition %q → %q", id, from, to), "internal error"))
+	}
+	now := t.s.timestamp()
+	return t.doom(transition(context.Background(), t.tx, id, from, to, ref, reason, now, t.s.leaseAt(to, now)))
+}
+
+func (t *txn) MarkServed(_ context.Context, id string) error {
+	now := t.s.timestamp()
+	return t.doom(markServed(context.Background(), t.tx, id, now, t.s.leaseAt(coinop.StateSettling, now)))
+}
+
+func (t *txn) RecordTx(_ context.Context, id, ref, prepared string) error {
+	if err := store.CheckRecordTx("sqlite", id, ref, prepared); err != nil {
+		return t.doom(err)
+	}
+	return t.doom(recordTx(context.Background(), t.tx, id, ref, prepared, t.s.timestamp(), t.s))
+}
+
+func (t *txn) Exec(_ context.Context, query string, args ...any) (int64, error) {
+	res, err := t.tx.ExecContext(context.Background(), query, args...)
+	if err != nil {
+		return 0, t.doom(unavailable("exec", err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, t.doom(unavailable("exec", err))
+	}
+	return n, nil
+}
+
+func (t *txn) QueryRow(_ context.Context, query string, args []any, dest ...any) error {
+	err := t.tx.QueryRowContext(context.Background(), query, args...).Scan(dest...)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return t.doom(fmt.Errorf("sqlite: query row: %w", store.ErrNotFound))
+	case err != nil:
+		return t.doom(unavailable("query row", err))
+	}
+	return nil
+}
+
+// Migrate applies a rail's own migration ddl once per name and records it
+// in schema_migrations (under store.RailMigration(name)) in the same write,
+// so that a rail can own tables beside the journal's.
+func (s *Store) Migrate(ctx context.Context, name, ddl string) error {
+	return s.write(ctx, "migrate "+name, func(ctx context.Context, tx *sql.Tx) error {
+		var applied int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, store.RailMigration(name)).Scan(&applied); err != nil {
+			return unavailable("migrate "+name, err)
+		}
+		if applied > 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, ddl); err != nil {
+			return coinop.Wrap(coinop.KindInternal, "internal_error", fmt.Errorf("sqlite: migrate %s: %w", name, err), "internal error")
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, store.RailMigration(name), s.timestamp()); err != nil {
+			return unavailable("migrate "+name, err)
+		}
+		return nil
+	})
+}
+
+// A lease is what a write stores in lease_owner and lease_until.
+type lease struct {
+	owner string
+	until int64 // unix nanoseconds; 0: none
+}
+
+// leaseAt is the lease a write at now leaves on a payment it moves to
+// state to: this store's for Lease, or none once the payment is final.
+func (s *Store) leaseAt(to coinop.State, now int64) lease {
+	if to.Final() {
+		return lease{}
+	}
+	return lease{s.owner, now + s.lease.Nanoseconds()}
+}
+
+// Owner is the name this store takes leases under.
+func (s *Store) Owner() string { return s.owner }
+
+// Claim takes payment id's lease for this store, for Lease, if the payment
+// is not final and its lease is expired, absent (payments journaled before
+// leases existed have none) or already this store's; it returns the
+// payment as journaled once claimed. Recovery claims a payment before it
+// acts on it, so that an instance never finishes a payment another live
+// instance is still working on: that one keeps its lease fresh with every
+// write and with Renew. Otherwise Claim returns KindInFlight
+// ("payment_state_conflict") and changes nothing; an unknown id wraps
+// store.ErrNotFound. Of concurrent claims, exactly one succeeds.
+func (s *Store) Claim(ctx context.Context, id string) (*coinop.Payment, error) {
+	err := s.write(ctx, "claim", func(ctx context.Context, tx *sql.Tx) error {
+		now := s.timestamp()
+		l := s.leaseAt(coinop.StateVerified, now)
+		res, err := tx.ExecContext(ctx, `UPDATE payments SET lease_owner = ?, lease_until = ?
+			WHERE id = ? AND state IN ('verified', 'settling') AND (lease_owner IN ('', ?) OR lease_until <= ?)`,
+			l.owner, l.until, id, s.owner, now)
+		if err != nil {
+			return unavailable("claim", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		var state coinop.State
+		var owner string
+		err = tx.QueryRowContext(ctx, `SELECT state, lease_owner FROM payments WHERE id = ?`, id).Scan(&state, &owner)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("sqlite: claim %s: %w", id, store.ErrNotFound)
+		case err != nil:
+			return unavailable("claim", err)
+		}
+		return store.NotClaimed(id, state, owner)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
+}
+
+// Renew extends this store's leases on payments ids by Lease, from now:
+// a settlement waiting for its network calls it so that no other instance
+// claims the payment meanwhile. Payments that are final, unknown or leased
+// by another store are left as they are.
+func (s *Store) Renew(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.write(ctx, "renew", func(ctx context.Context, tx *sql.Tx) error {
+		l := s.leaseAt(coinop.StateVerified, s.timestamp())
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE payments SET lease_until = ?
+				WHERE id = ? AND lease_owner = ? AND state IN ('verified', 'settling')`, l.until, id, s.owner); err != nil {
+				return unavailable("renew", err)
+			}
+		}
+		return nil
+	})
 }
 
 // timestamp reads the clock as stored: unix nanoseconds.

@@ -364,7 +364,7 @@ func testMarkServed(t *testing.T, s Store) {
 			}
 			e := after[len(after)-1]
 			wantEvent := store.Event{PaymentID: p.ID, From: state, To: state, Reason: store.ReasonServed}
-			if e.PaymentID != wantEvent.PaymentID || e.From != wantEvent.From || e.To != wantEvent.To || e.Tx != "" || e.Reason != wantEvent.Reason {
+			if e.PaymentID != wantEvent.PaymentID || e.From != wantEvent.From || e.To != wantEvent.To || e.Reference != "" || e.Reason != wantEvent.Reason {
 				t.Errorf("served event = %+v, want %+v", e, wantEvent)
 			}
 			if !e.At.Equal(got.Served) {

@@ -26,7 +26,7 @@ func testRecordTx(t *testing.T, s Store) {
 			t.Errorf("after RecordTx: state %q tx %q raw %d bytes; want settling, 0xaaa, %d bytes", got.State, got.Reference, len(got.Prepared), len(raw))
 		}
 		es := events(t, s, p.ID)
-		if last := es[len(es)-1]; last.From != coinop.StateSettling || last.To != coinop.StateSettling || last.Tx != "0xaaa" {
+		if last := es[len(es)-1]; last.From != coinop.StateSettling || last.To != coinop.StateSettling || last.Reference != "0xaaa" {
 			t.Errorf("last event %+v; want settling→settling with tx 0xaaa", last)
 		}
 		// Unfinished is what recovery reads: it must carry the bytes.

@@ -19,11 +19,11 @@ import (
 // Store is the journal contract under test. Implementations must be safe for
 // concurrent use and make every write durable before returning.
 type Store interface {
-	// Reserve records p as verified and claims its replay key (Network,
-	// Asset, Payer, Nonce), setting p.State, p.Created and p.Updated to what
-	// was recorded, p.Mode to the mode recorded ("" is sync) and p.Served to
-	// zero. A key already held, in any state but released or under another
-	// ID, is KindReplayed ("payment_replayed"). A released payment under the
+	// Reserve records p as verified and claims its ID (the replay guard),
+	// setting p.State, p.Created and p.Updated to what was recorded, p.Mode
+	// to the mode recorded ("" is sync) and p.Served to zero. An ID already
+	// held, in any state but released, is KindReplayed ("payment_replayed").
+	// A released payment under the
 	// same ID is reserved again, with p's Mode, Payload and IdempotencyKey,
 	// and is no longer served. An ID held under another key, or a Mode
 	// other than "", sync and async, is KindInternal.
@@ -70,6 +70,19 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store.
 	Close() error
+	// Claim takes a non-final payment's lease if it is expired, absent or
+	// the caller's own, returning the payment; otherwise KindInFlight. An
+	// unknown id wraps store.ErrNotFound.
+	Claim(ctx context.Context, id string) (*coinop.Payment, error)
+	// Renew extends the caller's own leases on ids.
+	Renew(ctx context.Context, ids []string) error
+	// ListPage returns one page of a filtered listing, oldest first by
+	// (Created, ID); see store.Filter.
+	ListPage(ctx context.Context, f store.Filter) (store.Page, error)
+	// Atomically runs fn in one transaction scope (see store.Tx).
+	Atomically(ctx context.Context, fn func(tx store.Tx) error) error
+	// Migrate runs a rail's ddl once per name.
+	Migrate(ctx context.Context, name, ddl string) error
 }
 
 // Run runs the suite. It calls open once per subtest for a fresh, empty store
@@ -108,6 +121,10 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ConcurrentMarkServed", testConcurrentMarkServed},
 		{"RecordTx", testRecordTx},
 		{"Ping", testPing},
+		{"NeutralFields", testNeutralFields},
+		{"ListPage", testListPage},
+		{"Atomically", testAtomically},
+		{"ConcurrentAtomically", testConcurrentAtomically},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,14 +201,16 @@ func wantError(t *testing.T, err error, k coinop.Kind, reason string) {
 func samePayment(t *testing.T, got, want *coinop.Payment) {
 	t.Helper()
 	type fields struct {
-		ID, Rail, Network, Asset, Payer, PayTo, Nonce, Amount, Resource string
-		State                                                           coinop.State
-		Tx, Reason                                                      string
-		Mode, Payload, IdempotencyKey                                   string
+		ID, Rail, Route, Network, Asset, Payer, PayTo, ReplayKey string
+		Bearer                                                   bool
+		Amount, Resource                                         string
+		State                                                    coinop.State
+		Reference, Reason, Prepared, Details                     string
+		Mode, Payload, IdempotencyKey                            string
 	}
 	f := func(p *coinop.Payment) fields {
-		return fields{p.ID, p.Rail, p.Network, p.Asset, p.Payer, p.PayTo, p.ReplayKey,
-			p.Amount.String(), p.Resource, p.State, p.Reference, p.Reason,
+		return fields{p.ID, p.Rail, p.Route, p.Network, p.Asset, p.Payer, p.PayTo, p.ReplayKey, p.Bearer,
+			p.Amount.String(), p.Resource, p.State, p.Reference, p.Reason, p.Prepared, store.EncodeDetails(p.Details),
 			p.Mode, p.Payload, p.IdempotencyKey}
 	}
 	if g, w := f(got), f(want); g != w {
@@ -266,7 +285,8 @@ func testReserveRejectsInvalidPayment(t *testing.T, s Store) {
 
 func testReserveReplayed(t *testing.T, s Store) {
 	// Each case journals payment n, moves it through path, then presents
-	// the same replay key again (under the same or another ID).
+	// it again. The ID is the replay guard (rails derive it from the replay
+	// key), so the same key under another ID is another payment.
 	tests := []struct {
 		name    string
 		path    []coinop.State
@@ -277,9 +297,6 @@ func testReserveReplayed(t *testing.T, s Store) {
 		{"settled", []coinop.State{coinop.StateSettling, coinop.StateSettled}, false},
 		{"failed before settling", []coinop.State{coinop.StateFailed}, false},
 		{"failed while settling", []coinop.State{coinop.StateSettling, coinop.StateFailed}, false},
-		{"verified under another ID", nil, true},
-		{"settled under another ID", []coinop.State{coinop.StateSettling, coinop.StateSettled}, true},
-		{"released under another ID", []coinop.State{coinop.StateReleased}, true},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -492,7 +509,7 @@ func testEvents(t *testing.T, s Store) {
 	want := []store.Event{
 		{PaymentID: p.ID, From: "", To: coinop.StateVerified},
 		{PaymentID: p.ID, From: coinop.StateVerified, To: coinop.StateSettling},
-		{PaymentID: p.ID, From: coinop.StateSettling, To: coinop.StateSettling, Tx: "0xabc"},
+		{PaymentID: p.ID, From: coinop.StateSettling, To: coinop.StateSettling, Reference: "0xabc"},
 		{PaymentID: p.ID, From: coinop.StateSettling, To: coinop.StateSettled},
 	}
 	if len(got) != len(want) {
@@ -500,7 +517,7 @@ func testEvents(t *testing.T, s Store) {
 	}
 	for i := range want {
 		g, w := got[i], want[i]
-		if g.PaymentID != w.PaymentID || g.From != w.From || g.To != w.To || g.Tx != w.Tx || g.Reason != w.Reason {
+		if g.PaymentID != w.PaymentID || g.From != w.From || g.To != w.To || g.Reference != w.Reference || g.Reason != w.Reason {
 			t.Errorf("event %d = %+v, want %+v", i, g, w)
 		}
 		if g.At.IsZero() || i > 0 && g.At.Before(got[i-1].At) {
