@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"time"
 
@@ -19,12 +18,11 @@ import (
 // runAudit reconciles a gateway's journal with its chains and exits 1 on
 // any discrepancy.
 func runAudit(ctx context.Context, args []string, env Env) error {
-	fs := flag.NewFlagSet("coinop audit", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet("audit", env)
 	path := fs.String("c", "coinop.yaml", "the gateway's config file (coinop dev writes .coinop/dev/coinop.yaml)")
 	fromBlock := fs.Uint64("from-block", 0, "scan payee transfers from this block on")
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return &exitError{2, errors.New("")}
+	if _, err := parseFlags(fs, env, args); err != nil {
+		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,17 +17,16 @@ import (
 )
 
 func runBalance(ctx context.Context, args []string, env Env) error {
-	fs := flag.NewFlagSet("coinop balance", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet("balance", env)
 	rpcURL := fs.String("rpc", "", "chain JSON-RPC URL (default: the running dev chain)")
 	token := fs.String("token", "", "token address (default: the dev chain's USDC)")
 	decimals := fs.Int("decimals", 6, "token decimals")
 	symbol := fs.String("symbol", "USDC", "token symbol for display")
 	wallet := fs.String("wallet", "", "show the balance of this key file's address")
 	dataFlag := fs.String("data", "", "data dir; default $COINOP_DATA or ./.coinop")
-	addrs, err := parseInterspersed(fs, args)
+	addrs, err := parseFlags(fs, env, args)
 	if err != nil {
-		return &exitError{2, errors.New("")}
+		return err
 	}
 	type row struct{ label, addr string }
 	var rows []row

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"time"
 
@@ -17,11 +15,10 @@ import (
 // It prints one line per probe and exits 1 when anything would stop
 // `coinop serve` or make it fail closed.
 func runCheck(ctx context.Context, args []string, env Env) error {
-	fs := flag.NewFlagSet("coinop check", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet("check", env)
 	path := fs.String("c", "coinop.yaml", "config file")
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return &exitError{2, errors.New("")}
+	if _, err := parseFlags(fs, env, args); err != nil {
+		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/big"
 	"net/http"
@@ -156,7 +157,7 @@ func TestDevEndToEnd(t *testing.T) {
 
 	t.Run("coinop curl pays", func(t *testing.T) {
 		payer0, payee0 := d.balance(t, d.state.Payer), d.balance(t, d.state.Payee)
-		code, out, errOut := d.run(t, "curl", url, "-i", "--data", d.data)
+		code, out, errOut := d.run(t, "curl", url, "-i", "--data-dir", d.data)
 		if code != 0 {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
@@ -183,9 +184,30 @@ func TestDevEndToEnd(t *testing.T) {
 	})
 
 	t.Run("policy refuses an expensive route", func(t *testing.T) {
-		code, _, errOut := d.run(t, "curl", d.gateway+"/report", "--max-amount", "0.005", "--data", d.data)
-		if code == 0 || !strings.Contains(errOut, "exceeds the per-request maximum") {
+		code, _, errOut := d.run(t, "curl", d.gateway+"/report", "--max-amount", "0.005", "--data-dir", d.data)
+		if code == 0 || !strings.Contains(errOut, "0.01 USDC exceeds --max-amount 0.005 USDC") {
 			t.Fatalf("exit %d: %s", code, errOut)
+		}
+	})
+
+	t.Run("policy speaks whole tokens and reads no wallet", func(t *testing.T) {
+		code, out, errOut := d.run(t, "curl", url, "--max-amount", "0.0001", "--data-dir", t.TempDir())
+		if code != 1 || out != "" || !strings.Contains(errOut, "0.001 USDC exceeds --max-amount 0.0001 USDC") || strings.Contains(errOut, "wallet") {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+	})
+
+	t.Run("a free URL needs no wallet", func(t *testing.T) {
+		code, out, errOut := d.run(t, "curl", "-f", d.gateway+"/", "--data-dir", t.TempDir())
+		if code != 0 || out == "" || strings.Contains(errOut, "wallet") {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+	})
+
+	t.Run("a 402 with no wallet says how to get one", func(t *testing.T) {
+		code, _, errOut := d.run(t, "curl", url, "--data-dir", t.TempDir())
+		if code != 1 || !strings.Contains(errOut, "no wallet") {
+			t.Fatalf("exit %d\n%s", code, errOut)
 		}
 	})
 
@@ -223,7 +245,7 @@ func TestDevEndToEnd(t *testing.T) {
 	})
 
 	t.Run("async route settles in the background", func(t *testing.T) {
-		code, out, errOut := d.run(t, "curl", d.gateway+"/report", "--max-amount", "0.01", "--data", d.data)
+		code, out, errOut := d.run(t, "curl", d.gateway+"/report", "--max-amount", "0.01", "--data-dir", d.data)
 		if code != 0 || !strings.Contains(out, "Daily report") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
@@ -364,6 +386,94 @@ func TestUsage(t *testing.T) {
 	sc.Scan()
 	if !strings.Contains(sc.Text(), "unknown command") {
 		t.Fatalf("stderr: %s", errOut.String())
+	}
+}
+
+// TestHelp: every command's --help and -h go to stdout with exit 0 and
+// carry a description, the usage line with its arguments and an example;
+// `coinop help` lists every command with its description.
+func TestHelp(t *testing.T) {
+	commands := []struct{ name, args string }{
+		{"dev", ""}, {"serve", ""}, {"check", ""}, {"config", " upgrade"}, {"curl", " URL"}, {"sign", " URL"},
+		{"balance", " [ADDRESS...]"}, {"audit", ""}, {"facilitator", ""}, {"version", ""}, {"help", " [COMMAND]"},
+	}
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := cli.Main(context.Background(), args, cli.Env{Stdout: &out, Stderr: &errOut, Stdin: strings.NewReader("")})
+		return code, out.String(), errOut.String()
+	}
+	_, list, _ := run("help")
+	for _, c := range commands {
+		if !regexp.MustCompile(`(?m)^  ` + c.name + ` +\S.{10,}$`).MatchString(list) {
+			t.Errorf("coinop help does not list %s with a description:\n%s", c.name, list)
+		}
+		for _, flag := range []string{"--help", "-h"} {
+			if c.name == "help" {
+				continue
+			}
+			t.Run(c.name+" "+flag, func(t *testing.T) {
+				code, out, errOut := run(c.name, flag)
+				if code != 0 || errOut != "" {
+					t.Fatalf("exit %d, stderr %q", code, errOut)
+				}
+				for _, want := range []string{"coinop " + c.name + " — ", "Usage:\n  coinop " + c.name + " [options]" + c.args + "\n", "\nExample:\n  "} {
+					if !strings.Contains(out, want) {
+						t.Errorf("no %q in\n%s", want, out)
+					}
+				}
+				if _, same, _ := run("help", c.name); same != out {
+					t.Errorf("coinop help %s differs from coinop %s --help", c.name, c.name)
+				}
+			})
+		}
+	}
+	if code, out, _ := run(); code != 2 || out != "" {
+		t.Errorf("no arguments: exit %d, stdout %q; want the list on stderr and exit 2", code, out)
+	}
+	if code, _, errOut := run("curl", "--bogus", "http://127.0.0.1:1/"); code != 2 || !strings.Contains(errOut, "coinop curl --help") {
+		t.Errorf("bad option: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestAuditFromAnotherDirectory: a coinop.yaml whose paths are relative
+// to its own directory, audited from another directory with a relative
+// -c, reads the gateway's journal, with its real payment, and finds the
+// books clean. Resolved against the working directory, the audit would
+// open an empty journal and report the payment's transfer as unaccounted.
+func TestAuditFromAnotherDirectory(t *testing.T) {
+	d := startDev(t)
+	if code, out, errOut := d.run(t, "curl", "-f", d.gateway+"/weather", "--data-dir", d.data); code != 0 {
+		t.Fatalf("paying: exit %d\n%s\n%s", code, out, errOut)
+	}
+	dir := filepath.Join(d.data, "dev")
+	b, err := os.ReadFile(filepath.Join(dir, "coinop.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, r := range []struct{ key, value string }{{"store", "coinop.db"}, {"data_dir", ".."}, {"settlement_key_file", "settler.key"}} {
+		re := regexp.MustCompile(`(?m)^(\s*` + r.key + `:) "[^"]*"`)
+		if !re.MatchString(text) {
+			t.Fatalf("no %s in the dev config:\n%s", r.key, text)
+		}
+		text = re.ReplaceAllString(text, `$1 "`+r.value+`"`)
+	}
+	cfg := filepath.Join(dir, "relative.yaml")
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := t.TempDir()
+	t.Chdir(elsewhere)
+	rel, err := filepath.Rel(elsewhere, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := d.run(t, "audit", "-c", rel)
+	if code != 0 || !strings.Contains(out, "1 settled payments checked, 1 payee transfers found, 0 discrepancies") {
+		t.Fatalf("audit -c %s from %s: exit %d\n%s\n%s", rel, elsewhere, code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(elsewhere, "coinop.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the audit made a journal in the working directory: %v", err)
 	}
 }
 

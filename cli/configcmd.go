@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,15 +12,15 @@ import (
 
 // runConfig runs `coinop config SUBCOMMAND`; upgrade is the one there is.
 func runConfig(_ context.Context, args []string, env Env) error {
-	if len(args) == 0 || args[0] != "upgrade" {
-		fmt.Fprint(env.Stderr, "usage: coinop config upgrade -c coinop.yaml [-w]\n")
-		return &exitError{2, errors.New("")}
-	}
-	fs := flag.NewFlagSet("coinop config upgrade", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet("config", env)
 	path := fs.String("c", "coinop.yaml", "config file")
 	write := fs.Bool("w", false, "rewrite the file in place instead of printing it")
-	if _, err := parseInterspersed(fs, args[1:]); err != nil {
+	pos, err := parseFlags(fs, env, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || pos[0] != "upgrade" {
+		fmt.Fprint(env.Stderr, "usage: coinop config upgrade -c coinop.yaml [-w]; try 'coinop config --help'\n")
 		return &exitError{2, errors.New("")}
 	}
 	data, err := os.ReadFile(*path)

@@ -7,16 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
+	"math"
 	"net/http"
+	"net/url"
 	"os"
-	"sort"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/coinop/coinop"
-	"github.com/coinop/coinop/client"
-	"github.com/coinop/coinop/x402"
 	"golang.org/x/term"
 )
 
@@ -26,152 +24,289 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ", ") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
-// payFlags are the flags shared by curl and sign.
-type payFlags struct {
-	wallet, data, maxAmount string
-	decimals                int
-	silent                  bool
+// secondsFlag is curl's -m: a number of seconds, decimals allowed ("2.5").
+// Go durations ("5s") are refused, as curl refuses them, so that a command
+// line means the same under both.
+type secondsFlag time.Duration
+
+func (s *secondsFlag) String() string {
+	return strconv.FormatFloat(time.Duration(*s).Seconds(), 'f', -1, 64)
 }
 
-func (p *payFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&p.wallet, "wallet", "", "file holding the payer's hex private key")
-	fs.StringVar(&p.data, "data", "", "coinop data dir (for the dev payer key); default $COINOP_DATA or ./.coinop")
-	fs.StringVar(&p.maxAmount, "max-amount", "0.05", "most one request may cost, in whole tokens (e.g. 0.01 USDC); 0 refuses to pay")
-	fs.IntVar(&p.decimals, "decimals", 6, "decimals of the token --max-amount is written in")
-	fs.BoolVar(&p.silent, "s", false, "silent: no progress or payment lines on stderr")
+func (s *secondsFlag) Set(v string) error {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return errors.New("expected a proper numerical parameter")
+	}
+	if f < 0 {
+		return errors.New("expected a positive numerical parameter")
+	}
+	*s = secondsFlag(f * float64(time.Second))
+	return nil
 }
 
-// transport builds the paying transport and tells the user which wallet pays.
-func (p *payFlags) transport(env Env) (*client.Transport, error) {
-	max, err := coinop.ParseUnits(p.maxAmount, p.decimals)
-	if err != nil {
-		return nil, &exitError{2, fmt.Errorf("--max-amount: %w", err)}
-	}
-	key, source, err := loadWallet(p.wallet, dataDir(p.data, env), env)
-	if err != nil {
-		return nil, err
-	}
-	if !p.silent {
-		fmt.Fprintf(env.Stderr, "* wallet %s (%s)\n", key.Address().Hex(), source)
-	}
-	return &client.Transport{Key: key, Policy: client.Policy{MaxAmount: max}}, nil
+// curlOptions are the curl flags coinop curl understands, with curl's
+// meaning; the short and the long name set the same value.
+type curlOptions struct {
+	pay                              payFlags
+	method, output, writeOut         string
+	headers, data, json              listFlag
+	include, head, location, verbose bool
+	fail, showError                  bool
+	maxTime                          secondsFlag
 }
 
-func describe(q x402.PaymentRequirements, decimals int) string {
-	amount, _ := new(big.Int).SetString(q.Amount, 10)
-	name, _ := q.Extra["name"].(string)
-	return fmt.Sprintf("%s %s (%s atomic units of %s) to %s on %s", coinop.FormatUnits(amount, decimals), name, q.Amount, q.Asset, q.PayTo, q.Network)
+func (o *curlOptions) register(fs *flag.FlagSet) {
+	o.pay.register(fs)
+	both := func(short, long string, register func(name string)) { register(short); register(long) }
+	both("X", "request", func(n string) {
+		fs.StringVar(&o.method, n, "", "request method (default GET, HEAD with -I, POST with -d or --json)")
+	})
+	both("H", "header", func(n string) {
+		fs.Var(&o.headers, n, "request header 'Name: value' (repeatable); 'Name:' removes it, 'Name;' sends it empty")
+	})
+	both("d", "data", func(n string) {
+		fs.Var(&o.data, n, "form body, sent with POST; @FILE reads a file without its newlines, @- stdin (repeatable, joined with &)")
+	})
+	fs.Var(&o.json, "json", "JSON body, sent with POST and JSON Content-Type and Accept; @FILE, @- as -d (repeatable, concatenated)")
+	both("i", "include", func(n string) {
+		fs.BoolVar(&o.include, n, false, "write the response status line and headers before the body")
+	})
+	both("I", "head", func(n string) {
+		fs.BoolVar(&o.head, n, false, "send HEAD and write only the status line and headers; never pays")
+	})
+	both("L", "location", func(n string) { fs.BoolVar(&o.location, n, false, "follow redirects (at most 50)") })
+	both("v", "verbose", func(n string) { fs.BoolVar(&o.verbose, n, false, "write the requests and responses' heads to stderr") })
+	both("f", "fail", func(n string) {
+		fs.BoolVar(&o.fail, n, false, "on a status >= 400 write no body and exit 22 (without it such a response is written and the exit is 0)")
+	})
+	both("S", "show-error", func(n string) { fs.BoolVar(&o.showError, n, false, "with -s, still write an error message on failure") })
+	fs.BoolVar(&o.pay.silent, "silent", false, "the same as -s")
+	both("o", "output", func(n string) { fs.StringVar(&o.output, n, "", "write the body to FILE instead of stdout") })
+	both("w", "write-out", func(n string) {
+		fs.StringVar(&o.writeOut, n, "", "write FORMAT to stdout when done: %{http_code} %{time_total} %{size_download} %{url_effective} %{content_type} %{num_redirects} %{exitcode}, \\n")
+	})
+	both("m", "max-time", func(n string) {
+		fs.Var(&o.maxTime, n, "most SECONDS the whole operation may take (decimals allowed); default no limit")
+	})
+}
+
+// curlError is a failure with curl's exit code and message, written as
+// curl writes it: "(7) Failed to connect to …".
+type curlError struct {
+	code int
+	msg  string
+}
+
+func (e *curlError) Error() string { return fmt.Sprintf("(%d) %s", e.code, e.msg) }
+
+// transferStats are what -w reports.
+type transferStats struct {
+	status    int
+	size      int64
+	url       string
+	mediaType string
+	redirects int
+	exit      int
+	start     time.Time
+	end       time.Time
 }
 
 func runCurl(ctx context.Context, args []string, env Env) error {
-	fs := flag.NewFlagSet("coinop curl", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	var (
-		pf      payFlags
-		method  string
-		headers listFlag
-		data    listFlag
-		include bool
-		output  string
-		fail    bool
-		maxTime time.Duration
-	)
-	pf.register(fs)
-	fs.StringVar(&method, "X", "", "request method (default GET, or POST with -d)")
-	fs.Var(&headers, "H", "request header 'Name: value' (repeatable)")
-	fs.Var(&data, "d", "request body; @FILE reads a file, @- stdin (repeatable, joined with &)")
-	fs.BoolVar(&include, "i", false, "include the response status line and headers in the output")
-	fs.StringVar(&output, "o", "", "write the body to FILE instead of stdout")
-	fs.BoolVar(&fail, "f", false, "accepted for curl compatibility; coinop curl always exits 22 on status >= 400")
-	fs.DurationVar(&maxTime, "m", 2*time.Minute, "maximum time for the whole operation")
-	url, err := parseURLArg(fs, args)
+	fs := newFlagSet("curl", env)
+	var o curlOptions
+	o.register(fs)
+	rawURL, err := parseURLArg(fs, env, args)
 	if err != nil {
 		return err
 	}
-
-	var body io.Reader
-	var bodyBytes []byte
-	if len(data) > 0 {
-		var parts []string
-		for _, d := range data {
-			s, err := readData(d, env)
-			if err != nil {
-				return err
-			}
-			parts = append(parts, s)
-		}
-		bodyBytes = []byte(strings.Join(parts, "&"))
-		body = bytes.NewReader(bodyBytes)
-		if method == "" {
-			method = http.MethodPost
-		}
+	stats := &transferStats{start: time.Now(), url: rawURL}
+	err = curl(ctx, &o, rawURL, env, stats)
+	stats.end = time.Now()
+	var ce *curlError
+	var ee *exitError
+	switch {
+	case errors.As(err, &ce):
+		stats.exit = ce.code
+	case errors.As(err, &ee):
+		stats.exit = ee.code
+		err = ee.err
+	case err != nil:
+		stats.exit = 1
 	}
-	if method == "" {
+	if o.writeOut != "" {
+		writeOut(env.Stdout, env.Stderr, o.writeOut, stats)
+	}
+	if err == nil {
+		return nil
+	}
+	if o.pay.silent && !o.showError {
+		return &exitError{stats.exit, errors.New("")}
+	}
+	return &exitError{stats.exit, err}
+}
+
+// curl makes the request o describes, pays a 402 through the payer and
+// writes the response as curl would.
+func curl(ctx context.Context, o *curlOptions, rawURL string, env Env, stats *transferStats) error {
+	body, contentType, err := requestBody(o, env)
+	if err != nil {
+		return &curlError{26, err.Error()}
+	}
+	method := o.method
+	switch {
+	case method != "":
+	case o.head:
+		method = http.MethodHead
+	case body != nil:
+		method = http.MethodPost
+	default:
 		method = http.MethodGet
 	}
-	ctx, cancel := context.WithTimeout(ctx, maxTime)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if o.maxTime > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(o.maxTime))
+		defer cancel()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, rawURL, rd)
 	if err != nil {
-		return &exitError{2, err}
+		return &curlError{3, "URL using bad/illegal format or missing URL"}
 	}
 	req.Header.Set("User-Agent", "coinop-curl")
-	if bodyBytes != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "*/*")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
-	for _, h := range headers {
-		k, v, ok := strings.Cut(h, ":")
-		if !ok {
-			return &exitError{2, fmt.Errorf("-H %q: want 'Name: value'", h)}
+	if len(o.json) > 0 {
+		req.Header.Set("Accept", "application/json")
+	}
+	for _, h := range o.headers {
+		if err := setHeader(req, h); err != nil {
+			return &exitError{2, err}
 		}
-		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
-	tr, err := pf.transport(env)
+
+	max, err := o.pay.maxUnits()
 	if err != nil {
 		return err
 	}
-	if !pf.silent {
-		tr.OnPayment = func(p client.Payment) {
-			fmt.Fprintf(env.Stderr, "* paying %s\n", describe(p.Requirement, pf.decimals))
-		}
+	base := curlTransport()
+	var rt http.RoundTripper = base
+	if o.verbose {
+		rt = &verboseTransport{base: base, w: env.Stderr}
 	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
+	// -I shows a 402's terms; it never spends money on a head.
+	p := &payer{base: rt, flags: &o.pay, max: max, env: env, never: o.head}
+	hc := &http.Client{Transport: p, CheckRedirect: func(next *http.Request, via []*http.Request) error {
+		if !o.location {
+			return http.ErrUseLastResponse
+		}
+		if len(via) > 50 {
+			return &curlError{47, "Maximum (50) redirects followed"}
+		}
+		stats.redirects = len(via)
+		if o.include || o.head {
+			writeHead(env.Stdout, next.Response)
+		}
+		return nil
+	}}
+	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return transferError(err, time.Duration(o.maxTime))
 	}
 	defer resp.Body.Close()
-	if !pf.silent {
+	stats.status, stats.url = resp.StatusCode, resp.Request.URL.String()
+	stats.mediaType = resp.Header.Get("Content-Type")
+	if !o.pay.silent {
 		reportSettlement(env.Stderr, resp)
 	}
-	out := env.Stdout
-	if include {
-		writeHead(out, resp)
+	if o.include || o.head {
+		writeHead(env.Stdout, resp)
 	}
-	if output != "" {
-		f, err := os.Create(output)
+	if o.fail && resp.StatusCode >= 400 {
+		return &curlError{22, fmt.Sprintf("The requested URL returned error: %d", resp.StatusCode)}
+	}
+	out := env.Stdout
+	if o.output != "" {
+		f, err := os.Create(o.output)
 		if err != nil {
-			return err
+			return &curlError{23, fmt.Sprintf("Failure writing output to destination: %v", err)}
 		}
 		defer f.Close()
-		var w io.Writer = f
-		if !pf.silent && isTerminal(env.Stderr) {
+		out = f
+		if !o.pay.silent && isTerminal(env.Stderr) {
 			p := &progress{out: env.Stderr, total: resp.ContentLength, start: time.Now()}
 			defer p.done()
-			w = io.MultiWriter(f, p)
+			out = io.MultiWriter(f, p)
 		}
-		if _, err := io.Copy(w, resp.Body); err != nil {
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-	} else if _, err := io.Copy(out, resp.Body); err != nil {
-		return err
 	}
-	if resp.StatusCode >= 400 {
-		return &exitError{22, fmt.Errorf("the server answered %s", resp.Status)}
+	n, err := io.Copy(outputWriter{out}, resp.Body)
+	stats.size = n
+	if err != nil {
+		var we *writeError
+		if errors.As(err, &we) {
+			return &curlError{23, "Failure writing output to destination"}
+		}
+		return transferError(err, time.Duration(o.maxTime))
+	}
+	if f, ok := out.(*os.File); ok {
+		if err := f.Close(); err != nil {
+			return &curlError{23, fmt.Sprintf("Failure writing output to destination: %v", err)}
+		}
 	}
 	return nil
+}
+
+// writeError marks a failure of the output (curl's 23), not of the
+// transfer.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+
+// outputWriter marks its writer's errors as writeErrors.
+type outputWriter struct{ w io.Writer }
+
+func (o outputWriter) Write(b []byte) (int, error) {
+	n, err := o.w.Write(b)
+	if err != nil {
+		err = &writeError{err}
+	}
+	return n, err
+}
+
+// requestBody joins -d parts with & (form) or --json parts as they are,
+// and names the Content-Type curl would send with them.
+func requestBody(o *curlOptions, env Env) ([]byte, string, error) {
+	if len(o.data) == 0 && len(o.json) == 0 {
+		return nil, "", nil
+	}
+	var parts []string
+	for _, d := range o.data {
+		s, err := readData(d, env)
+		if err != nil {
+			return nil, "", err
+		}
+		if strings.HasPrefix(d, "@") {
+			s = strings.NewReplacer("\r", "", "\n", "").Replace(s)
+		}
+		parts = append(parts, s)
+	}
+	body := strings.Join(parts, "&")
+	for _, j := range o.json {
+		s, err := readData(j, env)
+		if err != nil {
+			return nil, "", err
+		}
+		body += s
+	}
+	if len(o.json) > 0 {
+		return []byte(body), "application/json", nil
+	}
+	return []byte(body), "application/x-www-form-urlencoded", nil
 }
 
 func readData(d string, env Env) (string, error) {
@@ -189,43 +324,97 @@ func readData(d string, env Env) (string, error) {
 	return string(b), err
 }
 
-// reportSettlement prints what the payment response header says.
-func reportSettlement(w io.Writer, resp *http.Response) {
-	h := resp.Header.Get(x402.HeaderPaymentResponse)
-	if h == "" {
-		h = resp.Header.Get(x402.HeaderXPaymentResponse)
+// setHeader applies one -H: "Name: value" sets, "Name:" removes (curl's
+// way to drop a default header), "Name;" sends it empty.
+func setHeader(req *http.Request, h string) error {
+	if name, ok := strings.CutSuffix(strings.TrimSpace(h), ";"); ok && !strings.Contains(name, ":") {
+		req.Header[http.CanonicalHeaderKey(name)] = []string{""}
+		return nil
 	}
-	if h == "" {
-		return
-	}
-	var sr x402.SettleResponse
-	if err := x402.DecodeHeader(h, &sr); err != nil {
-		fmt.Fprintf(w, "* payment response header is unreadable: %v\n", err)
-		return
+	k, v, ok := strings.Cut(h, ":")
+	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	if !ok || k == "" {
+		return fmt.Errorf("-H %q: want 'Name: value'", h)
 	}
 	switch {
-	case sr.Success:
-		fmt.Fprintf(w, "* settled on %s in transaction %s\n", sr.Network, sr.Transaction)
-	case sr.Pending:
-		fmt.Fprintf(w, "* settlement pending on %s: transaction %s\n", sr.Network, sr.Transaction)
+	case v == "":
+		req.Header.Del(k)
+	case strings.EqualFold(k, "Host"):
+		req.Host = v
 	default:
-		fmt.Fprintf(w, "* settlement failed: %s\n", sr.ErrorReason)
+		req.Header.Set(k, v)
 	}
+	return nil
 }
 
+// curlTransport is http.DefaultTransport without transparent gzip: like
+// curl without --compressed, the body is written as it arrived.
+func curlTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DisableCompression = true
+	return t
+}
+
+// writeHead writes a response's status line and headers as they came, the
+// way curl -i does (header order is not kept by net/http: sorted by name).
 func writeHead(w io.Writer, resp *http.Response) {
 	fmt.Fprintf(w, "%s %s\r\n", resp.Proto, resp.Status)
-	keys := make([]string, 0, len(resp.Header))
-	for k := range resp.Header {
-		keys = append(keys, k)
+	h := resp.Header.Clone()
+	if len(resp.TransferEncoding) > 0 {
+		h["Transfer-Encoding"] = resp.TransferEncoding
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		for _, v := range resp.Header[k] {
-			fmt.Fprintf(w, "%s: %s\r\n", k, v)
+	writeHeaders(w, "", "\r\n", h)
+	fmt.Fprint(w, "\r\n")
+}
+
+// writeOut expands a -w format as curl does: %{variable}, %% and the
+// escapes \n \r \t \\. An unknown variable is named on stderr and writes
+// nothing.
+func writeOut(w, errw io.Writer, format string, s *transferStats) {
+	var b strings.Builder
+	for i := 0; i < len(format); i++ {
+		c := format[i]
+		switch {
+		case c == '\\' && i+1 < len(format) && strings.IndexByte(`nrt\`, format[i+1]) >= 0:
+			b.WriteByte(map[byte]byte{'n': '\n', 'r': '\r', 't': '\t', '\\': '\\'}[format[i+1]])
+			i++
+		case c == '%' && strings.HasPrefix(format[i:], "%%"):
+			b.WriteByte('%')
+			i++
+		case c == '%' && strings.HasPrefix(format[i:], "%{") && strings.IndexByte(format[i:], '}') > 0:
+			end := i + strings.IndexByte(format[i:], '}')
+			name := format[i+2 : end]
+			if v, ok := s.variable(name); ok {
+				b.WriteString(v)
+			} else {
+				fmt.Fprintf(errw, "coinop curl: unknown --write-out variable: '%s'\n", name)
+			}
+			i = end
+		default:
+			b.WriteByte(c)
 		}
 	}
-	fmt.Fprint(w, "\r\n")
+	io.WriteString(w, b.String())
+}
+
+func (s *transferStats) variable(name string) (string, bool) {
+	switch name {
+	case "http_code", "response_code":
+		return fmt.Sprintf("%03d", s.status), true
+	case "time_total":
+		return fmt.Sprintf("%.6f", s.end.Sub(s.start).Seconds()), true
+	case "size_download":
+		return strconv.FormatInt(s.size, 10), true
+	case "url_effective":
+		return s.url, true
+	case "content_type":
+		return s.mediaType, true
+	case "num_redirects":
+		return strconv.Itoa(s.redirects), true
+	case "exitcode":
+		return strconv.Itoa(s.exit), true
+	}
+	return "", false
 }
 
 func isTerminal(w io.Writer) bool {
@@ -277,18 +466,34 @@ func size(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// parseURLArg parses flags around exactly one URL, curl-style; a URL without
-// a scheme is http.
-func parseURLArg(fs *flag.FlagSet, args []string) (string, error) {
-	pos, err := parseInterspersed(fs, args)
+// parseURLArg parses flags around exactly one URL, curl-style. A URL
+// without a scheme is http; one that does not parse, or has no host, is
+// curl's exit 3; a scheme other than http and https is curl's exit 1.
+func parseURLArg(fs *flag.FlagSet, env Env, args []string) (string, error) {
+	pos, err := parseFlags(fs, env, args)
 	if err != nil {
-		return "", &exitError{2, errors.New("")}
+		return "", err
 	}
-	if len(pos) != 1 {
-		return "", &exitError{2, errors.New("want exactly one URL")}
+	if len(pos) == 0 {
+		return "", &exitError{2, errors.New("no URL specified; try 'coinop " + fs.Name() + " --help'")}
 	}
-	if !strings.Contains(pos[0], "://") {
-		return "http://" + pos[0], nil
+	if len(pos) > 1 {
+		return "", &exitError{2, fmt.Errorf("want one URL, got %d (%s)", len(pos), strings.Join(pos, " "))}
 	}
-	return pos[0], nil
+	raw := pos[0]
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", &exitError{3, errors.New("(3) URL using bad/illegal format or missing URL")}
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", &exitError{1, fmt.Errorf("(1) Protocol %q not supported", u.Scheme)}
+	}
+	if u.Path == "" && u.RawQuery == "" {
+		// curl requests / for a bare host, and reports that URL.
+		u.Path = "/"
+	}
+	return u.String(), nil
 }

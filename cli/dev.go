@@ -5,8 +5,6 @@ import (
 	"crypto/ecdsa"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -72,16 +70,20 @@ routes:
 `))
 
 func runDev(ctx context.Context, args []string, env Env) error {
-	fs := flag.NewFlagSet("coinop dev", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet("dev", env)
 	listen := fs.String("listen", "127.0.0.1:8402", "gateway address")
 	rpcListen := fs.String("rpc-listen", "127.0.0.1:8545", "embedded chain's JSON-RPC address (loopback only)")
 	dataFlag := fs.String("data", "", "data dir; default $COINOP_DATA or ./.coinop")
 	chainID := fs.Uint64("chain-id", devchain.DefaultChainID, "embedded chain's id")
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return &exitError{2, errors.New("")}
+	if _, err := parseFlags(fs, env, args); err != nil {
+		return err
 	}
-	data := dataDir(*dataFlag, env)
+	// Absolute: the config written below is read by other commands from
+	// other directories, and its relative paths would be relative to it.
+	data, err := filepath.Abs(dataDir(*dataFlag, env))
+	if err != nil {
+		return err
+	}
 	dir := filepath.Join(data, "dev")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err

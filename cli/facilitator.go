@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -28,8 +27,7 @@ import (
 
 // runFacilitator serves the x402 facilitator API for the given networks.
 func runFacilitator(ctx context.Context, args []string, env Env) error {
-	fs := flag.NewFlagSet("coinop facilitator", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet("facilitator", env)
 	var networks listFlag
 	listen := fs.String("listen", "127.0.0.1:8403", "address to serve on")
 	fs.Var(&networks, "network", "CAIP-2 id and JSON-RPC URL of a chain to serve, eip155:84532=http://127.0.0.1:8545 (repeatable)")
@@ -38,9 +36,9 @@ func runFacilitator(ctx context.Context, args []string, env Env) error {
 	storePath := fs.String("store", "", "payments journal: SQLite file or postgres:// URL; default <data>/facilitator.db")
 	dataFlag := fs.String("data", "", "data dir; default $COINOP_DATA or ./.coinop")
 	receiptTimeout := fs.Duration("receipt-timeout", 30*time.Second, "how long a settlement waits for its receipt before it is reported pending")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseFlags(fs, env, args)
 	if err != nil {
-		return &exitError{2, errors.New("")}
+		return err
 	}
 	switch {
 	case len(pos) > 0:

@@ -2,13 +2,14 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coinop/coinop/config"
@@ -16,12 +17,11 @@ import (
 )
 
 func runServe(ctx context.Context, args []string, env Env) error {
-	fs := flag.NewFlagSet("coinop serve", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet("serve", env)
 	path := fs.String("c", "coinop.yaml", "config file")
 	listen := fs.String("listen", "", "address to serve on (overrides the config's listen)")
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return &exitError{2, errors.New("")}
+	if _, err := parseFlags(fs, env, args); err != nil {
+		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
@@ -32,7 +32,12 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	}
 	log := newLogger(cfg, env)
 	return serveGateway(ctx, cfg, log, env, nil, func(url string) {
-		fmt.Fprintf(env.Stdout, "coinop ready: serving %s on %s\n", *path, url)
+		// One write, so that whoever waits for the ready line finds the
+		// banner with it.
+		var b strings.Builder
+		fmt.Fprintf(&b, "coinop ready: serving %s on %s\n", *path, url)
+		writeBanner(&b, cfg, url)
+		io.WriteString(env.Stdout, b.String())
 	})
 }
 
@@ -56,6 +61,7 @@ func serveGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, env
 			return fmt.Errorf("listen: %w", err)
 		}
 	}
+	conns := &countingListener{Listener: ln}
 	if cfg.Admin.Listen != "" {
 		stop, err := serveAdmin(ctx, cfg, g, env, log)
 		if err != nil {
@@ -65,7 +71,51 @@ func serveGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, env
 		defer stop()
 	}
 	ready("http://" + ln.Addr().String())
-	return g.Serve(ctx, ln)
+	drained := make(chan struct{})
+	defer close(drained)
+	drainStart := make(chan time.Time, 1)
+	go func() {
+		select {
+		case <-ctx.Done():
+			drainStart <- time.Now()
+			log.Info("draining: refusing new connections, finishing the requests in flight (at most 30s)", "open_connections", conns.open.Load())
+		case <-drained:
+		}
+	}()
+	err = g.Serve(ctx, conns)
+	if ctx.Err() != nil {
+		log.Info("drained", "connections_served", conns.accepted.Load(), "still_open", conns.open.Load(),
+			"took", time.Since(<-drainStart).Round(time.Millisecond), "err", err)
+	}
+	return err
+}
+
+// countingListener counts the connections it accepted and those still
+// open, for the drain's log lines.
+type countingListener struct {
+	net.Listener
+	accepted, open atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.accepted.Add(1)
+	l.open.Add(1)
+	return &countedConn{Conn: c, l: l}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	l    *countingListener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
 }
 
 // newLogger is the gateway's logger, in the config's log format.

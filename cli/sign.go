@@ -2,10 +2,11 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/coinop/coinop/client"
 )
 
 // runSign prints the payment header value for a URL's current 402, so a
@@ -13,17 +14,17 @@ import (
 //
 //	curl -H "PAYMENT-SIGNATURE: $(coinop sign URL)" URL
 func runSign(ctx context.Context, args []string, env Env) error {
-	fs := flag.NewFlagSet("coinop sign", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet("sign", env)
 	var pf payFlags
 	var method string
 	pf.register(fs)
+	fs.StringVar(&pf.data, "data", "", "the same as --data-dir")
 	fs.StringVar(&method, "X", http.MethodGet, "method of the request to pay for")
-	url, err := parseURLArg(fs, args)
+	url, err := parseURLArg(fs, env, args)
 	if err != nil {
 		return err
 	}
-	tr, err := pf.transport(env)
+	max, err := pf.maxUnits()
 	if err != nil {
 		return err
 	}
@@ -35,18 +36,30 @@ func runSign(ctx context.Context, args []string, env Env) error {
 	}
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil {
-		return err
+		return transferError(err, time.Minute)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusPaymentRequired {
 		return fmt.Errorf("%s answered %s, not 402 Payment Required: nothing to sign", url, resp.Status)
 	}
+	t, err := readTerms(resp)
+	if err != nil {
+		return err
+	}
+	if err := t.allow(max, pf.decimals); err != nil {
+		return err
+	}
+	key, err := pf.loadKey(env)
+	if err != nil {
+		return err
+	}
+	tr := &client.Transport{Key: key, Policy: client.Policy{MaxAmount: max}}
 	p, err := tr.Pay(url, resp)
 	if err != nil {
 		return err
 	}
 	if !pf.silent {
-		fmt.Fprintf(env.Stderr, "* signed %s; send it as the %s header\n", describe(p.Requirement, pf.decimals), p.Header)
+		fmt.Fprintf(env.Stderr, "* signed %s; send it as the %s header\n", t.describe(p.Requirement, pf.decimals), p.Header)
 	}
 	fmt.Fprintln(env.Stdout, p.Value)
 	return nil

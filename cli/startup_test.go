@@ -277,3 +277,40 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestServeBanner: at start, serve writes one line each for its listen
+// address, upstream, journal, every route with its price and way to pay
+// (or free), and what happens to unmatched requests.
+func TestServeBanner(t *testing.T) {
+	f := newStartupFixture(t)
+	path := f.write(t, startupConfig{})
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := "  - match: GET /health\n    free: true\n  - match: GET /report\n    price: \"2500\"\n    upstream: http://127.0.0.1:10\n"
+	if err := os.WriteFile(path, append(b, extra...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url, out := clitest.StartOutput(t, regexp.MustCompile(`ready: serving \S+ on (http://\S+)`), "serve", "-c", path)
+	to := ", token " + f.dev.Token.Hex() + ", to " + crypto.PubkeyToAddress(f.dev.Payee.PublicKey).Hex()
+	network := fmt.Sprintf("eip155:%d", f.dev.ChainID)
+	want := []string{
+		"  listen     " + url,
+		"  upstream   http://127.0.0.1:9",
+		"  journal    sqlite " + filepath.Join(f.dir, "journal.db"),
+		"  route      GET /paid    0.001 USDC: x402 exact on " + network + to + ", settled sync",
+		"  route      GET /health  free",
+		"  route      GET /report  0.0025 USDC: x402 exact on " + network + to + ", settled sync → http://127.0.0.1:10",
+		"  unmatched  deny (404)",
+	}
+	lines := strings.Split(out.String(), "\n")
+	if len(lines) < len(want)+1 {
+		t.Fatalf("banner:\n%s", out)
+	}
+	for i, w := range want {
+		if lines[i+1] != w {
+			t.Errorf("line %d:\n got %q\nwant %q", i+2, lines[i+1], w)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -296,13 +297,19 @@ type Resolved struct {
 // Validate.
 func (c *Config) UpstreamURL() *url.URL { return c.upstream }
 
-// Load reads and parses the configuration file at path.
+// Load reads and parses the configuration file at path. Relative paths in
+// it are relative to the file's directory (see resolvePaths).
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, data)
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	c.resolvePaths(filepath.Dir(path))
+	return c, nil
 }
 
 // Parse decodes a configuration file, fills in defaults and validates it.

@@ -66,7 +66,7 @@ func TestWebServerInFront(t *testing.T) {
 				var out, errOut string
 				gain := d.payeeGain(t, func() {
 					var code int
-					code, out, errOut = coinop(t, "curl", "-i", via, "--data", d.data)
+					code, out, errOut = coinop(t, "curl", "-i", via, "--data-dir", d.data)
 					if code != 0 {
 						t.Fatalf("coinop curl exit %d\n%s\n%s", code, out, errOut)
 					}
@@ -165,7 +165,7 @@ func TestWebServerBehind(t *testing.T) {
 			var out, errOut string
 			gain := d.payeeGain(t, func() {
 				var code int
-				code, out, errOut = coinop(t, "curl", priced, "--data", d.data)
+				code, out, errOut = coinop(t, "curl", priced, "--data-dir", d.data)
 				if code != 0 {
 					t.Fatalf("coinop curl exit %d\n%s\n%s", code, out, errOut)
 				}
@@ -180,7 +180,7 @@ func TestWebServerBehind(t *testing.T) {
 				regexp.MustCompile(`(?i)"GET /premium/report\.txt HTTP/1\.1" 200 \d+ payer=`+regexp.QuoteMeta(d.state.Payer)+` payment=\S+`))
 
 			gain = d.payeeGain(t, func() {
-				code, out, errOut := coinop(t, "curl", gw+"/premium/missing.txt", "--data", d.data)
+				code, out, errOut := coinop(t, "curl", "-f", gw+"/premium/missing.txt", "--data-dir", d.data)
 				if code != 22 || !strings.Contains(errOut, "404") {
 					t.Fatalf("missing file: exit %d\n%s\n%s", code, out, errOut)
 				}

@@ -41,6 +41,14 @@ func (s *Buffer) String() string {
 // the end of t the command is cancelled and must exit 0 within 40 seconds.
 func Start(t testing.TB, ready *regexp.Regexp, args ...string) string {
 	t.Helper()
+	url, _ := StartOutput(t, ready, args...)
+	return url
+}
+
+// StartOutput is Start that also returns the command's stdout, which keeps
+// growing while the command runs.
+func StartOutput(t testing.TB, ready *regexp.Regexp, args ...string) (string, *Buffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, errOut := &Buffer{}, &Buffer{}
 	done := make(chan int, 1)
@@ -61,7 +69,7 @@ func Start(t testing.TB, ready *regexp.Regexp, args ...string) string {
 	deadline := time.Now().Add(ReadyTimeout)
 	for {
 		if m := ready.FindStringSubmatch(out.String()); m != nil {
-			return m[1]
+			return m[1], out
 		}
 		select {
 		case code := <-done:
