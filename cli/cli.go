@@ -25,6 +25,9 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	// Getenv reads environment variables. If nil, nothing is set.
 	Getenv func(string) string
+	// Reload, if set, delivers a value each time the operator asks
+	// `coinop serve` to read its config file again (SIGHUP).
+	Reload <-chan struct{}
 }
 
 func (e Env) getenv(k string) string {

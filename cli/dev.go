@@ -154,7 +154,7 @@ func runDev(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 
-	return serveGateway(ctx, cfg, log, env, gatewayLn, func(url string) {
+	return serveGateway(ctx, cfg, log, env, gatewayLn, nil, func(url string) {
 		fmt.Fprintf(env.Stdout, `coinop dev ready: gateway %s
   chain    %s (%s, JSON-RPC %s)
   token    USDC %s

@@ -31,7 +31,14 @@ func runServe(ctx context.Context, args []string, env Env) error {
 		cfg.Listen = *listen
 	}
 	log := newLogger(cfg, env)
-	return serveGateway(ctx, cfg, log, env, nil, func(url string) {
+	reload := func() (*config.Config, error) {
+		next, err := config.Load(*path)
+		if err == nil && *listen != "" {
+			next.Listen = *listen
+		}
+		return next, err
+	}
+	return serveGateway(ctx, cfg, log, env, nil, reload, func(url string) {
 		// One write, so that whoever waits for the ready line finds the
 		// banner with it.
 		var b strings.Builder
@@ -43,7 +50,12 @@ func runServe(ctx context.Context, args []string, env Env) error {
 
 // serveGateway builds the gateway, listens on ln (or, if nil, cfg.Listen),
 // announces the URL and serves until ctx is done.
-func serveGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, env Env, ln net.Listener, ready func(url string)) error {
+//
+// Each value on env.Reload reads the configuration again through reload
+// (nil: reloading is off) and applies it (gateway.Reload): a file that does
+// not load, or that changes what takes a restart, is refused with its
+// problems logged, and the running configuration is kept.
+func serveGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, env Env, ln net.Listener, reload func() (*config.Config, error), ready func(url string)) error {
 	onStep, err := crashHook(env.getenv("COINOP_CRASH_AT"))
 	if err != nil {
 		return &exitError{2, err}
@@ -73,6 +85,9 @@ func serveGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, env
 	ready("http://" + ln.Addr().String())
 	drained := make(chan struct{})
 	defer close(drained)
+	if reload != nil && env.Reload != nil {
+		go reloadOnSignal(ctx, g, log, env.Reload, drained, reload)
+	}
 	drainStart := make(chan time.Time, 1)
 	go func() {
 		select {
@@ -88,6 +103,30 @@ func serveGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, env
 			"took", time.Since(<-drainStart).Round(time.Millisecond), "err", err)
 	}
 	return err
+}
+
+// reloadOnSignal applies the configuration reload reads each time a value
+// arrives on signals, until ctx is done or stop is closed.
+func reloadOnSignal(ctx context.Context, g *gateway.Gateway, log *slog.Logger, signals <-chan struct{}, stop <-chan struct{}, reload func() (*config.Config, error)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-stop:
+			return
+		case <-signals:
+		}
+		next, err := reload()
+		if err == nil {
+			err = g.Reload(ctx, next)
+		}
+		if err != nil {
+			// The problems come with their file and line, one per line.
+			log.Error("reload refused; the running configuration is kept", "problems", err.Error())
+			continue
+		}
+		log.Info("reload applied")
+	}
 }
 
 // countingListener counts the connections it accepted and those still
