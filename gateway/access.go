@@ -27,7 +27,7 @@ func access(log *slog.Logger, m *metrics.Metrics, now func() time.Time, next htt
 				status = http.StatusOK // a handler that wrote nothing answered 200
 			}
 			m.Request(n.Route, status, took)
-			if log == nil {
+			if log == nil || !log.Enabled(r.Context(), slog.LevelInfo) {
 				return
 			}
 			attrs := []slog.Attr{

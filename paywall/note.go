@@ -35,11 +35,15 @@ func Noting(r *http.Request) (*http.Request, *Note) {
 	return r.WithContext(context.WithValue(r.Context(), noteKey{}, n)), n
 }
 
-// note returns the note of r's request, or a throwaway one, so the engine
-// writes notes without asking whether anyone reads them.
+// note returns the note of r's request, or nil when nobody reads notes.
 func note(r *http.Request) *Note {
-	if n, ok := r.Context().Value(noteKey{}).(*Note); ok {
-		return n
+	n, _ := r.Context().Value(noteKey{}).(*Note)
+	return n
+}
+
+// setOutcome records what became of r's request, if anyone reads notes.
+func setOutcome(r *http.Request, outcome string) {
+	if n := note(r); n != nil {
+		n.Outcome = outcome
 	}
-	return &Note{}
 }

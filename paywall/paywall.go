@@ -321,16 +321,20 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	if !ok {
 		return
 	}
-	n := note(r)
+	n := note(r) // nil unless the caller reads notes
 	if rt == nil || rt.Free {
-		n.Outcome = "unmatched"
-		if rt != nil {
-			n.Route, n.Outcome = rt.Pattern, "free"
+		if n != nil {
+			n.Outcome = "unmatched"
+			if rt != nil {
+				n.Route, n.Outcome = rt.Pattern, "free"
+			}
 		}
 		next.ServeHTTP(w, withoutOverrides(r))
 		return
 	}
-	n.Route = rt.Pattern
+	if n != nil {
+		n.Route = rt.Pattern
+	}
 	ignoreH2C(r)
 	upgrade := isUpgrade(r)
 	if upgrade && !rt.Upgrade {
@@ -349,9 +353,11 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	}
 	rail := accept.Rail
 	p.Rail, p.Route = rail.Name(), rt.Pattern
-	n.Rail, n.Payer = p.Rail, p.Payer
-	if p.Amount != nil {
-		n.Price = coinop.Price{Amount: p.Amount, Symbol: accept.Price.Symbol, Decimals: accept.Price.Decimals}.String()
+	if n != nil {
+		n.Rail, n.Payer = p.Rail, p.Payer
+		if p.Amount != nil {
+			n.Price = coinop.Price{Amount: p.Amount, Symbol: accept.Price.Symbol, Decimals: accept.Price.Decimals}.String()
+		}
 	}
 	if p.IdempotencyKey == "" {
 		p.IdempotencyKey = idempotencyKey(r)
@@ -379,7 +385,9 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 			return
 		}
 	}
-	n.Payment = p.ID
+	if n != nil {
+		n.Payment = p.ID
+	}
 	if err := rail.Verify(r.Context(), p); err != nil {
 		pw.refuse(w, r, rt, err)
 		return
@@ -498,7 +506,7 @@ func (pw *Paywall) serveAgain(w http.ResponseWriter, r *http.Request, next http.
 			return false
 		}
 		pw.log.Info("served a settled payment's retry without a new charge", "payment", prev.ID, "tx", prev.Reference)
-		note(r).Outcome = "served-again"
+		setOutcome(r, "served-again")
 		pw.lc.Step("served", prev)
 		return true
 	}}
@@ -524,7 +532,11 @@ func (pw *Paywall) refuse(w http.ResponseWriter, r *http.Request, rt *Route, err
 	case e.Kind == coinop.KindInternal || e.Kind == coinop.KindUnavailable:
 		pw.log.Error("payment check could not complete", "method", r.Method, "path", r.URL.Path, "route", rt.Pattern, "reason", e.Reason, "err", err)
 	default:
-		pw.log.Info("payment refused", "method", r.Method, "path", r.URL.Path, "route", rt.Pattern, "reason", e.Reason)
+		// The access line (gateway) says it too; middleware users see
+		// refusals at debug. Guarded: the arguments cost on the 402 path.
+		if pw.log.Enabled(r.Context(), slog.LevelDebug) {
+			pw.log.Debug("payment refused", "method", r.Method, "path", r.URL.Path, "route", rt.Pattern, "reason", e.Reason)
+		}
 	}
 	ch := &coinop.Challenge{Header: w.Header(), Reason: e.Reason, Message: e.Message}
 	var headline coinop.Price
@@ -547,8 +559,9 @@ func (pw *Paywall) refuse(w http.ResponseWriter, r *http.Request, rt *Route, err
 	if offered == 0 && e.Kind.Status() == http.StatusPaymentRequired {
 		e = coinop.Errorf(coinop.KindUnavailable, coinop.ReasonNoOffer, "no way to pay for %s %s can be offered right now; try again shortly", r.Method, r.URL.Path)
 	}
-	n := note(r)
-	n.Outcome, n.Reason = "refused", e.Reason
+	if n := note(r); n != nil {
+		n.Outcome, n.Reason = "refused", e.Reason
+	}
 	if pw.cfg.OnRefuse != nil {
 		pw.cfg.OnRefuse(r, rt.Pattern, e)
 	}
@@ -677,7 +690,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 	if status >= 400 {
 		pw.bg.discharge(p)
 		pw.lc.Release(p, coinop.ReasonUpstreamStatus(status))
-		note(r).Outcome = "released"
+		setOutcome(r, "released")
 		pw.log.Info("upstream failed; payment released, nothing charged", "path", r.URL.Path, "route", rt.Pattern, "status", status, "payer", p.Payer, "payment", p.ID)
 		return true
 	}
@@ -692,7 +705,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 		return false
 	}
 	if p.Mode == coinop.ModeAsync {
-		note(r).Outcome = "owed"
+		setOutcome(r, "owed")
 		pw.lc.Served(ctx, p)
 		pw.bg.enqueue(rail, p)
 		return true
@@ -704,7 +717,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 		}
 	}
 	if err == nil {
-		note(r).Outcome = "settled"
+		setOutcome(r, "settled")
 		return true // settled: serveReserved marks it served once the response is delivered
 	}
 	// A switch of protocols hands the connection over for good: it waits
@@ -712,7 +725,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 	if rc != nil && rc.Pending && status != http.StatusSwitchingProtocols {
 		// Not paid yet: the mark goes first, as the audit's evidence that
 		// a response was given away should the settlement fail.
-		note(r).Outcome = "pending"
+		setOutcome(r, "pending")
 		pw.lc.Served(ctx, p)
 		return true
 	}
