@@ -38,15 +38,7 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(bin, "serve", "-c", cfg)
-	stdout, stderr := &clitest.Buffer{}, &clitest.Buffer{}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
+	cmd, stdout, stderr, exited := startServe(t, bin, cfg)
 	url := waitFor(t, stdout, regexp.MustCompile(`ready: serving \S+ on (http://\S+)`), exited)
 
 	type result struct {
@@ -85,6 +77,22 @@ func TestSIGTERMDrains(t *testing.T) {
 	if !regexp.MustCompile(`msg=drained connections_served=1 still_open=0 took=\S+`).MatchString(stderr.String()) {
 		t.Errorf("no drained line with counts:\n%s", stderr)
 	}
+}
+
+// startServe starts `bin serve -c cfg`, killed when t ends; exited
+// delivers its exit.
+func startServe(t *testing.T, bin, cfg string) (cmd *exec.Cmd, stdout, stderr *clitest.Buffer, exited <-chan error) {
+	t.Helper()
+	cmd = exec.Command(bin, "serve", "-c", cfg)
+	stdout, stderr = &clitest.Buffer{}, &clitest.Buffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, stdout, stderr, done
 }
 
 // waitFor waits until out matches re and returns the first submatch; the

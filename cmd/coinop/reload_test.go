@@ -4,13 +4,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"syscall"
 	"testing"
-
-	"github.com/coinop/coinop/cli/clitest"
 )
 
 // TestSIGHUPReloads: a real SIGHUP to `coinop serve` applies the edited
@@ -34,15 +31,7 @@ func TestSIGHUPReloads(t *testing.T) {
 		}
 	}
 	write("  - match: GET /a\n    free: true\n")
-	cmd := exec.Command(bin, "serve", "-c", cfg)
-	stdout, stderr := &clitest.Buffer{}, &clitest.Buffer{}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
+	cmd, stdout, stderr, exited := startServe(t, bin, cfg)
 	url := waitFor(t, stdout, regexp.MustCompile(`ready: serving \S+ on (http://\S+)`), exited)
 	status := func(path string) int {
 		t.Helper()
