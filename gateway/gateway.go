@@ -517,8 +517,8 @@ func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Rep
 	if err != nil {
 		g.log.Warn("recovery incomplete; will retry", "err", err)
 	}
-	if len(rep.Resettle) > 0 {
-		g.paywall().Resume(ctx, rep.Resettle)
+	if pw := g.paywall(); len(rep.Resettle) > 0 && pw != nil {
+		pw.Resume(ctx, rep.Resettle)
 	}
 	if rep.Checked > 0 {
 		g.log.Info("recovery pass", "checked", rep.Checked, "settled", rep.Settled, "failed", rep.Failed, "released", rep.Released, "pending", rep.Pending, "unreconcilable", rep.Unreconcilable)
