@@ -16,7 +16,6 @@ import (
 	"math/big"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,9 +35,7 @@ type Metrics struct {
 	revenue    *prometheus.CounterVec
 	settleTime *prometheus.HistogramVec
 
-	now     func() time.Time
-	mu      sync.Mutex
-	started map[string]time.Time // payment ID → when it was reserved, until settled
+	now func() time.Time
 }
 
 // New returns Metrics with an empty registry of its own. now is the clock
@@ -48,7 +45,7 @@ func New(now func() time.Time, owed func() int) *Metrics {
 	if now == nil {
 		now = time.Now
 	}
-	m := &Metrics{reg: prometheus.NewRegistry(), now: now, started: map[string]time.Time{}}
+	m := &Metrics{reg: prometheus.NewRegistry(), now: now}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "coinop_requests_total", Help: "Requests answered, by route pattern (\"\" for none) and status code.",
 	}, []string{"route", "status"})
@@ -100,40 +97,22 @@ func (m *Metrics) Refused(r *http.Request, route string, e *coinop.Error) {
 }
 
 // Step counts a payment step (paywall.Config.OnStep): reserved, settled
-// (adding the amount to the revenue and observing the settlement's
-// latency), served, failed, released.
+// (adding the amount to the revenue and observing the time since the
+// journal reserved it, Payment.Created), served, failed, released.
 func (m *Metrics) Step(step string, p *coinop.Payment) {
 	switch step {
-	case "reserved":
-		m.mu.Lock()
-		m.started[p.ID] = m.now()
-		m.mu.Unlock()
 	case "settled":
-		m.mu.Lock()
-		t0, ok := m.started[p.ID]
-		delete(m.started, p.ID)
-		m.mu.Unlock()
-		if ok {
-			m.settleTime.WithLabelValues(p.Rail, modeOf(p)).Observe(m.now().Sub(t0).Seconds())
+		if !p.Created.IsZero() {
+			m.settleTime.WithLabelValues(p.Rail, modeOf(p)).Observe(m.now().Sub(p.Created).Seconds())
 		}
 		if p.Amount != nil {
 			m.revenue.WithLabelValues(p.Rail, p.Network, p.Asset).Add(atomicFloat(p.Amount))
 		}
-	case "failed", "released":
-		m.Forget(p.ID)
-	case "served":
+	case "reserved", "served", "failed", "released":
 	default:
 		return
 	}
 	m.payments.WithLabelValues(p.Rail, p.Route, step).Inc()
-}
-
-// Forget drops the reservation time of a payment that will not settle here
-// (released, failed, handed to recovery), so the map stays bounded.
-func (m *Metrics) Forget(id string) {
-	m.mu.Lock()
-	delete(m.started, id)
-	m.mu.Unlock()
 }
 
 func modeOf(p *coinop.Payment) string {

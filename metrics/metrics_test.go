@@ -59,6 +59,7 @@ func TestCountsWhatHappened(t *testing.T) {
 	m := metrics.New(func() time.Time { return clock }, func() int { return owed })
 	for i, amount := range []int64{1000, 2500} {
 		p := &coinop.Payment{ID: string(rune('a' + i)), Rail: "usdc", Route: "GET /weather", Network: "eip155:1", Asset: "0xa0", Amount: big.NewInt(amount)}
+		p.Created = clock // as the journal records it at the reservation
 		m.Step("reserved", p)
 		clock = clock.Add(200 * time.Millisecond)
 		m.Step("settled", p)
