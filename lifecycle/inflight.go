@@ -6,13 +6,13 @@ import (
 	"time"
 )
 
-// duplicateWait is how long a request waits for another one holding the
+// DuplicateWait is how long a request waits for another one holding the
 // same payment (or the same payer's idempotency key) in this process before
 // it is answered 409. The first one's journal entry is final once it is
 // done, served mark included, so a client that retries the moment it has
 // the response is answered from the journal (a replay, or the purchase
 // already served) rather than told to come back.
-const duplicateWait = 2 * time.Second
+const DuplicateWait = 2 * time.Second
 
 // inflight holds the purchases this process is handling, by key: a
 // payment's ID, and a payer's idempotency key. It is a guard within one

@@ -88,14 +88,6 @@ func (l *Lifecycle) Hold(ctx context.Context, key string, wait time.Duration) (r
 	return release, nil
 }
 
-// DuplicateWait is how long a request waits for another one holding the
-// same payment (or the same payer's idempotency key) in this process before
-// it is refused as in flight. The first one's journal entry is final once
-// it is done, served mark included, so a client that retries the moment it
-// has the response is answered from the journal (a replay, or the purchase
-// already served) rather than told to come back.
-const DuplicateWait = duplicateWait
-
 // Previous gives the journal's word on single-use payment p, which rail
 // inspected: nil and nil when the journal never saw it or saw it released
 // (go on with p); the journaled payment when it was collected and never
