@@ -131,3 +131,42 @@ func mustCanonical(t *testing.T, cfg *config.Config, old, new string) string {
 	}
 	return strings.ReplaceAll(string(b), old, new)
 }
+
+// TestReloadRefusesWhatNeitherConfigurationOffered: after a reload, a
+// payment header that answers no offer of either configuration (garbage, a
+// signature for another network) is judged by the new one, and refused.
+func TestReloadRefusesWhatNeitherConfigurationOffered(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dev, _ := startChain(t, ctx)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("an unpaid request reached the upstream")
+	}))
+	t.Cleanup(upstream.Close)
+	cfg := devConfig(t, dev, upstream.URL, "rpc: "+dev.RPCURL+"\n    settlement_key_env: KEY", "\n  - match: GET /weather\n    price: 0.001 USDC\n")
+	key := hex.EncodeToString(crypto.FromECDSA(dev.Settler))
+	g, srv := startGateway(t, ctx, cfg, gateway.Options{Getenv: func(string) string { return key }})
+	next, err := config.Parse("coinop.yaml", []byte(mustCanonical(t, cfg, "0.001 USDC", "0.002 USDC")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := x402.EncodeHeader(x402.PaymentPayload{X402Version: 2,
+		Accepted: x402.PaymentRequirements{Scheme: "exact", Network: "eip155:999999"}, Payload: []byte(`{"x":1}`)})
+	for name, header := range map[string]string{"garbage": "!!not base64!!", "another network": other} {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/weather", nil)
+		req.Header.Set(x402.HeaderPaymentSignature, header)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var pr x402.PaymentRequired
+		x402.DecodeHeader(resp.Header.Get(x402.HeaderPaymentRequired), &pr)
+		if resp.StatusCode < 400 || len(pr.Accepts) != 1 || pr.Accepts[0].Amount != "2000" {
+			t.Errorf("%s: %d with terms %+v, want a refusal with the new price", name, resp.StatusCode, pr.Accepts)
+		}
+	}
+}
