@@ -9,8 +9,10 @@ import (
 
 // runVersion prints the module path and version, and the VCS revision,
 // time and modified flag the binary was built from, so a bug report names
-// exactly what ran. A binary built inside a checkout has module version
-// "(devel)"; `go install …@v1.2.3` gives the tag.
+// exactly what ran. A binary built inside a clean clone has the pseudo-version
+// the go command derives from the commit (v0.0.0-<time>-<hash>, "+dirty" when
+// modified), "(devel)" where it could not stamp one; `go install …@v1.2.3`
+// gives the tag.
 func runVersion(args []string, env Env) error {
 	fs := newFlagSet("version", env)
 	if _, err := parseFlags(fs, env, args); err != nil {

@@ -116,9 +116,10 @@ func waitFor(t *testing.T, out *clitest.Buffer, re *regexp.Regexp, exited <-chan
 	}
 }
 
-// TestVersion: the binary, built from this checkout, names the module,
-// "(devel)" for its version, the Go release and, when the go command
-// stamped it (a clone; not a git worktree, whose .git is a file), the
+// TestVersion: the binary, built from this checkout, names the module, its
+// version ("(devel)", or the pseudo-version the go command derives from the
+// commit in a clone, "+dirty" when modified), the Go release and, when the go
+// command stamped it (a clone; not a git worktree, whose .git is a file), the
 // commit it was built from.
 func TestVersion(t *testing.T) {
 	if testing.Short() {
@@ -138,7 +139,12 @@ func TestVersion(t *testing.T) {
 			`  vcs\.time      \d{4}-\d\d-\d\dT\S+\n` +
 			`  vcs\.modified  (true|false)\n`
 	}
-	want := regexp.MustCompile(`^coinop github\.com/coinop/coinop \(devel\)\n` + vcs + `  go            go1\.\S+\n$`)
+	version := `(\(devel\)|v\d+\.\d+\.\d+\S*)`
+	if head, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output(); err == nil && strings.Contains(string(out), "vcs.revision") {
+		// The pseudo-version names the commit it was built from.
+		version = `(\(devel\)|v\d+\.\d+\.\d+(-\S+)?-` + regexp.QuoteMeta(strings.TrimSpace(string(head))) + `(\+dirty)?)`
+	}
+	want := regexp.MustCompile(`^coinop github\.com/coinop/coinop ` + version + `\n` + vcs + `  go            go1\.\S+\n$`)
 	if !want.Match(out) {
 		t.Fatalf("coinop version:\n%s\nwant %s", out, want)
 	}
