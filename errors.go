@@ -131,6 +131,10 @@ type Error struct {
 	Message string
 	// Err is the underlying cause, for logs only.
 	Err error
+	// Type is the problem type URI of the answer (RFC 9457 "type"), for
+	// protocols that define their own (the Payment scheme's
+	// https://paymentauth.org/problems/…); "about:blank" when empty.
+	Type string
 	// OtherOffer marks a credential that answers an offer this rail did not
 	// make (another network, asset or scheme): the engine asks the route's
 	// other rails before refusing with it.

@@ -65,6 +65,10 @@ type Challenge struct {
 	// Body holds extra top-level members of the JSON body, keyed by name.
 	// Rails use it for protocol bodies read by legacy clients (x402 v1).
 	Body map[string]any
+	// Request is the request being answered, for rails whose challenge
+	// depends on what it asks for (the Payment scheme's Accept-Payment).
+	// Rails must not modify it or read its body. Nil outside a request.
+	Request *http.Request
 }
 
 // Headers are the HTTP headers a rail reads and writes.

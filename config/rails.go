@@ -60,6 +60,7 @@ type AsyncCapped interface {
 func railModules() map[string]func() RailSettings {
 	return map[string]func() RailSettings{
 		KindX402: newX402Rail,
+		KindMPP:  newMPPRail,
 	}
 }
 

@@ -33,6 +33,7 @@ type provisioned struct {
 func railModules() map[string]railModule {
 	return map[string]railModule{
 		config.KindX402: x402Module{},
+		config.KindMPP:  mppModule{},
 	}
 }
 
@@ -53,27 +54,29 @@ func (x402Module) provision(_ context.Context, env *railEnv, r *config.Rail, at 
 	if !ok {
 		return nil, env.cfg.Errorf(at, "rail %s: settings of kind %s are %T", r.Name, r.Kind, r.Settings)
 	}
-	res := s.Resolved
-	var scheme x402.Scheme
-	var err error
-	if res.Network.Facilitator != "" {
-		scheme, err = facilitated.New(facilitated.Config{
-			URL: res.Network.Facilitator, Network: res.Network.ID,
-			Asset: res.Asset.Address, PayTo: res.PayTo, Name: res.Asset.EIP712Name,
-			Version: res.Asset.EIP712Version, MaxTimeout: s.MaxTimeout,
-			SettleTimeout: res.Network.ReceiptTimeout + 15*time.Second, Now: env.opts.Now,
-		})
-	} else {
-		scheme, err = evm.NewExact(env.chains[res.Network], evm.ExactConfig{
-			Asset: common.HexToAddress(res.Asset.Address), Name: res.Asset.EIP712Name,
-			Version: res.Asset.EIP712Version, PayTo: common.HexToAddress(res.PayTo), MaxTimeout: s.MaxTimeout,
-			BatchSettler: common.HexToAddress(res.Network.BatchSettler),
-		})
-	}
+	scheme, err := exactScheme(env, s.Resolved, s.MaxTimeout)
 	if err != nil {
 		return nil, env.cfg.Errorf(at, "%v", err)
 	}
 	return &provisioned{rail: &x402.Rail{ID: r.Name, Schemes: []x402.Scheme{scheme}}}, nil
+}
+
+// exactScheme is the x402 exact EVM scheme of res: settled by the gateway
+// through the network's node, or by the network's facilitator.
+func exactScheme(env *railEnv, res config.X402Resolved, maxTimeout time.Duration) (x402.Scheme, error) {
+	if res.Network.Facilitator != "" {
+		return facilitated.New(facilitated.Config{
+			URL: res.Network.Facilitator, Network: res.Network.ID,
+			Asset: res.Asset.Address, PayTo: res.PayTo, Name: res.Asset.EIP712Name,
+			Version: res.Asset.EIP712Version, MaxTimeout: maxTimeout,
+			SettleTimeout: res.Network.ReceiptTimeout + 15*time.Second, Now: env.opts.Now,
+		})
+	}
+	return evm.NewExact(env.chains[res.Network], evm.ExactConfig{
+		Asset: common.HexToAddress(res.Asset.Address), Name: res.Asset.EIP712Name,
+		Version: res.Asset.EIP712Version, PayTo: common.HexToAddress(res.PayTo), MaxTimeout: maxTimeout,
+		BatchSettler: common.HexToAddress(res.Network.BatchSettler),
+	})
 }
 
 // provisionRails builds every configured rail through its module: the

@@ -538,7 +538,7 @@ func (pw *Paywall) refuse(w http.ResponseWriter, r *http.Request, rt *Route, err
 			pw.log.Debug("payment refused", "method", r.Method, "path", r.URL.Path, "route", rt.Pattern, "reason", e.Reason)
 		}
 	}
-	ch := &coinop.Challenge{Header: w.Header(), Reason: e.Reason, Message: e.Message}
+	ch := &coinop.Challenge{Header: w.Header(), Reason: e.Reason, Message: e.Message, Request: r}
 	var headline coinop.Price
 	offered := 0
 	for i := range rt.Accept {

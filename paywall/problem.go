@@ -83,8 +83,12 @@ func writeProblem(w http.ResponseWriter, r *http.Request, e *coinop.Error, ch *c
 	}
 	// Problem members first, then the terms, then the rails' members, so a
 	// person reading `curl -i` sees the verdict before the details.
+	typ := e.Type
+	if typ == "" {
+		typ = "about:blank"
+	}
 	body := []member{
-		{"type", "about:blank"}, {"title", http.StatusText(status)}, {"status", status},
+		{"type", typ}, {"title", http.StatusText(status)}, {"status", status},
 		{"detail", detailText}, {"reason", e.Reason},
 	}
 	if ch != nil {

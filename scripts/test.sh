@@ -67,6 +67,9 @@ done <<'LIST'
 ./client FuzzOffers
 ./paywall FuzzRequestTarget
 ./x402 FuzzSameExactEVM
+./mpp FuzzParseCredential
+./mpp FuzzParseChallenges
+./mpp FuzzCanonicalize
 LIST
 
 step "benchmarks, 100 iterations each (so they keep running; numbers: bench/README.md)"

@@ -1,0 +1,60 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+
+	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/mpp"
+	"github.com/coinop/coinop/mpp/evmcharge"
+)
+
+// mppModule provisions rails of the Payment scheme (MPP), one method each.
+type mppModule struct{}
+
+// minMPPSecret is the shortest challenge secret accepted from the
+// environment: an HMAC-SHA256 key of less than 32 bytes is weaker than the
+// hash.
+const minMPPSecret = 32
+
+func (mppModule) provision(_ context.Context, env *railEnv, r *config.Rail, at string) (*provisioned, error) {
+	s, ok := r.Settings.(*config.MPPRail)
+	if !ok {
+		return nil, env.cfg.Errorf(at, "rail %s: settings of kind %s are %T", r.Name, r.Kind, r.Settings)
+	}
+	secret, err := mppSecret(env, s)
+	if err != nil {
+		return nil, env.cfg.Errorf(at+".secret_env", "%v", err)
+	}
+	rail := &mpp.Rail{ID: r.Name, Secret: secret, Realm: s.Realm, Expires: s.MaxTimeout, Now: env.opts.Now}
+	res := s.Resolved
+	switch s.Method {
+	case config.MPPMethodEVM:
+		scheme, err := exactScheme(env, res, s.MaxTimeout)
+		if err != nil {
+			return nil, env.cfg.Errorf(at, "%v", err)
+		}
+		rail.Method = &evmcharge.Method{Scheme: scheme, Decimals: res.Asset.Decimals, Symbol: res.Asset.Symbol}
+	default:
+		return nil, env.cfg.Errorf(at+".method", "rail %s: method %q has no provisioner in this gateway", r.Name, s.Method)
+	}
+	return &provisioned{rail: rail}, nil
+}
+
+// mppSecret reads the rail's challenge secret from the environment, or
+// draws a random one.
+func mppSecret(env *railEnv, s *config.MPPRail) ([]byte, error) {
+	if s.SecretEnv == "" {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	v := env.opts.Getenv(s.SecretEnv)
+	if len(v) < minMPPSecret {
+		return nil, fmt.Errorf("$%s must hold at least %d bytes (it holds %d)", s.SecretEnv, minMPPSecret, len(v))
+	}
+	return []byte(v), nil
+}
