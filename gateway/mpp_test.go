@@ -363,4 +363,3 @@ func TestMPPAcceptPayment(t *testing.T) {
 }
 
 type bigInt = big.Int
-

@@ -267,6 +267,15 @@ func (w *world) facilitator() (url, journal string) {
 // node runs a paying script to completion and decodes its JSON line.
 func (w *world) node(script string, env ...string) outcome {
 	w.t.Helper()
+	var o outcome
+	w.nodeJSON(script, &o, env...)
+	return o
+}
+
+// nodeJSON runs a script to completion and decodes the last line it
+// printed, JSON, into v.
+func (w *world) nodeJSON(script string, v any, env ...string) {
+	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", script)
@@ -279,11 +288,9 @@ func (w *world) node(script string, env ...string) outcome {
 		w.t.Fatalf("node %s: %v\n%s%s", script, err, out, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	var o outcome
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &o); err != nil {
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), v); err != nil {
 		w.t.Fatalf("node %s printed %q: %v\n%s", script, out, err, stderr.String())
 	}
-	return o
 }
 
 // outcome is what a paying script printed.

@@ -1,0 +1,178 @@
+//go:build linux
+
+package interop_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/evm/devchain"
+	"github.com/coinop/coinop/gateway"
+	"github.com/coinop/coinop/mpp"
+)
+
+// mppxPeer skips (or, under COINOP_CI=1, fails) unless mppx is installed.
+func mppxPeer(t *testing.T) {
+	t.Helper()
+	peers(t)
+	if _, err := os.Stat("mppx/node_modules/mppx/package.json"); err != nil {
+		if os.Getenv("COINOP_CI") == "1" {
+			t.Fatal("mppx is not installed; run scripts/deps/interop.sh")
+		}
+		t.Skip("mppx is not installed; run scripts/deps/interop.sh")
+	}
+}
+
+// mppGateway starts a coinop gateway selling GET /weather for price
+// through x402 and the Payment scheme's evm method, settling on the chain.
+func (w *world) mppGateway() string {
+	w.t.Helper()
+	upstream := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			http.Error(rw, "the credential reached the upstream", http.StatusTeapot)
+			return
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		io.WriteString(rw, `{"city":"Lisbon","sky":"clear"}`)
+	}))
+	w.t.Cleanup(upstream.Close)
+	cfg, err := config.Parse("coinop.yaml", fmt.Appendf(nil, `
+upstream: %s
+store: %s
+pay_to: "%s"
+networks:
+  - id: %s
+    rpc: %s
+    settlement_key_env: SETTLER
+    assets:
+      - symbol: USDC
+        address: "%s"
+        eip712_name: %s
+        eip712_version: "%s"
+rails:
+  - name: usdc
+    kind: x402
+  - name: usdc-mpp
+    kind: mpp
+    method: evm
+routes:
+  - match: GET /weather
+    accept:
+      - rail: usdc
+        price: "%d"
+      - rail: usdc-mpp
+        price: "%d"
+`, upstream.URL, filepath.Join(w.t.TempDir(), "gateway.db"), w.payee.Hex(), w.network, w.c.RPCURL,
+		w.c.Token.Hex(), devchain.TokenName, devchain.TokenVersion, price, price))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	g, err := gateway.New(context.Background(), cfg, gateway.Options{Getenv: func(k string) string {
+		if k == "SETTLER" {
+			return hexKey(w.settler)
+		}
+		return ""
+	}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { g.Close() })
+	srv := httptest.NewServer(g.Handler())
+	w.t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// mppxOutcome is what mppx/pay.mjs printed.
+type mppxOutcome struct {
+	Status  int          `json:"status"`
+	Body    string       `json:"body"`
+	Receipt *mpp.Receipt `json:"receipt"`
+	Sent    []string     `json:"sent"`
+}
+
+func (w *world) mppx(url string, env ...string) mppxOutcome {
+	w.t.Helper()
+	var o mppxOutcome
+	w.nodeJSON("mppx/pay.mjs", &o, append(env, "URL="+url, "PAYER_KEY="+hexKey(w.payer), fmt.Sprintf("CHAIN_ID=%d", w.c.ChainID),
+		"TOKEN="+w.c.Token.Hex(), "TOKEN_NAME="+devchain.TokenName, "TOKEN_VERSION="+devchain.TokenVersion, fmt.Sprintf("MAX_AMOUNT=%d", price))...)
+	return o
+}
+
+// TestMppxPaysCoinopThroughPayment: mppx's client, offered x402 and the
+// Payment scheme in one 402, pays through the Payment scheme's evm method:
+// the receipt says evm, exactly the price moved on chain, and the same
+// credential sent again is refused.
+func TestMppxPaysCoinopThroughPayment(t *testing.T) {
+	mppxPeer(t)
+	w := newWorld(t, 31337)
+	url := w.mppGateway() + "/weather"
+	o := w.mppx(url)
+	if o.Status != 200 || !strings.Contains(o.Body, "Lisbon") {
+		t.Fatalf("mppx got %d %s", o.Status, o.Body)
+	}
+	if o.Receipt == nil || o.Receipt.Method != "evm" || o.Receipt.Status != "success" || !strings.HasPrefix(o.Receipt.Reference, "0x") {
+		t.Fatalf("receipt %+v", o.Receipt)
+	}
+	if len(o.Sent) != 1 || !strings.HasPrefix(o.Sent[0], "Payment ") {
+		t.Fatalf("mppx sent %q, want one Payment credential", o.Sent)
+	}
+	w.paid(1)
+
+	resp, body := get(t, http.DefaultClient, url, "Authorization", o.Sent[0])
+	if resp.StatusCode != 402 || !strings.Contains(body, "payment_replayed") {
+		t.Errorf("the credential again: %d %s", resp.StatusCode, body)
+	}
+	w.paid(1)
+}
+
+// TestMppxCredentialConcurrently: one credential mppx made, held back
+// from the gateway and then sent 100 times at once, is served and settled
+// once.
+func TestMppxCredentialConcurrently(t *testing.T) {
+	mppxPeer(t)
+	w := newWorld(t, 31337)
+	url := w.mppGateway() + "/weather"
+	o := w.mppx(url, "HOLD=1")
+	if len(o.Sent) != 1 || !strings.HasPrefix(o.Sent[0], "Payment ") {
+		t.Fatalf("mppx sent %q, want one Payment credential", o.Sent)
+	}
+	w.paid(0)
+	var wg sync.WaitGroup
+	var served, refused atomic.Int32
+	for range 100 {
+		wg.Go(func() {
+			req, _ := http.NewRequest("GET", url, nil)
+			req.Header.Set("Authorization", o.Sent[0])
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case 200:
+				served.Add(1)
+			case 402, 409:
+				refused.Add(1)
+			default:
+				t.Errorf("status %d", resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	if served.Load() != 1 || refused.Load() != 99 {
+		t.Errorf("%d served, %d refused; want 1 and 99", served.Load(), refused.Load())
+	}
+	w.paid(1)
+}
