@@ -61,8 +61,8 @@ func (m *MPPRail) Check(c *Config, at *Reporter) {
 	x := X402Rail{Network: m.Network, Asset: m.Asset, PayTo: m.PayTo, MaxTimeout: m.MaxTimeout}
 	x.check(at.v, at.prefix, c, "")
 	m.Resolved = x.Resolved
-	if m.Method == MPPMethodTempo && m.Resolved.Network != nil && m.Resolved.Network.RPC == "" {
-		at.Addf("network", "method tempo checks transactions on the network's node: %s needs rpc", m.Resolved.Network.ID)
+	if n := m.Resolved.Network; m.Method == MPPMethodTempo && n != nil && (n.RPC == "" || n.Facilitator != "") {
+		at.Addf("network", "method tempo checks transactions on the network's node: %s needs rpc and no facilitator", n.ID)
 	}
 }
 

@@ -58,10 +58,23 @@ type Config struct {
 	// StartTimeout bounds starting the node and deploying the token. If
 	// zero, DefaultStartTimeout.
 	StartTimeout time.Duration
+	// Network is anvil's --network: "" for plain Ethereum, "tempo" for
+	// Tempo (TIP-20 tokens such as pathUSD at TempoPathUSD, pre-funded on
+	// anvil's own dev accounts, and fees paid in them). On tempo no token
+	// is deployed and no account funded: Token is zero, and the dev
+	// accounts (TempoDevKey) pay.
+	Network string
 	// Output receives anvil's standard output and error (one line per RPC
 	// call). If nil, they are discarded.
 	Output io.Writer
 }
+
+// On anvil --network tempo: pathUSD, a TIP-20 token with 6 decimals, and
+// the private key of anvil's first dev account, which holds it.
+const (
+	TempoPathUSD = "0x20c0000000000000000000000000000000000000"
+	TempoDevKey  = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+)
 
 // Chain is a running anvil node with the token deployed. Its fields are
 // read-only.
@@ -116,6 +129,9 @@ func Start(ctx context.Context, cfg Config) (*Chain, error) {
 		return nil, err
 	}
 	c.RPCURL = "http://" + addr
+	if cfg.Network == "tempo" {
+		funds = nil
+	}
 	if err := c.setup(ctx, funds); err != nil {
 		return nil, errors.Join(err, c.Close())
 	}
@@ -124,11 +140,14 @@ func Start(ctx context.Context, cfg Config) (*Chain, error) {
 
 // run starts the process and returns the address it listens on.
 func (c *Chain) run(ctx context.Context, cfg Config) (string, error) {
-	cmd := exec.Command(cfg.Binary,
-		"--host", "127.0.0.1", "--port", "0",
+	args := []string{"--host", "127.0.0.1", "--port", "0",
 		"--chain-id", fmt.Sprint(cfg.ChainID),
 		"--accounts", "1", // ours are funded with anvil_setBalance
-	)
+	}
+	if cfg.Network != "" {
+		args = append(args, "--network", cfg.Network)
+	}
+	cmd := exec.Command(cfg.Binary, args...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	cmd.SysProcAttr = sysProcAttr()
 	pr, pw := io.Pipe()
@@ -211,6 +230,9 @@ func (c *Chain) setup(ctx context.Context, funds *big.Int) error {
 			return fmt.Errorf("anvil: eth_chainId: %w", err)
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+	if funds == nil {
+		return nil // tempo: the dev accounts hold what they need
 	}
 	for _, k := range []*ecdsa.PrivateKey{c.Payer, c.Settler, c.Owner} {
 		if err := SetBalance(ctx, rc, crypto.PubkeyToAddress(k.PublicKey), etherBalance); err != nil {

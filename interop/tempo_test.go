@@ -1,0 +1,224 @@
+//go:build linux
+
+package interop_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethclient"
+
+	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/eip3009"
+	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/evm/anvil"
+	"github.com/coinop/coinop/gateway"
+	"github.com/coinop/coinop/mpp"
+	"github.com/coinop/coinop/mpp/mppclient"
+	"github.com/coinop/coinop/mpp/tempocharge"
+)
+
+// tempoChainID is the chain id of the tests' anvil --network tempo.
+const tempoChainID = 1337
+
+// tempoWorld is an anvil --network tempo with a gateway selling GET
+// /weather for price pathUSD through the tempo method in push mode, paid
+// to a fresh address by anvil's first dev account.
+type tempoWorld struct {
+	t     *testing.T
+	eth   *ethclient.Client
+	url   string
+	payee common.Address
+	payer *ecdsa.PrivateKey
+	token common.Address
+}
+
+func newTempoWorld(t *testing.T) *tempoWorld {
+	t.Helper()
+	peers(t)
+	bin, _ := filepath.Abs(anvilBinary)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := anvil.Start(ctx, anvil.Config{Binary: bin, ChainID: tempoChainID, Network: "tempo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	eth, err := ethclient.DialContext(ctx, c.RPCURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eth.Close)
+	payer, _ := crypto.HexToECDSA(anvil.TempoDevKey)
+	payee, _ := crypto.GenerateKey()
+	w := &tempoWorld{t: t, eth: eth, payee: crypto.PubkeyToAddress(payee.PublicKey), payer: payer, token: common.HexToAddress(anvil.TempoPathUSD)}
+	upstream := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		io.WriteString(rw, `{"city":"Lisbon","sky":"clear"}`)
+	}))
+	t.Cleanup(upstream.Close)
+	cfg, err := config.Parse("coinop.yaml", fmt.Appendf(nil, `
+upstream: %s
+store: %s
+pay_to: "%s"
+networks:
+  - id: eip155:%d
+    rpc: %s
+    settlement_key_env: SETTLER
+    assets:
+      - symbol: pathUSD
+        address: "%s"
+        eip712_name: pathUSD
+        eip712_version: "1"
+rails:
+  - name: pathusd-push
+    kind: mpp
+    method: tempo
+routes:
+  - match: GET /weather
+    accept:
+      - rail: pathusd-push
+        price: "%d"
+`, upstream.URL, filepath.Join(t.TempDir(), "gateway.db"), w.payee.Hex(), tempoChainID, c.RPCURL, anvil.TempoPathUSD, price))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(context.Background(), cfg, gateway.Options{Getenv: func(k string) string {
+		if k == "SETTLER" {
+			return hexKey(c.Settler)
+		}
+		return ""
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(srv.Close)
+	w.url = srv.URL + "/weather"
+	return w
+}
+
+func (w *tempoWorld) received() int64 {
+	w.t.Helper()
+	ch, err := evm.NewChain(evm.ChainConfig{ChainID: tempoChainID, Backend: w.eth})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	b, err := ch.BalanceOf(context.Background(), w.token, w.payee)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return b.Int64()
+}
+
+// payOnce answers one 402 with m's first option and returns the response
+// and the credential sent.
+func payOnce(t *testing.T, m *mppclient.Method, url string) (*http.Response, string, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := mppclient.ReadBody(resp)
+	opts, err := m.Options(context.Background(), &mppclient.Challenge{Response: resp, Body: body})
+	if err != nil || len(opts) == 0 {
+		t.Fatalf("options %+v (%v) for %d %s %q", opts, err, resp.StatusCode, body, resp.Header.Values("WWW-Authenticate"))
+	}
+	cred, err := opts[0].Pay(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := cred.Header.Get("Authorization")
+	paid, got := get(t, http.DefaultClient, url, "Authorization", auth)
+	return paid, got, auth
+}
+
+// TestCoinopPaysTempoPush: coinop's mpp method sends a pathUSD
+// transferWithMemo on anvil --network tempo and presents its hash; the
+// gateway checks the receipt and serves, with a receipt of method tempo.
+// The same hash again, the hash for another challenge, and a transfer
+// whose memo binds no challenge are refused.
+func TestCoinopPaysTempoPush(t *testing.T) {
+	w := newTempoWorld(t)
+	pusher := &evm.Pusher{Key: w.payer, Backends: map[uint64]evm.Backend{tempoChainID: w.eth}}
+	m := &mppclient.Method{Pusher: pusher}
+	resp, body, auth := payOnce(t, m, w.url)
+	if resp.StatusCode != 200 || !strings.Contains(body, "Lisbon") {
+		t.Fatalf("paid: %d %s", resp.StatusCode, body)
+	}
+	rc := mppclient.ReceiptOf(resp)
+	cred, _ := mpp.ParseCredential(auth)
+	var pl struct{ Hash string }
+	json.Unmarshal(cred.Payload, &pl)
+	if rc == nil || rc.Method != "tempo" || !strings.EqualFold(rc.Reference, pl.Hash) {
+		t.Fatalf("receipt %+v, hash %s", rc, pl.Hash)
+	}
+	if got := w.received(); got != price {
+		t.Errorf("payee received %d, want %d", got, price)
+	}
+
+	again, body := get(t, http.DefaultClient, w.url, "Authorization", auth)
+	if again.StatusCode != 402 || !strings.Contains(body, "payment_replayed") {
+		t.Errorf("the hash again: %d %s", again.StatusCode, body)
+	}
+
+	// A transfer made for one challenge, presented by someone else under
+	// another challenge before its payer presented it: its memo binds the
+	// first one. Under the first, it pays.
+	challenge := func() mpp.Challenge {
+		resp, err := http.Get(w.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cs, err := mpp.ParseChallenges(resp.Header.Values("WWW-Authenticate"))
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("challenges %+v (%v)", cs, err)
+		}
+		return cs[0]
+	}
+	present := func(c mpp.Challenge, hash [32]byte) (*http.Response, string) {
+		payload, _ := json.Marshal(map[string]string{"type": "hash", "hash": common.Hash(hash).Hex()})
+		h, _ := (&mpp.Credential{Challenge: c, Payload: payload}).Encode()
+		return get(t, http.DefaultClient, w.url, "Authorization", h)
+	}
+	first, second := challenge(), challenge()
+	hash, err := pusher.PushTransfer(context.Background(), tempoChainID, eip3009.Address(w.token), eip3009.Address(w.payee), big.NewInt(price), tempocharge.Memo(&first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, body := present(second, hash); r.StatusCode != 402 || !strings.Contains(body, "mpp_tempo_no_matching_transfer") {
+		t.Errorf("the hash under another challenge: %d %s", r.StatusCode, body)
+	}
+	if r, body := present(first, hash); r.StatusCode != 200 {
+		t.Errorf("the hash under its own challenge: %d %s", r.StatusCode, body)
+	}
+
+	// A transfer with no memo of ours.
+	hash, err = pusher.PushTransfer(context.Background(), tempoChainID, eip3009.Address(w.token), eip3009.Address(w.payee), big.NewInt(price), [32]byte{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, body := present(challenge(), hash); r.StatusCode != 402 || !strings.Contains(body, "mpp_tempo_no_matching_transfer") {
+		t.Errorf("an unbound transfer: %d %s", r.StatusCode, body)
+	}
+	// A hash of no transaction.
+	if r, body := present(challenge(), [32]byte{7}); r.StatusCode != 402 || !strings.Contains(body, "mpp_tempo_transaction_not_found") {
+		t.Errorf("an unknown hash: %d %s", r.StatusCode, body)
+	}
+	if got := w.received(); got != 3*price {
+		t.Errorf("payee received %d, want %d (two paid requests, one unbound transfer)", got, 3*price)
+	}
+}
