@@ -15,10 +15,14 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ethereum/go-ethereum/crypto"
+
 	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/eip3009"
 	"github.com/coinop/coinop/evm/devchain"
 	"github.com/coinop/coinop/gateway"
 	"github.com/coinop/coinop/mpp"
+	"github.com/coinop/coinop/mpp/mppclient"
 )
 
 // mppxPeer skips (or, under COINOP_CI=1, fails) unless mppx is installed.
@@ -173,6 +177,40 @@ func TestMppxCredentialConcurrently(t *testing.T) {
 	wg.Wait()
 	if served.Load() != 1 || refused.Load() != 99 {
 		t.Errorf("%d served, %d refused; want 1 and 99", served.Load(), refused.Load())
+	}
+	w.paid(1)
+}
+
+// mppxServer starts mppx's resource server selling GET /weather for price
+// through the evm method, settled by coinop's facilitator.
+func (w *world) mppxServer() string {
+	w.t.Helper()
+	facilitator, _ := w.facilitator()
+	return w.server("mppx/server.mjs", "FACILITATOR="+facilitator, fmt.Sprintf("CHAIN_ID=%d", w.c.ChainID),
+		"TOKEN="+w.c.Token.Hex(), "TOKEN_NAME="+devchain.TokenName, "TOKEN_VERSION="+devchain.TokenVersion,
+		"PAY_TO="+w.payee.Hex(), "AMOUNT=0.001") + "/weather"
+}
+
+// TestCoinopPaysMppxServer: coinop's mpp method pays mppx's server through
+// the Payment scheme's evm method; mppx settles through coinop's
+// facilitator; the receipt says evm and exactly the price moved.
+func TestCoinopPaysMppxServer(t *testing.T) {
+	mppxPeer(t)
+	w := newWorld(t, 31337)
+	url := w.mppxServer()
+	key, err := eip3009.NewKey(crypto.FromECDSA(w.payer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body, auth := payOnce(t, &mppclient.Method{Key: key}, url)
+	if resp.StatusCode != 200 || !strings.Contains(body, "Lisbon") {
+		t.Fatalf("paid: %d %s", resp.StatusCode, body)
+	}
+	if !strings.HasPrefix(auth, "Payment ") {
+		t.Errorf("sent %q, want a Payment credential", auth)
+	}
+	if rc := mppclient.ReceiptOf(resp); rc == nil || rc.Method != "evm" || !strings.HasPrefix(rc.Reference, "0x") {
+		t.Errorf("receipt %+v", rc)
 	}
 	w.paid(1)
 }
