@@ -28,6 +28,7 @@ import (
 	"github.com/coinop/coinop/cli/clitest"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/mpp"
 	"github.com/coinop/coinop/store/sqlite"
 	"github.com/coinop/coinop/store/storetest"
 	"github.com/coinop/coinop/x402"
@@ -130,13 +131,20 @@ func TestDevEndToEnd(t *testing.T) {
 			Status int
 			Price  string
 			Reason string
-			Offers []struct{ Amount, PayTo, Network string }
+			Offers []struct{ Amount, PayTo, Network, Protocol string }
 		}
 		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 			t.Fatal(err)
 		}
-		if body.Status != 402 || body.Price != "0.001 USDC" || len(body.Offers) != 1 || body.Offers[0].Amount != "1000" {
+		// One 402, two dialects: x402 and the Payment scheme's evm method.
+		if body.Status != 402 || body.Price != "0.001 USDC" || len(body.Offers) != 2 ||
+			body.Offers[0].Protocol != "x402" || body.Offers[1].Protocol != "mpp" ||
+			body.Offers[0].Amount != "1000" || body.Offers[1].Amount != "1000" {
 			t.Fatalf("body: %+v", body)
+		}
+		cs, err := mpp.ParseChallenges(resp.Header.Values("WWW-Authenticate"))
+		if err != nil || len(cs) != 1 || cs[0].Method != "evm" || cs[0].Intent != "charge" {
+			t.Fatalf("WWW-Authenticate %q: %+v (%v)", resp.Header.Values("WWW-Authenticate"), cs, err)
 		}
 	})
 

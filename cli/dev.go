@@ -55,15 +55,29 @@ networks:
         eip712_name: "{{.TokenName}}"
         eip712_version: "{{.TokenVersion}}"
         async_exposure: "0.05 USDC"
+rails:                            # ways to pay; one 402 offers them all
+  - name: usdc                    # x402 (PAYMENT-REQUIRED / PAYMENT-SIGNATURE)
+    kind: x402
+  - name: usdc-mpp                # the IETF Payment scheme (WWW-Authenticate: Payment)
+    kind: mpp
+    method: evm
 routes:
   - match: "GET /{$}"
     free: true
   - match: "GET /weather"
-    price: "0.001 USDC"
+    accept:
+      - rail: usdc
+        price: "0.001 USDC"
+      - rail: usdc-mpp
+        price: "0.001 USDC"
     description: "Current weather"
     mime_type: application/json
   - match: "GET /report"
-    price: "0.01 USDC"
+    accept:
+      - rail: usdc
+        price: "0.01 USDC"
+      - rail: usdc-mpp
+        price: "0.01 USDC"
     description: "A longer report"
     mime_type: application/json
     settlement: async             # served once verified; settled in the background

@@ -75,6 +75,17 @@ func (m *MPPRail) ParsePrice(s string) (coinop.Price, error) {
 	return coinop.ParsePrice(s, a.Symbol, a.Decimals)
 }
 
+// AsyncExposure implements AsyncCapped: an evm rail may serve async routes
+// within its asset's cap, as an x402 rail does; a tempo payment has moved
+// before it is served, so async buys nothing there.
+func (m *MPPRail) AsyncExposure() (coinop.Price, error) {
+	if m.Method != MPPMethodEVM {
+		return coinop.Price{}, fmt.Errorf("async settlement is for method evm; method %s is paid before it is served", m.Method)
+	}
+	x := X402Rail{Resolved: m.Resolved}
+	return x.AsyncExposure()
+}
+
 // Normalize implements RailSettings.
 func (m *MPPRail) Normalize() {
 	res := m.Resolved
