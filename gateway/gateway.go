@@ -62,6 +62,10 @@ type Gateway struct {
 	checks  map[string]admin.Check // readiness probes, by name
 	started time.Time
 	now     func() time.Time
+	// mppSecrets are the random challenge secrets of mpp rails without
+	// secret_env, by rail name, kept across reloads so that challenges
+	// issued before one stay payable.
+	mppSecrets mppSecrets
 }
 
 // RecoveryInterval is how often a serving gateway reconciles unfinished
@@ -243,7 +247,7 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 			chains[n] = ch
 		}
 	}
-	rails, err := g.provisionRails(ctx, gen, &railEnv{cfg: cfg, opts: g.opts, chains: chains})
+	rails, err := g.provisionRails(ctx, gen, &railEnv{cfg: cfg, opts: g.opts, chains: chains, mppSecrets: &g.mppSecrets})
 	if err != nil {
 		return gen, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"sync"
 
 	"github.com/ethereum/go-ethereum/common"
 
@@ -28,40 +29,88 @@ func (mppModule) provision(_ context.Context, env *railEnv, r *config.Rail, at s
 	if !ok {
 		return nil, env.cfg.Errorf(at, "rail %s: settings of kind %s are %T", r.Name, r.Kind, r.Settings)
 	}
-	secret, err := mppSecret(env, s)
+	secret, err := mppSecret(env, r.Name, s)
 	if err != nil {
 		return nil, env.cfg.Errorf(at+".secret_env", "%v", err)
 	}
-	rail := &mpp.Rail{ID: r.Name, Secret: secret, Realm: s.Realm, Expires: s.MaxTimeout, Now: env.opts.Now}
-	res := s.Resolved
-	switch s.Method {
-	case config.MPPMethodEVM:
-		scheme, err := exactScheme(env, res, s.MaxTimeout)
-		if err != nil {
-			return nil, env.cfg.Errorf(at, "%v", err)
-		}
-		rail.Method = &evmcharge.Method{Scheme: scheme, Decimals: res.Asset.Decimals, Symbol: res.Asset.Symbol}
-	case config.MPPMethodTempo:
-		rail.Method = &tempocharge.Method{
-			Receipts: chainReceipts{env.chains[res.Network]}, ChainID: res.Network.ChainID(),
-			Currency: eip3009.Address(common.HexToAddress(res.Asset.Address)), Recipient: eip3009.Address(common.HexToAddress(res.PayTo)),
-			Decimals: res.Asset.Decimals, Symbol: res.Asset.Symbol,
-		}
-	default:
+	build, ok := mppMethods()[s.Method]
+	if !ok {
 		return nil, env.cfg.Errorf(at+".method", "rail %s: method %q has no provisioner in this gateway", r.Name, s.Method)
 	}
+	method, err := build(env, s)
+	if err != nil {
+		return nil, env.cfg.Errorf(at, "rail %s: %v", r.Name, err)
+	}
+	rail := &mpp.Rail{ID: r.Name, Method: method, Secret: secret, Realm: s.Realm, Expires: s.MaxTimeout, Now: env.opts.Now}
 	return &provisioned{rail: rail}, nil
 }
 
-// mppSecret reads the rail's challenge secret from the environment, or
-// draws a random one.
-func mppSecret(env *railEnv, s *config.MPPRail) ([]byte, error) {
-	if s.SecretEnv == "" {
-		b := make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			return nil, err
-		}
+// mppMethods build the Payment scheme's methods, by name: one line per
+// method (config lists the names an mpp block may use). The lightning
+// method joins here once the Lightning backend exists.
+func mppMethods() map[string]func(env *railEnv, s *config.MPPRail) (mpp.Method, error) {
+	return map[string]func(env *railEnv, s *config.MPPRail) (mpp.Method, error){
+		config.MPPMethodEVM:   evmMethod,
+		config.MPPMethodTempo: tempoMethod,
+	}
+}
+
+// evmMethod is the evm charge over the x402 exact scheme of the rail's
+// network, asset and recipient (settled on the gateway's node or by the
+// network's facilitator).
+func evmMethod(env *railEnv, s *config.MPPRail) (mpp.Method, error) {
+	res := s.Resolved
+	scheme, err := exactScheme(env, res, s.MaxTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return &evmcharge.Method{Scheme: scheme, Decimals: res.Asset.Decimals, Symbol: res.Asset.Symbol}, nil
+}
+
+// tempoMethod is the tempo charge in push mode, checked on the network's
+// node.
+func tempoMethod(env *railEnv, s *config.MPPRail) (mpp.Method, error) {
+	res := s.Resolved
+	chain, ok := env.chains[res.Network]
+	if !ok {
+		return nil, fmt.Errorf("method tempo needs the gateway's own node on %s", res.Network.ID)
+	}
+	return &tempocharge.Method{
+		Receipts: chainReceipts{chain}, ChainID: res.Network.ChainID(),
+		Currency: eip3009.Address(common.HexToAddress(res.Asset.Address)), Recipient: eip3009.Address(common.HexToAddress(res.PayTo)),
+		Decimals: res.Asset.Decimals, Symbol: res.Asset.Symbol,
+	}, nil
+}
+
+// mppSecrets hold the challenge secrets a gateway drew, by rail name.
+type mppSecrets struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+// get returns name's secret, drawing it on first use.
+func (s *mppSecrets) get(name string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.m[name]; ok {
 		return b, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if s.m == nil {
+		s.m = map[string][]byte{}
+	}
+	s.m[name] = b
+	return b, nil
+}
+
+// mppSecret reads the rail's challenge secret from the environment, or
+// uses the one the gateway drew for the rail's name at its first start.
+func mppSecret(env *railEnv, name string, s *config.MPPRail) ([]byte, error) {
+	if s.SecretEnv == "" {
+		return env.mppSecrets.get(name)
 	}
 	v := env.opts.Getenv(s.SecretEnv)
 	if len(v) < minMPPSecret {

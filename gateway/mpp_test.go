@@ -17,6 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/eip3009"
 	"github.com/coinop/coinop/evm"
 	"github.com/coinop/coinop/evm/devchain"
@@ -363,3 +364,38 @@ func TestMPPAcceptPayment(t *testing.T) {
 }
 
 type bigInt = big.Int
+
+// TestMPPReloadKeepsChallenges: an mpp rail without secret_env draws its
+// secret once per gateway; a challenge issued before a reload is paid
+// after it.
+func TestMPPReloadKeepsChallenges(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dev, _ := startChain(t, ctx)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "sunny") }))
+	t.Cleanup(upstream.Close)
+	cfg := devConfig(t, dev, upstream.URL, "rpc: "+dev.RPCURL+"\n    settlement_key_env: KEY", `
+  - match: GET /weather
+    accept:
+      - rail: usdc-mpp
+        price: "1000"
+`, `
+rails:
+  - name: usdc-mpp
+    kind: mpp
+    method: evm
+`)
+	keyHex := common.Bytes2Hex(crypto.FromECDSA(dev.Settler))
+	g, srv := startGateway(t, ctx, cfg, gateway.Options{Getenv: func(string) string { return "0x" + keyHex }})
+	cred := mppCredential(t, dev, srv.URL+"/weather")
+	next, err := config.Parse("coinop.yaml", []byte(mustCanonical(t, cfg, "", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := getWith(t, srv.URL+"/weather", cred); resp.StatusCode != 200 {
+		t.Fatalf("after the reload: %d %s", resp.StatusCode, body)
+	}
+}

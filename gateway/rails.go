@@ -43,6 +43,8 @@ type railEnv struct {
 	cfg    *config.Config
 	opts   Options
 	chains map[*config.Network]*evm.Chain // the networks the gateway settles on itself
+	// mppSecrets are the gateway's drawn challenge secrets (mppModule).
+	mppSecrets *mppSecrets
 }
 
 // x402Module provisions x402 `exact` EVM rails: settled by the gateway
