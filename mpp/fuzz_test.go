@@ -98,3 +98,36 @@ func FuzzCanonicalize(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAcceptPayment: whatever header parses yields weights between 0 and
+// 1, and an entry naming a method exactly outranks the wildcard.
+func FuzzAcceptPayment(f *testing.F) {
+	f.Add("evm/charge;q=0.5, */*;q=0.1")
+	f.Add("tempo/*, lightning/charge;q=0")
+	f.Fuzz(func(t *testing.T, h string) {
+		prefs, err := mpp.ParseAcceptPayment([]string{h})
+		if err != nil {
+			return
+		}
+		for _, p := range prefs {
+			for _, m := range []string{p.Method, "evm"} {
+				if w := mpp.Weight(prefs, m, "charge"); w < 0 || w > 1 {
+					t.Fatalf("weight %v of %s in %q", w, m, h)
+				}
+			}
+		}
+		exact := append([]mpp.Preference{{Method: "zz", Intent: "charge", Q: 0.25}}, prefs...)
+		if w := mpp.Weight(exact, "zz", "charge"); w != 0.25 && !hasExact(prefs, "zz") {
+			t.Fatalf("an exact entry lost to %q: %v", h, w)
+		}
+	})
+}
+
+func hasExact(prefs []mpp.Preference, m string) bool {
+	for _, p := range prefs {
+		if p.Method == m && p.Intent == "charge" {
+			return true
+		}
+	}
+	return false
+}

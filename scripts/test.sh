@@ -70,6 +70,7 @@ done <<'LIST'
 ./mpp FuzzParseCredential
 ./mpp FuzzParseChallenges
 ./mpp FuzzCanonicalize
+./mpp FuzzAcceptPayment
 LIST
 
 step "benchmarks, 100 iterations each (so they keep running; numbers: bench/README.md)"
