@@ -132,7 +132,7 @@ func (v *checker) checkTop(c *Config) (upstream *url.URL) {
 	switch c.Unmatched {
 	case UnmatchedDeny:
 	case UnmatchedFree:
-		if c.Upstream == "" {
+		if c.Upstream == "" && !c.Embedded {
 			v.addf("unmatched", "%q proxies unmatched requests to the top-level upstream, which is not set", c.Unmatched)
 		}
 	default:
@@ -394,7 +394,7 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 			noUpstream++
 		}
 	}
-	if c.Upstream == "" && noUpstream == len(c.Routes) {
+	if c.Upstream == "" && noUpstream == len(c.Routes) && !c.Embedded {
 		v.addf("upstream", "required: the absolute http(s) URL of the service behind the gateway")
 	}
 
@@ -425,7 +425,7 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 		case upstream != nil:
 			u := *upstream
 			res.Upstream = &u
-		case c.Upstream == "" && noUpstream < len(c.Routes):
+		case c.Upstream == "" && noUpstream < len(c.Routes) && !c.Embedded:
 			v.addf(p+".upstream", "none: set upstream here or at the top level")
 		}
 

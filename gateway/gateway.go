@@ -58,7 +58,11 @@ type Gateway struct {
 	cur     atomic.Pointer[generation]
 	closing chan struct{}  // closed by Close: replaced generations close at once
 	retired sync.WaitGroup // replaced generations not closed yet
-	metrics *metrics.Metrics
+	// stopRecovery ends the recovery loop Open starts, and recovered is
+	// closed when it has; nil for a gateway that Serve runs.
+	stopRecovery context.CancelFunc
+	recovered    chan struct{}
+	metrics      *metrics.Metrics
 	checks  map[string]admin.Check // readiness probes, by name
 	started time.Time
 	now     func() time.Time
@@ -277,7 +281,9 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 	var routes []paywall.Route
 	for _, rt := range cfg.Routes {
 		res := rt.Resolved
-		proxies[rt.Match] = proxyTo(res.Upstream, rt.UpstreamTimeout)
+		if res.Upstream != nil { // else served by the handler Wrap protects
+			proxies[rt.Match] = proxyTo(res.Upstream, rt.UpstreamTimeout)
+		}
 		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType, Upgrade: rt.Upgrade}
 		if !rt.Free {
 			for _, a := range res.Accept {
@@ -315,6 +321,10 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 				p.ServeHTTP(w, r)
 				return
 			}
+		}
+		if next, ok := r.Context().Value(nextKey{}).(http.Handler); ok {
+			next.ServeHTTP(w, withoutHeaders(r, strip))
+			return
 		}
 		fallback.ServeHTTP(w, r)
 	}))))
@@ -465,47 +475,55 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
 	ln = newLimitListener(ln, l.MaxConnections)
-	// What was unfinished before this process started and whose lease is
-	// expired (or this journal's own: a SQLite file's leases belong to the
-	// one gateway that owns the file, so a restart takes them back at once)
-	// was left by a crashed instance: reconcile it now. Payments leased by
-	// another live instance sharing a PostgreSQL journal are its own.
-	rep := g.Recover(ctx, g.started)
+	rep := g.Recover(ctx, g.started) // before the first request is served
 	errc := make(chan error, 1)
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	go func() { defer close(done); g.recoverLoop(rctx, rep) }()
 	go func() { errc <- srv.Serve(ln) }()
-	// What the startup pass could not decide yet (a transaction still
-	// pending) is looked at again soon, then at the regular interval.
-	next := RecoveryInterval
-	if rep.Pending > 0 {
-		next = 2 * time.Second
+	select {
+	case err := <-errc:
+		stop()
+		<-done
+		return err
+	case <-ctx.Done():
 	}
-	timer := time.NewTimer(next)
-	defer timer.Stop()
-	for loop := true; loop; {
-		select {
-		case err := <-errc:
-			return err
-		case <-ctx.Done():
-			loop = false
-		case <-timer.C:
-			olderThan := g.now().Add(-recoveryGrace)
-			if rep.Pending > 0 {
-				olderThan = g.started
-			}
-			rep = g.Recover(ctx, olderThan)
-			next = RecoveryInterval
-			if rep.Pending > 0 {
-				next = 2 * time.Second
-			}
-			timer.Reset(next)
-		}
-	}
+	<-done
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return err
 	}
 	return nil
+}
+
+// recoverLoop reconciles unfinished payments until ctx is done, after a
+// first pass (rep) over what was unfinished before this process started
+// and whose lease is expired (or this journal's own: a SQLite file's
+// leases belong to the one gateway that owns the file, so a restart takes
+// them back at once), left by a crashed instance: at RecoveryInterval,
+// what stayed unfinished for longer than recoveryGrace. Payments leased by
+// another live instance sharing a PostgreSQL journal are its own.
+func (g *Gateway) recoverLoop(ctx context.Context, rep recovery.Report) {
+	for {
+		// What a pass could not decide yet (a transaction still pending)
+		// is looked at again soon, then at the regular interval.
+		next := RecoveryInterval
+		if rep.Pending > 0 {
+			next = 2 * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(next):
+		}
+		olderThan := g.now().Add(-recoveryGrace)
+		if rep.Pending > 0 {
+			olderThan = g.started
+		}
+		rep = g.Recover(ctx, olderThan)
+	}
 }
 
 // Recover reconciles unfinished payments last updated before olderThan with
@@ -529,6 +547,11 @@ func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Rep
 // Close stops background settlements (owed ones stay journaled for the next
 // start) and releases the store and the chain connections.
 func (g *Gateway) Close() error {
+	if g.stopRecovery != nil {
+		g.stopRecovery()
+		<-g.recovered
+		g.stopRecovery = nil
+	}
 	if g.closing != nil {
 		select {
 		case <-g.closing:
