@@ -63,9 +63,9 @@ type Gateway struct {
 	stopRecovery context.CancelFunc
 	recovered    chan struct{}
 	metrics      *metrics.Metrics
-	checks  map[string]admin.Check // readiness probes, by name
-	started time.Time
-	now     func() time.Time
+	checks       map[string]admin.Check // readiness probes, by name
+	started      time.Time
+	now          func() time.Time
 }
 
 // RecoveryInterval is how often a serving gateway reconciles unfinished
