@@ -173,6 +173,14 @@ func (l Limits) OrDefaults() Limits {
 	return l
 }
 
+// HeaderSetting is one request header: its value written in the file, or
+// read from an environment variable at start-up, exactly one of the two.
+type HeaderSetting struct {
+	Name     string `yaml:"name"`
+	Value    string `yaml:"value,omitempty"`
+	ValueEnv string `yaml:"value_env,omitempty"`
+}
+
 // Network is one EVM chain the gateway accepts payments on.
 type Network struct {
 	// ID is the CAIP-2 chain identifier, "eip155:<chain id>".
@@ -191,6 +199,10 @@ type Network struct {
 	// facilitator`, or anyone's) that verifies and settles this network's
 	// payments with its own key: POST /verify, POST /settle.
 	Facilitator string `yaml:"facilitator,omitempty"`
+	// FacilitatorHeaders are sent with every request to the facilitator
+	// (an API key, an account id). A secret is named by an environment
+	// variable (value_env), never written here.
+	FacilitatorHeaders []*HeaderSetting `yaml:"facilitator_headers,omitempty"`
 	// The settlement key pays gas to submit payers' authorizations. It is
 	// named by a file or an environment variable, exactly one of the two,
 	// and never written in this file: configurations get committed and
