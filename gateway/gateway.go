@@ -140,13 +140,19 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 	if g.store, err = openJournal(ctx, cfg.Store); err != nil {
 		return cfg.Errorf("store", "%s: %v", storeLabel(cfg.Store), err)
 	}
-	g.checks["journal"] = g.store.Ping
+	g.checks["journal"] = func(ctx context.Context) error {
+		err := g.store.Ping(ctx)
+		if err != nil {
+			g.metrics.JournalError("probe")
+		}
+		return err
+	}
 
 	for i, n := range cfg.Networks {
 		if n.Facilitator != "" && n.RPC == "" {
 			continue // verified and settled by the facilitator; see below
 		}
-		ch, cl, err := dialNetwork(ctx, cfg, i, opts)
+		ch, cl, err := dialNetwork(ctx, cfg, i, opts, g.metrics)
 		if cl != nil {
 			g.clients = append(g.clients, cl)
 		}
@@ -353,10 +359,10 @@ func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
 // default keeps two idle connections per node, so concurrent payments (a
 // simulation each, and a settlement's calls) would open and close a TCP
 // connection per call; this one keeps enough to reuse them.
-func rpcHTTPClient() *http.Client {
+func rpcHTTPClient(m *metrics.Metrics, network string) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
-	return &http.Client{Transport: tr}
+	return &http.Client{Transport: m.RPC(network, tr)}
 }
 
 // proxy returns a reverse proxy to target. Payment headers stay at the
@@ -532,6 +538,9 @@ func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Rep
 	ctx, cancel := context.WithTimeout(ctx, RecoveryInterval)
 	defer cancel()
 	rep, err := recovery.Run(ctx, g.store, g.reconcilers, olderThan, g.log)
+	if e, ok := errors.AsType[*coinop.Error](err); ok && e.Reason == coinop.ReasonStoreUnavailable {
+		g.metrics.JournalError("recovery")
+	}
 	if err != nil {
 		g.log.Warn("recovery incomplete; will retry", "err", err)
 	}
