@@ -37,19 +37,20 @@ func (mppModule) provision(_ context.Context, env *railEnv, r *config.Rail, at s
 	if !ok {
 		return nil, env.cfg.Errorf(at+".method", "rail %s: method %q has no provisioner in this gateway", r.Name, s.Method)
 	}
-	method, err := build(env, s)
+	method, err := build(env, s, at)
 	if err != nil {
-		return nil, env.cfg.Errorf(at, "rail %s: %v", r.Name, err)
+		return nil, err
 	}
 	rail := &mpp.Rail{ID: r.Name, Method: method, Secret: secret, Realm: s.Realm, Expires: s.MaxTimeout, Now: env.opts.Now}
 	return &provisioned{rail: rail}, nil
 }
 
 // mppMethods build the Payment scheme's methods, by name: one line per
-// method (config lists the names an mpp block may use). The lightning
+// method (config lists the names an mpp block may use). Their errors are
+// located at at, the rail block. The lightning
 // method joins here once the Lightning backend exists.
-func mppMethods() map[string]func(env *railEnv, s *config.MPPRail) (mpp.Method, error) {
-	return map[string]func(env *railEnv, s *config.MPPRail) (mpp.Method, error){
+func mppMethods() map[string]func(env *railEnv, s *config.MPPRail, at string) (mpp.Method, error) {
+	return map[string]func(env *railEnv, s *config.MPPRail, at string) (mpp.Method, error){
 		config.MPPMethodEVM:   evmMethod,
 		config.MPPMethodTempo: tempoMethod,
 	}
@@ -58,9 +59,9 @@ func mppMethods() map[string]func(env *railEnv, s *config.MPPRail) (mpp.Method, 
 // evmMethod is the evm charge over the x402 exact scheme of the rail's
 // network, asset and recipient (settled on the gateway's node or by the
 // network's facilitator).
-func evmMethod(env *railEnv, s *config.MPPRail) (mpp.Method, error) {
+func evmMethod(env *railEnv, s *config.MPPRail, at string) (mpp.Method, error) {
 	res := s.Resolved
-	scheme, err := exactScheme(env, res, s.MaxTimeout)
+	scheme, err := exactScheme(env, res, s.MaxTimeout, at)
 	if err != nil {
 		return nil, err
 	}
@@ -69,11 +70,11 @@ func evmMethod(env *railEnv, s *config.MPPRail) (mpp.Method, error) {
 
 // tempoMethod is the tempo charge in push mode, checked on the network's
 // node.
-func tempoMethod(env *railEnv, s *config.MPPRail) (mpp.Method, error) {
+func tempoMethod(env *railEnv, s *config.MPPRail, at string) (mpp.Method, error) {
 	res := s.Resolved
 	chain, ok := env.chains[res.Network]
 	if !ok {
-		return nil, fmt.Errorf("method tempo needs the gateway's own node on %s", res.Network.ID)
+		return nil, env.cfg.Errorf(at, "method tempo needs the gateway's own node on %s", res.Network.ID)
 	}
 	return &tempocharge.Method{
 		Receipts: chainReceipts{chain}, ChainID: res.Network.ChainID(),
