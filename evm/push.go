@@ -34,11 +34,13 @@ type Pusher struct {
 }
 
 // PushTransfer sends transferWithMemo(to, amount, memo) on token, waits for
-// its receipt and returns its hash once it succeeded.
-func (p *Pusher) PushTransfer(ctx context.Context, chainID uint64, token, to eip3009.Address, amount *big.Int, memo [32]byte) ([32]byte, error) {
+// its receipt and returns its hash once it succeeded. sent reports whether
+// the transaction was handed to the node: after that, an error does not
+// mean the money stayed.
+func (p *Pusher) PushTransfer(ctx context.Context, chainID uint64, token, to eip3009.Address, amount *big.Int, memo [32]byte) (hash [32]byte, sent bool, err error) {
 	b, ok := p.Backends[chainID]
 	if !ok {
-		return [32]byte{}, fmt.Errorf("no node for chain %d: pass one with --rpc eip155:%d=URL", chainID, chainID)
+		return [32]byte{}, false, fmt.Errorf("no node for chain %d: pass one with --rpc eip155:%d=URL", chainID, chainID)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -50,29 +52,29 @@ func (p *Pusher) PushTransfer(ctx context.Context, chainID uint64, token, to eip
 	tokenAddr := common.Address(token)
 	nonce, err := b.PendingNonceAt(ctx, from)
 	if err != nil {
-		return [32]byte{}, err
+		return [32]byte{}, false, err
 	}
 	tip, err := b.SuggestGasTipCap(ctx)
 	if err != nil {
-		return [32]byte{}, err
+		return [32]byte{}, false, err
 	}
 	head, err := b.HeaderByNumber(ctx, nil)
 	if err != nil {
-		return [32]byte{}, err
+		return [32]byte{}, false, err
 	}
 	gas, err := b.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &tokenAddr, Data: data})
 	if err != nil {
-		return [32]byte{}, fmt.Errorf("the transfer would fail: %w", err)
+		return [32]byte{}, false, fmt.Errorf("the transfer would fail: %w", err)
 	}
 	feeCap := new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(2)), tip)
 	id := new(big.Int).SetUint64(chainID)
 	tx, err := types.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, Nonce: nonce, GasTipCap: tip, GasFeeCap: feeCap,
 		Gas: gas + gas/5, To: &tokenAddr, Data: data}), types.LatestSignerForChainID(id), p.Key)
 	if err != nil {
-		return [32]byte{}, err
+		return [32]byte{}, false, err
 	}
 	if err := b.SendTransaction(ctx, tx); err != nil {
-		return [32]byte{}, err
+		return [32]byte{}, true, err
 	}
 	timeout := p.Timeout
 	if timeout == 0 {
@@ -84,13 +86,13 @@ func (p *Pusher) PushTransfer(ctx context.Context, chainID uint64, token, to eip
 		rc, err := b.TransactionReceipt(wctx, tx.Hash())
 		if err == nil {
 			if rc.Status != types.ReceiptStatusSuccessful {
-				return [32]byte{}, fmt.Errorf("transfer %s failed on chain", tx.Hash().Hex())
+				return tx.Hash(), true, fmt.Errorf("transfer %s failed on chain", tx.Hash().Hex())
 			}
-			return tx.Hash(), nil
+			return tx.Hash(), true, nil
 		}
 		select {
 		case <-wctx.Done():
-			return [32]byte{}, fmt.Errorf("transfer %s: no receipt: %w", tx.Hash().Hex(), wctx.Err())
+			return tx.Hash(), true, fmt.Errorf("transfer %s: no receipt: %w", tx.Hash().Hex(), wctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
+	"github.com/coinop/coinop/client"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/eip3009"
 	"github.com/coinop/coinop/evm"
@@ -123,26 +124,16 @@ func (w *tempoWorld) received() int64 {
 	return b.Int64()
 }
 
-// payOnce answers one 402 with m's first option and returns the response
+// payOnce fetches url through coinop's client with m as its only method,
+// paying at most price of any token, and returns the response, its body
 // and the credential sent.
-func payOnce(t *testing.T, m *mppclient.Method, url string) (*http.Response, string, string) {
+func payOnce(t *testing.T, m client.Method, url string) (*http.Response, string, string) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := mppclient.ReadBody(resp)
-	opts, err := m.Options(context.Background(), &mppclient.Challenge{Response: resp, Body: body})
-	if err != nil || len(opts) == 0 {
-		t.Fatalf("options %+v (%v) for %d %s %q", opts, err, resp.StatusCode, body, resp.Header.Values("WWW-Authenticate"))
-	}
-	cred, err := opts[0].Pay(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth := cred.Header.Get("Authorization")
-	paid, got := get(t, http.DefaultClient, url, "Authorization", auth)
-	return paid, got, auth
+	var sent string
+	tr := &client.Transport{Methods: []client.Method{m}, Policy: client.Policy{MaxAmount: big.NewInt(price)},
+		OnPayment: func(p client.Payment) { sent = p.Value }}
+	resp, body := get(t, &http.Client{Transport: tr, Timeout: scriptTimeout}, url)
+	return resp, body, sent
 }
 
 // TestCoinopPaysTempoPush: coinop's mpp method sends a pathUSD
@@ -195,7 +186,7 @@ func TestCoinopPaysTempoPush(t *testing.T) {
 		return get(t, http.DefaultClient, w.url, "Authorization", h)
 	}
 	first, second := challenge(), challenge()
-	hash, err := pusher.PushTransfer(context.Background(), tempoChainID, eip3009.Address(w.token), eip3009.Address(w.payee), big.NewInt(price), tempocharge.Memo(&first))
+	hash, _, err := pusher.PushTransfer(context.Background(), tempoChainID, eip3009.Address(w.token), eip3009.Address(w.payee), big.NewInt(price), tempocharge.Memo(&first))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +198,7 @@ func TestCoinopPaysTempoPush(t *testing.T) {
 	}
 
 	// A transfer with no memo of ours.
-	hash, err = pusher.PushTransfer(context.Background(), tempoChainID, eip3009.Address(w.token), eip3009.Address(w.payee), big.NewInt(price), [32]byte{1})
+	hash, _, err = pusher.PushTransfer(context.Background(), tempoChainID, eip3009.Address(w.token), eip3009.Address(w.payee), big.NewInt(price), [32]byte{1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@
 package mppclient
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -14,9 +13,11 @@ import (
 	"math/big"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/client"
 	"github.com/coinop/coinop/eip3009"
 	"github.com/coinop/coinop/mpp"
 	"github.com/coinop/coinop/mpp/evmcharge"
@@ -24,60 +25,62 @@ import (
 	"github.com/coinop/coinop/x402"
 )
 
-// Challenge is a 402 answer to pay: the request that got it, the
-// response, and its body (read, at most 1 MiB).
-type Challenge struct {
-	Request  *http.Request
-	Response *http.Response
-	Body     []byte
-}
-
-// Price is what paying one option costs: Amount in atomic units of Unit,
-// "<CAIP-2 network>/<token address, lower case>" for an EVM token.
-// Decimals and Symbol are the server's words, for display only.
-type Price struct {
-	Amount   *big.Int
-	Unit     string
-	Decimals int
-	Symbol   string
-}
-
-// Option is one way to pay a 402 through the Payment scheme.
-type Option struct {
-	Method string // "mpp"
-	Price  Price
-	About  string
-	// Pay pays and returns the headers to set on the retried request. It
-	// is called at most once.
-	Pay func(ctx context.Context) (*Credential, error)
-	// Challenge is the challenge the option answers.
-	Challenge mpp.Challenge
-}
-
-// Credential is what the retried request carries.
-type Credential struct {
-	Header http.Header
-}
-
 // Pusher sends tempo push-mode transfers.
 type Pusher interface {
 	// PushTransfer sends transferWithMemo(to, amount, memo) of token on
 	// chain chainID from the payer's account, waits until it is mined
-	// successfully, and returns the transaction's hash.
-	PushTransfer(ctx context.Context, chainID uint64, token, to eip3009.Address, amount *big.Int, memo [32]byte) ([32]byte, error)
+	// successfully, and returns the transaction's hash. sent reports
+	// whether a transaction left (with an error: it may still move the
+	// money).
+	PushTransfer(ctx context.Context, chainID uint64, token, to eip3009.Address, amount *big.Int, memo [32]byte) (hash [32]byte, sent bool, err error)
 }
 
-// Method is the "mpp" payment method.
+// Method is the "mpp" payment method of coinop's client. It is safe for
+// concurrent use.
 type Method struct {
-	// Key signs evm authorizations; without it evm challenges are not
-	// offered.
+	// Key signs evm authorizations. If nil, LoadKey supplies it.
 	Key *eip3009.Key
+	// LoadKey, if set and Key is nil, is called on the first evm payment
+	// (never before: a free or refused request needs no wallet) and its key
+	// kept. With neither, evm challenges are not offered.
+	LoadKey func() (*eip3009.Key, error)
 	// Pusher sends tempo transfers; without it tempo challenges are not
 	// offered.
 	Pusher Pusher
+	// Decimals writes amounts for people: the buyer's, never the server's
+	// (the challenge's methodDetails.decimals could make a large amount
+	// read small). Zero writes atomic units.
+	Decimals int
 	// Now is the clock. If nil, time.Now.
 	Now func() time.Time
+
+	mu sync.Mutex
 }
+
+var (
+	_ client.Method   = (*Method)(nil)
+	_ client.Observer = (*Method)(nil)
+)
+
+func (m *Method) key() (*eip3009.Key, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.Key == nil && m.LoadKey != nil {
+		k, err := m.LoadKey()
+		if err != nil {
+			return nil, err
+		}
+		m.Key = k
+	}
+	if m.Key == nil {
+		return nil, errors.New("no wallet key to sign with")
+	}
+	return m.Key, nil
+}
+
+// Observe does nothing: the receipt stays on the response for the caller
+// (ReceiptOf).
+func (m *Method) Observe(*http.Request, *http.Response, *client.Credential) {}
 
 // Name is what --prefer names.
 func (m *Method) Name() string { return "mpp" }
@@ -92,20 +95,20 @@ func (m *Method) now() time.Time {
 // Options lists the Payment challenges of ch this method can pay, in the
 // server's order; none when the 402 carries no Payment challenge. A
 // malformed Payment challenge is an error.
-func (m *Method) Options(ctx context.Context, ch *Challenge) ([]Option, error) {
+func (m *Method) Options(ctx context.Context, ch *client.Challenge) ([]client.Option, error) {
 	cs, err := mpp.ParseChallenges(ch.Response.Header.Values(mpp.HeaderWWWAuthenticate))
 	if err != nil {
 		return nil, fmt.Errorf("WWW-Authenticate: %w", err)
 	}
-	var out []Option
+	var out []client.Option
 	for _, c := range cs {
 		switch {
-		case c.Method == evmcharge.Name && c.Intent == mpp.IntentCharge && m.Key != nil:
+		case c.Method == evmcharge.Name && c.Intent == mpp.IntentCharge && (m.Key != nil || m.LoadKey != nil):
 			if o, err := m.evmOption(c, ch); err == nil {
 				out = append(out, o)
 			}
 		case c.Method == tempocharge.Name && c.Intent == mpp.IntentCharge && m.Pusher != nil:
-			if o, err := m.tempoOption(c); err == nil {
+			if o, err := m.tempoOption(c, ch); err == nil {
 				out = append(out, o)
 			}
 		}
@@ -113,31 +116,44 @@ func (m *Method) Options(ctx context.Context, ch *Challenge) ([]Option, error) {
 	return out, nil
 }
 
-func unit(network, asset string) string { return network + "/" + strings.ToLower(asset) }
-
-func decimalsOf(d *int) int {
-	if d == nil {
-		return 0
+// price is amount of token on network, written with the buyer's decimals
+// and the token's name (or the body's symbol when it states this amount).
+func (m *Method) price(ch *client.Challenge, network, token, name string, amount *big.Int) client.Price {
+	p := client.Price{Amount: amount, Unit: client.TokenUnit(network, token), Decimals: m.Decimals, Symbol: name}
+	var body struct {
+		Price string `json:"price"`
 	}
-	return *d
+	if json.Unmarshal(ch.Body, &body) == nil {
+		if a, sym, ok := strings.Cut(body.Price, " "); ok && a == coinop.FormatUnits(amount, m.Decimals) {
+			p.Symbol = sym
+		}
+	}
+	if p.Symbol == "" {
+		p.Symbol = "of token " + token
+	}
+	return p
 }
 
-func (m *Method) evmOption(c mpp.Challenge, ch *Challenge) (Option, error) {
+func (m *Method) evmOption(c mpp.Challenge, ch *client.Challenge) (client.Option, error) {
 	r, err := evmcharge.DecodeRequest(&c)
 	if err != nil {
-		return Option{}, err
+		return client.Option{}, err
 	}
 	name, version := domain(ch, r.Network(), r.Currency)
 	if name == "" {
-		return Option{}, errors.New("the token's EIP-712 domain is not stated in the 402")
+		return client.Option{}, errors.New("the token's EIP-712 domain is not stated in the 402")
 	}
 	amount, _ := new(big.Int).SetString(r.Amount, 10)
-	price := Price{Amount: amount, Unit: unit(r.Network(), r.Currency), Decimals: decimalsOf(r.MethodDetails.Decimals), Symbol: name}
-	return Option{
-		Method: "mpp", Price: price, Challenge: c,
-		About: fmt.Sprintf("%s atomic units of %s on %s to %s (Payment evm/charge)", r.Amount, r.Currency, r.Network(), r.Recipient),
-		Pay: func(ctx context.Context) (*Credential, error) {
-			cred, err := evmcharge.Authorize(m.Key, &c, r, name, version, m.now())
+	price := m.price(ch, r.Network(), r.Currency, name, amount)
+	return client.Option{
+		Method: "mpp", Price: price, Network: r.Network(), Asset: r.Currency, PayTo: r.Recipient, Header: mpp.HeaderAuthorization,
+		About: fmt.Sprintf("%s (token %s) to %s on %s through the Payment scheme (evm)", price, r.Currency, r.Recipient, r.Network()),
+		Pay: func(ctx context.Context) (*client.Credential, error) {
+			key, err := m.key()
+			if err != nil {
+				return nil, err
+			}
+			cred, err := evmcharge.Authorize(key, &c, r, name, version, m.now())
 			if err != nil {
 				return nil, err
 			}
@@ -146,12 +162,12 @@ func (m *Method) evmOption(c mpp.Challenge, ch *Challenge) (Option, error) {
 	}, nil
 }
 
-func encode(cred *mpp.Credential) (*Credential, error) {
+func encode(cred *mpp.Credential) (*client.Credential, error) {
 	h, err := cred.Encode()
 	if err != nil {
 		return nil, err
 	}
-	return &Credential{Header: http.Header{mpp.HeaderAuthorization: {h}}}, nil
+	return &client.Credential{Header: http.Header{mpp.HeaderAuthorization: {h}}}, nil
 }
 
 // domain finds the EIP-712 domain (name, version) of token asset on
@@ -159,7 +175,7 @@ func encode(cred *mpp.Credential) (*Credential, error) {
 // PAYMENT-REQUIRED offers (extra.name, extra.version), or the JSON body's
 // offers (terms.eip712). The Payment scheme's evm request does not carry
 // it.
-func domain(ch *Challenge, network, asset string) (name, version string) {
+func domain(ch *client.Challenge, network, asset string) (name, version string) {
 	if h := ch.Response.Header.Get(x402.HeaderPaymentRequired); h != "" {
 		var pr x402.PaymentRequired
 		if x402.DecodeHeader(h, &pr) == nil {
@@ -206,29 +222,34 @@ type tempoRequest struct {
 	} `json:"methodDetails"`
 }
 
-func (m *Method) tempoOption(c mpp.Challenge) (Option, error) {
+func (m *Method) tempoOption(c mpp.Challenge, ch *client.Challenge) (client.Option, error) {
 	var r tempoRequest
 	if err := mpp.DecodeRequest(c.Request, &r); err != nil {
-		return Option{}, err
+		return client.Option{}, err
 	}
 	if sm := r.MethodDetails.SupportedModes; len(sm) > 0 && !contains(sm, "push") {
-		return Option{}, errors.New("the challenge takes no push-mode payment")
+		return client.Option{}, errors.New("the challenge takes no push-mode payment")
 	}
 	if len(r.MethodDetails.Splits) > 0 || r.MethodDetails.ChainID == 0 {
-		return Option{}, errors.New("splits or no chain id")
+		return client.Option{}, errors.New("splits or no chain id")
 	}
 	amount, ok := new(big.Int).SetString(r.Amount, 10)
 	token, err1 := eip3009.ParseAddress(r.Currency)
 	to, err2 := eip3009.ParseAddress(r.Recipient)
 	if !ok || amount.Sign() < 0 || err1 != nil || err2 != nil {
-		return Option{}, errors.New("the tempo request is not readable")
+		return client.Option{}, errors.New("the tempo request is not readable")
 	}
 	network := fmt.Sprintf("eip155:%d", r.MethodDetails.ChainID)
-	return Option{
-		Method: "mpp", Price: Price{Amount: amount, Unit: unit(network, r.Currency)}, Challenge: c,
-		About: fmt.Sprintf("%s atomic units of %s on %s to %s (Payment tempo/charge, push)", r.Amount, r.Currency, network, r.Recipient),
-		Pay: func(ctx context.Context) (*Credential, error) {
-			hash, err := m.Pusher.PushTransfer(ctx, r.MethodDetails.ChainID, token, to, amount, tempocharge.Memo(&c))
+	price := m.price(ch, network, r.Currency, "", amount)
+	return client.Option{
+		Method: "mpp", Price: price, Network: network, Asset: r.Currency, PayTo: r.Recipient, Header: mpp.HeaderAuthorization,
+		About: fmt.Sprintf("%s (token %s) to %s on %s through the Payment scheme (tempo, push: a transfer is sent now)", price, r.Currency, r.Recipient, network),
+		Pay: func(ctx context.Context) (*client.Credential, error) {
+			hash, sent, err := m.Pusher.PushTransfer(ctx, r.MethodDetails.ChainID, token, to, amount, tempocharge.Memo(&c))
+			if err != nil && sent {
+				// Sent but not seen mined: the money may have moved.
+				return nil, fmt.Errorf("%w: %w", client.ErrMaybeSpent, err)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -260,18 +281,3 @@ func ReceiptOf(resp *http.Response) *mpp.Receipt {
 	}
 	return r
 }
-
-// ReadBody reads up to 1 MiB of resp's body for a Challenge and leaves the
-// body readable again.
-func ReadBody(resp *http.Response) []byte {
-	var buf bytes.Buffer
-	buf.ReadFrom(http.MaxBytesReader(nil, resp.Body, 1<<20))
-	resp.Body.Close()
-	b := buf.Bytes()
-	resp.Body = readCloser{bytes.NewReader(b)}
-	return b
-}
-
-type readCloser struct{ *bytes.Reader }
-
-func (readCloser) Close() error { return nil }
