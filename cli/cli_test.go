@@ -191,6 +191,34 @@ func TestDevEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("coinop curl --prefer mpp pays through the Payment scheme", func(t *testing.T) {
+		payer0, payee0 := d.balance(t, d.state.Payer), d.balance(t, d.state.Payee)
+		code, out, errOut := d.run(t, "curl", url, "-i", "--prefer", "mpp", "--data-dir", d.data)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		if !strings.Contains(out, "200 OK") || !strings.Contains(out, `"city"`) || strings.Contains(out, "Payment-Response:") {
+			t.Fatalf("output:\n%s", out)
+		}
+		m := regexp.MustCompile(`(?im)^Payment-Receipt: (\S+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no Payment-Receipt in\n%s", out)
+		}
+		rc, err := mpp.ParseReceipt(m[1])
+		if err != nil || rc.Method != "evm" || len(rc.Reference) != 66 {
+			t.Fatalf("Payment-Receipt %+v %v", rc, err)
+		}
+		if !strings.Contains(errOut, "paid through the Payment scheme (method evm): "+rc.Reference) || !strings.Contains(errOut, "Payment scheme (evm)") {
+			t.Errorf("curl does not show the receipt:\n%s", errOut)
+		}
+		if got := new(big.Int).Sub(payer0, d.balance(t, d.state.Payer)); got.Int64() != 1000 {
+			t.Errorf("payer balance fell by %s, want 1000", got)
+		}
+		if got := new(big.Int).Sub(d.balance(t, d.state.Payee), payee0); got.Int64() != 1000 {
+			t.Errorf("payee balance rose by %s, want 1000", got)
+		}
+	})
+
 	t.Run("policy refuses an expensive route", func(t *testing.T) {
 		code, _, errOut := d.run(t, "curl", d.gateway+"/report", "--max-amount", "0.005", "--data-dir", d.data)
 		if code == 0 || !strings.Contains(errOut, "0.01 USDC exceeds --max-amount 0.005 USDC") {
@@ -240,14 +268,14 @@ func TestDevEndToEnd(t *testing.T) {
 
 	t.Run("audit is clean", func(t *testing.T) {
 		code, out, errOut := d.run(t, "audit", "-c", filepath.Join(d.data, "dev", "coinop.yaml"))
-		if code != 0 || !strings.Contains(out, "2 settled payments checked, 2 payee transfers found, 0 discrepancies") {
+		if code != 0 || !strings.Contains(out, "3 settled payments checked, 3 payee transfers found, 0 discrepancies") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
 	})
 
 	t.Run("balance", func(t *testing.T) {
 		code, out, errOut := d.run(t, "balance", "--data", d.data)
-		if code != 0 || !strings.Contains(out, "dev payer") || !strings.Contains(out, "0.002 USDC") {
+		if code != 0 || !strings.Contains(out, "dev payer") || !strings.Contains(out, "0.003 USDC") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
 	})
@@ -259,7 +287,7 @@ func TestDevEndToEnd(t *testing.T) {
 		}
 		for deadline := time.Now().Add(30 * time.Second); ; {
 			_, out, _ := d.run(t, "audit", "-c", filepath.Join(d.data, "dev", "coinop.yaml"))
-			if strings.Contains(out, "3 settled payments checked, 3 payee transfers found, 0 discrepancies") {
+			if strings.Contains(out, "4 settled payments checked, 4 payee transfers found, 0 discrepancies") {
 				break
 			}
 			if time.Now().After(deadline) {

@@ -15,18 +15,25 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/client"
 	"github.com/coinop/coinop/eip3009"
+	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/mpp"
+	"github.com/coinop/coinop/mpp/mppclient"
 	"github.com/coinop/coinop/x402"
 )
 
 // dialects are the ways of paying coinop's buyer speaks, as --prefer names
 // them.
-var dialects = []string{"x402"}
+var dialects = []string{"x402", "mpp"}
 
 // payFlags are the flags shared by curl and sign.
 type payFlags struct {
@@ -34,6 +41,13 @@ type payFlags struct {
 	decimals                int
 	silent                  bool
 	prefer                  []string
+	// rpc are the nodes the mpp method's tempo pushes are sent to, by
+	// chain id (--rpc eip155:ID=URL).
+	rpc map[uint64]string
+
+	keyOnce sync.Once
+	key     *eip3009.Key
+	keyErr  error
 }
 
 func (p *payFlags) register(fs *flag.FlagSet) {
@@ -52,6 +66,18 @@ func (p *payFlags) register(fs *flag.FlagSet) {
 		}
 		return nil
 	})
+	fs.Func("rpc", "node of a chain the payer sends transfers on, eip155:ID=URL (repeatable): the Payment scheme's tempo method pays by sending one", func(v string) error {
+		network, u, ok := strings.Cut(v, "=")
+		id, err := x402.ChainID(network)
+		if !ok || err != nil || u == "" {
+			return fmt.Errorf("want eip155:ID=URL, got %q", v)
+		}
+		if p.rpc == nil {
+			p.rpc = map[uint64]string{}
+		}
+		p.rpc[id] = u
+		return nil
+	})
 }
 
 // maxUnits is --max-amount in atomic units of a token with --decimals.
@@ -63,22 +89,72 @@ func (p *payFlags) maxUnits() (*big.Int, error) {
 	return max, nil
 }
 
-// wallet loads the payer's key and tells the user which wallet pays.
+// wallet loads the payer's key, once for every method, and tells the user
+// which wallet pays.
 func (p *payFlags) loadKey(env Env) (*eip3009.Key, error) {
-	key, source, err := loadWallet(p.wallet, dataDir(p.data, env), env)
-	if err != nil {
-		return nil, err
-	}
-	if !p.silent {
-		fmt.Fprintf(env.Stderr, "* wallet %s (%s)\n", key.Address().Hex(), source)
-	}
-	return key, nil
+	p.keyOnce.Do(func() {
+		key, source, err := loadWallet(p.wallet, dataDir(p.data, env), env)
+		if err != nil {
+			p.keyErr = err
+			return
+		}
+		if !p.silent {
+			fmt.Fprintf(env.Stderr, "* wallet %s (%s)\n", key.Address().Hex(), source)
+		}
+		p.key = key
+	})
+	return p.key, p.keyErr
 }
 
 // methods are the dialects the buyer pays in, with their keys loaded only
 // when a payment needs one: a free or refused request reads no wallet.
 func (p *payFlags) methods(env Env) []client.Method {
-	return []client.Method{&client.X402{Decimals: p.decimals, LoadKey: func() (*eip3009.Key, error) { return p.loadKey(env) }}}
+	load := func() (*eip3009.Key, error) { return p.loadKey(env) }
+	m := &mppclient.Method{LoadKey: load, Decimals: p.decimals}
+	if len(p.rpc) > 0 {
+		m.Pusher = &pusher{load: load, rpc: p.rpc}
+	}
+	return []client.Method{&client.X402{Decimals: p.decimals, LoadKey: load}, m}
+}
+
+// pusher sends the mpp method's tempo transfers from the wallet through
+// the --rpc nodes, dialed on the first transfer.
+type pusher struct {
+	load func() (*eip3009.Key, error)
+	rpc  map[uint64]string
+
+	once sync.Once
+	p    *evm.Pusher
+	err  error
+}
+
+func (p *pusher) PushTransfer(ctx context.Context, chainID uint64, token, to eip3009.Address, amount *big.Int, memo [32]byte) ([32]byte, bool, error) {
+	p.once.Do(func() {
+		key, err := p.load()
+		if err != nil {
+			p.err = err
+			return
+		}
+		priv, err := crypto.ToECDSA(key.Bytes())
+		if err != nil {
+			p.err = err
+			return
+		}
+		backends := map[uint64]evm.Backend{}
+		for id, u := range p.rpc {
+			cl, err := ethclient.DialContext(ctx, u)
+			if err != nil {
+				p.err = fmt.Errorf("--rpc eip155:%d: %w", id, err)
+				return
+			}
+			backends[id] = cl
+		}
+		p.p = &evm.Pusher{Key: priv, Backends: backends}
+	})
+	if p.err != nil {
+		return [32]byte{}, false, p.err
+	}
+	return p.p.PushTransfer(ctx, chainID, token, to, amount, memo)
 }
 
 // policy is the spending policy of the flags: --max-amount per request, in
@@ -199,8 +275,16 @@ func transferError(err error, maxTime time.Duration) error {
 	return err
 }
 
-// reportSettlement prints what the payment response header says.
+// reportSettlement prints what the payment response header says: x402's
+// PAYMENT-RESPONSE, or the Payment scheme's Payment-Receipt.
 func reportSettlement(w io.Writer, resp *http.Response) {
+	if h := resp.Header.Get(mpp.HeaderReceipt); h != "" {
+		if rc, err := mpp.ParseReceipt(h); err != nil {
+			fmt.Fprintf(w, "* Payment-Receipt is unreadable: %v\n", err)
+		} else {
+			fmt.Fprintf(w, "* paid through the Payment scheme (method %s): %s at %s\n", rc.Method, rc.Reference, rc.Timestamp)
+		}
+	}
 	h := resp.Header.Get(x402.HeaderPaymentResponse)
 	if h == "" {
 		h = resp.Header.Get(x402.HeaderXPaymentResponse)

@@ -17,8 +17,10 @@ import (
 
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"github.com/coinop/coinop/cli"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/eip3009"
+	"github.com/coinop/coinop/evm/anvil"
 	"github.com/coinop/coinop/evm/devchain"
 	"github.com/coinop/coinop/gateway"
 	"github.com/coinop/coinop/mpp"
@@ -213,4 +215,56 @@ func TestCoinopPaysMppxServer(t *testing.T) {
 		t.Errorf("receipt %+v", rc)
 	}
 	w.paid(1)
+}
+
+// coinopCurl runs `coinop curl URL args…` in-process paying from key and
+// returns its exit code, stdout and stderr.
+func coinopCurl(t *testing.T, key string, url string, args ...string) (int, string, string) {
+	t.Helper()
+	wallet := filepath.Join(t.TempDir(), "payer.key")
+	if err := os.WriteFile(wallet, []byte(key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr lockedBuffer
+	code := cli.Main(context.Background(), append([]string{"curl", url, "-i", "--wallet", wallet, "--max-amount", "0.001"}, args...),
+		cli.Env{Stdout: &stdout, Stderr: &stderr})
+	return code, stdout.String(), stderr.String()
+}
+
+// TestCoinopCurlPaysMppxServer: `coinop curl --prefer mpp` pays mppx's
+// server (evm method, settled through coinop's facilitator) through the
+// Payment scheme and shows the receipt.
+func TestCoinopCurlPaysMppxServer(t *testing.T) {
+	mppxPeer(t)
+	w := newWorld(t, 31337)
+	url := w.mppxServer()
+	code, out, errOut := coinopCurl(t, hexKey(w.payer), url, "--prefer", "mpp")
+	if code != 0 || !strings.Contains(out, "Lisbon") || !strings.Contains(out, "Payment-Receipt:") {
+		t.Fatalf("coinop curl --prefer mpp: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "paid through the Payment scheme (method evm): 0x") {
+		t.Errorf("coinop curl does not show the receipt:\n%s", errOut)
+	}
+	w.paid(1)
+}
+
+// TestCoinopCurlPaysTempoPush: `coinop curl --prefer mpp --rpc …` pays a
+// tempo-push route on anvil --network tempo and shows the receipt.
+func TestCoinopCurlPaysTempoPush(t *testing.T) {
+	w := newTempoWorld(t)
+	code, out, errOut := coinopCurl(t, anvil.TempoDevKey, w.url, "--prefer", "mpp", "--rpc", fmt.Sprintf("eip155:%d=%s", tempoChainID, w.rpc))
+	if code != 0 || !strings.Contains(out, "Lisbon") {
+		t.Fatalf("coinop curl: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "paid through the Payment scheme (method tempo): 0x") {
+		t.Errorf("coinop curl does not show the receipt:\n%s", errOut)
+	}
+	if got := w.received(); got != price {
+		t.Errorf("payee received %d, want %d", got, price)
+	}
+	// Without a node for the chain, the tempo challenge is not paid.
+	code, out, errOut = coinopCurl(t, anvil.TempoDevKey, w.url, "--prefer", "mpp")
+	if !strings.Contains(out, "402 Payment Required") || !strings.Contains(errOut, "not paying") || w.received() != price {
+		t.Errorf("without --rpc: exit %d, payee holds %d\n%s\n%s", code, w.received(), out, errOut)
+	}
 }

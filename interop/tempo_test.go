@@ -41,6 +41,7 @@ type tempoWorld struct {
 	t     *testing.T
 	eth   *ethclient.Client
 	url   string
+	rpc   string
 	payee common.Address
 	payer *ecdsa.PrivateKey
 	token common.Address
@@ -107,7 +108,7 @@ routes:
 	t.Cleanup(func() { g.Close() })
 	srv := httptest.NewServer(g.Handler())
 	t.Cleanup(srv.Close)
-	w.url = srv.URL + "/weather"
+	w.url, w.rpc = srv.URL+"/weather", c.RPCURL
 	return w
 }
 
