@@ -159,6 +159,19 @@ func TestMPPEVM(t *testing.T) {
 	if len(body.Offers) != 2 || body.Offers[0].Protocol != "x402" || body.Offers[1].Protocol != "mpp" {
 		t.Fatalf("offers %+v, want x402 then mpp", body.Offers)
 	}
+	// Browsers get both on the page, with the same challenge headers.
+	page, _ := http.NewRequest("GET", url, nil)
+	page.Header.Set("Accept", "text/html")
+	resp, err = http.DefaultClient.Do(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 402 || !strings.Contains(string(html), "mpp (evm/charge)") || !strings.Contains(string(html), "x402 (exact)") ||
+		len(resp.Header.Values("WWW-Authenticate")) != 1 || resp.Header.Get(x402.HeaderPaymentRequired) == "" {
+		t.Errorf("page: %d, WWW-Authenticate %q\n%s", resp.StatusCode, resp.Header.Values("WWW-Authenticate"), html)
+	}
 
 	cred := mppCredential(t, dev, url)
 	chain := g

@@ -268,3 +268,29 @@ func TestCoinopCurlPaysTempoPush(t *testing.T) {
 		t.Errorf("without --rpc: exit %d, payee holds %d\n%s\n%s", code, w.received(), out, errOut)
 	}
 }
+
+// TestOneRouteEveryDialect: one coinop route offering x402 and the Payment
+// scheme in one 402 is paid from that 402 by the official x402 client (in
+// x402), by mppx (in the Payment scheme), and by `coinop curl` in each
+// dialect it is told to prefer; four payments, four prices.
+func TestOneRouteEveryDialect(t *testing.T) {
+	mppxPeer(t)
+	w := newWorld(t, 31337)
+	url := w.mppGateway() + "/weather"
+	o := w.node("pay.mjs", "URL="+url, "PAYER_KEY="+hexKey(w.payer), "NETWORK="+w.network,
+		"TOKEN="+w.c.Token.Hex(), fmt.Sprint("MAX_AMOUNT=", price))
+	if o.Status != 200 || o.Settlement == nil || !o.Settlement.Success {
+		t.Fatalf("the official x402 client: %+v", o)
+	}
+	if m := w.mppx(url); m.Status != 200 || m.Receipt == nil || m.Receipt.Method != "evm" {
+		t.Fatalf("mppx: %+v", m)
+	}
+	for _, prefer := range []string{"x402", "mpp"} {
+		code, out, errOut := coinopCurl(t, hexKey(w.payer), url, "--prefer", prefer)
+		want := map[string]string{"x402": "Payment-Response:", "mpp": "Payment-Receipt:"}[prefer]
+		if code != 0 || !strings.Contains(out, "Lisbon") || !strings.Contains(out, want) {
+			t.Fatalf("coinop curl --prefer %s: exit %d\n%s\n%s", prefer, code, out, errOut)
+		}
+	}
+	w.paid(4)
+}
