@@ -4,6 +4,8 @@ package interop_test
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,7 +26,9 @@ import (
 	"github.com/coinop/coinop/evm/devchain"
 	"github.com/coinop/coinop/gateway"
 	"github.com/coinop/coinop/mpp"
+	"github.com/coinop/coinop/mpp/evmcharge"
 	"github.com/coinop/coinop/mpp/mppclient"
+	"github.com/coinop/coinop/mpp/tempocharge"
 )
 
 // mppxPeer skips (or, under COINOP_CI=1, fails) unless mppx is installed.
@@ -293,4 +297,42 @@ func TestOneRouteEveryDialect(t *testing.T) {
 		}
 	}
 	w.paid(4)
+}
+
+// TestMppxVectors: for the same challenge parameters, coinop computes what
+// mppx computes: the HMAC-bound id, the JCS request, the header mppx writes
+// parses to the same challenge, the evm nonce and the tempo attribution
+// memo.
+func TestMppxVectors(t *testing.T) {
+	mppxPeer(t)
+	w := &world{t: t}
+	for _, req := range []map[string]any{
+		{"amount": "1000", "currency": "0x20C0000000000000000000000000000000000000", "recipient": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+			"methodDetails": map[string]any{"chainId": 1337, "credentialTypes": []any{"authorization"}, "decimals": 6}},
+		{"z": "last", "a": []any{1, 2.5, "x", nil, true}, "é": map[string]any{"\U0001F600": 1e21, "דּ": 0.000001}, "n": -0.5},
+	} {
+		in := map[string]any{"secret": "a secret of thirty-two bytes or more, for the test", "realm": "api.example.com:8402",
+			"method": "evm", "intent": "charge", "request": req, "expires": "2026-12-02T01:00:00Z", "opaque": "eyJuIjoiMDAxIn0"}
+		raw, _ := json.Marshal(in)
+		var got struct{ ID, Request, Header, EvmNonce, Memo string }
+		w.nodeJSON("mppx/vectors.mjs", &got, "INPUT="+string(raw))
+		enc, err := mpp.EncodeRequest(req)
+		if err != nil || enc != got.Request {
+			t.Errorf("request: coinop %s (%v), mppx %s", enc, err, got.Request)
+		}
+		c := mpp.Challenge{Realm: in["realm"].(string), Method: "evm", Intent: "charge", Request: enc, Expires: in["expires"].(string), Opaque: in["opaque"].(string)}
+		if c.ID = mpp.ID([]byte(in["secret"].(string)), &c); c.ID != got.ID {
+			t.Errorf("id: coinop %s, mppx %s", c.ID, got.ID)
+		}
+		parsed, err := mpp.ParseChallenges([]string{got.Header})
+		if err != nil || len(parsed) != 1 || parsed[0] != c {
+			t.Errorf("mppx's header %s parses to %+v (%v), want %+v", got.Header, parsed, err, c)
+		}
+		if n := evmcharge.ChallengeNonce(&c); n != got.EvmNonce {
+			t.Errorf("evm nonce: coinop %s, mppx %s", n, got.EvmNonce)
+		}
+		if m := tempocharge.Memo(&c); "0x"+hex.EncodeToString(m[:]) != got.Memo {
+			t.Errorf("memo: coinop %x, mppx %s", m, got.Memo)
+		}
+	}
 }
