@@ -214,3 +214,27 @@ func TestCoinopPaysTempoPush(t *testing.T) {
 		t.Errorf("payee received %d, want %d (two paid requests, one unbound transfer)", got, 3*price)
 	}
 }
+
+// TestMppxPaysTempoPush: mppx's client with its tempo method pays a coinop
+// tempo-push route on anvil --network tempo: it sends the transfer itself
+// and presents the hash; the receipt says tempo and exactly the price
+// moved; the same credential again is refused.
+func TestMppxPaysTempoPush(t *testing.T) {
+	mppxPeer(t)
+	w := newTempoWorld(t)
+	var o mppxOutcome
+	(&world{t: t}).nodeJSON("mppx/pay-tempo.mjs", &o, "URL="+w.url, "PAYER_KEY=0x"+anvil.TempoDevKey,
+		fmt.Sprintf("CHAIN_ID=%d", tempoChainID), "RPC="+w.rpc)
+	if o.Status != 200 || !strings.Contains(o.Body, "Lisbon") || o.Receipt == nil || o.Receipt.Method != "tempo" {
+		t.Fatalf("mppx: %+v", o)
+	}
+	if len(o.Sent) != 1 || !strings.HasPrefix(o.Sent[0], "Payment ") {
+		t.Fatalf("mppx sent %q", o.Sent)
+	}
+	if got := w.received(); got != price {
+		t.Errorf("payee received %d, want %d", got, price)
+	}
+	if r, body := get(t, http.DefaultClient, w.url, "Authorization", o.Sent[0]); r.StatusCode != 402 || !strings.Contains(body, "payment_replayed") {
+		t.Errorf("the credential again: %d %s", r.StatusCode, body)
+	}
+}
