@@ -266,16 +266,34 @@ func TestDevEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("plain curl with coinop sign --prefer mpp", func(t *testing.T) {
+		payee0 := d.balance(t, d.state.Payee)
+		code, cred, errOut := d.run(t, "sign", "--prefer", "mpp", url, "--data", d.data)
+		if code != 0 || !strings.HasPrefix(cred, "Payment ") || !strings.Contains(errOut, "as the Authorization header") {
+			t.Fatalf("sign exit %d: %s\n%s", code, cred, errOut)
+		}
+		header := "Authorization: " + strings.TrimSpace(cred)
+		if first := plainGet(t, url, header); first != 200 {
+			t.Fatalf("first paid request: %d", first)
+		}
+		if again := plainGet(t, url, header); again != 402 {
+			t.Fatalf("same header again: %d, want 402", again)
+		}
+		if got := new(big.Int).Sub(d.balance(t, d.state.Payee), payee0); got.Int64() != 1000 {
+			t.Fatalf("payee got %s for one credential used twice, want 1000", got)
+		}
+	})
+
 	t.Run("audit is clean", func(t *testing.T) {
 		code, out, errOut := d.run(t, "audit", "-c", filepath.Join(d.data, "dev", "coinop.yaml"))
-		if code != 0 || !strings.Contains(out, "3 settled payments checked, 3 payee transfers found, 0 discrepancies") {
+		if code != 0 || !strings.Contains(out, "4 settled payments checked, 4 payee transfers found, 0 discrepancies") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
 	})
 
 	t.Run("balance", func(t *testing.T) {
 		code, out, errOut := d.run(t, "balance", "--data", d.data)
-		if code != 0 || !strings.Contains(out, "dev payer") || !strings.Contains(out, "0.003 USDC") {
+		if code != 0 || !strings.Contains(out, "dev payer") || !strings.Contains(out, "0.004 USDC") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
 	})
@@ -287,7 +305,7 @@ func TestDevEndToEnd(t *testing.T) {
 		}
 		for deadline := time.Now().Add(30 * time.Second); ; {
 			_, out, _ := d.run(t, "audit", "-c", filepath.Join(d.data, "dev", "coinop.yaml"))
-			if strings.Contains(out, "4 settled payments checked, 4 payee transfers found, 0 discrepancies") {
+			if strings.Contains(out, "5 settled payments checked, 5 payee transfers found, 0 discrepancies") {
 				break
 			}
 			if time.Now().After(deadline) {
