@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -536,12 +537,29 @@ func (g *Gateway) recoverLoop(ctx context.Context, rep recovery.Report) {
 	}
 }
 
+// reconcilersNow are the networks' reconcilers and, by name, the current
+// configuration's rails that reconcile their own payments (recovery looks
+// a payment's rail up first).
+func (g *Gateway) reconcilersNow() map[string]coinop.Reconciler {
+	gen := g.cur.Load()
+	if gen == nil {
+		return g.reconcilers
+	}
+	out := maps.Clone(g.reconcilers)
+	for _, r := range gen.cfg.AllRails() {
+		if rec, ok := gen.pw.Rail(r.Name).(coinop.Reconciler); ok {
+			out[r.Name] = rec
+		}
+	}
+	return out
+}
+
 // Recover reconciles unfinished payments last updated before olderThan with
 // their chains, logging what it did; problems are logged, not fatal.
 func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Report {
 	ctx, cancel := context.WithTimeout(ctx, RecoveryInterval)
 	defer cancel()
-	rep, err := recovery.Run(ctx, g.store, g.reconcilers, olderThan, g.log)
+	rep, err := recovery.Run(ctx, g.store, g.reconcilersNow(), olderThan, g.log)
 	if e, ok := errors.AsType[*coinop.Error](err); ok && e.Reason == coinop.ReasonStoreUnavailable {
 		g.metrics.JournalError("recovery")
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/eip3009"
 	"github.com/coinop/coinop/evm"
@@ -42,7 +43,20 @@ func (mppModule) provision(_ context.Context, env *railEnv, r *config.Rail, at s
 		return nil, err
 	}
 	rail := &mpp.Rail{ID: r.Name, Method: method, Secret: secret, Realm: s.Realm, Expires: s.MaxTimeout, Now: env.opts.Now}
+	if rec, ok := method.(coinop.Reconciler); ok {
+		// The method knows its payments better than the network's
+		// reconciler (which reads EIP-3009 authorizations).
+		return &provisioned{rail: reconcilingRail{rail, rec}}, nil
+	}
 	return &provisioned{rail: rail}, nil
+}
+
+// reconcilingRail is an mpp rail whose method reconciles its own payments
+// (tempo: a mined transfer, not an authorization). Recovery finds it by
+// the rail's name (Gateway.Recover).
+type reconcilingRail struct {
+	*mpp.Rail
+	coinop.Reconciler
 }
 
 // mppMethods build the Payment scheme's methods, by name: one line per

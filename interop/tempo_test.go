@@ -20,6 +20,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
+	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/client"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/eip3009"
@@ -42,6 +43,7 @@ type tempoWorld struct {
 	eth   *ethclient.Client
 	url   string
 	rpc   string
+	g     *gateway.Gateway
 	payee common.Address
 	payer *ecdsa.PrivateKey
 	token common.Address
@@ -108,7 +110,7 @@ routes:
 	t.Cleanup(func() { g.Close() })
 	srv := httptest.NewServer(g.Handler())
 	t.Cleanup(srv.Close)
-	w.url, w.rpc = srv.URL+"/weather", c.RPCURL
+	w.url, w.rpc, w.g = srv.URL+"/weather", c.RPCURL, g
 	return w
 }
 
@@ -236,5 +238,35 @@ func TestMppxPaysTempoPush(t *testing.T) {
 	}
 	if r, body := get(t, http.DefaultClient, w.url, "Authorization", o.Sent[0]); r.StatusCode != 402 || !strings.Contains(body, "payment_replayed") {
 		t.Errorf("the credential again: %d %s", r.StatusCode, body)
+	}
+}
+
+// TestTempoRecovery: a tempo payment journaled as settling when the
+// gateway stopped (its transfer mined and checked) is settled by recovery
+// with the transaction as its reference, found through its rail (the
+// network's reconciler reads EIP-3009 authorizations, not transfers).
+func TestTempoRecovery(t *testing.T) {
+	w := newTempoWorld(t)
+	pusher := &evm.Pusher{Key: w.payer, Backends: map[uint64]evm.Backend{tempoChainID: w.eth}}
+	hash, _, err := pusher.PushTransfer(context.Background(), tempoChainID, eip3009.Address(w.token), eip3009.Address(w.payee), big.NewInt(price), [32]byte{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := common.Hash(hash).Hex()
+	ctx := context.Background()
+	p := &coinop.Payment{ID: tempocharge.PaymentID(fmt.Sprintf("eip155:%d", tempoChainID), key), Rail: "pathusd-push", Route: "GET /weather",
+		Network: fmt.Sprintf("eip155:%d", tempoChainID), Asset: strings.ToLower(w.token.Hex()), PayTo: strings.ToLower(w.payee.Hex()),
+		ReplayKey: strings.ToLower(key), Amount: big.NewInt(price), Resource: w.url, Payer: "0x0"}
+	j := w.g.Store()
+	if err := j.Reserve(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateSettling, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	rep := w.g.Recover(ctx, time.Now().Add(time.Hour))
+	got, err := j.Get(ctx, p.ID)
+	if err != nil || got.State != coinop.StateSettled || !strings.EqualFold(got.Reference, key) {
+		t.Fatalf("after recovery %+v (%v), report %+v", got, err, rep)
 	}
 }

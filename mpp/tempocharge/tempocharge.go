@@ -220,3 +220,33 @@ func (m *Method) Settle(ctx context.Context, p *coinop.Payment, c *mpp.Checked, 
 	}
 	return &coinop.Receipt{Success: true, Reference: p.ReplayKey, Network: m.network(), Payer: p.Payer}, nil
 }
+
+var _ coinop.Reconciler = (*Method)(nil)
+
+// Reconcile tells recovery what became of a journaled tempo payment. One
+// still verified was never settled, so its response never left: released
+// (the same hash may pay again). One settling was checked mined before its
+// settlement began (the money moved when it was mined): settled, once the
+// node still shows the successful receipt; a node that cannot answer leaves
+// it for the next pass.
+func (m *Method) Reconcile(ctx context.Context, p *coinop.Payment) (coinop.Outcome, error) {
+	switch p.State {
+	case coinop.StateVerified:
+		return coinop.Outcome{State: coinop.StateReleased, Reason: "recovered_before_settlement"}, nil
+	case coinop.StateSettling:
+	default:
+		return coinop.Outcome{State: p.State, Reference: p.Reference}, nil
+	}
+	h, err := eip3009.ParseBytes32(p.ReplayKey)
+	if err != nil {
+		return coinop.Outcome{}, fmt.Errorf("payment %s: hash: %w", p.ID, err)
+	}
+	rc, found, err := m.Receipts.Receipt(ctx, h)
+	switch {
+	case err != nil:
+		return coinop.Outcome{}, fmt.Errorf("receipt of %s: %w", p.ReplayKey, err)
+	case !found || !rc.Success:
+		return coinop.Outcome{State: coinop.StateFailed, Reason: ReasonNotMined}, nil
+	}
+	return coinop.Outcome{State: coinop.StateSettled, Reference: p.ReplayKey}, nil
+}

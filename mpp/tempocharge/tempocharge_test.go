@@ -114,3 +114,29 @@ func TestCheck(t *testing.T) {
 		t.Error("two chains share an ID")
 	}
 }
+
+// TestReconcile: recovery releases a payment never settled, settles one
+// whose mined transfer the node still shows, fails one it no longer shows,
+// and waits while the node cannot answer.
+func TestReconcile(t *testing.T) {
+	hash := "0x00000000000000000000000000000000000000000000000000000000000000ff"
+	mined := receipts{rc: &tempocharge.Receipt{Success: true}}
+	for _, tc := range []struct {
+		name  string
+		state coinop.State
+		chain receipts
+		want  coinop.State
+		err   bool
+	}{
+		{"never settled", coinop.StateVerified, mined, coinop.StateReleased, false},
+		{"settling, mined", coinop.StateSettling, mined, coinop.StateSettled, false},
+		{"settling, gone", coinop.StateSettling, receipts{}, coinop.StateFailed, false},
+		{"settling, node down", coinop.StateSettling, receipts{err: errors.New("down")}, "", true},
+	} {
+		m := &tempocharge.Method{Receipts: tc.chain, ChainID: 1337}
+		out, err := m.Reconcile(context.Background(), &coinop.Payment{ID: "p", State: tc.state, ReplayKey: hash})
+		if (err != nil) != tc.err || out.State != tc.want {
+			t.Errorf("%s: %+v (%v), want %s", tc.name, out, err, tc.want)
+		}
+	}
+}
