@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -178,6 +179,12 @@ type generation struct {
 	closers []func() error  // what the rails hold open
 	serving sync.WaitGroup  // requests in this generation's handler
 	strip   map[string]bool // the request headers that carry payments, folded
+	// extra are routes rails add (purchase routes), answered by local's
+	// handlers rather than an upstream; reconcilers are the rails that
+	// reconcile their own payments (credits), by rail name.
+	extra       []paywall.Route
+	local       map[string]http.Handler
+	reconcilers map[string]coinop.Reconciler
 
 	// prev is the generation this one replaced, which still takes the
 	// payments signed for its offers until prevUntil.
@@ -231,7 +238,7 @@ func (gen *generation) close(log *slog.Logger) error {
 // assemble builds cfg's rails, routes, engine and handler on the journal
 // and the chains g holds open.
 func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *generation, err error) {
-	gen = &generation{cfg: cfg}
+	gen = &generation{cfg: cfg, local: map[string]http.Handler{}, reconcilers: map[string]coinop.Reconciler{}}
 	defer func() {
 		if err != nil {
 			gen.close(g.log)
@@ -243,7 +250,7 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 			chains[n] = ch
 		}
 	}
-	rails, err := g.provisionRails(ctx, gen, &railEnv{cfg: cfg, opts: g.opts, chains: chains})
+	rails, err := g.provisionRails(ctx, gen, &railEnv{cfg: cfg, opts: g.opts, chains: chains, journal: g.store})
 	if err != nil {
 		return gen, err
 	}
@@ -286,6 +293,10 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 			route.Settlement = rt.Settlement
 		}
 		routes = append(routes, route)
+	}
+	routes = append(routes, gen.extra...)
+	for pattern, h := range gen.local {
+		proxies[pattern] = h
 	}
 	pw, err := paywall.New(paywall.Config{
 		Routes: routes, Journal: g.store, AllowUnmatched: cfg.Unmatched == "free", Logger: g.log,
@@ -513,7 +524,12 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Report {
 	ctx, cancel := context.WithTimeout(ctx, RecoveryInterval)
 	defer cancel()
-	rep, err := recovery.Run(ctx, g.store, g.reconcilers, olderThan, g.log)
+	reconcilers := g.reconcilers
+	if gen := g.cur.Load(); gen != nil && len(gen.reconcilers) > 0 {
+		reconcilers = maps.Clone(g.reconcilers)
+		maps.Copy(reconcilers, gen.reconcilers)
+	}
+	rep, err := recovery.Run(ctx, g.store, reconcilers, olderThan, g.log)
 	if err != nil {
 		g.log.Warn("recovery incomplete; will retry", "err", err)
 	}
