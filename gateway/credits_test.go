@@ -1,0 +1,125 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/client"
+	"github.com/coinop/coinop/credits"
+	"github.com/coinop/coinop/eip3009"
+	"github.com/coinop/coinop/gateway"
+)
+
+// creditsRails are a USDC rail and a credits rail selling a pack of 1,000
+// credits for 0.05 USDC on it.
+const creditsRails = `
+rails:
+  - name: usdc
+    kind: x402
+  - name: credits
+    kind: credits
+    low_balance: 5
+    plans:
+      - name: pack
+        credits: 1000
+        path: /buy/pack
+        accept: [{rail: usdc, price: 0.05 USDC}]
+`
+
+// On a gateway with the embedded chain, one on-chain transfer buys a pack;
+// then 100 calls are served with no transfer, the balance header falling by
+// exactly the route's cost each time, and the upstream never sees the token.
+func TestCreditsPackOnChain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dev, chain := startChain(t, ctx)
+	var leaked []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a := r.Header.Get("Authorization"); a != "" {
+			leaked = append(leaked, a)
+		}
+		w.Write([]byte("data"))
+	}))
+	defer up.Close()
+	cfg := devConfig(t, dev, up.URL, "rpc: "+dev.RPCURL+"\n    settlement_key_env: K", `
+  - match: GET /api/
+    accept: [{rail: credits, price: "3"}, {rail: usdc, price: 0.001 USDC}]`, creditsRails)
+	key := "0x" + common.Bytes2Hex(crypto.FromECDSA(dev.Settler))
+	g, srv := startGateway(t, ctx, cfg, gateway.Options{Getenv: func(string) string { return key }})
+	payee := crypto.PubkeyToAddress(dev.Payee.PublicKey)
+
+	// The 402 of the credits route offers the plan beside the per-request offers.
+	resp, err := http.Get(srv.URL + "/api/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Offers []coinop.Offer     `json:"offers"`
+		Plans  []credits.Offered `json:"plans"`
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != 402 || len(body.Offers) != 2 || len(body.Plans) != 1 || body.Plans[0].URL != srv.URL+"/.well-known/coinop/plans/pack" ||
+		len(body.Plans[0].Offers) != 1 || body.Plans[0].Offers[0].Amount != "50000" || body.Plans[0].Offers[0].Protocol != "x402" {
+		t.Fatalf("402: %d %+v", resp.StatusCode, body)
+	}
+
+	pkey, err := eip3009.NewKey(crypto.FromECDSA(dev.Payer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buyer := &http.Client{Timeout: 30 * time.Second, Transport: &client.Transport{Key: pkey, Policy: client.Policy{MaxAmount: big.NewInt(50000)}}}
+	resp, err = buyer.Post(body.Plans[0].URL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rc credits.Receipt
+	json.NewDecoder(resp.Body).Decode(&rc)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || rc.Credits != 1000 || resp.Header.Get(credits.HeaderToken) != "Bearer "+rc.Token {
+		t.Fatalf("purchase: %d %+v", resp.StatusCode, rc)
+	}
+	if got, err := chain.BalanceOf(ctx, dev.Token, payee); err != nil || got.Int64() != 50000 {
+		t.Fatalf("payee holds %v (%v) after the purchase, want 50000", got, err)
+	}
+	for i := range 100 {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/x", nil)
+		req.Header.Set("Authorization", "Bearer "+rc.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := strconv.Itoa(1000 - 3*(i+1)); resp.StatusCode != 200 || string(b) != "data" || resp.Header.Get(credits.HeaderBalance) != want {
+			t.Fatalf("call %d: %d %s balance %q, want %s", i+1, resp.StatusCode, b, resp.Header.Get(credits.HeaderBalance), want)
+		}
+	}
+	if got, err := chain.BalanceOf(ctx, dev.Token, payee); err != nil || got.Int64() != 50000 {
+		t.Errorf("payee holds %v (%v) after 100 calls, want 50000: no transfer for a call", got, err)
+	}
+	ps, err := g.Store().List(ctx, coinop.StateSettled, 200)
+	onchain := 0
+	for _, p := range ps {
+		if p.Rail == "usdc" {
+			onchain++
+		}
+	}
+	if err != nil || len(ps) != 101 || onchain != 1 {
+		t.Errorf("%d settled payments, %d on chain (%v); want 101 and 1", len(ps), onchain, err)
+	}
+	if len(leaked) > 0 {
+		t.Errorf("the upstream saw Authorization %q", leaked[0])
+	}
+}
