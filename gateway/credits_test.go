@@ -65,7 +65,7 @@ func TestCreditsPackOnChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	var body struct {
-		Offers []coinop.Offer     `json:"offers"`
+		Offers []coinop.Offer    `json:"offers"`
 		Plans  []credits.Offered `json:"plans"`
 	}
 	json.NewDecoder(resp.Body).Decode(&body)
