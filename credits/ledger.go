@@ -584,8 +584,9 @@ type Totals struct {
 	// Mismatched lists the accounts whose balance is not the sum of their
 	// done movements.
 	Mismatched []string
-	// Debits counts debit movements (of credits or pass requests).
-	Debits int64
+	// Debits counts debit movements (of credits or pass requests);
+	// ReleasedCount the releases among them.
+	Debits, ReleasedCount int64
 }
 
 // Clean reports whether the sums agree: balances = purchased − debited +
@@ -615,6 +616,9 @@ func (l *Ledger) Check(ctx context.Context) (Totals, error) {
 		}
 		t.Debited = -t.Debited
 		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM credit_movements WHERE kind = ?`, []any{KindDebit}, &t.Debits); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM credit_movements WHERE kind = ?`, []any{KindRelease}, &t.ReleasedCount); err != nil {
 			return err
 		}
 		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM credit_movements WHERE state = ?`, []any{statePending}, &t.Pending); err != nil {
