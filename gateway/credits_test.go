@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,7 +55,10 @@ func TestCreditsPackOnChain(t *testing.T) {
 	defer up.Close()
 	cfg := devConfig(t, dev, up.URL, "rpc: "+dev.RPCURL+"\n    settlement_key_env: K", `
   - match: GET /api/
-    accept: [{rail: credits, price: "3"}, {rail: usdc, price: 0.001 USDC}]`, creditsRails)
+    accept: [{rail: credits, price: "3"}, {rail: usdc, price: 0.001 USDC}]
+  - match: GET /sample/
+    accept: [{rail: credits, price: "1"}]
+    free_tier: {requests: 2, per: 1m}`, creditsRails)
 	key := "0x" + common.Bytes2Hex(crypto.FromECDSA(dev.Settler))
 	g, srv := startGateway(t, ctx, cfg, gateway.Options{Getenv: func(string) string { return key }})
 	payee := crypto.PubkeyToAddress(dev.Payee.PublicKey)
@@ -118,6 +122,19 @@ func TestCreditsPackOnChain(t *testing.T) {
 	}
 	if err != nil || len(ps) != 101 || onchain != 1 {
 		t.Errorf("%d settled payments, %d on chain (%v); want 101 and 1", len(ps), onchain, err)
+	}
+	// The free tier: two requests a minute per client, then 402; the
+	// RateLimit fields on every answer.
+	for i, want := range []int{200, 200, 402} {
+		resp, err := http.Get(srv.URL + "/sample/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || resp.Header.Get("RateLimit-Policy") != `"GET /sample/";q=2;w=60` ||
+			!strings.HasPrefix(resp.Header.Get("RateLimit"), `"GET /sample/";r=`+strconv.Itoa(max(1-i, 0))+";t=") {
+			t.Errorf("free tier request %d: %d %q %q", i+1, resp.StatusCode, resp.Header.Get("RateLimit-Policy"), resp.Header.Get("RateLimit"))
+		}
 	}
 	if len(leaked) > 0 {
 		t.Errorf("the upstream saw Authorization %q", leaked[0])

@@ -291,6 +291,9 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 				route.Accept = append(route.Accept, paywall.Accept{Rail: rails[a.Rail], Price: a.Price, AsyncExposure: a.AsyncExposure.Amount})
 			}
 			route.Settlement = rt.Settlement
+			if route.Allowance, err = g.freeTier(ctx, rt); err != nil {
+				return gen, err
+			}
 		}
 		routes = append(routes, route)
 	}

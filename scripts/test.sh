@@ -66,6 +66,8 @@ done <<'LIST'
 ./config FuzzParse
 ./client FuzzOffers
 ./paywall FuzzRequestTarget
+./freetier FuzzClientIP
+./credits FuzzParseToken
 ./x402 FuzzSameExactEVM
 LIST
 
