@@ -380,3 +380,24 @@ func checkDrained(t *testing.T, led *credits.Ledger, debits int64) {
 }
 
 func bigInt(n int64) *big.Int { return big.NewInt(n) }
+
+// The HTML 402 of a credits route lists the plans, with their prices and
+// purchase URLs, beside the per-request offers.
+func TestPageListsPlans(t *testing.T) {
+	e := newShopEngine(t, openSQLite(t), 1, time.Now, goods)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", e.srv.URL+"/api/x", nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(b)
+	for _, want := range []string{`id="plans"`, "<strong>pack</strong>: 100 credits, for 500 cent on", "<strong>capped</strong>: a 1h0m0s pass of 3 requests",
+		e.srv.URL + "/.well-known/coinop/plans/hour"} {
+		if resp.StatusCode != 402 || !strings.Contains(page, want) {
+			t.Errorf("the 402 page (%d) lacks %q", resp.StatusCode, want)
+		}
+	}
+}
