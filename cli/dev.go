@@ -62,17 +62,17 @@ rails:
     kind: credits
     low_balance: 100
     plans:
-      - name: pack                # 1000 credits for 0.1 USDC
+      - name: pack                # 1000 credits for 0.05 USDC: one transfer for 1000 calls
         credits: 1000
-        accept: [{rail: usdc, price: "0.1 USDC"}]
-      - name: hour                # unlimited requests for an hour
-        pass: 1h
         accept: [{rail: usdc, price: "0.05 USDC"}]
+      - name: hour                # unlimited requests for an hour (coinop curl --plan hour --max-amount 0.1)
+        pass: 1h
+        accept: [{rail: usdc, price: "0.1 USDC"}]
 routes:
   - match: "GET /{$}"
     free: true
   - match: "GET /quote"
-    accept:                       # 1 credit (0.0001 USDC) from a plan, or pay per request
+    accept:                       # 1 credit (0.00005 USDC) from a plan, or pay per request
       - rail: credits
         price: 1 credit
       - rail: usdc

@@ -83,24 +83,14 @@ func TestCreditsPackOnChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	buyer := &http.Client{Timeout: 30 * time.Second, Transport: &client.Transport{Key: pkey, Policy: client.Policy{MaxAmount: big.NewInt(50000)}}}
-	resp, err = buyer.Post(body.Plans[0].URL, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rc credits.Receipt
-	json.NewDecoder(resp.Body).Decode(&rc)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || rc.Credits != 1000 || resp.Header.Get(credits.HeaderToken) != "Bearer "+rc.Token {
-		t.Fatalf("purchase: %d %+v", resp.StatusCode, rc)
-	}
-	if got, err := chain.BalanceOf(ctx, dev.Token, payee); err != nil || got.Int64() != 50000 {
-		t.Fatalf("payee holds %v (%v) after the purchase, want 50000", got, err)
-	}
-	for i := range 100 {
-		req, _ := http.NewRequest("GET", srv.URL+"/api/x", nil)
-		req.Header.Set("Authorization", "Bearer "+rc.Token)
-		resp, err := http.DefaultClient.Do(req)
+	// The Go client with the credits method: the first call buys the pack
+	// (the policy allows 0.05 USDC), every later one presents its token.
+	x := &client.X402{Key: pkey}
+	wallet := &client.Credits{Pay: []client.Method{x}}
+	buyer := &http.Client{Timeout: 30 * time.Second, Transport: &client.Transport{Methods: []client.Method{wallet, x},
+		Policy: client.Policy{MaxAmount: big.NewInt(50000)}}}
+	for i := range 101 {
+		resp, err := buyer.Get(srv.URL + "/api/x")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,6 +99,14 @@ func TestCreditsPackOnChain(t *testing.T) {
 		if want := strconv.Itoa(1000 - 3*(i+1)); resp.StatusCode != 200 || string(b) != "data" || resp.Header.Get(credits.HeaderBalance) != want {
 			t.Fatalf("call %d: %d %s balance %q, want %s", i+1, resp.StatusCode, b, resp.Header.Get(credits.HeaderBalance), want)
 		}
+		if i == 0 {
+			if got, err := chain.BalanceOf(ctx, dev.Token, payee); err != nil || got.Int64() != 50000 {
+				t.Fatalf("payee holds %v (%v) after the purchase, want 50000", got, err)
+			}
+		}
+	}
+	if h, ok := wallet.Store.Get(srv.URL); !ok || h.Balance != 1000-3*101 || h.Plan != "pack" {
+		t.Errorf("the client holds %+v, want the pack at %d", h, 1000-3*101)
 	}
 	if got, err := chain.BalanceOf(ctx, dev.Token, payee); err != nil || got.Int64() != 50000 {
 		t.Errorf("payee holds %v (%v) after 100 calls, want 50000: no transfer for a call", got, err)
@@ -120,8 +118,8 @@ func TestCreditsPackOnChain(t *testing.T) {
 			onchain++
 		}
 	}
-	if err != nil || len(ps) != 101 || onchain != 1 {
-		t.Errorf("%d settled payments, %d on chain (%v); want 101 and 1", len(ps), onchain, err)
+	if err != nil || len(ps) != 102 || onchain != 1 {
+		t.Errorf("%d settled payments, %d on chain (%v); want 102 and 1", len(ps), onchain, err)
 	}
 	// The free tier: two requests a minute per client, then 402; the
 	// RateLimit fields on every answer.

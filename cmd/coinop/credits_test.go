@@ -240,3 +240,63 @@ func TestCreditsCrashRecovery(t *testing.T) {
 		})
 	}
 }
+
+// `coinop curl` of a credits route on a real gateway: the first call buys
+// the pack (one on-chain transfer), the next 100 are served with no
+// further transfer, the balance header falling by exactly the route's cost
+// each time; `coinop credits` lists the holding and the token file is the
+// owner's alone.
+func TestCurlBuysAndSpendsCredits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs a chain")
+	}
+	bin := buildCoinop(t)
+	chain, err := devchain.Start(context.Background(), devchain.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chain.Close()
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }))
+	defer upstream.Close()
+	dir := t.TempDir()
+	const cost = 1
+	cfg := writeCreditsConfig(t, dir, "g", filepath.Join(dir, "journal.db"), upstream.URL, chain, hexKey(chain.Settler), cost)
+	g := startGateway(t, bin, cfg)
+	wallet := filepath.Join(dir, "payer.key")
+	os.WriteFile(wallet, []byte(hexKey(chain.Payer)), 0o600)
+	data := filepath.Join(dir, "buyer")
+	curl := func() (string, string) {
+		cmd := exec.Command(bin, "curl", "-i", "--wallet", wallet, "--data-dir", data, g.url+"/api/x")
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("coinop curl: %v\n%s", err, errOut.String())
+		}
+		return out.String(), errOut.String()
+	}
+	out, errOut := curl()
+	if !strings.Contains(out, "200 OK") || !strings.Contains(errOut, "paying credits plan pack (100 credits)") || !strings.Contains(out, credits.HeaderBalance+": 99") {
+		t.Fatalf("first call:\n%s\n%s", out, errOut)
+	}
+	for i := range 99 {
+		out, errOut := curl()
+		if want := fmt.Sprintf("%s: %d", credits.HeaderBalance, 98-i); !strings.Contains(out, "200 OK") || !strings.Contains(out, want+"\r\n") || strings.Contains(errOut, "paying") {
+			t.Fatalf("call %d: want %q and no payment:\n%s\n%s", i+2, want, out, errOut)
+		}
+	}
+	// The balance is spent: the next call tops up (a second transfer).
+	out, errOut = curl()
+	if !strings.Contains(out, "200 OK") || !strings.Contains(errOut, "paying credits plan pack") || !strings.Contains(out, credits.HeaderBalance+": 99") {
+		t.Fatalf("top-up call:\n%s\n%s", out, errOut)
+	}
+	list, err := exec.Command(bin, "credits", "--data-dir", data).CombinedOutput()
+	if err != nil || !strings.Contains(string(list), g.url) || !strings.Contains(string(list), "balance 99") || strings.Contains(string(list), "cop_") && strings.Count(string(list), "cop_") != 1 {
+		t.Errorf("coinop credits: %v\n%s", err, list)
+	}
+	if st, err := os.Stat(filepath.Join(data, "credits.json")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("token file: %v %v, want mode 0600", st, err)
+	}
+	g.stop(t)
+	// Two purchases (two transfers), 101 charges: 200 - 101 = 99 left.
+	creditsAudit(t, bin, cfg, 2, "purchased 200, debited 101, released 0, balances 99")
+}
