@@ -22,6 +22,9 @@ type CreditsRail struct {
 	// LowBalance is the balance below which responses warn
 	// (Coinop-Credits-Warning); 0 never warns.
 	LowBalance int64 `yaml:"low_balance,omitempty"`
+	// SignInWithX lets the wallet that bought a plan reach its account by
+	// x402's sign-in-with-x, besides the bearer token.
+	SignInWithX bool `yaml:"sign_in_with_x,omitempty"`
 }
 
 // CreditPlan is one plan of a credits rail: a pack of credits, a pass, or

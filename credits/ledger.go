@@ -45,12 +45,17 @@ type Store interface {
 var migrations = []struct{ name, ddl string }{
 	{"credits-0001", `CREATE TABLE credit_accounts (
 	id TEXT PRIMARY KEY,
-	token_hash TEXT NOT NULL UNIQUE,
 	wallet TEXT NOT NULL DEFAULT '',
 	balance BIGINT NOT NULL DEFAULT 0 CHECK (balance >= 0),
 	pass_until BIGINT NOT NULL DEFAULT 0,
 	pass_cap BIGINT NOT NULL DEFAULT 0 CHECK (pass_cap >= 0),
 	pass_used BIGINT NOT NULL DEFAULT 0 CHECK (pass_used >= 0),
+	created BIGINT NOT NULL
+);
+CREATE INDEX credit_accounts_wallet ON credit_accounts (wallet);
+CREATE TABLE credit_tokens (
+	hash TEXT PRIMARY KEY,
+	account TEXT NOT NULL,
 	revoked BIGINT NOT NULL DEFAULT 0,
 	created BIGINT NOT NULL
 );
@@ -68,6 +73,7 @@ CREATE TABLE credit_movements (
 );
 CREATE UNIQUE INDEX credit_movements_payment ON credit_movements (payment, kind);
 CREATE INDEX credit_movements_account ON credit_movements (account, state)`},
+	{"credits-0002", `CREATE TABLE credit_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)`},
 }
 
 // Movement kinds.
@@ -94,6 +100,36 @@ type Plan struct {
 	Credits  int64
 	Duration time.Duration
 	Requests int64
+}
+
+// Holder names an account: by its bearer token's hash, or by the wallet
+// that bought it (signed in with sign-in-with-x).
+type Holder struct {
+	TokenHash string
+	// Wallet is a lower-case hex address.
+	Wallet string
+}
+
+// account finds h's account in tx: its ID, and whether the token that
+// names it was revoked. An unknown holder is errStop(ReasonTokenUnknown).
+func (h Holder) account(ctx context.Context, tx store.Tx) (string, bool, error) {
+	var n, revoked int64
+	var acct string
+	var err error
+	if h.TokenHash != "" {
+		err = tx.QueryRow(ctx, `SELECT COUNT(*), COALESCE(MAX(account), ''), COALESCE(MAX(revoked), 0) FROM credit_tokens WHERE hash = ?`,
+			[]any{h.TokenHash}, &n, &acct, &revoked)
+	} else {
+		err = tx.QueryRow(ctx, `SELECT COUNT(*), COALESCE(MAX(id), ''), 0 FROM credit_accounts WHERE wallet = ? AND wallet <> ''`,
+			[]any{h.Wallet}, &n, &acct, &revoked)
+	}
+	switch {
+	case err != nil:
+		return "", false, err
+	case n == 0:
+		return "", false, errStop{coinop.Errorf(coinop.KindRejected, ReasonTokenUnknown, "no account is known here for this credential (buy a plan)")}
+	}
+	return acct, revoked != 0, nil
 }
 
 // Standing is where an account stands.
@@ -201,7 +237,8 @@ type Purchase struct {
 	// its token); else the account the payment bought before (a retry of a
 	// purchase whose answer was lost), else a new one.
 	TokenHash string
-	// Wallet is the payer of the payment, kept with a new account.
+	// Wallet is the payer of the payment (lower-case hex), kept with the
+	// account: a wallet has one account, topped up by each purchase.
 	Wallet string
 }
 
@@ -219,9 +256,11 @@ type Bought struct {
 //
 //   - One payment buys once: the movement is unique per payment, so a retry
 //     of the same purchase (the engine serves a settled payment's lost
-//     answer again) credits nothing more; it rotates the account's token
-//     (the earlier one never reached the buyer, or did and is replaced,
-//     which only the payer can ask for).
+//     answer again) credits nothing more; it adds a token to the account
+//     (the earlier one may never have reached the buyer).
+//   - One account per wallet: a purchase without a token, by a wallet that
+//     bought before, tops that wallet's account up and gives it one more
+//     token; tokens are revoked one by one.
 //   - Nothing is credited before the money moved: the movement stays
 //     pending until the journal says its payment settled (confirm), and is
 //     voided when it says the payment failed or was released.
@@ -249,29 +288,46 @@ func (l *Ledger) Buy(ctx context.Context, pu Purchase) (Bought, error) {
 			[]any{pu.Payment, KindPurchase}, &found, &acct, &state); err != nil {
 			return err
 		}
+		addToken := func() error {
+			_, err := tx.Exec(ctx, `INSERT INTO credit_tokens (hash, account, created) VALUES (?, ?, ?)`, hash, acct, now)
+			return err
+		}
 		if found > 0 {
-			if _, err := tx.Exec(ctx, `UPDATE credit_accounts SET token_hash = ? WHERE id = ?`, hash, acct); err != nil {
+			// A retry of this purchase: a new token for its account.
+			if err := addToken(); err != nil {
 				return err
 			}
 			out = Bought{Account: acct, Token: token, Pending: state == statePending}
 			return nil
 		}
-		if pu.TokenHash != "" {
-			var revoked int64
-			if err := tx.QueryRow(ctx, `SELECT id, revoked FROM credit_accounts WHERE token_hash = ?`, []any{pu.TokenHash}, &acct, &revoked); err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					return errStop{coinop.Errorf(coinop.KindRejected, ReasonTokenUnknown, "the bearer token to top up is not known here")}
-				}
+		switch {
+		case pu.TokenHash != "":
+			var revoked bool
+			var err error
+			if acct, revoked, err = (Holder{TokenHash: pu.TokenHash}).account(ctx, tx); err != nil {
 				return err
 			}
-			if revoked != 0 {
+			if revoked {
 				return errStop{coinop.Errorf(coinop.KindRejected, ReasonTokenRevoked, "the bearer token to top up was revoked")}
 			}
-			token = ""
-		} else {
-			acct = fresh
-			if _, err := tx.Exec(ctx, `INSERT INTO credit_accounts (id, token_hash, wallet, created) VALUES (?, ?, ?, ?)`,
-				acct, hash, pu.Wallet, now); err != nil {
+			token = "" // a top-up: the buyer keeps its token
+		default:
+			// One account per wallet: a wallet that bought before tops its
+			// account up, with a token of its own for this purchase.
+			var n int64
+			if pu.Wallet != "" {
+				if err := tx.QueryRow(ctx, `SELECT COUNT(*), COALESCE(MAX(id), '') FROM credit_accounts WHERE wallet = ?`,
+					[]any{pu.Wallet}, &n, &acct); err != nil {
+					return err
+				}
+			}
+			if n == 0 {
+				acct = fresh
+				if _, err := tx.Exec(ctx, `INSERT INTO credit_accounts (id, wallet, created) VALUES (?, ?, ?)`, acct, pu.Wallet, now); err != nil {
+					return err
+				}
+			}
+			if err := addToken(); err != nil {
 				return err
 			}
 		}
@@ -299,19 +355,26 @@ type errStop struct{ err error }
 
 func (e errStop) Error() string { return e.err.Error() }
 
-// confirm settles the pending purchases of the account holding tokenHash
+// confirm settles the pending purchases of h's account
 // against the journal: done (credited) when their payment settled, void
 // when it failed or was released, left pending otherwise. The state change
 // is a compare-and-set (pending → done) in the same transaction as the
 // credit, so concurrent confirmations credit once.
-func (l *Ledger) confirm(ctx context.Context, tokenHash string) error {
+func (l *Ledger) confirm(ctx context.Context, h Holder) error {
 	for after := ""; ; {
 		var id, payment string
 		err := l.s.Atomically(ctx, func(tx store.Tx) error {
-			return tx.QueryRow(ctx, `SELECT m.id, m.payment FROM credit_movements m JOIN credit_accounts a ON a.id = m.account
-				WHERE a.token_hash = ? AND m.state = ? AND m.id > ? ORDER BY m.id LIMIT 1`,
-				[]any{tokenHash, statePending, after}, &id, &payment)
+			acct, _, err := h.account(ctx, tx)
+			if err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, `SELECT id, payment FROM credit_movements WHERE account = ? AND state = ? AND id > ? ORDER BY id LIMIT 1`,
+				[]any{acct, statePending, after}, &id, &payment)
 		})
+		var stop errStop
+		if errors.As(err, &stop) {
+			return nil // unknown: Standing says so
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
@@ -407,28 +470,29 @@ func expire(ctx context.Context, tx store.Tx, acct string, now int64) error {
 	return err
 }
 
-// Standing confirms the pending purchases of the account holding tokenHash,
+// Standing confirms the pending purchases of h's account,
 // ends its pass if it ended, and says where it stands. An unknown token is
 // a KindRejected error.
-func (l *Ledger) Standing(ctx context.Context, tokenHash string) (Standing, error) {
-	if err := l.confirm(ctx, tokenHash); err != nil {
+func (l *Ledger) Standing(ctx context.Context, h Holder) (Standing, error) {
+	if err := l.confirm(ctx, h); err != nil {
 		return Standing{}, unavailable(err)
 	}
 	var st Standing
 	err := l.s.Atomically(ctx, func(tx store.Tx) error {
-		var acct string
-		if err := tx.QueryRow(ctx, `SELECT id FROM credit_accounts WHERE token_hash = ?`, []any{tokenHash}, &acct); err != nil {
+		acct, revoked, err := h.account(ctx, tx)
+		if err != nil {
 			return err
 		}
 		if err := expire(ctx, tx, acct, l.nanos()); err != nil {
 			return err
 		}
-		var e error
-		st, e = standing(ctx, tx, acct)
-		return e
+		st, err = standing(ctx, tx, acct)
+		st.Revoked = revoked
+		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return Standing{}, coinop.Errorf(coinop.KindRejected, ReasonTokenUnknown, "this bearer token is not known here (buy a plan)")
+	var stop errStop
+	if errors.As(err, &stop) {
+		return Standing{}, stop.err
 	}
 	if err != nil {
 		return Standing{}, unavailable(err)
@@ -438,12 +502,11 @@ func (l *Ledger) Standing(ctx context.Context, tokenHash string) (Standing, erro
 
 func standing(ctx context.Context, tx store.Tx, acct string) (Standing, error) {
 	var st Standing
-	var until, cap, used, revoked int64
-	if err := tx.QueryRow(ctx, `SELECT id, balance, pass_until, pass_cap, pass_used, revoked FROM credit_accounts WHERE id = ?`,
-		[]any{acct}, &st.Account, &st.Balance, &until, &cap, &used, &revoked); err != nil {
+	var until, cap, used int64
+	if err := tx.QueryRow(ctx, `SELECT id, balance, pass_until, pass_cap, pass_used FROM credit_accounts WHERE id = ?`,
+		[]any{acct}, &st.Account, &st.Balance, &until, &cap, &used); err != nil {
 		return st, err
 	}
-	st.Revoked = revoked != 0
 	if until != 0 {
 		st.PassUntil = time.Unix(0, until).UTC()
 		st.PassLeft = -1
@@ -465,7 +528,7 @@ type Debit struct {
 	After Standing
 }
 
-// Charge debits cost from the account holding tokenHash for journaled
+// Charge debits cost from h's account for journaled
 // payment paymentID, inside tx (the caller's transaction scope, which also
 // holds the journal's transition of that payment). Claims:
 //
@@ -481,17 +544,13 @@ type Debit struct {
 //     kind): the same charge cannot be debited twice.
 //   - A balance too low, a revoked token or an unknown one is a *coinop.Error
 //     returned wrapped in errStop; the caller rolls the scope back.
-func (l *Ledger) Charge(ctx context.Context, tx store.Tx, tokenHash string, cost int64, paymentID string) (Debit, error) {
+func (l *Ledger) Charge(ctx context.Context, tx store.Tx, h Holder, cost int64, paymentID string) (Debit, error) {
 	now := l.nanos()
-	var acct string
-	var revoked int64
-	if err := tx.QueryRow(ctx, `SELECT id, revoked FROM credit_accounts WHERE token_hash = ?`, []any{tokenHash}, &acct, &revoked); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return Debit{}, errStop{coinop.Errorf(coinop.KindRejected, ReasonTokenUnknown, "this bearer token is not known here (buy a plan)")}
-		}
+	acct, revoked, err := h.account(ctx, tx)
+	if err != nil {
 		return Debit{}, err
 	}
-	if revoked != 0 {
+	if revoked {
 		return Debit{}, errStop{coinop.Errorf(coinop.KindRejected, ReasonTokenRevoked, "this bearer token was revoked")}
 	}
 	if err := expire(ctx, tx, acct, now); err != nil {
@@ -499,13 +558,13 @@ func (l *Ledger) Charge(ctx context.Context, tx store.Tx, tokenHash string, cost
 	}
 	credits, requests := int64(0), int64(1)
 	n, err := tx.Exec(ctx, `UPDATE credit_accounts SET pass_used = pass_used + 1
-		WHERE id = ? AND revoked = 0 AND pass_until > ? AND (pass_cap = 0 OR pass_used < pass_cap)`, acct, now)
+		WHERE id = ? AND pass_until > ? AND (pass_cap = 0 OR pass_used < pass_cap)`, acct, now)
 	if err != nil {
 		return Debit{}, err
 	}
 	if n == 0 {
 		credits, requests = cost, 0
-		if n, err = tx.Exec(ctx, `UPDATE credit_accounts SET balance = balance - ? WHERE id = ? AND revoked = 0 AND balance >= ?`,
+		if n, err = tx.Exec(ctx, `UPDATE credit_accounts SET balance = balance - ? WHERE id = ? AND balance >= ?`,
 			cost, acct, cost); err != nil {
 			return Debit{}, err
 		}
@@ -556,19 +615,41 @@ func (l *Ledger) Release(ctx context.Context, paymentID string) (bool, error) {
 	return found, nil
 }
 
-// Revoke revokes the token with hash tokenHash: its account can no longer
-// be charged or topped up. It reports whether the token was known.
+// Revoke revokes the token with hash tokenHash: it can no longer charge or
+// top up its account (other tokens of the account, and its wallet's
+// sign-in, still can). It reports whether the token was known.
 func (l *Ledger) Revoke(ctx context.Context, tokenHash string) (bool, error) {
 	var n int64
 	err := l.s.Atomically(ctx, func(tx store.Tx) error {
 		var err error
-		n, err = tx.Exec(ctx, `UPDATE credit_accounts SET revoked = 1 WHERE token_hash = ?`, tokenHash)
+		n, err = tx.Exec(ctx, `UPDATE credit_tokens SET revoked = 1 WHERE hash = ?`, tokenHash)
 		return err
 	})
 	if err != nil {
 		return false, unavailable(err)
 	}
 	return n > 0, nil
+}
+
+// Secret is the ledger's secret of that name: drawn once, by whichever
+// instance asks first, and the same for every instance on the journal
+// afterwards (sign-in nonces are keyed by it).
+func (l *Ledger) Secret(ctx context.Context, name string) ([]byte, error) {
+	var b [32]byte
+	if _, err := io.ReadFull(l.rand, b[:]); err != nil {
+		return nil, err
+	}
+	var v string
+	err := l.s.Atomically(ctx, func(tx store.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO credit_secrets (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING`, name, hex.EncodeToString(b[:])); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT value FROM credit_secrets WHERE name = ?`, []any{name}, &v)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return hex.DecodeString(v)
 }
 
 // Totals are the ledger's sums, for audits.

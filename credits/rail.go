@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/siwx"
 	"github.com/coinop/coinop/store"
 )
 
@@ -74,8 +75,19 @@ type Rail struct {
 	Low int64
 	// Seller lists the plans a 402 offers; nil offers none.
 	Seller Seller
-	// Now is the clock of pass expiry shown in headers.
+	// Now is the clock of pass expiry shown in headers, and of sign-in
+	// proofs' freshness.
 	Now func() time.Time
+	// SignIn, when set, also lets the wallet that bought a plan reach its
+	// account by x402's sign-in-with-x (see SignIn).
+	SignIn *SignIn
+}
+
+// presented is a credential Inspect decoded: an account's holder, and the
+// sign-in proof that names it, if it came that way.
+type presented struct {
+	holder Holder
+	proof  *siwx.Payload
 }
 
 func (r *Rail) Name() string { return r.ID }
@@ -84,7 +96,7 @@ func (r *Rail) Name() string { return r.ID }
 // every route once a credits rail is configured.
 func (r *Rail) Headers() coinop.Headers {
 	return coinop.Headers{
-		Request: []string{"Authorization"},
+		Request: []string{"Authorization", siwx.Header},
 		Expose:  []string{HeaderBalance, HeaderPassExpires, HeaderPassLeft, HeaderLow},
 	}
 }
@@ -110,6 +122,9 @@ func (r *Rail) Challenge(ctx context.Context, c *coinop.Challenge, ch coinop.Cha
 		c.Body["plans"] = append(prev, plans...)
 	}
 	c.Offers = append(c.Offers, o)
+	if r.SignIn != nil {
+		r.SignIn.declare(c, ch, plans, r.now())
+	}
 	return nil
 }
 
@@ -145,6 +160,9 @@ func bearer(h http.Header) (string, bool) {
 func (r *Rail) Inspect(req *http.Request, ch coinop.Charge) (*coinop.Payment, error) {
 	tok, present := bearer(req.Header)
 	if !present {
+		if r.SignIn != nil && req.Header.Get(siwx.Header) != "" {
+			return r.SignIn.inspect(r, req, ch)
+		}
 		return nil, nil
 	}
 	if tok == "" {
@@ -168,7 +186,7 @@ func (r *Rail) Inspect(req *http.Request, ch coinop.Charge) (*coinop.Payment, er
 		// the journal is not a place for spendable secrets).
 		Payer:  "credits:" + hash[:32],
 		Amount: new(big.Int).Set(ch.Price.Amount), Resource: ch.Resource.URL,
-		Credential: hash,
+		Credential: presented{holder: Holder{TokenHash: hash}},
 	}, nil
 }
 
@@ -176,8 +194,13 @@ func (r *Rail) Inspect(req *http.Request, ch coinop.Charge) (*coinop.Payment, er
 // pass or balance covers the charge now. This is advice, not the guard:
 // concurrent charges may all pass it, and Settle's debit decides.
 func (r *Rail) Verify(ctx context.Context, p *coinop.Payment) error {
-	hash, _ := p.Credential.(string)
-	st, err := r.Ledger.Standing(ctx, hash)
+	pr, _ := p.Credential.(presented)
+	if pr.proof != nil {
+		if err := r.SignIn.verify(pr.proof, p.Resource, r.now()); err != nil {
+			return err
+		}
+	}
+	st, err := r.Ledger.Standing(ctx, pr.holder)
 	if err != nil {
 		return err
 	}
@@ -207,11 +230,11 @@ func (r *Rail) now() time.Time {
 // covers the charge (another request spent it) is KindInsufficientFunds:
 // the engine withholds the response and answers 402 with the plans.
 func (r *Rail) Settle(ctx context.Context, p *coinop.Payment, rec coinop.Recorder) (*coinop.Receipt, error) {
-	hash, _ := p.Credential.(string)
+	pr, _ := p.Credential.(presented)
 	var d Debit
 	err := r.Store.Atomically(ctx, func(tx store.Tx) error {
 		var err error
-		if d, err = r.Ledger.Charge(ctx, tx, hash, p.Amount.Int64(), p.ID); err != nil {
+		if d, err = r.Ledger.Charge(ctx, tx, pr.holder, p.Amount.Int64(), p.ID); err != nil {
 			return err
 		}
 		return tx.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettling, d.Movement, "")

@@ -67,7 +67,7 @@ func TestReconcileAfterCrash(t *testing.T) {
 	if got.State != coinop.StateSettling || got.Reference != "debit:"+p.ID || len(rec.steps) != 1 {
 		t.Fatalf("after the debit: %s %q steps %v; want settling with the debit's reference", got.State, got.Reference, rec.steps)
 	}
-	st, _ := e.ledger.Standing(t.Context(), credits.HashToken(rc.Token))
+	st, _ := e.ledger.Standing(t.Context(), credits.Holder{TokenHash: credits.HashToken(rc.Token)})
 	if st.Balance != 93 {
 		t.Fatalf("balance %d after the debit, want 93", st.Balance)
 	}
@@ -77,7 +77,7 @@ func TestReconcileAfterCrash(t *testing.T) {
 			t.Errorf("settling, debited: %+v %v", out, err)
 		}
 	}
-	st, _ = e.ledger.Standing(t.Context(), credits.HashToken(rc.Token))
+	st, _ = e.ledger.Standing(t.Context(), credits.Holder{TokenHash: credits.HashToken(rc.Token)})
 	tot, _ := e.ledger.Check(t.Context())
 	if st.Balance != 100 || !tot.Clean() || tot.Released != 7 || tot.Debited != 7 {
 		t.Errorf("after recovery: balance %d, totals %+v; want 100, one debit released once", st.Balance, tot)

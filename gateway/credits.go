@@ -30,6 +30,13 @@ func (creditsModule) provision(ctx context.Context, env *railEnv, r *config.Rail
 		return nil, env.cfg.Errorf("store", "rail %s: %v", r.Name, err)
 	}
 	rail := &credits.Rail{ID: r.Name, Ledger: led, Store: st, Low: s.LowBalance, Now: env.opts.Now}
+	if s.SignInWithX {
+		secret, err := led.Secret(ctx, "sign-in-with-x")
+		if err != nil {
+			return nil, env.cfg.Errorf("store", "rail %s: %v", r.Name, err)
+		}
+		rail.SignIn = &credits.SignIn{Secret: secret, Statement: "Sign in to use the credits this wallet bought."}
+	}
 	link := func(rails map[*config.Rail]coinop.Rail) ([]paywall.Route, http.Handler) {
 		shop := &credits.Shop{Ledger: led}
 		for _, p := range s.Plans {

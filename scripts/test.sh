@@ -68,6 +68,7 @@ done <<'LIST'
 ./paywall FuzzRequestTarget
 ./freetier FuzzClientIP
 ./credits FuzzParseToken
+./siwx FuzzParse
 ./x402 FuzzSameExactEVM
 LIST
 
