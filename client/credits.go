@@ -121,7 +121,13 @@ func (c *Credits) Options(ctx context.Context, ch *Challenge) ([]Option, error) 
 			if m == nil || !ok || amount.Sign() <= 0 || !strings.HasPrefix(o.Network, "eip155:") {
 				continue
 			}
-			price := Price{Amount: amount, Unit: TokenUnit(o.Network, o.Asset), Decimals: 6, Symbol: symbolOf(o.Price)}
+			// Amounts are written in the buyer's decimals, never in what the
+			// server's price text implies (as X402 does).
+			decimals := 0
+			if x, ok := m.(*X402); ok {
+				decimals = x.Decimals
+			}
+			price := Price{Amount: amount, Unit: TokenUnit(o.Network, o.Asset), Decimals: decimals, Symbol: symbolOf(o.Price)}
 			plan, offer := p, o
 			opts = append(opts, Option{
 				Method: c.Name(), Price: price, Network: o.Network, Asset: o.Asset, PayTo: o.PayTo, Header: "Authorization",
