@@ -109,3 +109,27 @@ func TestCreditsReuseAndForget(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// FuzzCreditsOptions: whatever a 402's body says, the credits method offers
+// only positive prices on EVM chains for a credential in Authorization, and
+// never a plan sold at another origin.
+func FuzzCreditsOptions(f *testing.F) {
+	f.Add(plans402("http://127.0.0.1:8402"))
+	f.Add(plans402("https://evil.example"))
+	f.Add(`{"offers":[{"protocol":"credits","amount":"-1"}],"plans":[{"url":"http://127.0.0.1:8402/p","credits":1,"offers":[{"protocol":"x402","network":"eip155:1","amount":"0"}]}]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		c := &client.Credits{Pay: []client.Method{&client.X402{}}}
+		opts, err := c.Options(context.Background(), challengeFor(t, "http://127.0.0.1:8402/api/x", body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range opts {
+			if o.Header != "Authorization" || o.Price.Amount == nil || o.Price.Amount.Sign() <= 0 || !strings.HasPrefix(o.Network, "eip155:") || o.Pay == nil {
+				t.Fatalf("option %+v", o)
+			}
+			if strings.Contains(body, "evil.example") && strings.Count(body, "127.0.0.1:8402") == 0 {
+				t.Fatalf("a plan of another origin was offered: %+v", o)
+			}
+		}
+	})
+}

@@ -65,6 +65,7 @@ done <<'LIST'
 ./eip3009 FuzzParse
 ./config FuzzParse
 ./client FuzzOffers
+./client FuzzCreditsOptions
 ./paywall FuzzRequestTarget
 ./freetier FuzzClientIP
 ./credits FuzzParseToken
