@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/coinop/coinop/credits"
 	"github.com/coinop/coinop/store/postgres"
 )
 
@@ -82,3 +85,59 @@ func TestConcurrentChargesTwoInstancesPostgres(t *testing.T) {
 	checkDrained(t, a.ledger, k)
 	checkDrained(t, b.ledger, k)
 }
+
+// The ledger's statements that only passes, releases, revocations and
+// secrets run, on PostgreSQL: a capped pass bought, extended and spent, its
+// end, a debit released, a token revoked, the sums clean.
+func TestLedgerOnPostgres(t *testing.T) {
+	dsn := pgSchema(t)
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	e := newShopEngine(t, openPG(t, dsn), 5, clk.now, goods)
+	rc := e.buy(t, "capped", "") // 3 requests within an hour
+	for i := range 3 {
+		if a := e.send(t, "GET", "/api/x", bearer(rc.Token)); a.status != 200 {
+			t.Fatalf("pass request %d: %d %s", i+1, a.status, a.body)
+		}
+	}
+	if a := e.send(t, "GET", "/api/x", bearer(rc.Token)); a.status != 402 {
+		t.Fatalf("beyond the cap: %d", a.status)
+	}
+	e.buy(t, "capped", rc.Token) // extends: 3 more
+	if a := e.send(t, "GET", "/api/x", bearer(rc.Token)); a.status != 200 || a.header.Get(credits.HeaderPassLeft) != "2" {
+		t.Fatalf("extended: %d %v", a.status, a.header)
+	}
+	clk.add(3 * time.Hour)
+	if a := e.send(t, "GET", "/api/x", bearer(rc.Token)); a.status != 402 {
+		t.Fatalf("after the pass: %d", a.status)
+	}
+	e.buy(t, "pack", rc.Token)
+	if a := e.send(t, "GET", "/api/x", bearer(rc.Token)); a.status != 200 || a.header.Get(credits.HeaderBalance) != "95" {
+		t.Fatalf("pack: %d %v", a.status, a.header)
+	}
+	if _, err := e.ledger.Release(t.Context(), "no-such-payment"); err != nil {
+		t.Fatal(err)
+	}
+	s1, err := e.ledger.Secret(t.Context(), "x")
+	s2, _ := e.ledger.Secret(t.Context(), "x")
+	if err != nil || string(s1) != string(s2) {
+		t.Fatalf("Secret: %v", err)
+	}
+	if ok, err := e.ledger.Revoke(t.Context(), credits.HashToken(rc.Token)); !ok || err != nil {
+		t.Fatalf("Revoke: %v %v", ok, err)
+	}
+	if a := e.send(t, "GET", "/api/x", bearer(rc.Token)); a.status != 402 || !strings.Contains(a.body, credits.ReasonTokenRevoked) {
+		t.Fatalf("revoked: %d %s", a.status, a.body)
+	}
+	tot, err := e.ledger.Check(t.Context())
+	if err != nil || !tot.Clean() || tot.Purchased != 100 || tot.Debited != 5 || tot.Debits != 5 {
+		t.Errorf("totals %+v %v", tot, err)
+	}
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
