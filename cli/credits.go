@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -10,6 +12,9 @@ import (
 	"time"
 
 	"github.com/coinop/coinop/client"
+	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/credits"
+	"github.com/coinop/coinop/gateway"
 )
 
 // creditsFile is where curl keeps credits tokens, per origin, in the data
@@ -42,12 +47,22 @@ func holding(h client.CreditHolding) string {
 }
 
 // runCredits lists the credits tokens curl holds, per origin, without the
-// tokens themselves.
-func runCredits(_ context.Context, args []string, env Env) error {
+// tokens themselves; `coinop credits revoke TOKEN -c coinop.yaml` is the
+// seller's: it revokes a token in the gateway's ledger.
+func runCredits(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("credits", env)
 	dataFlag := fs.String("data-dir", "", "coinop data dir; default $COINOP_DATA or ./.coinop")
-	if _, err := parseFlags(fs, env, args); err != nil {
+	cfgPath := fs.String("c", "coinop.yaml", "with revoke: the gateway's config file")
+	pos, err := parseFlags(fs, env, args)
+	if err != nil {
 		return err
+	}
+	switch {
+	case len(pos) == 2 && pos[0] == "revoke":
+		return revokeToken(ctx, *cfgPath, pos[1], env)
+	case len(pos) != 0:
+		fmt.Fprint(env.Stderr, "usage: coinop credits [--data-dir DIR], or coinop credits revoke TOKEN -c coinop.yaml; try 'coinop credits --help'\n")
+		return &exitError{2, errors.New("")}
 	}
 	path := creditsFile(dataDir(*dataFlag, env))
 	all, err := (&client.CreditStore{Path: path}).List()
@@ -75,5 +90,39 @@ func runCredits(_ context.Context, args []string, env Env) error {
 	}
 	w.Flush()
 	fmt.Fprintf(env.Stdout, "(%d origins, in %s)\n", len(origins), strings.TrimSpace(path))
+	return nil
+}
+
+// revokeToken revokes token in the ledger of the gateway cfgPath describes.
+func revokeToken(ctx context.Context, cfgPath, token string, env Env) error {
+	hash, err := credits.ParseToken(token)
+	if err != nil {
+		return &exitError{2, errors.New("not a credits token (cop_…)")}
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	j, err := gateway.OpenJournal(ctx, cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	st, ok := j.(credits.Store)
+	if !ok {
+		return errors.New("the journal cannot hold a credits ledger")
+	}
+	led, err := credits.Open(ctx, st, time.Now, rand.Reader)
+	if err != nil {
+		return err
+	}
+	known, err := led.Revoke(ctx, hash)
+	if err != nil {
+		return err
+	}
+	if !known {
+		return &exitError{1, errors.New("no such token in this gateway's ledger")}
+	}
+	fmt.Fprintln(env.Stdout, "revoked: the token can no longer be charged or topped up")
 	return nil
 }

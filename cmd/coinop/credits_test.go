@@ -299,4 +299,23 @@ func TestCurlBuysAndSpendsCredits(t *testing.T) {
 	g.stop(t)
 	// Two purchases (two transfers), 101 charges: 200 - 101 = 99 left.
 	creditsAudit(t, bin, cfg, 2, "purchased 200, debited 101, released 0, balances 99")
+
+	// The seller revokes the buyer's token; the next call is refused for
+	// it, and the buyer's client drops it.
+	b, _ := os.ReadFile(filepath.Join(data, "credits.json"))
+	var held map[string]struct {
+		Token string `json:"token"`
+	}
+	json.Unmarshal(b, &held)
+	token := held[g.url].Token
+	if out, err := exec.Command(bin, "credits", "revoke", token, "-c", cfg).CombinedOutput(); err != nil || !strings.Contains(string(out), "revoked") {
+		t.Fatalf("credits revoke: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "credits", "revoke", "cop_"+strings.Repeat("A", 43), "-c", cfg).CombinedOutput(); err == nil {
+		t.Errorf("revoking an unknown token succeeded:\n%s", out)
+	}
+	g = startGateway(t, bin, cfg)
+	if status, _, reason := charge(g.url, token, ""); status != 402 || reason != credits.ReasonTokenRevoked {
+		t.Errorf("a revoked token: %d %q", status, reason)
+	}
 }
