@@ -59,4 +59,19 @@ const (
 	// ReasonAuthRefusalGone: a kept refusal was fetched already, expired or
 	// never existed.
 	ReasonAuthRefusalGone = "auth_refusal_gone"
+	// ReasonAuthReportInvalid: a report names no payment or no status.
+	ReasonAuthReportInvalid = "auth_report_invalid"
+)
+
+// Reasons of a refund (paywall.Paywall.Refund) that cannot be made.
+const (
+	// ReasonRefundUnknown: the journal holds no payment under that ID.
+	ReasonRefundUnknown = "refund_unknown_payment"
+	// ReasonRefundNotBearer: a single-use payment settled on a network;
+	// what moved there is never given back by the engine.
+	ReasonRefundNotBearer = "refund_not_bearer"
+	// ReasonRefundUnsupported: the charge's rail cannot give charges back.
+	ReasonRefundUnsupported = "refund_unsupported"
+	// ReasonRefundNotSettled: the charge is still being collected.
+	ReasonRefundNotSettled = "refund_not_settled"
 )

@@ -19,11 +19,14 @@ package fwdauth
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +54,18 @@ const (
 	KeepHeader  = "X-Coinop-Refusal"
 	KeepValue   = "keep"
 	RefusalPath = "/refusal/"
+)
+
+// The report hook: a POST to ReportPath with PaymentHeader (the
+// X-Coinop-Payment a paid check answered with) and StatusHeader (the status
+// the proxy's upstream answered) says how the purchase went. A status of
+// 400 or more gives a bearer charge (credits) back through Config.Refund; a
+// payment settled on a network (x402) is not given back, and the report is
+// refused with 409.
+const (
+	ReportPath    = "/report"
+	PaymentHeader = "X-Coinop-Payment"
+	StatusHeader  = "X-Upstream-Status"
 )
 
 // maxURI bounds the original URI: longer than any request line the
@@ -216,6 +231,9 @@ type Config struct {
 	// MaxKept bounds the refusals kept at once; the oldest goes first. If
 	// zero, 1024.
 	MaxKept int
+	// Refund gives back the charge id with reason (paywall.Paywall.Refund),
+	// for the report hook. If nil, reports are answered 404.
+	Refund func(ctx context.Context, id, reason string) (*coinop.Payment, error)
 }
 
 // Handler is the forward-auth endpoint. It is safe for concurrent use.
@@ -260,6 +278,10 @@ func New(cfg Config) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id, ok := strings.CutPrefix(r.URL.Path, RefusalPath); ok {
 		h.serveRefusal(w, r, id)
+		return
+	}
+	if r.URL.Path == ReportPath && r.Method == http.MethodPost && h.cfg.Refund != nil {
+		h.serveReport(w, r)
 		return
 	}
 	if r.Header.Get(KeepHeader) != KeepValue {
@@ -331,6 +353,33 @@ func (h *Handler) take(id string) *refusal {
 		return nil
 	}
 	return k
+}
+
+// serveReport answers the report hook: 204 when the upstream succeeded
+// (nothing to do), 200 with the charge's state once it is given back, or
+// the refusal as problem+json.
+func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get(PaymentHeader)
+	status, err := strconv.Atoi(r.Header.Get(StatusHeader))
+	if id == "" || err != nil || status < 100 || status > 999 {
+		paywall.WriteError(w, r, coinop.Errorf(coinop.KindMalformed, coinop.ReasonAuthReportInvalid,
+			"a report needs %s (the paid check's payment) and %s (the upstream's status, 100 to 999)", PaymentHeader, StatusHeader))
+		return
+	}
+	if status < 400 {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	p, err := h.cfg.Refund(r.Context(), id, coinop.ReasonUpstreamStatus(status))
+	if err != nil {
+		paywall.WriteError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(struct {
+		Payment string       `json:"payment"`
+		State   coinop.State `json:"state"`
+	}{p.ID, p.State})
 }
 
 func (h *Handler) serveRefusal(w http.ResponseWriter, r *http.Request, id string) {

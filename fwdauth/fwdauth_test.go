@@ -2,6 +2,7 @@ package fwdauth_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -277,3 +278,48 @@ func TestKeptRefusalLimits(t *testing.T) {
 type failingRand struct{}
 
 func (failingRand) Read([]byte) (int, error) { return 0, errors.New("no entropy") }
+
+// The report hook hands failures (400 and above) to Refund, answers
+// successes with 204, and refuses a report that names no payment or status.
+func TestReport(t *testing.T) {
+	var got []string
+	h := fwdauth.New(fwdauth.Config{Check: refusing, Refund: func(_ context.Context, id, reason string) (*coinop.Payment, error) {
+		got = append(got, id+" "+reason)
+		if id == "x402:1" {
+			return nil, coinop.Errorf(coinop.KindConflict, coinop.ReasonRefundNotBearer, "not given back")
+		}
+		return &coinop.Payment{ID: id, State: coinop.StateReleased}, nil
+	}})
+	report := func(method string, pairs ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, "http://auth.internal/report", nil)
+		for i := 0; i+1 < len(pairs); i += 2 {
+			r.Header.Set(pairs[i], pairs[i+1])
+		}
+		return serve(h, r)
+	}
+	if w := report("POST", "X-Coinop-Payment", "credits:1", "X-Upstream-Status", "502"); w.Code != 200 || !strings.Contains(w.Body.String(), `"state":"released"`) {
+		t.Errorf("a 502: %d %s", w.Code, w.Body)
+	}
+	if w := report("POST", "X-Coinop-Payment", "credits:2", "X-Upstream-Status", "200"); w.Code != 204 {
+		t.Errorf("a 200: %d %s", w.Code, w.Body)
+	}
+	if w := report("POST", "X-Coinop-Payment", "x402:1", "X-Upstream-Status", "500"); w.Code != 409 {
+		t.Errorf("an x402 payment: %d %s", w.Code, w.Body)
+	}
+	for _, pairs := range [][]string{{"X-Upstream-Status", "502"}, {"X-Coinop-Payment", "c"}, {"X-Coinop-Payment", "c", "X-Upstream-Status", "5xx"},
+		{"X-Coinop-Payment", "c", "X-Upstream-Status", "99"}, {"X-Coinop-Payment", "c", "X-Upstream-Status", "1000"}} {
+		var p struct{ Reason string }
+		w := report("POST", pairs...)
+		json.Unmarshal(w.Body.Bytes(), &p)
+		if w.Code != 400 || p.Reason != coinop.ReasonAuthReportInvalid {
+			t.Errorf("%v: %d %s", pairs, w.Code, w.Body)
+		}
+	}
+	if want := []string{"credits:1 upstream_status_502", "x402:1 upstream_status_500"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("refunds %q, want %q", got, want)
+	}
+	// A GET of /report is a check like any other path, never a report.
+	if w := report("GET", "X-Coinop-Payment", "credits:3", "X-Upstream-Status", "502"); w.Code != 400 || len(got) != 2 {
+		t.Errorf("GET /report: %d, refunds %q", w.Code, got)
+	}
+}

@@ -142,4 +142,31 @@ routes:
 	if err != nil || p.State != coinop.StateSettled || p.Mode != coinop.ModeSync {
 		t.Fatalf("journaled %+v %v, want settled in sync mode", p, err)
 	}
+
+	// The report hook: an x402 payment moved on chain and is not given
+	// back, whatever the upstream answered.
+	report := func(status string) (*http.Response, []byte) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, auth.URL+"/report", nil)
+		req.Header.Set("X-Coinop-Payment", p.ID)
+		req.Header.Set("X-Upstream-Status", status)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	if resp, _ := report("200"); resp.StatusCode != http.StatusNoContent {
+		t.Errorf("report of a 200: %s", resp.Status)
+	}
+	if resp, body := report("502"); resp.StatusCode != http.StatusConflict || reason(body) != coinop.ReasonRefundNotBearer {
+		t.Errorf("report of a 502 for an x402 payment: %s %s", resp.Status, body)
+	}
+	if q, err := g.Store().Get(ctx, p.ID); err != nil || q.State != coinop.StateSettled {
+		t.Errorf("after the report: %+v %v, want settled", q, err)
+	}
+	if got, err := chain.BalanceOf(ctx, dev.Token, payee); err != nil || got.Int64() != 1000 {
+		t.Errorf("payee holds %v (%v) after the report, want 1000", got, err)
+	}
 }

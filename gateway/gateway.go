@@ -351,7 +351,14 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 // settled before the answer. It believes the headers that name the original
 // request, so it must be served where only the proxy reaches it.
 func (g *Gateway) Auth() http.Handler {
-	return fwdauth.New(fwdauth.Config{Now: g.now, Check: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	refund := func(ctx context.Context, id, reason string) (*coinop.Payment, error) {
+		gen := g.cur.Load()
+		if gen == nil {
+			return nil, coinop.Errorf(coinop.KindUnavailable, "gateway_closed", "the gateway is shutting down")
+		}
+		return gen.authPW.Refund(ctx, id, reason)
+	}
+	return fwdauth.New(fwdauth.Config{Now: g.now, Refund: refund, Check: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gen := g.cur.Load()
 		if gen == nil {
 			paywall.WriteError(w, r, coinop.Errorf(coinop.KindUnavailable, "gateway_closed", "the gateway is shutting down"))
