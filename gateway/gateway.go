@@ -101,20 +101,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 		return 0
 	})
 	g.opts, g.chains, g.closing = opts, map[string]*evm.Chain{}, make(chan struct{})
-	g.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gen := g.cur.Load()
-		if gen == nil {
-			paywall.WriteError(w, r, coinop.Errorf(coinop.KindUnavailable, "gateway_closed", "the gateway is shutting down"))
-			return
-		}
-		if old := gen.predecessor(g.now()); old != nil && gen.carriesPayment(r) && !gen.pw.Takes(r) && old.pw.Takes(r) {
-			// A payment for an offer the replaced configuration made
-			// (its price) is served by it, within the payment's window.
-			old.serve(w, r)
-			return
-		}
-		gen.serve(w, r)
-	})
+	g.handler = g.generations(func(gen *generation) (*paywall.Paywall, http.Handler) { return gen.pw, gen.handler })
 	if err := g.build(ctx, opts); err != nil {
 		g.Close()
 		return nil, err
@@ -208,12 +195,6 @@ func (gen *generation) carriesPayment(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-func (gen *generation) serve(w http.ResponseWriter, r *http.Request) {
-	gen.serving.Add(1)
-	defer gen.serving.Done()
-	gen.handler.ServeHTTP(w, r)
 }
 
 // close stops the generation's background settlements (owed ones stay
@@ -358,24 +339,32 @@ func (g *Gateway) Auth() http.Handler {
 		}
 		return gen.authPW.Refund(ctx, id, reason)
 	}
-	return fwdauth.New(fwdauth.Config{Now: g.now, Refund: refund, Check: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	check := g.generations(func(gen *generation) (*paywall.Paywall, http.Handler) { return gen.authPW, gen.auth })
+	return fwdauth.New(fwdauth.Config{Now: g.now, Refund: refund, Check: check})
+}
+
+// generations serves each request with the current generation's handler,
+// which of picks with the engine deciding it. A payment for an offer only the
+// replaced configuration made (its price) is served by that one, within the
+// payment's window.
+func (g *Gateway) generations(of func(*generation) (*paywall.Paywall, http.Handler)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gen := g.cur.Load()
 		if gen == nil {
 			paywall.WriteError(w, r, coinop.Errorf(coinop.KindUnavailable, "gateway_closed", "the gateway is shutting down"))
 			return
 		}
-		if old := gen.predecessor(g.now()); old != nil && gen.carriesPayment(r) && !gen.authPW.Takes(r) && old.authPW.Takes(r) {
-			old.serveAuth(w, r)
-			return
+		pw, _ := of(gen)
+		if old := gen.predecessor(g.now()); old != nil && gen.carriesPayment(r) && !pw.Takes(r) {
+			if opw, _ := of(old); opw.Takes(r) {
+				gen = old
+			}
 		}
-		gen.serveAuth(w, r)
-	})})
-}
-
-func (gen *generation) serveAuth(w http.ResponseWriter, r *http.Request) {
-	gen.serving.Add(1)
-	defer gen.serving.Done()
-	gen.auth.ServeHTTP(w, r)
+		gen.serving.Add(1)
+		defer gen.serving.Done()
+		_, h := of(gen)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Admin is the operator listener's handler (package admin): the gateway's
