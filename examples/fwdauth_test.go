@@ -72,6 +72,7 @@ type service struct {
 	secret string
 	mu     sync.Mutex
 	seen   []http.Header // the headers of each paid-resource request
+	free   http.Header   // the headers of the last free-page request
 }
 
 func startService(t *testing.T) *service {
@@ -80,6 +81,9 @@ func startService(t *testing.T) *service {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/":
+			s.mu.Lock()
+			s.free = r.Header.Clone()
+			s.mu.Unlock()
 			io.WriteString(w, "free page\n")
 		case "/paid-resource":
 			s.mu.Lock()
@@ -155,8 +159,18 @@ func TestForwardAuth(t *testing.T) {
 			frontHost := strings.TrimPrefix(front, "http://")
 			paid := front + "/paid-resource"
 
-			if resp, body := get(t, front+"/", ""); resp.StatusCode != 200 || string(body) != "free page\n" {
+			// Free, and who paid cannot be forged past the proxy.
+			resp, body := get(t, front+"/", "", "X-Coinop-Payer", "0xforged", "X-Coinop-Payment", "forged", x402.HeaderPaymentSignature, "sig")
+			if resp.StatusCode != 200 || string(body) != "free page\n" {
 				t.Fatalf("free page: %s %q", resp.Status, body)
+			}
+			svc.mu.Lock()
+			free := svc.free
+			svc.mu.Unlock()
+			for _, h := range []string{"X-Coinop-Payer", "X-Coinop-Payment", x402.HeaderPaymentSignature} {
+				if free.Get(h) != "" {
+					t.Errorf("the client's %s reached the service through %s", h, px.name)
+				}
 			}
 
 			for _, accept := range []string{"application/json", "text/html,application/xhtml+xml,*/*;q=0.8"} {
@@ -185,7 +199,7 @@ func TestForwardAuth(t *testing.T) {
 					t.Errorf("Accept %s: body through %s differs:\n%s\n--- coinop sent\n%s", accept, px.name, proxiedBody, directBody)
 				}
 			}
-			resp, _ := get(t, paid, "")
+			resp, _ = get(t, paid, "")
 			var pr x402.PaymentRequired
 			if err := x402.DecodeHeader(resp.Header.Get(x402.HeaderPaymentRequired), &pr); err != nil {
 				t.Fatal(err)
@@ -198,7 +212,7 @@ func TestForwardAuth(t *testing.T) {
 			// (nginx passes the client's X-Forwarded-Uri beside its own
 			// X-Original-URI: a conflict; Caddy overwrites it.)
 			for _, forged := range [][]string{{"X-Forwarded-Uri", "/", "X-Forwarded-Method", "GET"}, {"X-Original-URI", "/", "X-Original-Method", "GET"}} {
-				resp, body := get(t, paid, "", forged...)
+				resp, body = get(t, paid, "", forged...)
 				if !(resp.StatusCode == http.StatusBadRequest && strings.Contains(string(body), `"auth_original_conflict"`) ||
 					resp.StatusCode == http.StatusPaymentRequired && strings.Contains(string(body), `"resource": "`+paid+`"`)) {
 					t.Errorf("forged %s: %s\n%s", forged[0], resp.Status, body)
