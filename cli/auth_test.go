@@ -45,6 +45,9 @@ auth:
 		t.Fatal(err)
 	}
 
+	if code, out, stderr := runCLI(t, nil, "check", "-c", path); code != 0 {
+		t.Errorf("check of an auth-only config: exit %d\n%s\n%s", code, out, stderr)
+	}
 	code, _, stderr := runCLI(t, nil, "serve", "-c", path)
 	if code != 2 || !strings.Contains(stderr, "upstream: not set: this configuration is for forward-auth only; serve it with coinop auth") {
 		t.Errorf("serve of an auth-only config: exit %d\n%s", code, stderr)
