@@ -81,4 +81,20 @@ auth:
 	if code, body := ask("X-Original-Method", "GET", "X-Original-URI", "/other"); code != 404 {
 		t.Errorf("unmatched (deny): %d\n%s", code, body)
 	}
+
+	// coinop serve with auth.listen serves the check beside the gateway,
+	// from the same routes.
+	addr := clitest.FreeAddr(t)
+	withUpstream := strings.Replace(text, "auth:\n  listen: 127.0.0.1:0\n", "upstream: http://127.0.0.1:9\nauth:\n  listen: "+addr+"\n", 1)
+	withUpstream = strings.Replace(withUpstream, "journal.db", "serve.db", 1)
+	spath := filepath.Join(f.dir, "serve.yaml")
+	if err := os.WriteFile(spath, []byte(withUpstream), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := clitest.Start(t, regexp.MustCompile(`coinop ready: serving \S+ on (http://\S+)`), "serve", "-c", spath)
+	url = "http://" + addr
+	if code, body := ask("X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/paid", "X-Forwarded-Host", "shop.example"); code != 402 ||
+		!strings.Contains(body, `"resource": "http://shop.example/paid"`) {
+		t.Errorf("the check beside %s: %d\n%s", gw, code, body)
+	}
 }
