@@ -3,24 +3,21 @@
 package examples_test
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
+	"github.com/coinop/coinop/cli/clitest"
 	"github.com/coinop/coinop/x402"
 )
 
@@ -294,14 +291,14 @@ func TestForwardAuth(t *testing.T) {
 						wg.Add(1)
 						go func() {
 							defer wg.Done()
-							a := sendRaw(frontHost, "GET", "/paid-resource", x402.HeaderPaymentSignature+": "+strings.TrimSpace(sig))
+							a := clitest.SendRaw(frontHost, "GET", "/paid-resource", x402.HeaderPaymentSignature+": "+strings.TrimSpace(sig))
 							switch {
-							case a.status == 200 && strings.Contains(a.body, svc.secret):
+							case a.Status == 200 && strings.Contains(a.Body, svc.secret):
 								ok.Add(1)
-							case a.status == 402 || a.status == 409:
+							case a.Status == 402 || a.Status == 409:
 								refused.Add(1)
 							default:
-								t.Errorf("a duplicate: %d %v\n%s", a.status, a.err, a.body)
+								t.Errorf("a duplicate: %d %v\n%s", a.Status, a.Err, a.Body)
 							}
 						}()
 					}
@@ -337,7 +334,7 @@ func TestForwardAuth(t *testing.T) {
 // client sent it. Unpaid, no answer may carry the paid file; the free file
 // stays free.
 func TestForwardAuthPathVariants(t *testing.T) {
-	targets := readPathCorpus(t)
+	targets := clitest.Targets(t, "../adversarial/testdata/paths.txt")
 	d := startDev(t)
 	root := sharedDir(t)
 	secret := "SECRET-" + rand.Text()
@@ -360,81 +357,24 @@ func TestForwardAuthPathVariants(t *testing.T) {
 		t.Run(px.name, func(t *testing.T) {
 			front, _ := px.start(t, map[string]string{"UPSTREAM": strings.TrimPrefix(files.URL, "http://"), "AUTH": auth})
 			addr := strings.TrimPrefix(front, "http://")
-			if a := sendRaw(addr, "GET", "/static/a.txt"); a.status != 200 || a.body != "free file a\n" {
-				t.Fatalf("free file: %d %q %v", a.status, a.body, a.err)
+			if a := clitest.SendRaw(addr, "GET", "/static/a.txt"); a.Status != 200 || a.Body != "free file a\n" {
+				t.Fatalf("free file: %d %q %v", a.Status, a.Body, a.Err)
 			}
-			if a := sendRaw(addr, "GET", "/files/secret.txt"); a.status != http.StatusPaymentRequired {
-				t.Fatalf("paid file: %d %q %v", a.status, a.body, a.err)
+			if a := clitest.SendRaw(addr, "GET", "/files/secret.txt"); a.Status != http.StatusPaymentRequired {
+				t.Fatalf("paid file: %d %q %v", a.Status, a.Body, a.Err)
 			}
 			counts := map[int]int{}
 			for _, target := range targets {
-				a := sendRaw(addr, "GET", target)
-				counts[a.status]++
-				if strings.Contains(a.body, secret) {
-					t.Errorf("GET %q through %s: %d with the paid file", target, px.name, a.status)
+				a := clitest.SendRaw(addr, "GET", target)
+				counts[a.Status]++
+				if strings.Contains(a.Body, secret) {
+					t.Errorf("GET %q through %s: %d with the paid file", target, px.name, a.Status)
 				}
-				if a.status >= 500 && a.status != http.StatusServiceUnavailable {
-					t.Errorf("GET %q through %s: %d\n%s", target, px.name, a.status, a.body)
+				if a.Status >= 500 && a.Status != http.StatusServiceUnavailable {
+					t.Errorf("GET %q through %s: %d\n%s", target, px.name, a.Status, a.Body)
 				}
 			}
 			t.Logf("%d targets; answers by status (0: connection closed): %v", len(targets), counts)
 		})
 	}
-}
-
-// readPathCorpus reads the hardening suite's request targets.
-func readPathCorpus(t *testing.T) []string {
-	t.Helper()
-	b, err := os.ReadFile("../adversarial/testdata/paths.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var targets []string
-	for i, line := range strings.Split(string(b), "\n") {
-		switch {
-		case line == "" || strings.HasPrefix(line, "# "):
-			continue
-		case strings.HasPrefix(line, `"`):
-			s, err := strconv.Unquote(line)
-			if err != nil {
-				t.Fatalf("paths.txt:%d: %v", i+1, err)
-			}
-			line = s
-		}
-		targets = append(targets, line)
-	}
-	return targets
-}
-
-// rawAnswer is a response to one raw request, or why there was none.
-type rawAnswer struct {
-	status int
-	header http.Header
-	body   string
-	err    error
-}
-
-// sendRaw writes "method target HTTP/1.1" and the header lines verbatim on
-// a fresh connection to addr: no client library normalizes the target.
-func sendRaw(addr, method, target string, header ...string) rawAnswer {
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		return rawAnswer{err: err}
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(90 * time.Second))
-	req := method + " " + target + " HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n"
-	for _, h := range header {
-		req += h + "\r\n"
-	}
-	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
-		return rawAnswer{err: err}
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
-	if err != nil {
-		return rawAnswer{err: err}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return rawAnswer{status: resp.StatusCode, header: resp.Header, body: string(b), err: err}
 }
