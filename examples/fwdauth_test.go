@@ -218,28 +218,7 @@ func TestForwardAuth(t *testing.T) {
 
 			t.Run("coinop curl pays through it", func(t *testing.T) {
 				before := len(svc.paidHeaders())
-				var out, errOut string
-				gain := d.payeeGain(t, func() {
-					var code int
-					code, out, errOut = coinop(t, "curl", "-i", paid, "--data-dir", d.data)
-					if code != 0 {
-						t.Fatalf("coinop curl exit %d\n%s\n%s", code, out, errOut)
-					}
-				})
-				if !strings.Contains(out, " 200 OK") || !strings.Contains(out, svc.secret) {
-					t.Fatalf("output:\n%s", out)
-				}
-				m := regexp.MustCompile(`(?im)^Payment-Response: (\S+)`).FindStringSubmatch(out)
-				if m == nil {
-					t.Fatalf("no PAYMENT-RESPONSE through %s:\n%s", px.name, out)
-				}
-				var sr x402.SettleResponse
-				if err := x402.DecodeHeader(m[1], &sr); err != nil || !sr.Success || len(sr.Transaction) != 66 {
-					t.Fatalf("PAYMENT-RESPONSE %+v %v", sr, err)
-				}
-				if gain != 1000 {
-					t.Errorf("payee gained %d, want the price, 1000", gain)
-				}
+				d.curlPays(t, paid, svc.secret, 1000)
 				seen := svc.paidHeaders()[before:]
 				if len(seen) != 1 {
 					t.Fatalf("the service got %d paid requests, want 1", len(seen))
@@ -255,28 +234,7 @@ func TestForwardAuth(t *testing.T) {
 				}
 			})
 
-			t.Run("a payment sent again is refused", func(t *testing.T) {
-				curl := tool(t, "curl")
-				gain := d.payeeGain(t, func() {
-					code, sig, errOut := coinop(t, "sign", paid, "--data", d.data)
-					if code != 0 {
-						t.Fatalf("coinop sign exit %d: %s", code, errOut)
-					}
-					header := x402.HeaderPaymentSignature + ": " + strings.TrimSpace(sig)
-					for i, want := range []string{"200", "402"} {
-						out, err := exec.Command(curl, "-sS", "--max-time", "60", "-o", "/dev/null", "-w", "%{http_code}", "-H", header, paid).Output()
-						if err != nil {
-							t.Fatalf("curl: %v", err)
-						}
-						if string(out) != want {
-							t.Fatalf("request %d with the signed header: %s, want %s", i+1, out, want)
-						}
-					}
-				})
-				if gain != 1000 {
-					t.Errorf("payee gained %d for one signature sent twice, want 1000", gain)
-				}
-			})
+			t.Run("a payment sent again is refused", func(t *testing.T) { d.signedTwice(t, paid, 1000) })
 
 			t.Run("concurrent duplicates pay once", func(t *testing.T) {
 				code, sig, errOut := coinop(t, "sign", paid, "--data", d.data)
