@@ -112,18 +112,32 @@ func Original(r *http.Request) (*http.Request, error) {
 	if !validHost(host) {
 		return nil, invalid("the original host is not a host[:port]")
 	}
-	o := r.Clone(r.Context())
+	o := new(http.Request)
+	*o = *r
 	o.Method, o.URL, o.RequestURI, o.Host = method, u, uri, host
-	o.Body, o.ContentLength, o.TransferEncoding = http.NoBody, 0, nil
-	o.Header.Del("Content-Length")
-	o.Header.Del("Transfer-Encoding")
-	o.Header.Del(KeepHeader)
-	for _, hs := range [][]string{methodHeaders[:], uriHeaders[:], hostHeaders[:]} {
-		for _, k := range hs {
-			o.Header.Del(k)
+	o.Body, o.ContentLength, o.TransferEncoding, o.Trailer = http.NoBody, 0, nil, nil
+	o.Form, o.PostForm, o.MultipartForm = nil, nil, nil
+	// The values are shared, not copied: whoever changes o's headers
+	// replaces a value, which leaves r's as it is.
+	o.Header = make(http.Header, len(r.Header))
+	for k, vs := range r.Header {
+		if !consumed(k) {
+			o.Header[k] = vs
 		}
 	}
 	return o, nil
+}
+
+// consumed reports whether the header named k (canonical) is the check's
+// own: it names the original request, or asks for its refusal to be kept,
+// or frames the check's body.
+func consumed(k string) bool {
+	switch k {
+	case "X-Original-Method", "X-Forwarded-Method", "X-Original-Uri", "X-Forwarded-Uri", "X-Original-Host", "X-Forwarded-Host",
+		KeepHeader, "Content-Length", "Transfer-Encoding":
+		return true
+	}
+	return false
 }
 
 // one is the value the headers names give, "" when none is set. A header
