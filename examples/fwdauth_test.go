@@ -276,6 +276,18 @@ func TestForwardAuth(t *testing.T) {
 		})
 	}
 
+	t.Run("coinop down", func(t *testing.T) {
+		for _, px := range authProxies {
+			front, _ := px.start(t, map[string]string{"UPSTREAM": strings.TrimPrefix(svc.url, "http://"), "AUTH": freeAddr(t)})
+			for _, path := range []string{"/", "/paid-resource"} {
+				resp, body := get(t, front+path, "")
+				if resp.StatusCode != http.StatusBadGateway || strings.Contains(string(body), svc.secret) || strings.Contains(string(body), "free page") {
+					t.Errorf("%s %s with coinop down: %s\n%s", px.name, path, resp.Status, body)
+				}
+			}
+		}
+	})
+
 	t.Run("a check that names no request", func(t *testing.T) {
 		resp, body := get(t, "http://"+auth+"/check", "")
 		var p struct{ Reason string }
