@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -17,7 +18,9 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/client"
 	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/eip3009"
 	"github.com/coinop/coinop/evm/devchain"
 	"github.com/coinop/coinop/gateway"
 	"github.com/coinop/coinop/x402"
@@ -168,5 +171,79 @@ routes:
 	}
 	if got, err := chain.BalanceOf(ctx, dev.Token, payee); err != nil || got.Int64() != 1000 {
 		t.Errorf("payee holds %v (%v) after the report, want 1000", got, err)
+	}
+}
+
+// TestAuthAcrossReload: the check follows a reload like the gateway does:
+// the next challenge names the new price, and a payment signed for the old
+// one just before is taken at the old price, by the replaced configuration,
+// within its payment window.
+func TestAuthAcrossReload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dev, chain := startChain(t, ctx)
+	up := httptest.NewServer(http.NotFoundHandler())
+	defer up.Close()
+	cfg := devConfig(t, dev, up.URL, "rpc: "+dev.RPCURL+"\n    settlement_key_env: KEY", "\n  - match: GET /weather\n    price: 0.001 USDC\n")
+	key := hex.EncodeToString(crypto.FromECDSA(dev.Settler))
+	g, _ := startGateway(t, ctx, cfg, gateway.Options{Logger: slog.New(slog.DiscardHandler), Getenv: func(string) string { return key }})
+	auth := httptest.NewServer(g.Auth())
+	defer auth.Close()
+	ask := func(header ...string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, auth.URL+"/check", nil)
+		req.Header.Set("X-Original-Method", "GET")
+		req.Header.Set("X-Original-URI", "/weather")
+		req.Header.Set("X-Original-Host", "shop.example")
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	amount := func(resp *http.Response) string {
+		t.Helper()
+		resp.Body.Close()
+		var pr x402.PaymentRequired
+		if err := x402.DecodeHeader(resp.Header.Get(x402.HeaderPaymentRequired), &pr); resp.StatusCode != 402 || err != nil || len(pr.Accepts) != 1 {
+			t.Fatalf("challenge: %s %v %+v", resp.Status, err, pr)
+		}
+		return pr.Accepts[0].Amount
+	}
+
+	before := ask()
+	signer, err := eip3009.NewKey(crypto.FromECDSA(dev.Payer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &client.Transport{Key: signer, Policy: client.Policy{MaxAmount: big.NewInt(1000)}}
+	old, err := tr.Pay("http://shop.example/weather", before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := amount(before); got != "1000" {
+		t.Fatalf("price before the reload: %s", got)
+	}
+	next, err := config.Parse("coinop.yaml", []byte(mustCanonical(t, cfg, "0.001 USDC", "0.0005 USDC")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if got := amount(ask()); got != "500" {
+		t.Fatalf("the check's price after the reload: %s, want 500", got)
+	}
+	payee := crypto.PubkeyToAddress(dev.Payee.PublicKey)
+	resp := ask(old.Header, old.Value)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("the old price's payment after the reload: %s", resp.Status)
+	}
+	if got, err := chain.BalanceOf(ctx, dev.Token, payee); err != nil || got.Int64() != 1000 {
+		t.Errorf("payee holds %v (%v), want the old price, 1000", got, err)
 	}
 }
