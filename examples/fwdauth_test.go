@@ -301,8 +301,8 @@ func TestForwardAuth(t *testing.T) {
 // TestForwardAuthPathVariants sends the encoded-path corpus of the hardening
 // suite (adversarial/testdata/paths.txt) through each proxy, which
 // normalizes paths its own way before asking coinop about the URI as the
-// client sent it. Unpaid, no answer may carry the paid file; the free file
-// stays free.
+// client sent it. Unpaid, no answer may carry a file of the paid tree; the
+// free file stays free.
 func TestForwardAuthPathVariants(t *testing.T) {
 	targets := clitest.Targets(t, "../adversarial/testdata/paths.txt")
 	d := startDev(t)
@@ -337,8 +337,13 @@ func TestForwardAuthPathVariants(t *testing.T) {
 			for _, target := range targets {
 				a := clitest.SendRaw(addr, "GET", target)
 				counts[a.Status]++
-				if strings.Contains(a.Body, secret) {
-					t.Errorf("GET %q through %s: %d with the paid file", target, px.name, a.Status)
+				if strings.Contains(a.Body, secret) || strings.Contains(a.Body, "public file in the paid tree") {
+					t.Errorf("GET %q through %s: %d with a paid file", target, px.name, a.Status)
+				}
+				for k, vs := range a.Header {
+					if strings.Contains(strings.Join(vs, ","), secret) {
+						t.Errorf("GET %q through %s: the paid file in header %s", target, px.name, k)
+					}
 				}
 				if a.Status >= 500 && a.Status != http.StatusServiceUnavailable {
 					t.Errorf("GET %q through %s: %d\n%s", target, px.name, a.Status, a.Body)
