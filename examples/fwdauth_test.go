@@ -163,7 +163,17 @@ func TestForwardAuth(t *testing.T) {
 			}
 			svc.mu.Lock()
 			free := svc.free
+			svc.free = nil
 			svc.mu.Unlock()
+			// An override header would make a service (Symfony, IIS) act
+			// on another path than the one checked: refused, not proxied.
+			resp, body = get(t, front+"/", "", "X-Original-URL", "/paid-resource")
+			svc.mu.Lock()
+			reached := svc.free != nil
+			svc.mu.Unlock()
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"override_header_refused"`) || reached {
+				t.Errorf("X-Original-URL through %s: %s (reached the service: %v)\n%s", px.name, resp.Status, reached, body)
+			}
 			for _, h := range []string{"X-Coinop-Payer", "X-Coinop-Payment", x402.HeaderPaymentSignature} {
 				if free.Get(h) != "" {
 					t.Errorf("the client's %s reached the service through %s", h, px.name)

@@ -328,6 +328,14 @@ func (h *Handler) check(w http.ResponseWriter, r *http.Request) {
 		paywall.WriteError(w, r, err)
 		return
 	}
+	// The gateway removes these from what it proxies; the proxy asking
+	// sends the client's headers on to its upstream, which may act on
+	// another path or method than the one priced: refused on every route.
+	if paywall.HasOverride(o.Header) {
+		paywall.WriteError(w, o, coinop.Errorf(coinop.KindMalformed, paywall.ReasonOverrideHeader,
+			"method- and URL-override headers are not accepted; send the method and path in the request line"))
+		return
+	}
 	h.cfg.Check.ServeHTTP(w, o)
 }
 

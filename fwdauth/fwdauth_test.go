@@ -323,3 +323,22 @@ func TestReport(t *testing.T) {
 		t.Errorf("GET /report: %d, refunds %q", w.Code, got)
 	}
 }
+
+// Method- and URL-override headers are refused on every route, free ones
+// too: the proxy sends them on to its upstream, which coinop cannot stop.
+func TestOverrideHeaders(t *testing.T) {
+	h := fwdauth.New(fwdauth.Config{Check: refusing})
+	for _, k := range []string{"X-Original-Url", "X-Rewrite-Url", "X-Http-Method-Override", "X_Original_URL", "X-Method-Override"} {
+		r := checkRequest("X-Original-Method", "GET", "X-Original-URI", "/free")
+		r.Header[k] = []string{"/paid"}
+		w := serve(h, r)
+		var p struct{ Reason string }
+		json.Unmarshal(w.Body.Bytes(), &p)
+		if w.Code != 400 || p.Reason != "override_header_refused" {
+			t.Errorf("%s on a free route: %d %s", k, w.Code, w.Body)
+		}
+	}
+	if w := serve(h, checkRequest("X-Original-Method", "GET", "X-Original-URI", "/free")); w.Code != 200 {
+		t.Errorf("without an override header: %d", w.Code)
+	}
+}
