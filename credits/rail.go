@@ -292,3 +292,23 @@ func (r *Rail) Reconcile(ctx context.Context, p *coinop.Payment) (coinop.Outcome
 }
 
 func bigInt(n int64) *big.Int { return big.NewInt(n) }
+
+// Refund implements coinop.Refunder: the charge's debit is given back (a
+// release movement, once per charge: a second call gives back nothing
+// more), for a purchase that failed where the engine could not see it (a
+// forward-auth check whose proxy's upstream failed).
+func (r *Rail) Refund(ctx context.Context, p *coinop.Payment) error {
+	found, err := r.Ledger.Release(ctx, p.ID)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return coinop.Errorf(coinop.KindConflict, "credits_no_debit", "charge %s has no debit in the credits ledger", p.ID)
+	}
+	return nil
+}
+
+var (
+	_ coinop.Refunder   = (*Rail)(nil)
+	_ coinop.Reconciler = (*Rail)(nil)
+)

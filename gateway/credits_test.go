@@ -138,3 +138,80 @@ func TestCreditsPackOnChain(t *testing.T) {
 		t.Errorf("the upstream saw Authorization %q", leaked[0])
 	}
 }
+
+// Credits at a forward-auth check: the check debits the token's account and
+// answers 2xx with the charge's ID; a report that the proxy's upstream
+// failed gives the debit back (once, however often it is reported); a
+// plan's purchase path is never allowed through the check.
+func TestCreditsAtTheCheck(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dev, _ := startChain(t, ctx)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("data")) }))
+	defer up.Close()
+	cfg := devConfig(t, dev, up.URL, "rpc: "+dev.RPCURL+"\n    settlement_key_env: K", `
+  - match: GET /api/
+    accept: [{rail: credits, price: "3"}, {rail: usdc, price: 0.001 USDC}]`, creditsRails)
+	key := "0x" + common.Bytes2Hex(crypto.FromECDSA(dev.Settler))
+	g, srv := startGateway(t, ctx, cfg, gateway.Options{Getenv: func(string) string { return key }})
+	auth := httptest.NewServer(g.Auth())
+	defer auth.Close()
+
+	pkey, _ := eip3009.NewKey(crypto.FromECDSA(dev.Payer))
+	x := &client.X402{Key: pkey}
+	wallet := &client.Credits{Pay: []client.Method{x}}
+	buyer := &http.Client{Timeout: 30 * time.Second, Transport: &client.Transport{Methods: []client.Method{wallet, x},
+		Policy: client.Policy{MaxAmount: big.NewInt(50000)}}}
+	resp, err := buyer.Get(srv.URL + "/api/x") // buys the pack at the gateway itself
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h, _ := wallet.Store.Get(srv.URL)
+	if resp.StatusCode != 200 || h.Token == "" {
+		t.Fatalf("purchase: %d %+v", resp.StatusCode, h)
+	}
+	check := func(target string, hdr http.Header) *http.Response {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, auth.URL+"/check", nil)
+		if hdr != nil {
+			req.Header = hdr.Clone()
+		}
+		req.Header.Set("X-Forwarded-Method", "GET")
+		req.Header.Set("X-Forwarded-Uri", target)
+		req.Header.Set("X-Forwarded-Host", "shop.example")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	bearer := http.Header{"Authorization": {"Bearer " + h.Token}}
+	resp = check("/api/x", bearer)
+	id := resp.Header.Get("X-Coinop-Payment")
+	if resp.StatusCode != 200 || resp.Header.Get(credits.HeaderBalance) != "994" || id == "" {
+		t.Fatalf("check: %d %v", resp.StatusCode, resp.Header)
+	}
+	for range 2 {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, auth.URL+"/report", nil)
+		req.Header.Set("X-Coinop-Payment", id)
+		req.Header.Set("X-Upstream-Status", "502")
+		rr, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rr.Body)
+		rr.Body.Close()
+		if rr.StatusCode != 200 || !strings.Contains(string(b), `"released"`) {
+			t.Fatalf("report: %d %s", rr.StatusCode, b)
+		}
+	}
+	if resp := check("/api/x", bearer); resp.StatusCode != 200 || resp.Header.Get(credits.HeaderBalance) != "994" {
+		t.Errorf("after the refund: %d balance %q, want 994 (997 given back once, then 3 more)", resp.StatusCode, resp.Header.Get(credits.HeaderBalance))
+	}
+	if resp := check("/.well-known/coinop/plans/pack", nil); resp.StatusCode/100 == 2 {
+		t.Errorf("the check allows a plan's purchase path: %d", resp.StatusCode)
+	}
+}

@@ -71,6 +71,7 @@ done <<'LIST'
 ./credits FuzzParseToken
 ./siwx FuzzParse
 ./x402 FuzzSameExactEVM
+./fwdauth FuzzOriginal
 LIST
 
 step "benchmarks, 100 iterations each (so they keep running; numbers: bench/README.md)"
