@@ -77,12 +77,12 @@ var plans = []credits.Plan{
 	{Name: "capped", Duration: time.Hour, Requests: 3},
 }
 
-func newShopEngine(t *testing.T, j journal, cost int64, now func() time.Time, upstream http.Handler) *shopEngine {
+func newShopEngine(t testing.TB, j journal, cost int64, now func() time.Time, upstream http.Handler) *shopEngine {
 	return newEngine(t, j, cost, now, upstream, false)
 }
 
 // newEngine is newShopEngine, without a server when direct.
-func newEngine(t *testing.T, j journal, cost int64, now func() time.Time, upstream http.Handler, direct bool) *shopEngine {
+func newEngine(t testing.TB, j journal, cost int64, now func() time.Time, upstream http.Handler, direct bool) *shopEngine {
 	t.Helper()
 	led, err := credits.Open(t.Context(), j, now, rand.Reader)
 	if err != nil {
@@ -120,7 +120,7 @@ func newEngine(t *testing.T, j journal, cost int64, now func() time.Time, upstre
 }
 
 // send makes a request of e: through its server, or to its handler.
-func (e *shopEngine) send(t *testing.T, method, path string, h http.Header) answer {
+func (e *shopEngine) send(t testing.TB, method, path string, h http.Header) answer {
 	t.Helper()
 	if e.srv != nil {
 		return do(t, e.srv.URL+path, method, h)
@@ -135,7 +135,7 @@ func (e *shopEngine) send(t *testing.T, method, path string, h http.Header) answ
 	return answer{w.Code, w.Result().Header, w.Body.String()}
 }
 
-func openSQLite(t *testing.T) *sqlite.Store {
+func openSQLite(t testing.TB) *sqlite.Store {
 	t.Helper()
 	j, err := sqlite.Open(filepath.Join(t.TempDir(), "journal.db"))
 	if err != nil {
@@ -151,7 +151,7 @@ type answer struct {
 	body   string
 }
 
-func do(t *testing.T, url, method string, h http.Header) answer {
+func do(t testing.TB, url, method string, h http.Header) answer {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), method, url, nil)
 	for k, v := range h {
@@ -170,7 +170,7 @@ func do(t *testing.T, url, method string, h http.Header) answer {
 var nonces atomic.Int64
 
 // buy buys plan on e with a fresh cash payment and returns the receipt.
-func (e *shopEngine) buy(t *testing.T, plan string, token string) credits.Receipt {
+func (e *shopEngine) buy(t testing.TB, plan string, token string) credits.Receipt {
 	t.Helper()
 	h := http.Header{"X-Cash": {"n" + strconv.FormatInt(nonces.Add(1), 10)}}
 	if token != "" {
