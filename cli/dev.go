@@ -80,6 +80,8 @@ routes:
         price: 1 credit
       - rail: usdc
         price: "0.001 USDC"
+      - rail: usdc-mpp
+        price: "0.001 USDC"
     description: "A quote of the day"
     mime_type: application/json
   - match: "GET /weather"
