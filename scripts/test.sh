@@ -76,6 +76,8 @@ done <<'LIST'
 ./mpp FuzzParseChallenges
 ./mpp FuzzCanonicalize
 ./mpp FuzzAcceptPayment
+./mpp/tempocharge FuzzCheck
+./mpp/evmcharge FuzzDecodeRequest
 LIST
 
 step "benchmarks, 100 iterations each (so they keep running; numbers: bench/README.md)"

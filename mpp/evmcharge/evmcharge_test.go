@@ -1,6 +1,7 @@
 package evmcharge_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -98,3 +99,30 @@ func TestAuthorize(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// FuzzDecodeRequest: a request DecodeRequest accepts has an atomic amount
+// (digits only, no sign), valid addresses, a chain id, no splits, and
+// accepts authorization credentials.
+func FuzzDecodeRequest(f *testing.F) {
+	b, _ := json.Marshal(good())
+	f.Add(b)
+	f.Add([]byte(`{"amount":"-0","currency":"0x0","recipient":"0x0","methodDetails":{"chainId":1}}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c := mpp.Challenge{Method: "evm", Intent: "charge", Request: base64URL(raw)}
+		r, err := evmcharge.DecodeRequest(&c)
+		if err != nil {
+			return
+		}
+		if r.Amount == "" || strings.Trim(r.Amount, "0123456789") != "" || r.MethodDetails.ChainID == 0 || len(r.MethodDetails.Splits) > 0 {
+			t.Fatalf("accepted %s as %+v", raw, r)
+		}
+		if _, err := eip3009.ParseAddress(r.Currency); err != nil {
+			t.Fatalf("currency %q: %v", r.Currency, err)
+		}
+		if _, err := eip3009.ParseAddress(r.Recipient); err != nil {
+			t.Fatalf("recipient %q: %v", r.Recipient, err)
+		}
+	})
+}
+
+func base64URL(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

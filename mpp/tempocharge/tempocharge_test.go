@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 
 	"github.com/coinop/coinop"
@@ -139,4 +140,25 @@ func TestReconcile(t *testing.T) {
 			t.Errorf("%s: %+v (%v), want %s", tc.name, out, err, tc.want)
 		}
 	}
+}
+
+// FuzzCheck: whatever payload Check accepts is a hash credential whose
+// replay key is the hash in canonical form (0x and 64 lower-case hex
+// digits) and whose ID is PaymentID of it: one transaction, one entry,
+// however it is written.
+func FuzzCheck(f *testing.F) {
+	f.Add([]byte(`{"type":"hash","hash":"0x00000000000000000000000000000000000000000000000000000000000000ff"}`))
+	f.Add([]byte(`{"type":"hash","hash":"0xAB"}`))
+	f.Add([]byte(`{"type":"transaction","signature":"0x"}`))
+	m := &tempocharge.Method{ChainID: 1337}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		p, err := m.Check(&mpp.Checked{Credential: &mpp.Credential{Payload: payload}, Charge: coinop.Charge{Price: coinop.Price{Amount: big.NewInt(1)}}})
+		if err != nil {
+			return
+		}
+		k := p.ReplayKey
+		if len(k) != 66 || k[:2] != "0x" || strings.ToLower(k) != k || p.ID != tempocharge.PaymentID("eip155:1337", k) || p.Bearer {
+			t.Fatalf("payload %q: payment %+v", payload, p)
+		}
+	})
 }
