@@ -30,9 +30,11 @@ type Method interface {
 	Offer(ch coinop.Charge) coinop.Offer
 	// Check decodes the credential's payload (c.Credential.Payload) and
 	// makes every check that needs neither cryptography nor I/O. The
-	// echoed challenge was issued by this rail for this charge (its id and
-	// request were checked). It returns the payment to journal, with an ID
-	// derived from its replay key; it may keep state in c.State.
+	// echoed challenge was issued by this rail (its id was checked) and,
+	// for a fresh presentation, for this charge (its request was compared;
+	// a payment restored from the journal has c.Charge rebuilt from the
+	// journaled amount and resource). It returns the payment to journal,
+	// with an ID derived from its replay key; it may keep state in c.State.
 	Check(c *Checked) (*coinop.Payment, error)
 	// Verify makes the expensive checks (signature, network).
 	Verify(ctx context.Context, p *coinop.Payment, c *Checked) error
