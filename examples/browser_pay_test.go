@@ -112,7 +112,8 @@ func TestBrowserPays(t *testing.T) {
 			if run.PageStatus != 402 || run.Price != "0.001 USDC" || !strings.Contains(run.Commands, "coinop curl "+url) {
 				t.Errorf("the page (status %d) shows price %q, commands %q", run.PageStatus, run.Price, run.Commands)
 			}
-			if len(run.Offers) != 1 || run.Offers[0] != "0.001 USDC on Local dev chain" {
+			// Two offers: x402 and the Payment scheme's evm method.
+			if len(run.Offers) != 2 || run.Offers[0] != "0.001 USDC on Local dev chain" || run.Offers[1] != run.Offers[0] {
 				t.Errorf("offers %q", run.Offers)
 			}
 			if len(run.Foreign) > 0 || len(run.Errors) > 0 {
