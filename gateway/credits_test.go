@@ -111,6 +111,19 @@ func TestCreditsPackOnChain(t *testing.T) {
 	if got, err := chain.BalanceOf(ctx, dev.Token, payee); err != nil || got.Int64() != 50000 {
 		t.Errorf("payee holds %v (%v) after 100 calls, want 50000: no transfer for a call", got, err)
 	}
+	// The operator's metrics show what the ledger holds: one account, the
+	// pack less what the calls spent.
+	adm, err := g.Admin(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	adm.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range []string{"coinop_credits_accounts 1\n", "coinop_credits_outstanding " + strconv.Itoa(1000-3*101) + "\n"} {
+		if !strings.Contains(rec.Body.String(), line) {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
 	ps, err := g.Store().List(ctx, coinop.StateSettled, 200)
 	onchain := 0
 	for _, p := range ps {
