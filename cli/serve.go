@@ -178,7 +178,7 @@ func serveAdmin(ctx context.Context, cfg *config.Config, g *gateway.Gateway, env
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go srv.Serve(ln)
-	log.Info("admin listener", "url", "http://"+ln.Addr().String(), "endpoints", "/metrics /healthz /readyz")
+	log.Info("admin listener", "url", "http://"+ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/", "endpoints", "/metrics /healthz /readyz /payments /revenue /summary")
 	done := make(chan struct{})
 	go func() {
 		select {
