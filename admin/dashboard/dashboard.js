@@ -119,11 +119,14 @@
       body.append(tr);
       return;
     }
+    const labels = [...head.children].map((th) => th.textContent);
     for (const p of payments) {
       const tr = el('tr', null, { 'data-id': p.id, 'data-state': p.state, 'data-amount': p.amount, 'data-network': p.network, 'data-asset': p.asset });
       tr.append(el('td', when(p.created), { class: 'when' }), el('td', p.route), el('td', p.payer || '—', { class: 'mono' }),
         el('td', money(p.amount, p.network, p.asset), { class: 'num' }), el('td', p.state, { 'data-state': p.state }),
         el('td', withReason ? (p.reason || '—') : p.mode), txCell(p));
+      // The column names, which a narrow screen shows beside each value.
+      [...tr.children].forEach((td, i) => td.setAttribute('data-label', labels[i]));
       body.append(tr);
     }
   }
@@ -164,7 +167,9 @@
   // showCharts draws one bar chart per asset (amounts of different assets
   // are never added or drawn on one scale), as inline SVG, with the same
   // figures as a table for screen readers and keyboards.
+  let drawn = null; // the charts' data, redrawn when the width changes
   function showCharts(revenue, range) {
+    drawn = { revenue, range, width: $('charts').clientWidth };
     const box = $('charts');
     box.replaceChildren();
     $('chart-range').textContent = 'Settled revenue per UTC day, ' + range[0] + ' to ' + range[range.length - 1] + '.';
@@ -178,7 +183,9 @@
       box.append(el('p', 'No settled payments in these ' + chartDays + ' days.', { class: 'note' }));
       return;
     }
-    const W = 600, H = 160, left = 8, bottom = 20, top = 16;
+    // One unit of the drawing is one CSS pixel at the width it has now, so
+    // its labels stay readable on a phone.
+    const W = Math.max(280, Math.min(1200, Math.round(box.clientWidth) || 600)), H = 160, left = 8, bottom = 20, top = 16;
     const step = (W - left) / range.length;
     for (const g of groups.values()) {
       const fig = el('figure', null, { class: 'chart', 'data-network': g.network, 'data-asset': g.asset });
@@ -244,8 +251,8 @@
     }
     for (const t of revenue.totals) {
       const tr = el('tr', null, { 'data-route': t.key, 'data-network': t.network, 'data-asset': t.asset, 'data-amount': t.amount, 'data-payments': String(t.payments) });
-      tr.append(el('th', t.key, { scope: 'row' }), el('td', networkName(t.network)), el('td', t.payments, { class: 'num' }),
-        el('td', money(t.amount, t.network, t.asset), { class: 'num' }));
+      tr.append(el('th', t.key, { scope: 'row' }), el('td', networkName(t.network), { 'data-label': 'Network' }),
+        el('td', t.payments, { class: 'num', 'data-label': 'Payments' }), el('td', money(t.amount, t.network, t.asset), { class: 'num', 'data-label': 'Revenue' }));
       body.append(tr);
     }
   }
@@ -350,6 +357,13 @@
   $('newer').addEventListener('click', async () => {
     pageIndex = Math.max(0, pageIndex - 1);
     await showPayments().catch((e) => ($('page-label').textContent = e.message));
+  });
+  let resizing;
+  window.addEventListener('resize', () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => {
+      if (drawn && drawn.width !== $('charts').clientWidth) showCharts(drawn.revenue, drawn.range);
+    }, 100);
   });
   load();
 })();
