@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -24,7 +25,7 @@ import (
 
 // journal opens a SQLite journal whose clock advances a second a write,
 // from 2026-12-01, and journals payments in it: one per state given.
-func journal(t *testing.T, states ...coinop.State) *sqlite.Store {
+func journal(t testing.TB, states ...coinop.State) *sqlite.Store {
 	t.Helper()
 	var tick atomic.Int64
 	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -224,4 +225,54 @@ func TestNetworks(t *testing.T) {
 	if !strings.Contains(text, `"networks": []`) {
 		t.Errorf("/networks with none: %s", text)
 	}
+}
+
+// FuzzQuery sends any query string to the listings: the answer is a 200
+// whose payments all match the filter the query states, or a 400 problem
+// document naming a bad query or cursor; never a 500 or a panic.
+func FuzzQuery(f *testing.F) {
+	for _, q := range []string{"", "state=settled", "route=GET+/a&order=newest&limit=1", "from=2026-12-01T10:00:03Z&to=2026-12-02T00:00:00Z",
+		"cursor=!!", "limit=0", "order=up", "payer=0x0000000000000000000000000000000000000001&state=failed", "state=%ff", "by=day", "by=payer"} {
+		f.Add(q)
+	}
+	j := journal(f, coinop.StateSettled, coinop.StateFailed, coinop.StateSettling, coinop.StateSettled, coinop.StateReleased)
+	h := admin.Handler(admin.Config{Journal: j})
+	f.Fuzz(func(t *testing.T, query string) {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return // not what a browser or curl sends
+		}
+		for _, path := range []string{"/payments", "/summary", "/revenue", "/payments.csv"} {
+			req := httptest.NewRequest("GET", path, nil)
+			req.URL.RawQuery = query
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			switch rec.Code {
+			case http.StatusOK:
+			case http.StatusBadRequest:
+				if rec.Header().Get("Content-Type") != "application/problem+json" || !regexp.MustCompile(`"(bad_query|bad_cursor)"`).Match(rec.Body.Bytes()) {
+					t.Fatalf("%s?%s: 400 %s %s", path, query, rec.Header().Get("Content-Type"), rec.Body)
+				}
+				continue
+			default:
+				t.Fatalf("%s?%s: %d %s", path, query, rec.Code, rec.Body)
+			}
+			if path != "/payments" {
+				continue
+			}
+			var page struct {
+				Payments []struct{ Route, State, Payer, Rail string }
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
+				t.Fatalf("%s?%s: %v", path, query, err)
+			}
+			for _, p := range page.Payments {
+				for k, v := range map[string]string{"route": p.Route, "state": p.State, "payer": p.Payer, "rail": p.Rail} {
+					if want := q.Get(k); want != "" && want != v {
+						t.Fatalf("%s?%s listed a payment with %s %q", path, query, k, v)
+					}
+				}
+			}
+		}
+	})
 }

@@ -10,15 +10,7 @@
 
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-
-function need(name) {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`${name} is not set`);
-    process.exit(2);
-  }
-  return v;
-}
+import { need } from "./lib.mjs";
 
 const url = need("URL");
 const out = need("OUT");

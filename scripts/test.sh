@@ -67,6 +67,7 @@ done <<'LIST'
 ./client FuzzOffers
 ./paywall FuzzRequestTarget
 ./x402 FuzzSameExactEVM
+./admin FuzzQuery
 LIST
 
 step "benchmarks, 100 iterations each (so they keep running; numbers: bench/README.md)"

@@ -302,6 +302,9 @@
         api('/payments?state=settling&limit=50'),
         api('/payments?state=failed&limit=50&order=newest'),
       ]);
+      // Shown first: the charts are drawn to the width they have.
+      $('login').hidden = true;
+      $('board').hidden = false;
       showHealth(ready);
       showTotals(summary);
       showCharts(byDay, range);
@@ -309,8 +312,6 @@
       paymentsTable($('pending'), pending.payments, 'No settlement pending.', true);
       paymentsTable($('failed'), failed.payments, 'No failed settlement.', true);
       await showPayments();
-      $('login').hidden = true;
-      $('board').hidden = false;
       $('forget').hidden = !token();
       $('updated').textContent = 'Updated ' + when(new Date().toISOString());
       document.body.dataset.loaded = 'true';
