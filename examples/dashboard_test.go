@@ -32,6 +32,7 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	domain "github.com/coinop/coinop"
+	"github.com/coinop/coinop/admin"
 	"github.com/coinop/coinop/cli"
 	"github.com/coinop/coinop/cli/clitest"
 	"github.com/coinop/coinop/client"
@@ -89,6 +90,8 @@ type board struct {
 	Older     bool   `json:"older"`
 	PageLabel string `json:"pageLabel"`
 	Overflow  bool   `json:"overflow"`
+	Elements  int    `json:"elements"`
+	Ran       bool   `json:"ran"`
 }
 
 // row is a table row: its data-* attributes, its cells' text and the
@@ -357,6 +360,82 @@ admin:
 	phone, err := png.Decode(f)
 	if err != nil || phone.Bounds().Dx() != 390 || phone.Bounds().Dy() < 844 {
 		t.Errorf("the phone screenshot: %v %v", phone.Bounds(), err)
+	}
+}
+
+// TestDashboardWritesTextAsText loads the dashboard of a listener without
+// a token (loopback) over a journal whose fields hold markup and script:
+// the page opens without asking, shows every field as the text it is, runs
+// none of it, and links only what is a transaction hash.
+func TestDashboardWritesTextAsText(t *testing.T) {
+	tool(t, "node")
+	tool(t, "chromium", "/usr/bin/chromium")
+	ctx := context.Background()
+	j, err := sqlite.Open(filepath.Join(t.TempDir(), "j.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	const (
+		network = "eip155:8453"
+		asset   = "0x833589fcd6edb6e08f4c7c32d4f71b54bda02913"
+		hash    = "0x00000000000000000000000000000000000000000000000000000000000000f0"
+	)
+	hostile := []struct{ payer, route, ref, reason string }{
+		{`<img src=x onerror="window.__coinopRan=1">`, `GET /<script>window.__coinopRan=1</script>`, "javascript:window.__coinopRan=1", ""},
+		{`"><iframe src="javascript:window.__coinopRan=1">`, "GET /weather", hash, ""},
+		{"0x1111111111111111111111111111111111111111", "GET /weather", `" onmouseover="window.__coinopRan=1`, `<b onload="window.__coinopRan=1">x</b>`},
+	}
+	for i, h := range hostile {
+		p := &domain.Payment{ID: fmt.Sprintf("pay-%d", i), Rail: "x402", Route: h.route, Network: network, Asset: asset, Payer: h.payer,
+			PayTo: "0x2222222222222222222222222222222222222222", ReplayKey: fmt.Sprintf("0x%064x", i), Amount: big.NewInt(1500), Resource: "http://x/"}
+		if err := j.Reserve(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Transition(ctx, p.ID, domain.StateVerified, domain.StateSettling, "", ""); err != nil {
+			t.Fatal(err)
+		}
+		to := domain.StateSettled
+		if h.reason != "" {
+			to = domain.StateFailed
+		}
+		if err := j.Transition(ctx, p.ID, domain.StateSettling, to, h.ref, h.reason); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(admin.Handler(admin.Config{Journal: j, Networks: []admin.Network{{ID: network,
+		Explorer: "https://explorer.invalid/tx/{tx}", Assets: []admin.Asset{{Symbol: "USDC", Address: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", Decimals: 6}}}}}))
+	t.Cleanup(srv.Close)
+
+	run := runDashboard(t, srv.URL+"/dashboard", "dashboard-text", "", "")
+	if run.First != "true" || run.Loaded != "true" || run.Stored != "" || run.Unauthorized != 0 {
+		t.Fatalf("without a token the page was %q then %q (%d refusals)", run.First, run.Loaded, run.Unauthorized)
+	}
+	b := run.Board
+	if b.Elements != 0 || b.Ran || len(run.Foreign) > 0 || len(run.Errors) > 0 {
+		t.Fatalf("the journal's text became %d elements, ran %v; requests elsewhere %q; console %q", b.Elements, b.Ran, run.Foreign, run.Errors)
+	}
+	if len(b.Payments) != len(hostile) {
+		t.Fatalf("payments %+v", b.Payments)
+	}
+	for i, r := range b.Payments {
+		h := hostile[len(hostile)-1-i] // newest first
+		if r.Cells[1] != h.route || r.Cells[2] != h.payer || r.Cells[3] != "0.0015 USDC" {
+			t.Errorf("row %d shows %q, want the journal's %q %q", i, r.Cells, h.route, h.payer)
+		}
+		wantHref := ""
+		if h.ref == hash {
+			wantHref = "https://explorer.invalid/tx/" + hash
+		}
+		if r.Href != wantHref || r.Cells[6] != h.ref {
+			t.Errorf("row %d links %q and shows %q for reference %q", i, r.Href, r.Cells[6], h.ref)
+		}
+	}
+	if len(b.Failed) != 1 || b.Failed[0].Cells[5] != hostile[2].reason {
+		t.Errorf("failed %+v", b.Failed)
+	}
+	if len(b.Routes) != 2 {
+		t.Errorf("routes %+v", b.Routes)
 	}
 }
 

@@ -106,6 +106,9 @@ try {
         older: !document.getElementById("older").disabled,
         pageLabel: document.getElementById("page-label").textContent,
         overflow: document.documentElement.scrollWidth > window.innerWidth,
+        // Markup in the journal's text would show up as elements, or run.
+        elements: document.querySelectorAll("img, iframe, object, embed, main script, [onerror], [onload]").length,
+        ran: Boolean(window.__coinopRan),
       };
     });
   result.board = await read();
