@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -218,6 +219,19 @@ func TestAdminMetricsEqualTheJournal(t *testing.T) {
 	down.Store(false)
 	if code, body := get("/readyz"); code != 200 {
 		t.Fatalf("/readyz with the node back: %d %s", code, body)
+	}
+	// The node's answers are counted, its failures apart.
+	_, text = get("/metrics")
+	parser = expfmt.NewTextParser(model.UTF8Validation)
+	if fams, err = parser.TextToMetricFamilies(strings.NewReader(text)); err != nil {
+		t.Fatal(err)
+	}
+	network := fmt.Sprintf("eip155:%d", dev.ChainID)
+	if got := sum("coinop_rpc_requests_total", map[string]string{"network": network, "outcome": "error"}); got < 1 {
+		t.Errorf("node failures counted %v, want at least the probe's", got)
+	}
+	if got := sum("coinop_rpc_requests_total", map[string]string{"network": network, "outcome": "ok"}); got < paid {
+		t.Errorf("node answers counted %v, want at least one per payment", got)
 	}
 
 	// An access line is written once the handler returned, which may be

@@ -24,6 +24,7 @@ import (
 	"github.com/coinop/coinop/admin"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/fwdauth"
 	"github.com/coinop/coinop/metrics"
 	"github.com/coinop/coinop/paywall"
 	"github.com/coinop/coinop/recovery"
@@ -58,10 +59,14 @@ type Gateway struct {
 	cur     atomic.Pointer[generation]
 	closing chan struct{}  // closed by Close: replaced generations close at once
 	retired sync.WaitGroup // replaced generations not closed yet
-	metrics *metrics.Metrics
-	checks  map[string]admin.Check // readiness probes, by name
-	started time.Time
-	now     func() time.Time
+	// stopRecovery ends the recovery loop Open starts, and recovered is
+	// closed when it has; nil for a gateway that Serve runs.
+	stopRecovery context.CancelFunc
+	recovered    chan struct{}
+	metrics      *metrics.Metrics
+	checks       map[string]admin.Check // readiness probes, by name
+	started      time.Time
+	now          func() time.Time
 }
 
 // RecoveryInterval is how often a serving gateway reconciles unfinished
@@ -100,20 +105,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 		return 0
 	})
 	g.opts, g.chains, g.closing = opts, map[string]*evm.Chain{}, make(chan struct{})
-	g.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gen := g.cur.Load()
-		if gen == nil {
-			paywall.WriteError(w, r, coinop.Errorf(coinop.KindUnavailable, "gateway_closed", "the gateway is shutting down"))
-			return
-		}
-		if old := gen.predecessor(g.now()); old != nil && gen.carriesPayment(r) && !gen.pw.Takes(r) && old.pw.Takes(r) {
-			// A payment for an offer the replaced configuration made
-			// (its price) is served by it, within the payment's window.
-			old.serve(w, r)
-			return
-		}
-		gen.serve(w, r)
-	})
+	g.handler = g.generations(func(gen *generation) (*paywall.Paywall, http.Handler) { return gen.pw, gen.handler })
 	if err := g.build(ctx, opts); err != nil {
 		g.Close()
 		return nil, err
@@ -136,13 +128,19 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 	if g.store, err = openJournal(ctx, cfg.Store); err != nil {
 		return cfg.Errorf("store", "%s: %v", storeLabel(cfg.Store), err)
 	}
-	g.checks["journal"] = g.store.Ping
+	g.checks["journal"] = func(ctx context.Context) error {
+		err := g.store.Ping(ctx)
+		if err != nil {
+			g.metrics.JournalError("probe")
+		}
+		return err
+	}
 
 	for i, n := range cfg.Networks {
 		if n.Facilitator != "" && n.RPC == "" {
 			continue // verified and settled by the facilitator; see below
 		}
-		ch, cl, err := dialNetwork(ctx, cfg, i, opts)
+		ch, cl, err := dialNetwork(ctx, cfg, i, opts, g.metrics)
 		if cl != nil {
 			g.clients = append(g.clients, cl)
 		}
@@ -175,6 +173,10 @@ type generation struct {
 	cfg     *config.Config
 	pw      *paywall.Paywall
 	handler http.Handler
+	// authPW is the engine of forward-auth checks (Gateway.Auth): the
+	// same routes, every one settled synchronously; auth answers them.
+	authPW  *paywall.Paywall
+	auth    http.Handler
 	closers []func() error  // what the rails hold open
 	serving sync.WaitGroup  // requests in this generation's handler
 	strip   map[string]bool // the request headers that carry payments, folded
@@ -205,19 +207,16 @@ func (gen *generation) carriesPayment(r *http.Request) bool {
 	return false
 }
 
-func (gen *generation) serve(w http.ResponseWriter, r *http.Request) {
-	gen.serving.Add(1)
-	defer gen.serving.Done()
-	gen.handler.ServeHTTP(w, r)
-}
-
 // close stops the generation's background settlements (owed ones stay
 // journaled for recovery) and releases what its rails hold open.
 func (gen *generation) close(log *slog.Logger) error {
 	var errs []error
-	if gen.pw != nil {
+	for _, pw := range []*paywall.Paywall{gen.pw, gen.authPW} {
+		if pw == nil {
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := gen.pw.Close(ctx); err != nil {
+		if err := pw.Close(ctx); err != nil {
 			log.Warn("closing", "err", err)
 		}
 		cancel()
@@ -277,7 +276,9 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 	var routes []paywall.Route
 	for _, rt := range cfg.Routes {
 		res := rt.Resolved
-		proxies[rt.Match] = proxyTo(res.Upstream, rt.UpstreamTimeout)
+		if res.Upstream != nil { // else served by the handler Wrap protects, or forward-auth only
+			proxies[rt.Match] = proxyTo(res.Upstream, rt.UpstreamTimeout)
+		}
 		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType, Upgrade: rt.Upgrade}
 		if !rt.Free {
 			for _, a := range res.Accept {
@@ -287,7 +288,7 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 		}
 		routes = append(routes, route)
 	}
-	pw, err := paywall.New(paywall.Config{
+	engine := paywall.Config{
 		Routes: routes, Journal: g.store, AllowUnmatched: cfg.Unmatched == "free", Logger: g.log,
 		OnStep: func(step string, p *coinop.Payment) {
 			g.metrics.Step(step, p)
@@ -296,11 +297,24 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 			}
 		},
 		OnRefuse: g.metrics.Refused,
-	})
+	}
+	pw, err := paywall.New(engine)
 	if err != nil {
 		return gen, err
 	}
 	gen.pw = pw
+	// A forward-auth check cannot learn what the proxy's upstream
+	// answered: its payments settle before the 2xx (x402's upfront flow).
+	engine.Routes = make([]paywall.Route, len(routes))
+	for i, rt := range routes {
+		if !rt.Free {
+			rt.Settlement = coinop.ModeSync
+		}
+		engine.Routes[i] = rt
+	}
+	if gen.authPW, err = paywall.New(engine); err != nil {
+		return gen, err
+	}
 	var fallback http.Handler = http.NotFoundHandler()
 	if u := cfg.UpstreamURL(); u != nil {
 		fallback = proxyTo(u, 0)
@@ -316,9 +330,55 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 				return
 			}
 		}
+		if next, ok := r.Context().Value(nextKey{}).(http.Handler); ok {
+			next.ServeHTTP(w, withoutHeaders(r, strip))
+			return
+		}
 		fallback.ServeHTTP(w, r)
 	}))))
+	gen.auth = access(accessLog, g.metrics, g.now, gen.authPW.Wrap(fwdauth.Allow))
 	return gen, nil
+}
+
+// Auth is the forward-auth endpoint (package fwdauth) of the current
+// configuration: a proxy in front of the seller's service asks it whether
+// each request is paid, and it answers from the gateway's routes, each
+// settled before the answer. It believes the headers that name the original
+// request, so it must be served where only the proxy reaches it.
+func (g *Gateway) Auth() http.Handler {
+	refund := func(ctx context.Context, id, reason string) (*coinop.Payment, error) {
+		gen := g.cur.Load()
+		if gen == nil {
+			return nil, coinop.Errorf(coinop.KindUnavailable, "gateway_closed", "the gateway is shutting down")
+		}
+		return gen.authPW.Refund(ctx, id, reason)
+	}
+	check := g.generations(func(gen *generation) (*paywall.Paywall, http.Handler) { return gen.authPW, gen.auth })
+	return fwdauth.New(fwdauth.Config{Now: g.now, Refund: refund, Check: check})
+}
+
+// generations serves each request with the current generation's handler,
+// which of picks with the engine deciding it. A payment for an offer only the
+// replaced configuration made (its price) is served by that one, within the
+// payment's window.
+func (g *Gateway) generations(of func(*generation) (*paywall.Paywall, http.Handler)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gen := g.cur.Load()
+		if gen == nil {
+			paywall.WriteError(w, r, coinop.Errorf(coinop.KindUnavailable, "gateway_closed", "the gateway is shutting down"))
+			return
+		}
+		pw, _ := of(gen)
+		if old := gen.predecessor(g.now()); old != nil && gen.carriesPayment(r) && !pw.Takes(r) {
+			if opw, _ := of(old); opw.Takes(r) {
+				gen = old
+			}
+		}
+		gen.serving.Add(1)
+		defer gen.serving.Done()
+		_, h := of(gen)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Admin is the operator listener's handler (package admin): the gateway's
@@ -351,10 +411,10 @@ func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
 // default keeps two idle connections per node, so concurrent payments (a
 // simulation each, and a settlement's calls) would open and close a TCP
 // connection per call; this one keeps enough to reuse them.
-func rpcHTTPClient() *http.Client {
+func rpcHTTPClient(m *metrics.Metrics, network string) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
-	return &http.Client{Transport: tr}
+	return &http.Client{Transport: m.RPC(network, tr)}
 }
 
 // proxy returns a reverse proxy to target. Payment headers stay at the
@@ -464,50 +524,49 @@ func openJournal(ctx context.Context, store string) (Journal, error) {
 // limits bound the time to read headers, idle connections, the header size
 // and the open connections (one more is answered 503 and closed).
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	return g.serve(ctx, ln, g.handler)
+}
+
+// ServeAuth is Serve for the forward-auth endpoint (Auth) alone, as
+// `coinop auth` runs it: the same limits, recovery passes and shutdown.
+func (g *Gateway) ServeAuth(ctx context.Context, ln net.Listener) error {
+	return g.serve(ctx, ln, g.Auth())
+}
+
+// AuthServer is an http.Server for the forward-auth endpoint beside the
+// gateway's own listener (Serve runs the recovery passes), with the
+// config's limits.
+func (g *Gateway) AuthServer() *http.Server { return g.server(g.Auth()) }
+
+func (g *Gateway) server(h http.Handler) *http.Server {
 	l := g.cfg.Limits.OrDefaults()
-	srv := &http.Server{
-		Handler:           g.handler,
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		IdleTimeout:       l.IdleTimeout,
 		MaxHeaderBytes:    l.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
-	ln = newLimitListener(ln, l.MaxConnections)
-	// What was unfinished before this process started and whose lease is
-	// expired (or this journal's own: a SQLite file's leases belong to the
-	// one gateway that owns the file, so a restart takes them back at once)
-	// was left by a crashed instance: reconcile it now. Payments leased by
-	// another live instance sharing a PostgreSQL journal are its own.
-	rep := g.Recover(ctx, g.started)
+}
+
+func (g *Gateway) serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := g.server(h)
+	ln = newLimitListener(ln, g.cfg.Limits.OrDefaults().MaxConnections)
+	rep := g.Recover(ctx, g.started) // before the first request is served
 	errc := make(chan error, 1)
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	go func() { defer close(done); g.recoverLoop(rctx, rep) }()
 	go func() { errc <- srv.Serve(ln) }()
-	// What the startup pass could not decide yet (a transaction still
-	// pending) is looked at again soon, then at the regular interval.
-	next := RecoveryInterval
-	if rep.Pending > 0 {
-		next = 2 * time.Second
+	select {
+	case err := <-errc:
+		stop()
+		<-done
+		return err
+	case <-ctx.Done():
 	}
-	timer := time.NewTimer(next)
-	defer timer.Stop()
-	for loop := true; loop; {
-		select {
-		case err := <-errc:
-			return err
-		case <-ctx.Done():
-			loop = false
-		case <-timer.C:
-			olderThan := g.now().Add(-recoveryGrace)
-			if rep.Pending > 0 {
-				olderThan = g.started
-			}
-			rep = g.Recover(ctx, olderThan)
-			next = RecoveryInterval
-			if rep.Pending > 0 {
-				next = 2 * time.Second
-			}
-			timer.Reset(next)
-		}
-	}
+	<-done
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -516,12 +575,43 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// recoverLoop reconciles unfinished payments until ctx is done, after a
+// first pass (rep) over what was unfinished before this process started
+// and whose lease is expired (or this journal's own: a SQLite file's
+// leases belong to the one gateway that owns the file, so a restart takes
+// them back at once), left by a crashed instance: at RecoveryInterval,
+// what stayed unfinished for longer than recoveryGrace. Payments leased by
+// another live instance sharing a PostgreSQL journal are its own.
+func (g *Gateway) recoverLoop(ctx context.Context, rep recovery.Report) {
+	for {
+		// What a pass could not decide yet (a transaction still pending)
+		// is looked at again soon, then at the regular interval.
+		next := RecoveryInterval
+		if rep.Pending > 0 {
+			next = 2 * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(next):
+		}
+		olderThan := g.now().Add(-recoveryGrace)
+		if rep.Pending > 0 {
+			olderThan = g.started
+		}
+		rep = g.Recover(ctx, olderThan)
+	}
+}
+
 // Recover reconciles unfinished payments last updated before olderThan with
 // their chains, logging what it did; problems are logged, not fatal.
 func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Report {
 	ctx, cancel := context.WithTimeout(ctx, RecoveryInterval)
 	defer cancel()
 	rep, err := recovery.Run(ctx, g.store, g.reconcilers, olderThan, g.log)
+	if e, ok := errors.AsType[*coinop.Error](err); ok && e.Reason == coinop.ReasonStoreUnavailable {
+		g.metrics.JournalError("recovery")
+	}
 	if err != nil {
 		g.log.Warn("recovery incomplete; will retry", "err", err)
 	}
@@ -537,6 +627,11 @@ func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Rep
 // Close stops background settlements (owed ones stay journaled for the next
 // start) and releases the store and the chain connections.
 func (g *Gateway) Close() error {
+	if g.stopRecovery != nil {
+		g.stopRecovery()
+		<-g.recovered
+		g.stopRecovery = nil
+	}
 	if g.closing != nil {
 		select {
 		case <-g.closing:

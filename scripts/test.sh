@@ -67,6 +67,7 @@ done <<'LIST'
 ./client FuzzOffers
 ./paywall FuzzRequestTarget
 ./x402 FuzzSameExactEVM
+./fwdauth FuzzOriginal
 ./admin FuzzQuery
 LIST
 
