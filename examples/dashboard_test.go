@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"image/png"
 	"io"
@@ -691,4 +692,24 @@ func send(t *testing.T, ctx context.Context, cl *ethclient.Client, key *ecdsa.Pr
 		}
 	}
 	t.Fatalf("transaction %s not mined", tx.Hash())
+}
+
+// TestDevDashboard: `coinop dev` opens an admin listener on loopback,
+// named in its banner and its config, with the dashboard and the payments
+// API over the dev journal.
+func TestDevDashboard(t *testing.T) {
+	d := startDev(t)
+	addr := d.cfg.Admin.Listen
+	if addr == "" || !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("dev's admin listener %q", addr)
+	}
+	resp, page := get(t, "http://"+addr+"/", "")
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "<title>coinop dashboard</title>") {
+		t.Fatalf("GET /: %s\n%s", resp.Status, page)
+	}
+	resp, body := get(t, "http://"+addr+"/summary", "")
+	var s struct{ States map[string]int }
+	if err := json.Unmarshal(body, &s); resp.StatusCode != 200 || err != nil || len(s.States) != 5 {
+		t.Fatalf("GET /summary: %s %v\n%s", resp.Status, err, body)
+	}
 }
