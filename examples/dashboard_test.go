@@ -92,7 +92,11 @@ type board struct {
 	PageLabel string `json:"pageLabel"`
 	Overflow  bool   `json:"overflow"`
 	Elements  int    `json:"elements"`
-	Ran       bool   `json:"ran"`
+	Contrast  struct {
+		Margin, Ratio, Need float64
+		Text                string
+	} `json:"contrast"`
+	Ran bool `json:"ran"`
 }
 
 // row is a table row: its data-* attributes, its cells' text and the
@@ -599,6 +603,10 @@ func checkDashboard(t *testing.T, run dashboardRun, ps []*domain.Payment, networ
 	if b.Headers < 20 {
 		t.Errorf("%d column headers", b.Headers)
 	}
+	if b.Contrast.Margin < 1 || run.Phone.Contrast.Margin < 1 {
+		t.Errorf("text with too little contrast: %+v (phone: %+v)", b.Contrast, run.Phone.Contrast)
+	}
+	t.Logf("least contrast: %.2f:1 (needs %.1f:1) for %q", b.Contrast.Ratio, b.Contrast.Need, b.Contrast.Text)
 	if b.Overflow || run.Phone.Overflow {
 		t.Errorf("the page is wider than the window (desktop %v, phone %v)", b.Overflow, run.Phone.Overflow)
 	}

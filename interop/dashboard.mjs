@@ -106,6 +106,35 @@ try {
         older: !document.getElementById("older").disabled,
         pageLabel: document.getElementById("page-label").textContent,
         overflow: document.documentElement.scrollWidth > window.innerWidth,
+        contrast: (() => {
+          // WCAG 2 contrast of every element's own text with the background
+          // behind it: the least margin over what its size needs (4.5:1, or
+          // 3:1 for large text). Disabled controls are exempt.
+          const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+          const lum = ([r, g, b]) => {
+            const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+            return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+          };
+          const background = (e) => {
+            for (; e; e = e.parentElement) {
+              const c = rgb(getComputedStyle(e).backgroundColor);
+              if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+            }
+            return [255, 255, 255];
+          };
+          let worst = { margin: Infinity };
+          for (const e of document.querySelectorAll("body *")) {
+            if (e.disabled || !e.getClientRects().length || e.closest("[hidden], svg, noscript, script, style")) continue;
+            if (![...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+            const st = getComputedStyle(e);
+            const a = lum(rgb(st.color)), b = lum(background(e));
+            const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+            const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
+            const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+            if (ratio / need < worst.margin) worst = { margin: ratio / need, ratio, need, text: e.textContent.trim().slice(0, 40) };
+          }
+          return worst;
+        })(),
         // Markup in the journal's text would show up as elements, or run.
         elements: document.querySelectorAll("img, iframe, object, embed, main script, [onerror], [onload]").length,
         ran: Boolean(window.__coinopRan),
