@@ -16,6 +16,8 @@ type Network struct {
 	ID string `json:"id"`
 	// Name is the configuration's other name for it, if any ("base").
 	Name string `json:"name,omitempty"`
+	// Title is its name for people ("Base Sepolia"), if coinop knows it.
+	Title string `json:"title,omitempty"`
 	// Explorer is a transaction's URL with {tx} in place of its hash
 	// ("https://basescan.org/tx/{tx}"); "" when none is configured, and
 	// the dashboard then shows the hash as text.

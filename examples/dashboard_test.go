@@ -530,7 +530,8 @@ func checkDashboard(t *testing.T, run dashboardRun, ps []*domain.Payment, networ
 		cards[c.Kind]++
 		switch c.Kind {
 		case "revenue":
-			if c.Amount != settled.String() || c.Payments != fmt.Sprint(states[domain.StateSettled]) || c.Value != usdc(settled) || c.Network != network {
+			if c.Amount != settled.String() || c.Payments != fmt.Sprint(states[domain.StateSettled]) || c.Value != usdc(settled) || c.Network != network ||
+				c.Label != "Revenue in USDC on Local dev chain" {
 				t.Errorf("revenue card %+v; journal: %s (%s) in %d payments", c, settled, usdc(settled), states[domain.StateSettled])
 			}
 		case "pending", "failed":
@@ -548,7 +549,8 @@ func checkDashboard(t *testing.T, run dashboardRun, ps []*domain.Payment, networ
 		t.Errorf("route rows %+v; journal %v", b.Routes, byRoute)
 	}
 	for _, r := range b.Routes {
-		if want := byRoute[r.Route]; want == nil || r.Amount != want.String() || r.Payments != fmt.Sprint(routeCount[r.Route]) || r.Cells[3] != usdc(want) {
+		if want := byRoute[r.Route]; want == nil || r.Amount != want.String() || r.Payments != fmt.Sprint(routeCount[r.Route]) || r.Cells[3] != usdc(want) ||
+			r.Cells[1] != "Local dev chain" {
 			t.Errorf("route row %+v; journal %v in %d", r, want, routeCount[r.Route])
 		}
 	}

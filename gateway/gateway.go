@@ -396,6 +396,9 @@ func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
 	cfg := admin.Config{Metrics: g.metrics.Handler(), Checks: g.checks, Token: token}
 	for _, n := range g.cfg.Networks {
 		an := admin.Network{ID: n.ID, Name: n.Name, Explorer: n.Explorer}
+		if title := paywall.NetworkName(n.ID); title != n.ID {
+			an.Title = title
+		}
 		for _, a := range n.Assets {
 			an.Assets = append(an.Assets, admin.Asset{Symbol: a.Symbol, Address: a.Address, Decimals: a.Decimals})
 		}

@@ -290,7 +290,7 @@
       explorers = new Map();
       networkNames = new Map();
       for (const n of nets.networks) {
-        if (n.name) networkNames.set(n.id, n.name);
+        if (n.title || n.name) networkNames.set(n.id, n.title || n.name);
         if (n.explorer) explorers.set(n.id, n.explorer);
         for (const a of n.assets) meta.set(n.id + '|' + a.address.toLowerCase(), a);
       }
