@@ -424,7 +424,8 @@ func (g *Gateway) generations(of func(*generation) (*paywall.Paywall, http.Handl
 
 // Admin is the operator listener's handler (package admin): the gateway's
 // metrics, readiness probes of the journal and of every chain it dials,
-// and the payments API over its journal. getenv reads the bearer token admin.token_env names; a named
+// the payments API over its journal, and the dashboard, which names the
+// configured networks and assets and links to their explorers. getenv reads the bearer token admin.token_env names; a named
 // variable that is empty is an error, never an open listener.
 func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
 	token := ""
@@ -434,6 +435,16 @@ func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
 		}
 	}
 	cfg := admin.Config{Metrics: g.metrics.Handler(), Checks: g.checks, Token: token}
+	for _, n := range g.cfg.Networks {
+		an := admin.Network{ID: n.ID, Name: n.Name, Explorer: n.Explorer}
+		if title := paywall.NetworkName(n.ID); title != n.ID {
+			an.Title = title
+		}
+		for _, a := range n.Assets {
+			an.Assets = append(an.Assets, admin.Asset{Symbol: a.Symbol, Address: a.Address, Decimals: a.Decimals})
+		}
+		cfg.Networks = append(cfg.Networks, an)
+	}
 	if j, ok := g.store.(admin.Journal); ok {
 		cfg.Journal = j
 	}

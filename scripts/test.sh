@@ -72,6 +72,7 @@ done <<'LIST'
 ./siwx FuzzParse
 ./x402 FuzzSameExactEVM
 ./fwdauth FuzzOriginal
+./admin FuzzQuery
 LIST
 
 step "benchmarks, 100 iterations each (so they keep running; numbers: bench/README.md)"
