@@ -184,7 +184,11 @@ func (c *Client) do(ctx context.Context, method, path string, in any) (*http.Res
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.JoinPath(path).String(), rd)
+	ref, err := url.Parse(path) // a path with its query: "/v1/newaddress?type=…"
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.ResolveReference(ref).String(), rd)
 	if err != nil {
 		return nil, err
 	}
