@@ -67,6 +67,11 @@ done <<'LIST'
 ./client FuzzOffers
 ./paywall FuzzRequestTarget
 ./x402 FuzzSameExactEVM
+./lightning/bolt11 FuzzDecode
+./l402 FuzzParseAuthorization
+./l402 FuzzDecodeIdentifier
+./l402 FuzzMacaroon
+./l402 FuzzParseChallenges
 LIST
 
 step "benchmarks, 100 iterations each (so they keep running; numbers: bench/README.md)"
