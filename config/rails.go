@@ -60,7 +60,15 @@ type AsyncCapped interface {
 func railModules() map[string]func() RailSettings {
 	return map[string]func() RailSettings{
 		KindX402: newX402Rail,
+		KindL402: newL402Rail,
 	}
+}
+
+// PathSettings is implemented by settings that name files: their paths,
+// which a configuration read from a file resolves against its directory
+// (see resolvePaths).
+type PathSettings interface {
+	Paths() []*string
 }
 
 // Overlapping is implemented by settings whose credentials may not tell
