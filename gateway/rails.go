@@ -33,6 +33,7 @@ type provisioned struct {
 func railModules() map[string]railModule {
 	return map[string]railModule{
 		config.KindX402: x402Module{},
+		config.KindL402: l402Module{},
 	}
 }
 
@@ -42,6 +43,10 @@ type railEnv struct {
 	cfg    *config.Config
 	opts   Options
 	chains map[*config.Network]*evm.Chain // the networks the gateway settles on itself
+	// journal is the gateway's journal, for rails that keep tables in it.
+	journal Journal
+	// dev are the gateway's development Lightning nodes.
+	dev *devNodes
 }
 
 // x402Module provisions x402 `exact` EVM rails: settled by the gateway
