@@ -200,8 +200,7 @@ func curl(ctx context.Context, o *curlOptions, rawURL string, env Env, stats *tr
 		rt = &verboseTransport{base: base, w: env.Stderr}
 	}
 	// -I shows a 402's terms; it never spends money on a head.
-	p := &payer{base: rt, flags: &o.pay, max: max, env: env, never: o.head}
-	hc := &http.Client{Transport: p, CheckRedirect: func(next *http.Request, via []*http.Request) error {
+	hc := &http.Client{Transport: o.pay.transport(rt, max, env, o.head), CheckRedirect: func(next *http.Request, via []*http.Request) error {
 		if !o.location {
 			return http.ErrUseLastResponse
 		}

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -25,11 +24,16 @@ import (
 	"github.com/coinop/coinop/x402"
 )
 
+// dialects are the ways of paying coinop's buyer speaks, as --prefer names
+// them.
+var dialects = []string{"x402"}
+
 // payFlags are the flags shared by curl and sign.
 type payFlags struct {
 	wallet, data, maxAmount string
 	decimals                int
 	silent                  bool
+	prefer                  []string
 }
 
 func (p *payFlags) register(fs *flag.FlagSet) {
@@ -38,6 +42,16 @@ func (p *payFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.maxAmount, "max-amount", "0.05", "most one request may cost, in whole tokens (e.g. 0.01 for 0.01 USDC); 0 refuses to pay")
 	fs.IntVar(&p.decimals, "decimals", 6, "decimals of the token --max-amount is written in")
 	fs.BoolVar(&p.silent, "s", false, "silent: no progress, payment or error lines on stderr")
+	fs.Func("prefer", "dialects to pay in first, comma-separated, best first ("+strings.Join(dialects, ", ")+")", func(v string) error {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.ToLower(strings.TrimSpace(name))
+			if !slices.Contains(dialects, name) {
+				return fmt.Errorf("unknown dialect %q (known: %s)", name, strings.Join(dialects, ", "))
+			}
+			p.prefer = append(p.prefer, name)
+		}
+		return nil
+	})
 }
 
 // maxUnits is --max-amount in atomic units of a token with --decimals.
@@ -61,153 +75,46 @@ func (p *payFlags) loadKey(env Env) (*eip3009.Key, error) {
 	return key, nil
 }
 
-// terms are a 402's offers, with what its problem body says the price is,
-// to name amounts the way a person reads them.
-type terms struct {
-	offers []x402.PaymentRequirements
-	// price is the body's "price" member ("0.001 USDC"), split.
-	priceAmount, priceSymbol string
+// methods are the dialects the buyer pays in, with their keys loaded only
+// when a payment needs one: a free or refused request reads no wallet.
+func (p *payFlags) methods(env Env) []client.Method {
+	return []client.Method{&client.X402{Decimals: p.decimals, LoadKey: func() (*eip3009.Key, error) { return p.loadKey(env) }}}
 }
 
-// readTerms reads the x402 offers of a 402 and peeks at its problem body
-// (which stays readable in resp.Body).
-func readTerms(resp *http.Response) (*terms, error) {
-	offers, _, _, err := client.Offers(resp)
-	if err != nil {
-		return nil, err
-	}
-	t := &terms{offers: offers}
-	head, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
-	if err != nil {
-		return t, nil
-	}
-	var body struct {
-		Price string `json:"price"`
-	}
-	if json.Unmarshal(head, &body) == nil {
-		t.priceAmount, t.priceSymbol, _ = strings.Cut(body.Price, " ")
-	}
-	return t, nil
+// policy is the spending policy of the flags: --max-amount per request, in
+// whole tokens of --decimals.
+func (p *payFlags) policy(max *big.Int) client.Policy {
+	return client.Policy{MaxAmount: max, MaxName: "--max-amount"}
 }
 
-// label is an offer's amount in whole tokens of --decimals with the asset's
-// symbol: "0.001 USDC". The symbol is the 402 body's when its price is the
-// same amount, else the token's EIP-712 name, else its address. The
-// decimals are always the user's, never the server's: a server that could
-// choose them could make a large amount read small.
-func (t *terms) label(q x402.PaymentRequirements, decimals int) string {
-	amount, ok := new(big.Int).SetString(q.Amount, 10)
-	if !ok {
-		return fmt.Sprintf("%q atomic units", q.Amount)
+// transport pays 402s as the flags say. never (curl -I) pays none.
+func (p *payFlags) transport(base http.RoundTripper, max *big.Int, env Env, never bool) http.RoundTripper {
+	if never {
+		return base
 	}
-	whole := coinop.FormatUnits(amount, decimals)
-	return whole + " " + t.symbol(q, whole)
-}
-
-func (t *terms) symbol(q x402.PaymentRequirements, whole string) string {
-	if t.priceSymbol != "" && t.priceAmount == whole {
-		return t.priceSymbol
-	}
-	if name, _ := q.Extra["name"].(string); name != "" {
-		return name
-	}
-	return "of token " + q.Asset
-}
-
-// allow refuses the 402 when every offer costs more than max, naming each
-// in whole tokens ("0.001 USDC exceeds --max-amount 0.0001 USDC"). The
-// client's policy checks again, in atomic units, before it signs.
-func (t *terms) allow(max *big.Int, decimals int) error {
-	var refusals []string
-	for _, q := range t.offers {
-		amount, ok := new(big.Int).SetString(q.Amount, 10)
-		if ok && amount.Sign() >= 0 && amount.Cmp(max) <= 0 {
-			return nil
-		}
-		whole := coinop.FormatUnits(amount, decimals)
-		if !ok {
-			whole = q.Amount
-		}
-		sym := t.symbol(q, whole)
-		refusals = append(refusals, fmt.Sprintf("%s %s exceeds --max-amount %s %s", whole, sym, coinop.FormatUnits(max, decimals), sym))
-	}
-	if len(refusals) == 0 {
-		return coinop.Errorf(coinop.KindPolicy, "policy_refused", "the 402 offers no way to pay")
-	}
-	return coinop.Errorf(coinop.KindPolicy, "policy_refused", "%s", strings.Join(refusals, "; "))
-}
-
-// describe names one payment for a person: amount, token, payee, network.
-func (t *terms) describe(q x402.PaymentRequirements, decimals int) string {
-	return fmt.Sprintf("%s (token %s) to %s on %s", t.label(q, decimals), q.Asset, q.PayTo, q.Network)
-}
-
-// payer answers a 402 with a payment. Until a 402 asks for one, no wallet
-// is read: free URLs work without a key. A request that already carries
-// a payment header is never paid again; with never set (curl -I), no 402
-// is paid.
-type payer struct {
-	base  http.RoundTripper
-	flags *payFlags
-	max   *big.Int
-	env   Env
-	never bool
-	key   *eip3009.Key
-}
-
-func (p *payer) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := p.base.RoundTrip(req)
-	if err != nil || resp.StatusCode != http.StatusPaymentRequired || p.never ||
-		req.Header.Get(x402.HeaderPaymentSignature) != "" || req.Header.Get(x402.HeaderXPayment) != "" {
-		return resp, err
-	}
-	t, err := readTerms(resp)
-	if err != nil {
-		// Not an x402 402: written out like any other response.
-		if !p.flags.silent {
-			fmt.Fprintf(p.env.Stderr, "* not paying: %v\n", err)
-		}
-		return resp, nil
-	}
-	if err := t.allow(p.max, p.flags.decimals); err != nil {
-		resp.Body.Close()
-		return nil, err
-	}
-	if p.key == nil {
-		if p.key, err = p.flags.loadKey(p.env); err != nil {
-			resp.Body.Close()
-			return nil, err
-		}
-	}
-	tr := &client.Transport{Base: &replayFirst{resp: resp, base: p.base}, Key: p.key, Policy: client.Policy{MaxAmount: p.max}}
-	if !p.flags.silent {
+	tr := &client.Transport{Base: base, Methods: p.methods(env), Prefer: p.prefer, Policy: p.policy(max)}
+	if !p.silent {
 		tr.OnPayment = func(pay client.Payment) {
-			fmt.Fprintf(p.env.Stderr, "* paying %s\n", t.describe(pay.Requirement, p.flags.decimals))
+			fmt.Fprintf(env.Stderr, "* paying %s\n", pay.About)
 		}
 	}
-	return tr.RoundTrip(req)
+	return &unpaidNote{base: tr, env: env, silent: p.silent}
 }
 
-// replayFirst answers its first round trip with a response already
-// received (the 402 the payer read), then sends requests on to base.
-type replayFirst struct {
-	resp *http.Response
-	base http.RoundTripper
+// unpaidNote says why a 402 came back unpaid: it speaks no dialect the
+// buyer's methods know.
+type unpaidNote struct {
+	base   http.RoundTripper
+	env    Env
+	silent bool
 }
 
-func (r *replayFirst) RoundTrip(req *http.Request) (*http.Response, error) {
-	if resp := r.resp; resp != nil {
-		r.resp = nil
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		return resp, nil
+func (u *unpaidNote) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := u.base.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusPaymentRequired && !u.silent {
+		fmt.Fprintln(u.env.Stderr, "* not paying: the 402 offers no way to pay that coinop speaks")
 	}
-	return r.base.RoundTrip(req)
+	return resp, err
 }
 
 // verboseTransport writes each request's and response's head to w, as

@@ -42,24 +42,13 @@ func runSign(ctx context.Context, args []string, env Env) error {
 	if resp.StatusCode != http.StatusPaymentRequired {
 		return fmt.Errorf("%s answered %s, not 402 Payment Required: nothing to sign", url, resp.Status)
 	}
-	t, err := readTerms(resp)
-	if err != nil {
-		return err
-	}
-	if err := t.allow(max, pf.decimals); err != nil {
-		return err
-	}
-	key, err := pf.loadKey(env)
-	if err != nil {
-		return err
-	}
-	tr := &client.Transport{Key: key, Policy: client.Policy{MaxAmount: max}}
+	tr := &client.Transport{Methods: pf.methods(env), Prefer: pf.prefer, Policy: pf.policy(max)}
 	p, err := tr.Pay(url, resp)
 	if err != nil {
 		return err
 	}
 	if !pf.silent {
-		fmt.Fprintf(env.Stderr, "* signed %s; send it as the %s header\n", t.describe(p.Requirement, pf.decimals), p.Header)
+		fmt.Fprintf(env.Stderr, "* signed %s; send it as the %s header\n", p.About, p.Header)
 	}
 	fmt.Fprintln(env.Stdout, p.Value)
 	return nil

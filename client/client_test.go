@@ -113,8 +113,8 @@ func TestTransportPays(t *testing.T) {
 	if s.lastAuth.ValidBefore != "1800000060" {
 		t.Errorf("validBefore %s, want now+maxTimeoutSeconds", s.lastAuth.ValidBefore)
 	}
-	if tr.Spent().Int64() != 1000 {
-		t.Errorf("spent %s", tr.Spent())
+	if tr.Spent(client.TokenUnit(offer.Network, offer.Asset)).Int64() != 1000 {
+		t.Errorf("spent %s", tr.Spent(client.TokenUnit(offer.Network, offer.Asset)))
 	}
 }
 

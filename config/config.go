@@ -66,6 +66,11 @@ const (
 
 // Config is the whole gateway configuration.
 type Config struct {
+	// Embedded says the configuration is for a Go program that serves its
+	// own handlers behind the paywall (gateway.Open): upstream is optional,
+	// and routes without one are served by the program. Set by
+	// LoadEmbedded and ParseEmbedded; never read from the file.
+	Embedded bool `yaml:"-"`
 	// Listen is the host:port the gateway serves on.
 	Listen string `yaml:"listen"`
 	// Upstream is the absolute http(s) URL of the service behind the
@@ -168,6 +173,14 @@ func (l Limits) OrDefaults() Limits {
 	return l
 }
 
+// HeaderSetting is one request header: its value written in the file, or
+// read from an environment variable at start-up, exactly one of the two.
+type HeaderSetting struct {
+	Name     string `yaml:"name"`
+	Value    string `yaml:"value,omitempty"`
+	ValueEnv string `yaml:"value_env,omitempty"`
+}
+
 // Network is one EVM chain the gateway accepts payments on.
 type Network struct {
 	// ID is the CAIP-2 chain identifier, "eip155:<chain id>".
@@ -186,6 +199,10 @@ type Network struct {
 	// facilitator`, or anyone's) that verifies and settles this network's
 	// payments with its own key: POST /verify, POST /settle.
 	Facilitator string `yaml:"facilitator,omitempty"`
+	// FacilitatorHeaders are sent with every request to the facilitator
+	// (an API key, an account id). A secret is named by an environment
+	// variable (value_env), never written here.
+	FacilitatorHeaders []*HeaderSetting `yaml:"facilitator_headers,omitempty"`
 	// The settlement key pays gas to submit payers' authorizations. It is
 	// named by a file or an environment variable, exactly one of the two,
 	// and never written in this file: configurations get committed and
@@ -299,12 +316,18 @@ func (c *Config) UpstreamURL() *url.URL { return c.upstream }
 
 // Load reads and parses the configuration file at path. Relative paths in
 // it are relative to the file's directory (see resolvePaths).
-func Load(path string) (*Config, error) {
+func Load(path string) (*Config, error) { return load(path, false) }
+
+// LoadEmbedded is Load for a Go program that serves its own handlers (see
+// Config.Embedded).
+func LoadEmbedded(path string) (*Config, error) { return load(path, true) }
+
+func load(path string, embedded bool) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	c, err := Parse(path, data)
+	c, err := parse(path, data, embedded)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +344,13 @@ func Load(path string) (*Config, error) {
 // Parse(c.Canonical()) equals c.
 //
 // Any error is an *Error listing every problem found.
-func Parse(filename string, data []byte) (*Config, error) {
+func Parse(filename string, data []byte) (*Config, error) { return parse(filename, data, false) }
+
+// ParseEmbedded is Parse for a Go program that serves its own handlers
+// (see Config.Embedded).
+func ParseEmbedded(filename string, data []byte) (*Config, error) { return parse(filename, data, true) }
+
+func parse(filename string, data []byte, embedded bool) (*Config, error) {
 	fail := func(line int, format string, args ...any) (*Config, error) {
 		return nil, &Error{Problems: []Problem{{File: filename, Line: line, Message: fmt.Sprintf(format, args...)}}}
 	}
@@ -360,7 +389,7 @@ func Parse(filename string, data []byte) (*Config, error) {
 	}
 	src := &source{file: filename, root: root}
 
-	c := new(Config)
+	c := &Config{Embedded: embedded}
 	strict := yaml.NewDecoder(bytes.NewReader(data))
 	strict.KnownFields(true)
 	var decoded []Problem

@@ -400,3 +400,40 @@ func TestLoopbackListen(t *testing.T) {
 		}
 	}
 }
+
+// A file for a Go program that serves its own handlers (ParseEmbedded)
+// needs no upstream, even for unmatched: free; coinop serve's Parse refuses
+// the same file.
+func TestEmbedded(t *testing.T) {
+	file := []byte(`pay_to: "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"
+unmatched: free
+networks:
+  - id: eip155:84532
+    rpc: http://127.0.0.1:8545
+    settlement_key_env: KEY
+    assets:
+      - symbol: USDC
+        address: "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
+        eip712_name: USDC
+        eip712_version: "2"
+routes:
+  - match: GET /weather
+    price: 0.001 USDC
+  - match: GET /other
+    price: 0.001 USDC
+    upstream: http://127.0.0.1:9090
+`)
+	c, err := config.ParseEmbedded("coinop.yaml", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Embedded || c.Routes[0].Resolved.Upstream != nil || c.Routes[1].Resolved.Upstream.String() != "http://127.0.0.1:9090" || c.UpstreamURL() != nil {
+		t.Fatalf("resolved %+v %+v", c.Routes[0].Resolved, c.Routes[1].Resolved)
+	}
+	_, err = config.Parse("coinop.yaml", file)
+	for _, want := range []string{`coinop.yaml:2: unmatched: "free" proxies unmatched requests to the top-level upstream, which is not set`, "routes[0].upstream: none"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse: %v, want %q", err, want)
+		}
+	}
+}

@@ -132,7 +132,7 @@ func (v *checker) checkTop(c *Config) (upstream *url.URL) {
 	switch c.Unmatched {
 	case UnmatchedDeny:
 	case UnmatchedFree:
-		if c.Upstream == "" {
+		if c.Upstream == "" && !c.Embedded {
 			v.addf("unmatched", "%q proxies unmatched requests to the top-level upstream, which is not set", c.Unmatched)
 		}
 	default:
@@ -268,6 +268,7 @@ func (v *checker) checkNetworks(networks []*Network) []uint64 {
 				v.addf(p+".facilitator", "%v", err)
 			}
 		}
+		v.checkFacilitatorHeaders(p, n)
 		switch {
 		case n.RPC == "" && n.Facilitator == "":
 			v.addf(p+".rpc", "required: the node's http(s) or ws(s) URL")
@@ -381,6 +382,52 @@ func (v *checker) checkAssets(network string, assets []*Asset) {
 	}
 }
 
+// headerNameRE is an HTTP field name (RFC 9110 token).
+var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+// reservedHeaders are set by the facilitator client itself or by the HTTP
+// transport, never by a setting.
+var reservedHeaders = map[string]bool{"Accept": true, "Connection": true, "Content-Length": true,
+	"Content-Type": true, "Host": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true}
+
+func (v *checker) checkFacilitatorHeaders(p string, n *Network) {
+	if len(n.FacilitatorHeaders) > 0 && n.Facilitator == "" {
+		v.addf(p+".facilitator_headers", "set without a facilitator")
+	}
+	seen := map[string]int{}
+	for j, h := range n.FacilitatorHeaders {
+		hp := fmt.Sprintf("%s.facilitator_headers[%d]", p, j)
+		if h == nil {
+			v.addf(hp, "empty header")
+			continue
+		}
+		canon := http.CanonicalHeaderKey(h.Name)
+		switch {
+		case h.Name == "":
+			v.addf(hp+".name", "required")
+		case !headerNameRE.MatchString(h.Name):
+			v.addf(hp+".name", "%q is not a header name", h.Name)
+		case reservedHeaders[canon]:
+			v.addf(hp+".name", "%s is set by the client itself", canon)
+		default:
+			if k, dup := seen[canon]; dup {
+				v.addf(hp+".name", "%s is also facilitator_headers[%d]", canon, k)
+			}
+			seen[canon] = j
+		}
+		switch {
+		case h.Value != "" && h.ValueEnv != "":
+			v.addf(hp+".value_env", "set value or value_env, not both")
+		case h.Value == "" && h.ValueEnv == "":
+			v.addf(hp, "no value: set value, or value_env for a secret")
+		case h.ValueEnv != "" && !envNameRE.MatchString(h.ValueEnv):
+			v.addf(hp+".value_env", "%q is not an environment variable name", h.ValueEnv)
+		case strings.ContainsAny(h.Value, "\r\n\x00"):
+			v.addf(hp+".value", "a header value cannot hold a line break or NUL")
+		}
+	}
+}
+
 // checkRoutes checks the routes and resolves their effective settings.
 func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 	resolved := make([]Resolved, len(c.Routes))
@@ -394,7 +441,7 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 			noUpstream++
 		}
 	}
-	if c.Upstream == "" && noUpstream == len(c.Routes) {
+	if c.Upstream == "" && noUpstream == len(c.Routes) && !c.Embedded {
 		v.addf("upstream", "required: the absolute http(s) URL of the service behind the gateway")
 	}
 
@@ -425,7 +472,7 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 		case upstream != nil:
 			u := *upstream
 			res.Upstream = &u
-		case c.Upstream == "" && noUpstream < len(c.Routes):
+		case c.Upstream == "" && noUpstream < len(c.Routes) && !c.Embedded:
 			v.addf(p+".upstream", "none: set upstream here or at the top level")
 		}
 

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -219,8 +220,28 @@ func TestAdminMetricsEqualTheJournal(t *testing.T) {
 	if code, body := get("/readyz"); code != 200 {
 		t.Fatalf("/readyz with the node back: %d %s", code, body)
 	}
+	// The node's answers are counted, its failures apart.
+	_, text = get("/metrics")
+	parser = expfmt.NewTextParser(model.UTF8Validation)
+	if fams, err = parser.TextToMetricFamilies(strings.NewReader(text)); err != nil {
+		t.Fatal(err)
+	}
+	network := fmt.Sprintf("eip155:%d", dev.ChainID)
+	if got := sum("coinop_rpc_requests_total", map[string]string{"network": network, "outcome": "error"}); got < 1 {
+		t.Errorf("node failures counted %v, want at least the probe's", got)
+	}
+	if got := sum("coinop_rpc_requests_total", map[string]string{"network": network, "outcome": "ok"}); got < paid {
+		t.Errorf("node answers counted %v, want at least one per payment", got)
+	}
 
-	lines := strings.Count(logs.String(), "msg=request ")
+	// An access line is written once the handler returned, which may be
+	// just after the client has read the response.
+	lines := 0
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if lines = strings.Count(logs.String(), "msg=request "); lines >= paid*2+2 {
+			break
+		}
+	}
 	if lines != paid*2+2 { // each paid request is a 402 and then a paid 200
 		t.Errorf("%d access lines, want %d:\n%s", lines, paid*2+2, logs.String())
 	}

@@ -3,9 +3,12 @@ package gateway_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,8 +38,9 @@ type facilitated struct {
 
 // newFacilitated starts the chain, the facilitator and the gateway. front,
 // if set, wraps the facilitator's handler as the gateway sees it; withRPC
-// sets the chain's rpc beside the facilitator.
-func newFacilitated(t *testing.T, ctx context.Context, front func(http.Handler) http.Handler, withRPC bool) *facilitated {
+// sets the chain's rpc beside the facilitator; settings are more lines of
+// the network's block, and opts the gateway's options.
+func newFacilitated(t *testing.T, ctx context.Context, front func(http.Handler) http.Handler, withRPC bool, settings string, opts gateway.Options) *facilitated {
 	t.Helper()
 	dev, chain := startChain(t, ctx)
 	f := &facilitated{dev: dev, chain: chain, payee: crypto.PubkeyToAddress(dev.Payee.PublicKey)}
@@ -59,7 +63,7 @@ func newFacilitated(t *testing.T, ctx context.Context, front func(http.Handler) 
 	}))
 	t.Cleanup(upstream.Close)
 
-	settle := "facilitator: " + f.fsrv.URL
+	settle := "facilitator: " + f.fsrv.URL + settings
 	if withRPC {
 		settle += "\n    rpc: " + dev.RPCURL
 	}
@@ -67,7 +71,7 @@ func newFacilitated(t *testing.T, ctx context.Context, front func(http.Handler) 
   - match: GET /weather
     price: 0.001 USDC
 `)
-	f.g, f.gsrv = startGateway(t, ctx, cfg, gateway.Options{})
+	f.g, f.gsrv = startGateway(t, ctx, cfg, opts)
 	f.hc = payingClient(t, dev)
 	return f
 }
@@ -85,7 +89,7 @@ func (f *facilitated) payeeHolds(t *testing.T, ctx context.Context, want int64) 
 func TestFacilitatorNetwork(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	f := newFacilitated(t, ctx, nil, false)
+	f := newFacilitated(t, ctx, nil, false, "", gateway.Options{})
 	resp, err := f.hc.Get(f.gsrv.URL + "/weather")
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +131,7 @@ func TestFacilitatorNetworkReconciledByRPC(t *testing.T) {
 			http.Error(w, "bad gateway", http.StatusBadGateway)
 		})
 	}
-	f := newFacilitated(t, ctx, loseSettleAnswer, true)
+	f := newFacilitated(t, ctx, loseSettleAnswer, true, "", gateway.Options{})
 	resp, err := http.Get(f.gsrv.URL + "/weather")
 	if err != nil {
 		t.Fatal(err)
@@ -162,5 +166,67 @@ func TestFacilitatorNetworkReconciledByRPC(t *testing.T) {
 	ps, err := f.g.Store().List(ctx, coinop.StateSettled, 0)
 	if err != nil || len(ps) != 1 || ps[0].Served.IsZero() {
 		t.Fatalf("journal %+v %v, want one settled, served payment", ps, err)
+	}
+}
+
+// TestFacilitatorHeaders: the headers facilitator_headers names reach the
+// facilitator on every call, a secret read from the environment; a
+// facilitator that refuses the gateway's key makes priced requests fail
+// closed, and none of it reaches the log.
+func TestFacilitatorHeaders(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var calls, refused atomic.Int32
+	token := "s3cret-token"
+	guard := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			if r.Header.Get("Authorization") != "Bearer "+token || r.Header.Get("X-Account") != "shop-42" {
+				refused.Add(1)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	settings := `
+    facilitator_headers:
+      - name: authorization
+        value_env: FACILITATOR_TOKEN
+      - name: X-Account
+        value: shop-42`
+	env := map[string]string{"FACILITATOR_TOKEN": "Bearer " + token}
+	var logs syncBuffer
+	f := newFacilitated(t, ctx, guard, false, settings, gateway.Options{Getenv: func(k string) string { return env[k] },
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	resp, err := f.hc.Get(f.gsrv.URL + "/weather")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || calls.Load() < 2 || refused.Load() != 0 {
+		t.Fatalf("paid: %d after %d facilitator calls, %d refused", resp.StatusCode, calls.Load(), refused.Load())
+	}
+	f.payeeHolds(t, ctx, 1000)
+
+	token = "rotated" // the facilitator no longer takes the gateway's key
+	resp, err = f.hc.Get(f.gsrv.URL + "/weather")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 500 || refused.Load() == 0 {
+		t.Fatalf("refused by the facilitator: %d, want a 5xx", resp.StatusCode)
+	}
+	f.payeeHolds(t, ctx, 1000)
+	if strings.Contains(logs.String(), "s3cret") {
+		t.Errorf("the facilitator key reached the log:\n%s", logs.String())
+	}
+
+	// An empty variable stops the start, naming the setting.
+	cfg := devConfig(t, f.dev, f.gsrv.URL, "facilitator: "+f.fsrv.URL+settings, "\n  - match: GET /weather\n    price: 0.001 USDC\n")
+	_, err = gateway.New(ctx, cfg, gateway.Options{Getenv: func(string) string { return "" }})
+	if err == nil || !strings.Contains(err.Error(), "networks[0].facilitator_headers[0].value_env: environment variable FACILITATOR_TOKEN is empty") {
+		t.Fatalf("start with the variable unset: %v", err)
 	}
 }

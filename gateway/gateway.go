@@ -58,11 +58,15 @@ type Gateway struct {
 	cur     atomic.Pointer[generation]
 	closing chan struct{}  // closed by Close: replaced generations close at once
 	retired sync.WaitGroup // replaced generations not closed yet
-	metrics *metrics.Metrics
-	checks  map[string]admin.Check // readiness probes, by name
-	started time.Time
-	now     func() time.Time
-	dev     devNodes // development Lightning nodes, kept across reloads
+	// stopRecovery ends the recovery loop Open starts, and recovered is
+	// closed when it has; nil for a gateway that Serve runs.
+	stopRecovery context.CancelFunc
+	recovered    chan struct{}
+	metrics      *metrics.Metrics
+	checks       map[string]admin.Check // readiness probes, by name
+	started      time.Time
+	now          func() time.Time
+	dev          devNodes // development Lightning nodes, kept across reloads
 }
 
 // RecoveryInterval is how often a serving gateway reconciles unfinished
@@ -137,13 +141,19 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 	if g.store, err = openJournal(ctx, cfg.Store); err != nil {
 		return cfg.Errorf("store", "%s: %v", storeLabel(cfg.Store), err)
 	}
-	g.checks["journal"] = g.store.Ping
+	g.checks["journal"] = func(ctx context.Context) error {
+		err := g.store.Ping(ctx)
+		if err != nil {
+			g.metrics.JournalError("probe")
+		}
+		return err
+	}
 
 	for i, n := range cfg.Networks {
 		if n.Facilitator != "" && n.RPC == "" {
 			continue // verified and settled by the facilitator; see below
 		}
-		ch, cl, err := dialNetwork(ctx, cfg, i, opts)
+		ch, cl, err := dialNetwork(ctx, cfg, i, opts, g.metrics)
 		if cl != nil {
 			g.clients = append(g.clients, cl)
 		}
@@ -278,7 +288,9 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 	var routes []paywall.Route
 	for _, rt := range cfg.Routes {
 		res := rt.Resolved
-		proxies[rt.Match] = proxyTo(res.Upstream, rt.UpstreamTimeout)
+		if res.Upstream != nil { // else served by the handler Wrap protects
+			proxies[rt.Match] = proxyTo(res.Upstream, rt.UpstreamTimeout)
+		}
 		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType, Upgrade: rt.Upgrade}
 		if !rt.Free {
 			for _, a := range res.Accept {
@@ -317,6 +329,10 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 				return
 			}
 		}
+		if next, ok := r.Context().Value(nextKey{}).(http.Handler); ok {
+			next.ServeHTTP(w, withoutHeaders(r, strip))
+			return
+		}
 		fallback.ServeHTTP(w, r)
 	}))))
 	return gen, nil
@@ -344,10 +360,10 @@ func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
 // default keeps two idle connections per node, so concurrent payments (a
 // simulation each, and a settlement's calls) would open and close a TCP
 // connection per call; this one keeps enough to reuse them.
-func rpcHTTPClient() *http.Client {
+func rpcHTTPClient(m *metrics.Metrics, network string) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
-	return &http.Client{Transport: tr}
+	return &http.Client{Transport: m.RPC(network, tr)}
 }
 
 // proxy returns a reverse proxy to target. Payment headers stay at the
@@ -466,41 +482,21 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
 	ln = newLimitListener(ln, l.MaxConnections)
-	// What was unfinished before this process started and whose lease is
-	// expired (or this journal's own: a SQLite file's leases belong to the
-	// one gateway that owns the file, so a restart takes them back at once)
-	// was left by a crashed instance: reconcile it now. Payments leased by
-	// another live instance sharing a PostgreSQL journal are its own.
-	rep := g.Recover(ctx, g.started)
+	rep := g.Recover(ctx, g.started) // before the first request is served
 	errc := make(chan error, 1)
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	go func() { defer close(done); g.recoverLoop(rctx, rep) }()
 	go func() { errc <- srv.Serve(ln) }()
-	// What the startup pass could not decide yet (a transaction still
-	// pending) is looked at again soon, then at the regular interval.
-	next := RecoveryInterval
-	if rep.Pending > 0 {
-		next = 2 * time.Second
+	select {
+	case err := <-errc:
+		stop()
+		<-done
+		return err
+	case <-ctx.Done():
 	}
-	timer := time.NewTimer(next)
-	defer timer.Stop()
-	for loop := true; loop; {
-		select {
-		case err := <-errc:
-			return err
-		case <-ctx.Done():
-			loop = false
-		case <-timer.C:
-			olderThan := g.now().Add(-recoveryGrace)
-			if rep.Pending > 0 {
-				olderThan = g.started
-			}
-			rep = g.Recover(ctx, olderThan)
-			next = RecoveryInterval
-			if rep.Pending > 0 {
-				next = 2 * time.Second
-			}
-			timer.Reset(next)
-		}
-	}
+	<-done
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -509,12 +505,43 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// recoverLoop reconciles unfinished payments until ctx is done, after a
+// first pass (rep) over what was unfinished before this process started
+// and whose lease is expired (or this journal's own: a SQLite file's
+// leases belong to the one gateway that owns the file, so a restart takes
+// them back at once), left by a crashed instance: at RecoveryInterval,
+// what stayed unfinished for longer than recoveryGrace. Payments leased by
+// another live instance sharing a PostgreSQL journal are its own.
+func (g *Gateway) recoverLoop(ctx context.Context, rep recovery.Report) {
+	for {
+		// What a pass could not decide yet (a transaction still pending)
+		// is looked at again soon, then at the regular interval.
+		next := RecoveryInterval
+		if rep.Pending > 0 {
+			next = 2 * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(next):
+		}
+		olderThan := g.now().Add(-recoveryGrace)
+		if rep.Pending > 0 {
+			olderThan = g.started
+		}
+		rep = g.Recover(ctx, olderThan)
+	}
+}
+
 // Recover reconciles unfinished payments last updated before olderThan with
 // their chains, logging what it did; problems are logged, not fatal.
 func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Report {
 	ctx, cancel := context.WithTimeout(ctx, RecoveryInterval)
 	defer cancel()
 	rep, err := recovery.Run(ctx, g.store, g.reconcilers, olderThan, g.log)
+	if e, ok := errors.AsType[*coinop.Error](err); ok && e.Reason == coinop.ReasonStoreUnavailable {
+		g.metrics.JournalError("recovery")
+	}
 	if err != nil {
 		g.log.Warn("recovery incomplete; will retry", "err", err)
 	}
@@ -530,6 +557,11 @@ func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Rep
 // Close stops background settlements (owed ones stay journaled for the next
 // start) and releases the store and the chain connections.
 func (g *Gateway) Close() error {
+	if g.stopRecovery != nil {
+		g.stopRecovery()
+		<-g.recovered
+		g.stopRecovery = nil
+	}
 	if g.closing != nil {
 		select {
 		case <-g.closing:

@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -62,8 +65,12 @@ func (x402Module) provision(_ context.Context, env *railEnv, r *config.Rail, at 
 	var scheme x402.Scheme
 	var err error
 	if res.Network.Facilitator != "" {
+		header, herr := facilitatorHeader(env, res.Network)
+		if herr != nil {
+			return nil, herr
+		}
 		scheme, err = facilitated.New(facilitated.Config{
-			URL: res.Network.Facilitator, Network: res.Network.ID,
+			URL: res.Network.Facilitator, Network: res.Network.ID, Header: header,
 			Asset: res.Asset.Address, PayTo: res.PayTo, Name: res.Asset.EIP712Name,
 			Version: res.Asset.EIP712Version, MaxTimeout: s.MaxTimeout,
 			SettleTimeout: res.Network.ReceiptTimeout + 15*time.Second, Now: env.opts.Now,
@@ -79,6 +86,35 @@ func (x402Module) provision(_ context.Context, env *railEnv, r *config.Rail, at 
 		return nil, env.cfg.Errorf(at, "%v", err)
 	}
 	return &provisioned{rail: &x402.Rail{ID: r.Name, Schemes: []x402.Scheme{scheme}}}, nil
+}
+
+// facilitatorHeader is what n's facilitator_headers say to send, with the
+// values of the environment variables they name. An empty variable stops
+// the start: a facilitator that wants a key would refuse every payment.
+func facilitatorHeader(env *railEnv, n *config.Network) (http.Header, error) {
+	if len(n.FacilitatorHeaders) == 0 {
+		return nil, nil
+	}
+	at := "networks"
+	for i, m := range env.cfg.Networks {
+		if m == n {
+			at = fmt.Sprintf("networks[%d]", i)
+		}
+	}
+	h := http.Header{}
+	for j, s := range n.FacilitatorHeaders {
+		v := s.Value
+		if s.ValueEnv != "" {
+			if v = env.opts.Getenv(s.ValueEnv); v == "" {
+				return nil, env.cfg.Errorf(fmt.Sprintf("%s.facilitator_headers[%d].value_env", at, j), "environment variable %s is empty or not set", s.ValueEnv)
+			}
+			if strings.ContainsAny(v, "\r\n\x00") {
+				return nil, env.cfg.Errorf(fmt.Sprintf("%s.facilitator_headers[%d].value_env", at, j), "environment variable %s holds a line break or NUL", s.ValueEnv)
+			}
+		}
+		h.Add(s.Name, v)
+	}
+	return h, nil
 }
 
 // provisionRails builds every configured rail through its module: the

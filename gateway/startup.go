@@ -16,6 +16,7 @@ import (
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/eip3009"
 	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/metrics"
 )
 
 // ProbeTimeout bounds the probes of one network at start-up, so that a
@@ -54,7 +55,7 @@ func SettlementKey(file, envName string, getenv func(string) string) (*ecdsa.Pri
 
 // dialNetwork loads network i's settlement key and connects to its node.
 // The client is returned for closing even with an error.
-func dialNetwork(ctx context.Context, cfg *config.Config, i int, opts Options) (*evm.Chain, *ethclient.Client, error) {
+func dialNetwork(ctx context.Context, cfg *config.Config, i int, opts Options, m *metrics.Metrics) (*evm.Chain, *ethclient.Client, error) {
 	n := cfg.Networks[i]
 	p := fmt.Sprintf("networks[%d]", i)
 	keyPath := p + ".settlement_key_file"
@@ -68,7 +69,7 @@ func dialNetwork(ctx context.Context, cfg *config.Config, i int, opts Options) (
 			return nil, nil, cfg.Errorf(keyPath, "settlement key: %v", err)
 		}
 	}
-	rc, err := rpc.DialOptions(ctx, n.RPC, rpc.WithHTTPClient(rpcHTTPClient()))
+	rc, err := rpc.DialOptions(ctx, n.RPC, rpc.WithHTTPClient(rpcHTTPClient(m, n.ID)))
 	if err != nil {
 		return nil, nil, cfg.Errorf(p+".rpc", "%v", err)
 	}
@@ -171,7 +172,7 @@ func Check(ctx context.Context, cfg *config.Config, opts Options) []Finding {
 				Subject: n.ID, Asset: -1, Detail: "settled by the facilitator " + n.Facilitator + "; not probed"}})
 			continue
 		}
-		ch, cl, err := dialNetwork(ctx, cfg, i, opts)
+		ch, cl, err := dialNetwork(ctx, cfg, i, opts, nil)
 		if err != nil {
 			var ce *config.Error
 			path := ""

@@ -34,6 +34,8 @@ type Metrics struct {
 	payments   *prometheus.CounterVec
 	revenue    *prometheus.CounterVec
 	settleTime *prometheus.HistogramVec
+	rpc        *prometheus.CounterVec
+	journal    *prometheus.CounterVec
 
 	now func() time.Time
 }
@@ -66,7 +68,13 @@ func New(now func() time.Time, owed func() int) *Metrics {
 		Name: "coinop_settlement_seconds", Help: "Time from a payment's reservation to its settlement, by rail and mode.",
 		Buckets: prometheus.ExponentialBuckets(0.05, 2, 10),
 	}, []string{"rail", "mode"})
-	m.reg.MustRegister(m.requests, m.latency, m.refusals, m.payments, m.revenue, m.settleTime,
+	m.rpc = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coinop_rpc_requests_total", Help: "HTTP requests to a network's node, by network and outcome (ok; error: no answer, or an HTTP status of 400 or more).",
+	}, []string{"network", "outcome"})
+	m.journal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coinop_journal_errors_total", Help: "Times the payments journal could not be used, by where it was noticed (request: a request refused for it; probe: a readiness probe; recovery: a reconciliation pass).",
+	}, []string{"where"})
+	m.reg.MustRegister(m.requests, m.latency, m.refusals, m.payments, m.revenue, m.settleTime, m.rpc, m.journal,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if owed != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -92,8 +100,44 @@ func (m *Metrics) Request(route string, status int, took time.Duration) {
 }
 
 // Refused counts a problem answered on a priced route (paywall.Config.OnRefuse).
+// A refusal because the journal is unavailable also counts as a journal
+// error.
 func (m *Metrics) Refused(r *http.Request, route string, e *coinop.Error) {
 	m.refusals.WithLabelValues(route, strconv.Itoa(e.Kind.Status()), e.Reason).Inc()
+	if e.Reason == coinop.ReasonStoreUnavailable || e.Reason == coinop.ReasonJournalFailed {
+		m.JournalError("request")
+	}
+}
+
+// JournalError counts a failure to use the journal noticed at where
+// ("request", "probe", "recovery").
+func (m *Metrics) JournalError(where string) { m.journal.WithLabelValues(where).Inc() }
+
+// RPC wraps base (nil: http.DefaultTransport) so that every request to
+// network's node is counted, by outcome. On nil Metrics it is base.
+func (m *Metrics) RPC(network string, base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if m == nil {
+		return base
+	}
+	return &countedRPC{base: base, ok: m.rpc.WithLabelValues(network, "ok"), failed: m.rpc.WithLabelValues(network, "error")}
+}
+
+type countedRPC struct {
+	base       http.RoundTripper
+	ok, failed prometheus.Counter
+}
+
+func (c *countedRPC) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.base.RoundTrip(r)
+	if err != nil || resp.StatusCode >= 400 {
+		c.failed.Inc()
+	} else {
+		c.ok.Inc()
+	}
+	return resp, err
 }
 
 // Step counts a payment step (paywall.Config.OnStep): reserved, settled

@@ -106,3 +106,49 @@ func TestCountsWhatHappened(t *testing.T) {
 		}
 	}
 }
+
+// TestErrors: a request refused because the journal is unavailable counts
+// as a journal error, and requests to a node are counted by outcome (an
+// HTTP error status and no answer at all are failures).
+func TestErrors(t *testing.T) {
+	m := metrics.New(nil, nil)
+	r := httptest.NewRequest("GET", "/weather", nil)
+	m.Refused(r, "GET /weather", coinop.Errorf(coinop.KindUnavailable, coinop.ReasonStoreUnavailable, "down"))
+	m.Refused(r, "GET /weather", coinop.Errorf(coinop.KindPaymentRequired, coinop.ReasonPaymentRequired, "pay"))
+	m.JournalError("probe")
+
+	var fail bool
+	node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fail {
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+		}
+	}))
+	hc := &http.Client{Transport: m.RPC("eip155:1", nil)}
+	for _, f := range []bool{false, false, true} {
+		fail = f
+		resp, err := hc.Get(node.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	node.Close()
+	if _, err := hc.Get(node.URL); err == nil {
+		t.Fatal("a closed node answered")
+	}
+
+	got := scrape(t, m)
+	for _, c := range []struct {
+		name, key string
+		want      float64
+	}{
+		{"coinop_journal_errors_total", "where=request,", 1},
+		{"coinop_journal_errors_total", "where=probe,", 1},
+		{"coinop_rpc_requests_total", "network=eip155:1,outcome=ok,", 2},
+		{"coinop_rpc_requests_total", "network=eip155:1,outcome=error,", 2},
+	} {
+		if f := got[c.name]; f == nil || f.values[c.key] != c.want {
+			t.Errorf("%s{%s} = %v, want %v", c.name, c.key, f, c.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package paywall_test
 
 import (
+	"context"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -32,7 +33,7 @@ func Example() {
 	journal, _ := sqlite.Open(filepath.Join(dir, "coinop.db"))
 	defer journal.Close()
 
-	protect, err := paywall.Middleware(paywall.Config{
+	protect, closeEngine, err := paywall.Middleware(paywall.Config{
 		Journal: journal,
 		Routes: []paywall.Route{
 			{Pattern: "GET /{$}", Free: true},
@@ -48,6 +49,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
+	defer closeEngine(context.Background()) // lets settlements in flight finish
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello") })
 	mux.HandleFunc("GET /weather", func(w http.ResponseWriter, r *http.Request) {

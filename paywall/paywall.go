@@ -288,13 +288,14 @@ type routeMark struct{}
 func (routeMark) ServeHTTP(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }
 
 // Middleware returns the engine as a func(http.Handler) http.Handler for use
-// with any router.
-func Middleware(cfg Config) (func(http.Handler) http.Handler, error) {
+// with any router, and the engine's Close: call it on shutdown, so that
+// settlements in flight finish (or stay journaled for the next start).
+func Middleware(cfg Config) (wrap func(http.Handler) http.Handler, close func(context.Context) error, err error) {
 	pw, err := New(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return pw.Wrap, nil
+	return pw.Wrap, pw.Close, nil
 }
 
 // Wrap protects next.

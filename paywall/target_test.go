@@ -2,6 +2,7 @@ package paywall_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"math/big"
 	"net/http"
@@ -188,10 +189,11 @@ func newPaywall(t *testing.T, unmatchedFree bool, routes ...paywall.Route) func(
 			}}
 		}
 	}
-	protect, err := paywall.Middleware(paywall.Config{Journal: journal, Routes: routes, AllowUnmatched: unmatchedFree})
+	protect, closeEngine, err := paywall.Middleware(paywall.Config{Journal: journal, Routes: routes, AllowUnmatched: unmatchedFree})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { closeEngine(context.Background()) })
 	return protect
 }
 
