@@ -55,6 +55,14 @@ networks:
         eip712_name: "{{.TokenName}}"
         eip712_version: "{{.TokenVersion}}"
         async_exposure: "0.05 USDC"
+rails:
+  - name: usdc
+    kind: x402
+    network: "{{.Network}}"
+    asset: USDC
+  - name: sats
+    kind: l402
+    dev: true                     # an in-process Lightning node: real BOLT11 invoices, paid by coinop curl
 routes:
   - match: "GET /{$}"
     free: true
@@ -67,6 +75,14 @@ routes:
     description: "A longer report"
     mime_type: application/json
     settlement: async             # served once verified; settled in the background
+  - match: "GET /forecast"
+    description: "A week's forecast"
+    mime_type: application/json
+    accept:                       # one 402, two ways to pay: x402 (USDC) and L402 (Lightning)
+      - rail: usdc
+        price: "0.002 USDC"
+      - rail: sats
+        price: "20 sat"
 `))
 
 func runDev(ctx context.Context, args []string, env Env) error {
@@ -166,8 +182,9 @@ Try it:
   curl -i %s/weather                                        # 402: what to pay
   go run ./cmd/coinop curl -i %s/weather                    # pays 0.001 USDC
   curl -H "PAYMENT-SIGNATURE: $(go run ./cmd/coinop sign %s/weather)" %s/weather
+  go run ./cmd/coinop curl --prefer l402 -i %s/forecast     # pays 20 sat over Lightning (L402)
   go run ./cmd/coinop balance                               # payer and payee balances
-`, url, state.Network, "in memory", chain.RPCURL, state.Token, state.Payer, filepath.Join(dir, "payer.key"), state.Payee, cfgPath, url, url, url, url)
+`, url, state.Network, "in memory", chain.RPCURL, state.Token, state.Payer, filepath.Join(dir, "payer.key"), state.Payee, cfgPath, url, url, url, url, url)
 	})
 }
 
