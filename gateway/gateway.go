@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -538,7 +539,7 @@ func (g *Gateway) recoverLoop(ctx context.Context, rep recovery.Report) {
 func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Report {
 	ctx, cancel := context.WithTimeout(ctx, RecoveryInterval)
 	defer cancel()
-	rep, err := recovery.Run(ctx, g.store, g.reconcilers, olderThan, g.log)
+	rep, err := recovery.Run(ctx, g.store, g.reconcilersNow(), olderThan, g.log)
 	if e, ok := errors.AsType[*coinop.Error](err); ok && e.Reason == coinop.ReasonStoreUnavailable {
 		g.metrics.JournalError("recovery")
 	}
@@ -552,6 +553,23 @@ func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Rep
 		g.log.Info("recovery pass", "checked", rep.Checked, "settled", rep.Settled, "failed", rep.Failed, "released", rep.Released, "pending", rep.Pending, "unreconcilable", rep.Unreconcilable)
 	}
 	return rep
+}
+
+// reconcilersNow are the chains' reconcilers and, by rail name, the
+// current configuration's rails that can tell from their own network what
+// became of a payment (an L402 rail asks its node for the invoice).
+func (g *Gateway) reconcilersNow() map[string]coinop.Reconciler {
+	gen := g.cur.Load()
+	if gen == nil || gen.pw == nil {
+		return g.reconcilers
+	}
+	out := maps.Clone(g.reconcilers)
+	for _, r := range gen.cfg.AllRails() {
+		if rc, ok := gen.pw.Rail(r.Name).(coinop.Reconciler); ok {
+			out[r.Name] = rc
+		}
+	}
+	return out
 }
 
 // Close stops background settlements (owed ones stay journaled for the next

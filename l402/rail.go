@@ -466,9 +466,22 @@ func (r *Rail) Reverify(p, prev *coinop.Payment) error {
 	return nil
 }
 
-// Reconcile implements coinop.Reconciler: a payment of this rail left
-// unfinished is settled once its invoice is.
+// Reconcile implements coinop.Reconciler, for a payment of this rail that
+// a crash left unfinished. The money moved (or not) when the invoice
+// settled, before anything was served:
+//
+//   - verified: its response never left (sync), released; served already
+//     (async), owed: Resettle, which journals it.
+//   - settling: settled once the node says the invoice is, else failed.
 func (r *Rail) Reconcile(ctx context.Context, p *coinop.Payment) (coinop.Outcome, error) {
+	switch {
+	case p.State == coinop.StateVerified && p.Served.IsZero():
+		return coinop.Outcome{State: coinop.StateReleased, Reason: "recovered_before_settlement"}, nil
+	case p.State == coinop.StateVerified:
+		return coinop.Outcome{Resettle: true}, nil
+	case p.State != coinop.StateSettling:
+		return coinop.Outcome{State: p.State, Reference: p.Reference}, nil
+	}
 	h, err := lightning.ParseHash(p.Details["payment_hash"])
 	if err != nil {
 		return coinop.Outcome{State: coinop.StateFailed, Reason: ReasonInvoiceUnknown}, nil

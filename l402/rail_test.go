@@ -405,3 +405,34 @@ func TestPass(t *testing.T) {
 		t.Errorf("pass on another route: %d %s", resp.StatusCode, p.Reason)
 	}
 }
+
+func TestReconcile(t *testing.T) {
+	rg := newRig(t, 0)
+	rail, err := l402.New(t.Context(), l402.Config{Name: "sats", Node: rg.node, Store: rg.j, Network: "regtest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paid, _ := rg.node.AddInvoice(t.Context(), lightning.InvoiceRequest{AmountMsat: 1000})
+	rg.node.PayInvoice(t.Context(), paid.PaymentRequest, 0)
+	unpaid, _ := rg.node.AddInvoice(t.Context(), lightning.InvoiceRequest{AmountMsat: 1000})
+	for _, tt := range []struct {
+		name  string
+		p     coinop.Payment
+		state coinop.State
+	}{
+		{"verified, never served", coinop.Payment{State: coinop.StateVerified}, coinop.StateReleased},
+		{"settling, invoice settled", coinop.Payment{State: coinop.StateSettling, Details: map[string]string{"payment_hash": paid.Hash.String()}}, coinop.StateSettled},
+		{"settling, invoice open", coinop.Payment{State: coinop.StateSettling, Details: map[string]string{"payment_hash": unpaid.Hash.String()}}, coinop.StateFailed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := rail.Reconcile(t.Context(), &tt.p)
+			if err != nil || out.State != tt.state {
+				t.Errorf("%+v, %v; want %s", out, err, tt.state)
+			}
+		})
+	}
+	rg.node.down.Store(true)
+	if _, err := rail.Reconcile(t.Context(), &coinop.Payment{State: coinop.StateSettling, Details: map[string]string{"payment_hash": paid.Hash.String()}}); err == nil {
+		t.Error("node down: an outcome, want an error (decided later)")
+	}
+}

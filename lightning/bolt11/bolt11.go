@@ -349,20 +349,7 @@ func bytesToWords(b []byte) []byte {
 }
 
 // wordsToBytes regroups 5-bit words into bytes, dropping the padding bits.
-func wordsToBytes(w []byte) []byte {
-	var out []byte
-	var acc uint32
-	bits := 0
-	for _, x := range w {
-		acc = acc<<5 | uint32(x)
-		bits += 5
-		if bits >= 8 {
-			bits -= 8
-			out = append(out, byte(acc>>uint(bits)))
-		}
-	}
-	return out
-}
+func wordsToBytes(w []byte) []byte { return wordsToBytesPadded(w)[:len(w)*5/8] }
 
 // wordsToBytesPadded is wordsToBytes keeping a last partial byte, padded
 // with zeros: what BOLT11 signs.
