@@ -14,13 +14,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm/anvil"
 	"github.com/coinop/coinop/evm/devchain"
 	"github.com/coinop/coinop/gateway"
 	"github.com/coinop/coinop/l402"
+	"github.com/coinop/coinop/lightning"
 	"github.com/coinop/coinop/lightning/bolt11"
+	"github.com/coinop/coinop/lightning/devnode"
 )
 
 // l402Outcome is what l402.mjs printed.
@@ -160,4 +163,50 @@ func runL402(t *testing.T, env ...string) l402Outcome {
 		t.Fatalf("l402.mjs printed %q: %v", raw, err)
 	}
 	return o
+}
+
+// TestBolt11DecodesDevInvoices: npm bolt11 reads the development node's
+// invoices, every amount multiplier included, as lightning/bolt11 wrote
+// them.
+func TestBolt11DecodesDevInvoices(t *testing.T) {
+	peers(t)
+	if _, err := os.Stat("node_modules/bolt11/package.json"); err != nil {
+		if os.Getenv("COINOP_CI") == "1" {
+			t.Fatal("bolt11 missing; run scripts/deps/interop.sh")
+		}
+		t.Skip("bolt11 missing; run scripts/deps/interop.sh")
+	}
+	n, err := devnode.New(devnode.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	amounts := []int64{1, 999, 1000, 21_000, 150_000, 100_000_000, 250_000_000_000}
+	var invs []*lightning.Invoice
+	var prs []string
+	for i, a := range amounts {
+		inv, err := n.AddInvoice(t.Context(), lightning.InvoiceRequest{AmountMsat: a, Memo: fmt.Sprintf("GET /item/%d ünïcode", i), Expiry: time.Duration(i+1) * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		invs, prs = append(invs, inv), append(prs, inv.PaymentRequest)
+	}
+	w := &world{t: t}
+	raw := w.nodeRaw("bolt11.mjs", "INVOICES="+strings.Join(prs, ","))
+	var got []struct {
+		Network, Millisatoshis, PaymentHash, Description, Payee string
+		Expiry                                                  int64
+		MinFinalCltv                                            int64
+		Complete                                                bool
+	}
+	if err := json.Unmarshal([]byte(raw), &got); err != nil || len(got) != len(amounts) {
+		t.Fatalf("bolt11.mjs printed %q: %v", raw, err)
+	}
+	for i, g := range got {
+		want := invs[i]
+		if g.Network != "bcrt" || g.Millisatoshis != fmt.Sprint(amounts[i]) || g.PaymentHash != want.Hash.String() ||
+			g.Description != fmt.Sprintf("GET /item/%d ünïcode", i) || g.Expiry != int64(i+1)*60 || g.MinFinalCltv != 80 ||
+			g.Payee != hex.EncodeToString(n.Pubkey()) || !g.Complete {
+			t.Errorf("invoice %d (%d msat, %s): bolt11 read %+v", i, amounts[i], want.PaymentRequest, g)
+		}
+	}
 }
