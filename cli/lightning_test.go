@@ -33,7 +33,7 @@ func TestL402Regtest(t *testing.T) {
 	}))
 	t.Cleanup(upstream.Close)
 	dir := t.TempDir()
-	cfg, err := config.Parse("coinop.yaml", fmt.Appendf(nil, `
+	yaml := fmt.Appendf(nil, `
 upstream: %s
 store: %s
 rails:
@@ -60,7 +60,12 @@ routes:
       - rail: bob-pass
         price: 2.5 sat
 `, upstream.URL, filepath.Join(dir, "gateway.db"), net.Bob.RESTURL, net.Bob.InvoiceMacaroon, net.Bob.TLSCert,
-		net.Bob.RESTURL, net.Bob.InvoiceMacaroon, net.Bob.TLSCert))
+		net.Bob.RESTURL, net.Bob.InvoiceMacaroon, net.Bob.TLSCert)
+	cfgPath := filepath.Join(dir, "coinop.yaml")
+	if err := os.WriteFile(cfgPath, yaml, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +110,14 @@ routes:
 		}
 		return out
 	}
+
+	t.Run("coinop check probes bob", func(t *testing.T) {
+		var out, errOut bytes.Buffer
+		code := cli.Main(ctx, []string{"check", "-c", cfgPath}, cli.Env{Stdout: &out, Stderr: &errOut, Stdin: strings.NewReader("")})
+		if code != 0 || strings.Count(out.String(), "answers (the macaroon may not read node info") != 2 {
+			t.Errorf("exit %d:\n%s%s", code, out.String(), errOut.String())
+		}
+	})
 
 	t.Run("pays, invoice settled for exactly the price", func(t *testing.T) {
 		code, out, errOut := curl(t, "/weather")

@@ -37,6 +37,7 @@ import (
 
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/lightning"
+	"github.com/coinop/coinop/lightning/bolt11"
 	"github.com/coinop/coinop/store"
 )
 
@@ -127,6 +128,9 @@ func New(ctx context.Context, cfg Config) (*Rail, error) {
 	if cfg.Network == "" {
 		cfg.Network = "mainnet"
 	}
+	if _, ok := bolt11.Prefixes[cfg.Network]; !ok {
+		return nil, fmt.Errorf("l402: network %q: want mainnet, testnet, signet or regtest", cfg.Network)
+	}
 	if cfg.InvoiceExpiry == 0 {
 		cfg.InvoiceExpiry = 10 * time.Minute
 	}
@@ -182,6 +186,12 @@ func (r *Rail) Challenge(ctx context.Context, c *coinop.Challenge, ch coinop.Cha
 	inv, err := r.cfg.Node.AddInvoice(ctx, lightning.InvoiceRequest{AmountMsat: amount, Memo: memo, Expiry: r.cfg.InvoiceExpiry})
 	if err != nil {
 		return coinop.Wrap(coinop.KindUnavailable, ReasonNodeUnavailable, err, "the Lightning node could not issue an invoice")
+	}
+	// A node on another network issues invoices no buyer of this one can
+	// pay: offer none.
+	if n, err := bolt11.NetworkOf(inv.PaymentRequest); err != nil || n != bolt11.Prefixes[r.cfg.Network] {
+		return coinop.Wrap(coinop.KindUnavailable, ReasonNodeUnavailable,
+			fmt.Errorf("l402: the node's invoice %.12s… is not for %s", inv.PaymentRequest, r.cfg.Network), "the Lightning node could not issue an invoice")
 	}
 	id := Identifier{PaymentHash: inv.Hash}
 	rootKey := make([]byte, 32)

@@ -436,3 +436,29 @@ func TestReconcile(t *testing.T) {
 		t.Error("node down: an outcome, want an error (decided later)")
 	}
 }
+
+// TestNodeOnAnotherNetwork: a node whose invoices are for another network
+// than the rail's gets no offer made: nobody could pay it.
+func TestNodeOnAnotherNetwork(t *testing.T) {
+	dn, err := devnode.New(devnode.Config{Network: "bc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := sqlite.Open(filepath.Join(t.TempDir(), "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	rail, err := l402.New(t.Context(), l402.Config{Name: "sats", Node: dn, Store: j, Network: "regtest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &coinop.Challenge{Header: http.Header{}}
+	err = rail.Challenge(t.Context(), c, coinop.Charge{Price: price, Route: "GET /x", Resource: coinop.Resource{Method: "GET"}})
+	if coinop.KindOf(err) != coinop.KindUnavailable || len(c.Header.Values("WWW-Authenticate")) != 0 {
+		t.Errorf("Challenge: %v, headers %v; want unavailable and no challenge", err, c.Header)
+	}
+	if _, err := l402.New(t.Context(), l402.Config{Name: "x", Node: dn, Store: j, Network: "litecoin"}); err == nil {
+		t.Error("New accepted network litecoin")
+	}
+}

@@ -203,6 +203,24 @@ func Decode(s string) (*Invoice, error) {
 	return inv, nil
 }
 
+// NetworkOf is the network prefix of invoice s (Mainnet, Regtest, …),
+// read from its human-readable part alone: nothing is verified.
+func NetworkOf(s string) (string, error) {
+	s = strings.ToLower(s)
+	pos := strings.LastIndexByte(s, '1')
+	if pos < 0 {
+		return "", errors.New("bolt11: not bech32")
+	}
+	var inv Invoice
+	if err := parseHRP(s[:pos], &inv); err != nil {
+		return "", err
+	}
+	return inv.Network, nil
+}
+
+// Prefixes are the network prefixes by network name.
+var Prefixes = map[string]string{"mainnet": Mainnet, "testnet": Testnet, "signet": Signet, "regtest": Regtest}
+
 func sigHash(hrp string, data []byte) [32]byte {
 	msg := append([]byte(hrp), wordsToBytesPadded(data)...)
 	return sha256.Sum256(msg)

@@ -251,6 +251,26 @@ func (c *Client) GetInfo(ctx context.Context) (*Info, error) {
 	return &info, nil
 }
 
+// Probe asks the node whether it answers with this macaroon and
+// certificate. With a macaroon that may read node info it returns
+// GetInfo's answer; with one that may not (invoice.macaroon) it looks up
+// an invoice no node issued, whose "not found" proves the same, and
+// returns nil Info.
+func (c *Client) Probe(ctx context.Context) (*Info, error) {
+	info, err := c.GetInfo(ctx)
+	var le *Error
+	if err == nil || !errors.As(err, &le) || !strings.Contains(le.Message, "permission denied") {
+		return info, err
+	}
+	if _, err := c.LookupInvoice(ctx, lightning.Hash{}); !errors.Is(err, lightning.ErrNotFound) {
+		if err == nil {
+			err = errors.New("lnd: answered a lookup of the zero payment hash with an invoice")
+		}
+		return nil, err
+	}
+	return nil, nil
+}
+
 // int64s is an lnd 64-bit integer: a JSON string (or, leniently, a number).
 type int64s int64
 
