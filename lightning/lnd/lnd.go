@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -200,7 +201,7 @@ func (c *Client) do(ctx context.Context, method, path string, in any) (*http.Res
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s %s: %v", lightning.ErrUnavailable, method, path, err)
+		return nil, fmt.Errorf("%w: %s %s: %w", lightning.ErrUnavailable, method, path, err)
 	}
 	return resp, nil
 }
@@ -348,7 +349,10 @@ func (c *Client) PayInvoice(ctx context.Context, invoice string, maxFeeMsat int6
 	}
 	resp, err := c.do(ctx, http.MethodPost, "/v2/router/send", in)
 	if err != nil {
-		return nil, err
+		if notSent(err) {
+			return nil, fmt.Errorf("%w: not sent: %w", lightning.ErrPaymentFailed, err)
+		}
+		return nil, err // it may have reached the node
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -400,6 +404,17 @@ func (c *Client) PayInvoice(ctx context.Context, invoice string, maxFeeMsat int6
 			return nil, fmt.Errorf("%w: %s", lightning.ErrPaymentFailed, r.FailureReason)
 		}
 	}
+}
+
+// notSent reports whether a request failed before the node could have
+// read it: no connection, or a TLS handshake the pinned certificate
+// refused.
+func notSent(err error) bool {
+	var op *net.OpError
+	var verify *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	return errors.As(err, &op) && op.Op == "dial" || errors.As(err, &verify) || errors.As(err, &unknown) ||
+		strings.Contains(err.Error(), "not the pinned tls.cert")
 }
 
 // Balance implements lightning.Payer: the channel balance.

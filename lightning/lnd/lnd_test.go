@@ -141,3 +141,28 @@ func TestRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestPayNotSent: a payment that never reached a node is a failed one
+// (nothing spent, another way to pay may be tried), not one whose outcome
+// is unknown.
+func TestPayNotSent(t *testing.T) {
+	_, s := devServer(t)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	c, err := lnd.New(lnd.Config{URL: "https://" + addr, MacaroonFile: s.MacaroonFile, TLSCertFile: s.TLSCertFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PayInvoice(t.Context(), "lnbcrt1", 0); !errors.Is(err, lightning.ErrPaymentFailed) {
+		t.Errorf("node down: %v, want ErrPaymentFailed", err)
+	}
+	_, other := devServer(t)
+	c, err = lnd.New(lnd.Config{URL: s.URL, MacaroonFile: s.MacaroonFile, TLSCertFile: other.TLSCertFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PayInvoice(t.Context(), "lnbcrt1", 0); !errors.Is(err, lightning.ErrPaymentFailed) {
+		t.Errorf("another certificate: %v, want ErrPaymentFailed", err)
+	}
+}
