@@ -52,6 +52,8 @@ var commands = []command{
 		"coinop dev --listen 127.0.0.1:8402"},
 	{"serve", "run the gateway described by a config file", "", "",
 		"coinop serve -c coinop.yaml"},
+	{"auth", "serve the forward-auth check of a config alone, for nginx auth_request, Caddy forward_auth or Traefik ForwardAuth", "", "",
+		"coinop auth -c coinop.yaml --listen 127.0.0.1:8403"},
 	{"check", "check a config without serving: the file, the journal, the keys, the chains and tokens; exit 1 on any problem", "", "",
 		"coinop check -c coinop.yaml"},
 	{"config", "rewrite a config in the accept form (rail blocks and accept lists): printed, or in place with -w", "upgrade",
@@ -174,6 +176,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = runDev(ctx, args[1:], env)
 	case "serve":
 		err = runServe(ctx, args[1:], env)
+	case "auth":
+		err = runAuth(ctx, args[1:], env)
 	case "check":
 		err = runCheck(ctx, args[1:], env)
 	case "config":

@@ -67,6 +67,7 @@ done <<'LIST'
 ./client FuzzOffers
 ./paywall FuzzRequestTarget
 ./x402 FuzzSameExactEVM
+./fwdauth FuzzOriginal
 ./lightning/bolt11 FuzzDecode
 ./l402 FuzzParseAuthorization
 ./l402 FuzzDecodeIdentifier
