@@ -230,6 +230,12 @@ func TestDevL402(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"days"`) || !strings.Contains(errOut, "0.002 USDC") {
 		t.Fatalf("curl (x402 first): exit %d\n%s\n%s", code, out, errOut)
 	}
+	// --max-amount in sats bounds Lightning: 20 sat is above it, so the
+	// USDC offer of the same 402 is paid instead.
+	code, out, errOut = d.run(t, "curl", "--prefer", "l402", "--max-amount", "10 sat", "--data-dir", d.data, d.gateway+"/forecast")
+	if code != 0 || strings.Contains(errOut, "(L402)") || !strings.Contains(errOut, "0.002 USDC") {
+		t.Fatalf("curl --max-amount '10 sat': exit %d\n%s\n%s", code, out, errOut)
+	}
 	code, out, errOut = d.run(t, "balance", "--data", d.data)
 	if code != 0 || !strings.Contains(out, "lightning  999980 sat spendable, 20 sat receivable") {
 		t.Errorf("balance: exit %d\n%s\n%s", code, out, errOut)

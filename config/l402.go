@@ -161,3 +161,13 @@ func (l *L402Rail) Normalize() {
 
 // Paths implements PathSettings.
 func (l *L402Rail) Paths() []*string { return []*string{&l.MacaroonFile, &l.TLSCertFile} }
+
+// Overlaps implements Overlapping: a token names its service, and two
+// rails of one service would each take the other's tokens.
+func (l *L402Rail) Overlaps(o RailSettings) string {
+	m, ok := o.(*L402Rail)
+	if !ok || l.Service == "" || l.Service != m.Service {
+		return ""
+	}
+	return fmt.Sprintf("both mint tokens for service %q, and L402 tokens are told apart by service", l.Service)
+}
