@@ -59,9 +59,28 @@ func (n *node) LookupInvoice(ctx context.Context, h lightning.Hash) (*lightning.
 type rig struct {
 	srv   *httptest.Server
 	node  *node
-	j     *sqlite.Store
+	j     journal
 	now   atomic.Int64 // unix seconds
 	calls atomic.Int64 // upstream calls
+}
+
+// journal is what the tests need of a journal: the engine's, the rail's
+// store, and a listing.
+type journal interface {
+	paywall.Journal
+	l402.Store
+	List(ctx context.Context, state coinop.State, limit int) ([]*coinop.Payment, error)
+	Close() error
+}
+
+// openJournal opens a fresh journal: SQLite, or PostgreSQL on $PG_DSN in
+// a schema of its own while TestPostgres runs (postgres_test.go).
+var openJournal = func(t *testing.T) journal {
+	j, err := sqlite.Open(filepath.Join(t.TempDir(), "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
 }
 
 func newRig(t *testing.T, pass time.Duration) *rig {
@@ -73,10 +92,7 @@ func newRig(t *testing.T, pass time.Duration) *rig {
 	rg := &rig{node: &node{Node: dn}}
 	rg.now.Store(time.Now().Unix())
 	clock := func() time.Time { return time.Unix(rg.now.Load(), 0) }
-	rg.j, err = sqlite.Open(filepath.Join(t.TempDir(), "journal.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rg.j = openJournal(t)
 	t.Cleanup(func() { rg.j.Close() })
 	rail, err := l402.New(t.Context(), l402.Config{Name: "sats", Node: rg.node, Store: rg.j, Network: "regtest", Pass: pass, Now: clock})
 	if err != nil {
