@@ -9,7 +9,8 @@
 // single use (its replay key is the payment hash: a second request with it
 // is a replay and gets a fresh 402); a pass (Config.Pass) is a bearer
 // credential, good for any number of requests until its valid_until
-// caveat, whose first request journals the price and the others nothing.
+// caveat, whose first request served journals the price and the others
+// nothing.
 // Before anything is served the invoice's state is checked with the node
 // (SETTLED, for at least the price): a preimage alone could come from a
 // node that revealed it without being paid (a held invoice).
@@ -32,6 +33,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -390,18 +392,19 @@ func (r *Rail) Verify(ctx context.Context, p *coinop.Payment) error {
 	if !p.Bearer {
 		return nil
 	}
-	// A pass journals its price on its first request, nothing after.
-	var claimed int64
+	// A pass journals its price with the first request served through
+	// it, nothing with the others: a pass already collected (a row in
+	// l402_passes) costs this request nothing. Settle makes the claim.
+	var hash string
 	err = r.cfg.Store.Atomically(ctx, func(tx store.Tx) error {
-		n, err := tx.Exec(ctx, `INSERT INTO l402_passes (payment_hash, token_id, rail, paid_msat, first_used) VALUES (?, ?, ?, ?, ?) ON CONFLICT (payment_hash) DO NOTHING`,
-			pr.hash.String(), hex.EncodeToString(pr.tokens[0].id.TokenID[:]), r.cfg.Name, inv.PaidMsat, r.cfg.Now().Unix())
-		claimed = n
-		return err
+		return tx.QueryRow(ctx, `SELECT payment_hash FROM l402_passes WHERE payment_hash = ?`, []any{pr.hash.String()}, &hash)
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		p.Details["pass_collects"] = strconv.FormatInt(inv.PaidMsat, 10)
+	case err != nil:
 		return coinop.Wrap(coinop.KindUnavailable, coinop.ReasonStoreUnavailable, err, "the pass could not be accounted for")
-	}
-	if claimed == 0 {
+	default:
 		p.Amount = new(big.Int)
 	}
 	return nil
@@ -438,6 +441,25 @@ func (r *Rail) Settle(ctx context.Context, p *coinop.Payment, rec coinop.Recorde
 	ref := p.Details["payment_hash"]
 	if ref == "" {
 		return nil, coinop.Errorf(coinop.KindInternal, coinop.ReasonInternal, "l402: payment without its payment hash")
+	}
+	if paid, ok := p.Details["pass_collects"]; ok {
+		// The first request of a pass collects its price, once: of two
+		// first requests at once, one claims the pass and the other
+		// journals nothing and asks the client to try again (it then
+		// costs nothing).
+		var claimed int64
+		err := r.cfg.Store.Atomically(ctx, func(tx store.Tx) error {
+			n, err := tx.Exec(ctx, `INSERT INTO l402_passes (payment_hash, token_id, rail, paid_msat, first_used) VALUES (?, ?, ?, ?, ?) ON CONFLICT (payment_hash) DO NOTHING`,
+				ref, strings.TrimPrefix(p.Payer, "l402:"), r.cfg.Name, paid, r.cfg.Now().Unix())
+			claimed = n
+			return err
+		})
+		switch {
+		case err != nil:
+			return nil, coinop.Wrap(coinop.KindUnavailable, coinop.ReasonStoreUnavailable, err, "the pass could not be accounted for")
+		case claimed == 0:
+			return nil, coinop.Errorf(coinop.KindUnavailable, ReasonPassCollected, "another request collected this pass at the same moment; try again")
+		}
 	}
 	if err := rec.Record(ctx, ref, ""); err != nil {
 		return nil, coinop.Wrap(coinop.KindUnavailable, coinop.ReasonStoreUnavailable, err, "the payment could not be journaled")

@@ -62,6 +62,7 @@ type rig struct {
 	j     journal
 	now   atomic.Int64 // unix seconds
 	calls atomic.Int64 // upstream calls
+	fail  atomic.Bool  // the upstream answers 502
 }
 
 // journal is what the tests need of a journal: the engine's, the rail's
@@ -108,7 +109,7 @@ func newRig(t *testing.T, pass time.Duration) *rig {
 	}
 	rg.srv = httptest.NewServer(pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rg.calls.Add(1)
-		if r.URL.Path == "/fail" {
+		if r.URL.Path == "/fail" || rg.fail.Load() {
 			http.Error(w, "upstream broke", http.StatusBadGateway)
 			return
 		}
@@ -387,24 +388,42 @@ func TestPass(t *testing.T) {
 	rg := newRig(t, time.Hour)
 	ch := rg.challenge(t, "/weather")
 	auth := l402.FormatAuthorization([][]byte{ch.Token}, rg.pay(t, ch))
-	adds := rg.node.adds.Load()
+	var adds int64
+	// Its first use fails upstream: released, nothing journaled, and the
+	// pass is not collected yet.
+	rg.fail.Store(true)
+	if resp, _ := rg.get(t, "/weather", auth); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("failing upstream: %d", resp.StatusCode)
+	}
+	rg.fail.Store(false)
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if resp, p := rg.get(t, "/weather", auth); resp.StatusCode != 200 {
+			resp, p := rg.get(t, "/weather", auth)
+			for try := 0; try < 5 && resp.StatusCode == 503 && p.Reason == l402.ReasonPassCollected; try++ {
+				resp, p = rg.get(t, "/weather", auth) // lost the race to collect: again, at no charge
+			}
+			if resp.StatusCode != 200 {
 				t.Errorf("pass use: %d %s", resp.StatusCode, p.Reason)
 			}
 		}()
 	}
 	wg.Wait()
+	// Once collected, the pass is reused with no new invoice.
+	adds = rg.node.adds.Load()
+	for i := 0; i < 3; i++ {
+		if resp, p := rg.get(t, "/weather", auth); resp.StatusCode != 200 {
+			t.Errorf("pass use: %d %s", resp.StatusCode, p.Reason)
+		}
+	}
 	if n := rg.node.adds.Load(); n != adds {
 		t.Errorf("%d more invoices while a pass was used", n-adds)
 	}
 	ps, err := rg.j.List(t.Context(), coinop.StateSettled, 100)
-	if err != nil || len(ps) != 8 {
-		t.Fatalf("journal: %d settled, %v; want 8", len(ps), err)
+	if err != nil || len(ps) != 11 {
+		t.Fatalf("journal: %d settled, %v; want 11", len(ps), err)
 	}
 	total := new(big.Int)
 	for _, p := range ps {

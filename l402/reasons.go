@@ -36,6 +36,9 @@ const (
 	ReasonInvoiceNotSettled = "l402_invoice_not_settled"
 	// The invoice was paid less than the price.
 	ReasonUnderpaid = "l402_invoice_underpaid"
+	// Two first requests of a pass at once: the other one collected it;
+	// this one may try again, at no charge (503, Retry-After).
+	ReasonPassCollected = "l402_pass_collected_concurrently"
 	// The Lightning node cannot be asked right now (503, Retry-After).
 	ReasonNodeUnavailable = "l402_node_unavailable"
 )
