@@ -32,10 +32,10 @@ tags="dev autopilotrpc chainrpc invoicesrpc peersrpc routerrpc signrpc verrpc wa
 tmp="$bin.tmp.$$"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp"
-go build -trimpath -tags="$tags" -o "$tmp/lnd" github.com/lightningnetwork/lnd/cmd/lnd
-go build -trimpath -tags="$tags" -o "$tmp/lncli" github.com/lightningnetwork/lnd/cmd/lncli
-go build -trimpath -o "$tmp/btcd" github.com/btcsuite/btcd
-go build -trimpath -o "$tmp/btcctl" github.com/btcsuite/btcd/cmd/btcctl
+go build -trimpath -buildvcs=false -tags="$tags" -o "$tmp/lnd" github.com/lightningnetwork/lnd/cmd/lnd
+go build -trimpath -buildvcs=false -tags="$tags" -o "$tmp/lncli" github.com/lightningnetwork/lnd/cmd/lncli
+go build -trimpath -buildvcs=false -o "$tmp/btcd" github.com/btcsuite/btcd
+go build -trimpath -buildvcs=false -o "$tmp/btcctl" github.com/btcsuite/btcd/cmd/btcctl
 rm -rf "$bin"
 mv "$tmp" "$bin"
 "$bin/lnd" --version
