@@ -2,6 +2,10 @@
 // lnd and lncli, btcd and btcctl. It is its own module so that coinop's
 // go.mod never requires lnd; scripts/deps/lightning.sh builds these tools
 // into a cache directory keyed on this module's go.sum.
+//
+// It stays as `go get -tool` wrote it, not `go mod tidy`-ed: tidy raises
+// versions that lnd's own go.mod pins, through test-only dependencies of
+// its dependencies, and lnd is built here as it is released.
 module github.com/coinop/coinop/tools/lightning
 
 go 1.26.8
