@@ -34,10 +34,7 @@ type Method struct {
 	Now func() time.Time
 }
 
-var (
-	_ client.Reuser   = (*Method)(nil)
-	_ client.Observer = (*Method)(nil)
-)
+var _ client.Reuser = (*Method)(nil)
 
 // Name implements client.Method.
 func (m *Method) Name() string { return "l402" }
@@ -133,7 +130,3 @@ func (m *Method) Forget(req *http.Request, _ *http.Response) {
 		m.Tokens.drop(req, req.Header.Get("Authorization"))
 	}
 }
-
-// Observe implements client.Observer. Nothing is read from a response;
-// the token was kept when it was paid for.
-func (m *Method) Observe(*http.Request, *http.Response, *client.Credential) {}
