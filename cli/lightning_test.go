@@ -236,8 +236,24 @@ func TestDevL402(t *testing.T) {
 	if code != 0 || strings.Contains(errOut, "(L402)") || !strings.Contains(errOut, "0.002 USDC") {
 		t.Fatalf("curl --max-amount '10 sat': exit %d\n%s\n%s", code, out, errOut)
 	}
+	// coinop sign pays the invoice and prints the Authorization value, for
+	// a plain HTTP client to send.
+	code, out, errOut = d.run(t, "sign", "--prefer", "l402", "--data", d.data, d.gateway+"/forecast")
+	if code != 0 || !strings.HasPrefix(out, "L402 ") {
+		t.Fatalf("sign --prefer l402: exit %d\n%s\n%s", code, out, errOut)
+	}
+	req, _ := http.NewRequest(http.MethodGet, d.gateway+"/forecast", nil)
+	req.Header.Set("Authorization", strings.TrimSpace(out))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("plain client with the signed L402 header: %d", resp.StatusCode)
+	}
 	code, out, errOut = d.run(t, "balance", "--data", d.data)
-	if code != 0 || !strings.Contains(out, "lightning  999980 sat spendable, 20 sat receivable") {
+	if code != 0 || !strings.Contains(out, "lightning  999960 sat spendable, 40 sat receivable") {
 		t.Errorf("balance: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
