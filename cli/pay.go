@@ -33,7 +33,7 @@ import (
 
 // dialects are the ways of paying coinop's buyer speaks, as --prefer names
 // them.
-var dialects = []string{"x402", "l402"}
+var dialects = []string{"x402", "credits", "l402"}
 
 // payFlags are the flags shared by curl and sign.
 type payFlags struct {
@@ -41,6 +41,7 @@ type payFlags struct {
 	decimals                int
 	silent                  bool
 	prefer                  []string
+	plan                    string
 	// The buyer's Lightning node, for L402: lnd's REST URL and files.
 	lnd, lndMacaroon, lndTLSCert string
 	maxSats                      string
@@ -56,6 +57,7 @@ func (p *payFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.lndMacaroon, "lnd-macaroon", "", "a macaroon of that lnd that may pay (admin.macaroon)")
 	fs.StringVar(&p.lndTLSCert, "lnd-tlscert", "", "that lnd's tls.cert; the connection is pinned to it")
 	fs.BoolVar(&p.silent, "s", false, "silent: no progress, payment or error lines on stderr")
+	fs.StringVar(&p.plan, "plan", "", "buy only this credits plan when a 402 offers plans (default: the cheapest that covers the request)")
 	fs.Func("prefer", "dialects to pay in first, comma-separated, best first ("+strings.Join(dialects, ", ")+")", func(v string) error {
 		for _, name := range strings.Split(v, ",") {
 			name = strings.ToLower(strings.TrimSpace(name))
@@ -121,11 +123,21 @@ func (p *payFlags) maxMsat() (*big.Int, error) {
 // Lightning node) loaded only when a payment needs one: a free or refused
 // request reads no wallet.
 func (p *payFlags) methods(env Env) []client.Method {
+	x := p.x402(env)
+	return []client.Method{p.creditsMethod(env, x), x, p.l402(env)}
+}
+
+// x402 is the x402 method alone: what sign pays with, since its output is
+// one payment header, never a credits token.
+func (p *payFlags) x402(env Env) *client.X402 {
+	return &client.X402{Decimals: p.decimals, LoadKey: func() (*eip3009.Key, error) { return p.loadKey(env) }}
+}
+
+// l402 is the L402 method: invoices paid through --lnd or the running
+// coinop dev node, tokens kept per origin in the data dir.
+func (p *payFlags) l402(env Env) *l402.Method {
 	data := dataDir(p.data, env)
-	return []client.Method{
-		&client.X402{Decimals: p.decimals, LoadKey: func() (*eip3009.Key, error) { return p.loadKey(env) }},
-		&l402.Method{Payer: func() (lightning.Payer, error) { return p.lightningPayer(data, env) }, Tokens: &l402.Tokens{Dir: filepath.Join(data, "l402", "tokens")}},
-	}
+	return &l402.Method{Payer: func() (lightning.Payer, error) { return p.lightningPayer(data, env) }, Tokens: &l402.Tokens{Dir: filepath.Join(data, "l402", "tokens")}}
 }
 
 // lightningPayer is the node that pays L402 invoices: --lnd, or the

@@ -310,6 +310,9 @@ type Route struct {
 	// beyond it the client gets 504 and nothing is charged.
 	// Limits.UpstreamTimeout if zero.
 	UpstreamTimeout time.Duration `yaml:"upstream_timeout,omitempty"`
+	// FreeTier serves some requests of a priced route free, per identity
+	// and window, before it turns to 402.
+	FreeTier *FreeTier `yaml:"free_tier,omitempty"`
 
 	// Resolved holds what the route's fields and their inherited defaults
 	// amount to. Validate sets it when it returns nil and clears it otherwise.

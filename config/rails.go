@@ -59,8 +59,9 @@ type AsyncCapped interface {
 // its settings with their defaults filled: one line per module.
 func railModules() map[string]func() RailSettings {
 	return map[string]func() RailSettings{
-		KindX402: newX402Rail,
-		KindL402: newL402Rail,
+		KindX402:    newX402Rail,
+		KindCredits: newCreditsRail,
+		KindL402:    newL402Rail,
 	}
 }
 
@@ -265,6 +266,7 @@ func (v *checker) checkRails(c *Config) {
 		}
 		r.Settings.Check(c, &Reporter{v: v, prefix: p})
 	}
+	v.checkAfterRails(c)
 }
 
 // railNamed is the configured rail of that name, nil if none.

@@ -508,7 +508,7 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 			for _, f := range []struct {
 				name string
 				set  bool
-			}{{"asset", r.Asset != ""}, {"network", r.Network != ""}, {"pay_to", r.PayTo != ""}, {"max_timeout", r.MaxTimeout != 0}, {"settlement", r.Settlement != ""}, {"upgrade", r.Upgrade}, {"accept", r.Accept != nil}} {
+			}{{"asset", r.Asset != ""}, {"network", r.Network != ""}, {"pay_to", r.PayTo != ""}, {"max_timeout", r.MaxTimeout != 0}, {"settlement", r.Settlement != ""}, {"upgrade", r.Upgrade}, {"accept", r.Accept != nil}, {"free_tier", r.FreeTier != nil}} {
 				if f.set {
 					v.addf(p+"."+f.name, "set on a free route, which takes no payment")
 				}
@@ -516,6 +516,7 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 			continue
 		}
 		v.checkPriced(p, c, r, res)
+		v.checkFreeTier(p+".free_tier", r.FreeTier)
 	}
 	v.checkShadows(c.Routes, inMux, resolved)
 	return resolved

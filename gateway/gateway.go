@@ -182,6 +182,12 @@ type generation struct {
 	closers []func() error  // what the rails hold open
 	serving sync.WaitGroup  // requests in this generation's handler
 	strip   map[string]bool // the request headers that carry payments, folded
+	// extra are routes rails add (purchase routes), answered by local's
+	// handlers rather than an upstream; reconcilers are the rails that
+	// reconcile their own payments (credits), by rail name.
+	extra       []paywall.Route
+	local       map[string]http.Handler
+	reconcilers map[string]coinop.Reconciler
 
 	// prev is the generation this one replaced, which still takes the
 	// payments signed for its offers until prevUntil.
@@ -232,7 +238,7 @@ func (gen *generation) close(log *slog.Logger) error {
 // assemble builds cfg's rails, routes, engine and handler on the journal
 // and the chains g holds open.
 func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *generation, err error) {
-	gen = &generation{cfg: cfg}
+	gen = &generation{cfg: cfg, local: map[string]http.Handler{}, reconcilers: map[string]coinop.Reconciler{}}
 	defer func() {
 		if err != nil {
 			gen.close(g.log)
@@ -287,8 +293,15 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 				route.Accept = append(route.Accept, paywall.Accept{Rail: rails[a.Rail], Price: a.Price, AsyncExposure: a.AsyncExposure.Amount})
 			}
 			route.Settlement = rt.Settlement
+			if route.Allowance, err = g.freeTier(ctx, rt); err != nil {
+				return gen, err
+			}
 		}
 		routes = append(routes, route)
+	}
+	routes = append(routes, gen.extra...)
+	for pattern, h := range gen.local {
+		proxies[pattern] = h
 	}
 	engine := paywall.Config{
 		Routes: routes, Journal: g.store, AllowUnmatched: cfg.Unmatched == "free", Logger: g.log,
@@ -307,8 +320,12 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 	gen.pw = pw
 	// A forward-auth check cannot learn what the proxy's upstream
 	// answered: its payments settle before the 2xx (x402's upfront flow).
-	engine.Routes = make([]paywall.Route, len(routes))
-	for i, rt := range routes {
+	// The rails' own routes (a credits plan's purchase) are answered by the
+	// gateway itself, never allowed through to an upstream that cannot
+	// hand out what was bought.
+	checked := routes[:len(routes)-len(gen.extra)]
+	engine.Routes = make([]paywall.Route, len(checked))
+	for i, rt := range checked {
 		if !rt.Free {
 			rt.Settlement = coinop.ModeSync
 		}
@@ -602,7 +619,12 @@ func (g *Gateway) recoverLoop(ctx context.Context, rep recovery.Report) {
 func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Report {
 	ctx, cancel := context.WithTimeout(ctx, RecoveryInterval)
 	defer cancel()
-	rep, err := recovery.Run(ctx, g.store, g.reconcilersNow(), olderThan, g.log)
+	reconcilers := g.reconcilers
+	if gen := g.cur.Load(); gen != nil && len(gen.reconcilers) > 0 {
+		reconcilers = maps.Clone(g.reconcilers)
+		maps.Copy(reconcilers, gen.reconcilers)
+	}
+	rep, err := recovery.Run(ctx, g.store, reconcilers, olderThan, g.log)
 	if e, ok := errors.AsType[*coinop.Error](err); ok && e.Reason == coinop.ReasonStoreUnavailable {
 		g.metrics.JournalError("recovery")
 	}
@@ -616,23 +638,6 @@ func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Rep
 		g.log.Info("recovery pass", "checked", rep.Checked, "settled", rep.Settled, "failed", rep.Failed, "released", rep.Released, "pending", rep.Pending, "unreconcilable", rep.Unreconcilable)
 	}
 	return rep
-}
-
-// reconcilersNow are the chains' reconcilers and, by rail name, the
-// current configuration's rails that can tell from their own network what
-// became of a payment (an L402 rail asks its node for the invoice).
-func (g *Gateway) reconcilersNow() map[string]coinop.Reconciler {
-	gen := g.cur.Load()
-	if gen == nil || gen.pw == nil {
-		return g.reconcilers
-	}
-	out := maps.Clone(g.reconcilers)
-	for _, r := range gen.cfg.AllRails() {
-		if rc, ok := gen.pw.Rail(r.Name).(coinop.Reconciler); ok {
-			out[r.Name] = rc
-		}
-	}
-	return out
 }
 
 // Close stops background settlements (owed ones stay journaled for the next

@@ -65,7 +65,11 @@ done <<'LIST'
 ./eip3009 FuzzParse
 ./config FuzzParse
 ./client FuzzOffers
+./client FuzzCreditsOptions
 ./paywall FuzzRequestTarget
+./freetier FuzzClientIP
+./credits FuzzParseToken
+./siwx FuzzParse
 ./x402 FuzzSameExactEVM
 ./fwdauth FuzzOriginal
 ./lightning/bolt11 FuzzDecode
