@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/admin"
 	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/credits"
 	"github.com/coinop/coinop/evm"
 	"github.com/coinop/coinop/fwdauth"
 	"github.com/coinop/coinop/metrics"
@@ -164,6 +166,27 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	g.cur.Store(gen)
+	return g.countLedger(ctx, cfg)
+}
+
+// countLedger shows what the credits ledger holds in the metrics, when the
+// configuration has a credits rail.
+func (g *Gateway) countLedger(ctx context.Context, cfg *config.Config) error {
+	for _, r := range cfg.AllRails() {
+		if r.Kind != config.KindCredits {
+			continue
+		}
+		st, ok := g.store.(credits.Store)
+		if !ok {
+			return nil
+		}
+		led, err := credits.Open(ctx, st, g.now, rand.Reader)
+		if err != nil {
+			return cfg.Errorf("store", "credits ledger: %v", err)
+		}
+		g.metrics.Ledger(led.Outstanding)
+		return nil
+	}
 	return nil
 }
 
