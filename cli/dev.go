@@ -69,6 +69,9 @@ rails:
       - name: hour                # unlimited requests for an hour (coinop curl --plan hour --max-amount 0.1)
         pass: 1h
         accept: [{rail: usdc, price: "0.1 USDC"}]
+  - name: sats
+    kind: l402
+    dev: true                     # an in-process Lightning node: real BOLT11 invoices, paid by coinop curl
 routes:
   - match: "GET /{$}"
     free: true
@@ -89,6 +92,14 @@ routes:
     description: "A longer report"
     mime_type: application/json
     settlement: async             # served once verified; settled in the background
+  - match: "GET /forecast"
+    description: "A week's forecast"
+    mime_type: application/json
+    accept:                       # one 402, two ways to pay: x402 (USDC) and L402 (Lightning)
+      - rail: usdc
+        price: "0.002 USDC"
+      - rail: sats
+        price: "20 sat"
 admin:
   listen: "{{.AdminListen}}"      # metrics, the payments API and the dashboard; loopback needs no token
 `))
@@ -198,10 +209,11 @@ Try it:
   curl -i %s/weather                                        # 402: what to pay
   go run ./cmd/coinop curl -i %s/weather                    # pays 0.001 USDC
   curl -H "PAYMENT-SIGNATURE: $(go run ./cmd/coinop sign %s/weather)" %s/weather
+  go run ./cmd/coinop curl --prefer l402 -i %s/forecast     # pays 20 sat over Lightning (L402)
   go run ./cmd/coinop balance                               # payer and payee balances
   go run ./cmd/coinop curl -i %s/quote                      # buys the credits pack once, then spends 1 credit a call
   go run ./cmd/coinop credits                               # the credits you hold, per gateway
-`, url, state.Network, "in memory", chain.RPCURL, state.Token, state.Payer, filepath.Join(dir, "payer.key"), state.Payee, cfgPath, adminListen, url, url, url, url, url)
+`, url, state.Network, "in memory", chain.RPCURL, state.Token, state.Payer, filepath.Join(dir, "payer.key"), state.Payee, cfgPath, adminListen, url, url, url, url, url, url)
 	})
 }
 

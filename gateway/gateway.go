@@ -70,6 +70,7 @@ type Gateway struct {
 	checks       map[string]admin.Check // readiness probes, by name
 	started      time.Time
 	now          func() time.Time
+	dev          devNodes // development Lightning nodes, kept across reloads
 }
 
 // RecoveryInterval is how often a serving gateway reconciles unfinished
@@ -272,7 +273,7 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 			chains[n] = ch
 		}
 	}
-	rails, err := g.provisionRails(ctx, gen, &railEnv{cfg: cfg, opts: g.opts, chains: chains, journal: g.store})
+	rails, err := g.provisionRails(ctx, gen, &railEnv{cfg: cfg, opts: g.opts, chains: chains, journal: g.store, dev: &g.dev})
 	if err != nil {
 		return gen, err
 	}
@@ -698,6 +699,7 @@ func (g *Gateway) Close() error {
 		c.Close()
 	}
 	g.clients = nil
+	g.dev.close()
 	if g.store != nil {
 		err := g.store.Close()
 		g.store = nil

@@ -73,6 +73,11 @@ done <<'LIST'
 ./x402 FuzzSameExactEVM
 ./fwdauth FuzzOriginal
 ./admin FuzzQuery
+./lightning/bolt11 FuzzDecode
+./l402 FuzzParseAuthorization
+./l402 FuzzDecodeIdentifier
+./l402 FuzzMacaroon
+./l402 FuzzParseChallenges
 LIST
 
 step "benchmarks, 100 iterations each (so they keep running; numbers: bench/README.md)"
