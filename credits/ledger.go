@@ -676,6 +676,15 @@ func (t Totals) Clean() bool {
 	return len(t.Mismatched) == 0 && t.Balances == t.Purchased-t.Debited+t.Released
 }
 
+// Outstanding is what the ledger holds right now, in one read: the
+// number of accounts and the sum of their balances, in credits.
+func (l *Ledger) Outstanding(ctx context.Context) (accounts, credits int64, err error) {
+	err = l.s.Atomically(ctx, func(tx store.Tx) error {
+		return tx.QueryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(balance), 0) FROM credit_accounts`, nil, &accounts, &credits)
+	})
+	return accounts, credits, err
+}
+
 // Check sums the ledger (see Totals).
 func (l *Ledger) Check(ctx context.Context) (Totals, error) {
 	var t Totals

@@ -111,6 +111,19 @@ func TestCreditsPackOnChain(t *testing.T) {
 	if got, err := chain.BalanceOf(ctx, dev.Token, payee); err != nil || got.Int64() != 50000 {
 		t.Errorf("payee holds %v (%v) after 100 calls, want 50000: no transfer for a call", got, err)
 	}
+	// The operator's metrics show what the ledger holds: one account, the
+	// pack less what the calls spent.
+	adm, err := g.Admin(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	adm.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range []string{"coinop_credits_accounts 1\n", "coinop_credits_outstanding " + strconv.Itoa(1000-3*101) + "\n"} {
+		if !strings.Contains(rec.Body.String(), line) {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
 	ps, err := g.Store().List(ctx, coinop.StateSettled, 200)
 	onchain := 0
 	for _, p := range ps {
@@ -213,5 +226,64 @@ func TestCreditsAtTheCheck(t *testing.T) {
 	}
 	if resp := check("/.well-known/coinop/plans/pack", nil); resp.StatusCode/100 == 2 {
 		t.Errorf("the check allows a plan's purchase path: %d", resp.StatusCode)
+	}
+}
+
+// A reload changes a plan's price and adds a plan: the next 402 of a
+// credits route and the plans' own 402s say so.
+func TestReloadChangesPlans(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dev, _ := startChain(t, ctx)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("data")) }))
+	defer up.Close()
+	routes := `
+  - match: GET /api/
+    accept: [{rail: credits, price: "3"}]`
+	cfg := devConfig(t, dev, up.URL, "rpc: "+dev.RPCURL+"\n    settlement_key_env: K", routes, creditsRails)
+	key := "0x" + common.Bytes2Hex(crypto.FromECDSA(dev.Settler))
+	g, srv := startGateway(t, ctx, cfg, gateway.Options{Getenv: func(string) string { return key }})
+
+	plans := func() map[string]string {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/api/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Plans []credits.Offered `json:"plans"`
+		}
+		json.NewDecoder(resp.Body).Decode(&body)
+		got := map[string]string{}
+		for _, p := range body.Plans {
+			if len(p.Offers) > 0 {
+				got[p.Name] = p.Offers[0].Amount
+			}
+		}
+		return got
+	}
+	if got := plans(); len(got) != 1 || got["pack"] != "50000" {
+		t.Fatalf("before the reload: %v", got)
+	}
+	reloaded := strings.Replace(creditsRails, "accept: [{rail: usdc, price: 0.05 USDC}]", `accept: [{rail: usdc, price: 0.04 USDC}]
+      - name: hour
+        pass: 1h
+        accept: [{rail: usdc, price: 0.01 USDC}]`, 1)
+	next := devConfig(t, dev, up.URL, "rpc: "+dev.RPCURL+"\n    settlement_key_env: K", routes, reloaded)
+	next.Store = cfg.Store
+	if err := g.Reload(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if got := plans(); len(got) != 2 || got["pack"] != "40000" || got["hour"] != "10000" {
+		t.Fatalf("after the reload: %v", got)
+	}
+	resp, err := http.Get(srv.URL + "/.well-known/coinop/plans/hour")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPaymentRequired {
+		t.Fatalf("the new plan's purchase route: %d", resp.StatusCode)
 	}
 }

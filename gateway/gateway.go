@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/admin"
 	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/credits"
 	"github.com/coinop/coinop/evm"
 	"github.com/coinop/coinop/fwdauth"
 	"github.com/coinop/coinop/metrics"
@@ -68,6 +70,7 @@ type Gateway struct {
 	checks       map[string]admin.Check // readiness probes, by name
 	started      time.Time
 	now          func() time.Time
+	dev          devNodes // development Lightning nodes, kept across reloads
 	// mppSecrets are the random challenge secrets of mpp rails without
 	// secret_env, by rail name, kept across reloads so that challenges
 	// issued before one stay payable.
@@ -167,6 +170,27 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	g.cur.Store(gen)
+	return g.countLedger(ctx, cfg)
+}
+
+// countLedger shows what the credits ledger holds in the metrics, when the
+// configuration has a credits rail.
+func (g *Gateway) countLedger(ctx context.Context, cfg *config.Config) error {
+	for _, r := range cfg.AllRails() {
+		if r.Kind != config.KindCredits {
+			continue
+		}
+		st, ok := g.store.(credits.Store)
+		if !ok {
+			return nil
+		}
+		led, err := credits.Open(ctx, st, g.now, rand.Reader)
+		if err != nil {
+			return cfg.Errorf("store", "credits ledger: %v", err)
+		}
+		g.metrics.Ledger(led.Outstanding)
+		return nil
+	}
 	return nil
 }
 
@@ -253,7 +277,7 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 			chains[n] = ch
 		}
 	}
-	rails, err := g.provisionRails(ctx, gen, &railEnv{cfg: cfg, opts: g.opts, chains: chains, journal: g.store, mppSecrets: &g.mppSecrets})
+	rails, err := g.provisionRails(ctx, gen, &railEnv{cfg: cfg, opts: g.opts, chains: chains, journal: g.store, dev: &g.dev, mppSecrets: &g.mppSecrets})
 	if err != nil {
 		return gen, err
 	}
@@ -405,7 +429,8 @@ func (g *Gateway) generations(of func(*generation) (*paywall.Paywall, http.Handl
 
 // Admin is the operator listener's handler (package admin): the gateway's
 // metrics, readiness probes of the journal and of every chain it dials,
-// and the payments API over its journal. getenv reads the bearer token admin.token_env names; a named
+// the payments API over its journal, and the dashboard, which names the
+// configured networks and assets and links to their explorers. getenv reads the bearer token admin.token_env names; a named
 // variable that is empty is an error, never an open listener.
 func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
 	token := ""
@@ -415,6 +440,16 @@ func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
 		}
 	}
 	cfg := admin.Config{Metrics: g.metrics.Handler(), Checks: g.checks, Token: token}
+	for _, n := range g.cfg.Networks {
+		an := admin.Network{ID: n.ID, Name: n.Name, Explorer: n.Explorer}
+		if title := paywall.NetworkName(n.ID); title != n.ID {
+			an.Title = title
+		}
+		for _, a := range n.Assets {
+			an.Assets = append(an.Assets, admin.Asset{Symbol: a.Symbol, Address: a.Address, Decimals: a.Decimals})
+		}
+		cfg.Networks = append(cfg.Networks, an)
+	}
 	if j, ok := g.store.(admin.Journal); ok {
 		cfg.Journal = j
 	}
@@ -668,6 +703,7 @@ func (g *Gateway) Close() error {
 		c.Close()
 	}
 	g.clients = nil
+	g.dev.close()
 	if g.store != nil {
 		err := g.store.Close()
 		g.store = nil

@@ -267,14 +267,26 @@ func (w *world) facilitator() (url, journal string) {
 // node runs a paying script to completion and decodes its JSON line.
 func (w *world) node(script string, env ...string) outcome {
 	w.t.Helper()
+	line := w.nodeRaw(script, env...)
 	var o outcome
-	w.nodeJSON(script, &o, env...)
+	if err := json.Unmarshal([]byte(line), &o); err != nil {
+		w.t.Fatalf("node %s printed %q: %v", script, line, err)
+	}
 	return o
 }
 
 // nodeJSON runs a script to completion and decodes the last line it
 // printed, JSON, into v.
 func (w *world) nodeJSON(script string, v any, env ...string) {
+	w.t.Helper()
+	line := w.nodeRaw(script, env...)
+	if err := json.Unmarshal([]byte(line), v); err != nil {
+		w.t.Fatalf("node %s printed %q: %v", script, line, err)
+	}
+}
+
+// nodeRaw runs a script to completion and returns its last line.
+func (w *world) nodeRaw(script string, env ...string) string {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
 	defer cancel()
@@ -288,9 +300,7 @@ func (w *world) nodeJSON(script string, v any, env ...string) {
 		w.t.Fatalf("node %s: %v\n%s%s", script, err, out, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), v); err != nil {
-		w.t.Fatalf("node %s printed %q: %v\n%s", script, out, err, stderr.String())
-	}
+	return lines[len(lines)-1]
 }
 
 // outcome is what a paying script printed.
