@@ -108,11 +108,13 @@ routes:
   - match: "GET /forecast"
     description: "A week's forecast"
     mime_type: application/json
-    accept:                       # one 402, two ways to pay: x402 (USDC) and L402 (Lightning)
+    accept:                       # one 402, three dialects: x402 (USDC), L402 (Lightning), the Payment scheme (USDC)
       - rail: usdc
         price: "0.002 USDC"
       - rail: sats
         price: "20 sat"
+      - rail: usdc-mpp
+        price: "0.002 USDC"
 admin:
   listen: "{{.AdminListen}}"      # metrics, the payments API and the dashboard; loopback needs no token
 `))

@@ -19,12 +19,14 @@ import (
 
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/cli"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/eip3009"
 	"github.com/coinop/coinop/evm/anvil"
 	"github.com/coinop/coinop/evm/devchain"
 	"github.com/coinop/coinop/gateway"
+	"github.com/coinop/coinop/l402"
 	"github.com/coinop/coinop/mpp"
 	"github.com/coinop/coinop/mpp/evmcharge"
 	"github.com/coinop/coinop/mpp/mppclient"
@@ -334,5 +336,107 @@ func TestMppxVectors(t *testing.T) {
 		if m := tempocharge.Memo(&c); "0x"+hex.EncodeToString(m[:]) != got.Memo {
 			t.Errorf("memo: coinop %x, mppx %s", m, got.Memo)
 		}
+	}
+}
+
+// TestThreeDialects: one route accepting x402, L402 (the development
+// Lightning node) and the Payment scheme answers one 402 with
+// PAYMENT-REQUIRED, WWW-Authenticate: L402 and WWW-Authenticate: Payment;
+// from it the official x402 client pays in x402, mppx in the Payment scheme
+// and `coinop curl --prefer l402` over Lightning. Two USDC payments move on
+// chain; the third is a settled Lightning payment in the journal.
+func TestThreeDialects(t *testing.T) {
+	mppxPeer(t)
+	w := newWorld(t, 31337)
+	upstream := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		io.WriteString(rw, `{"city":"Lisbon","sky":"clear"}`)
+	}))
+	t.Cleanup(upstream.Close)
+	data := t.TempDir()
+	cfg, err := config.Parse("coinop.yaml", fmt.Appendf(nil, `
+upstream: %s
+store: %s
+data_dir: %s
+pay_to: "%s"
+networks:
+  - id: %s
+    rpc: %s
+    settlement_key_env: SETTLER
+    assets:
+      - symbol: USDC
+        address: "%s"
+        eip712_name: %s
+        eip712_version: "%s"
+rails:
+  - name: usdc
+    kind: x402
+  - name: sats
+    kind: l402
+    dev: true
+  - name: usdc-mpp
+    kind: mpp
+    method: evm
+routes:
+  - match: GET /weather
+    description: Lisbon weather
+    accept:
+      - rail: usdc
+        price: "%d"
+      - rail: sats
+        price: 21 sat
+      - rail: usdc-mpp
+        price: "%d"
+`, upstream.URL, filepath.Join(data, "gateway.db"), data, w.payee.Hex(), w.network, w.c.RPCURL,
+		w.c.Token.Hex(), devchain.TokenName, devchain.TokenVersion, price, price))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(context.Background(), cfg, gateway.Options{Getenv: func(k string) string {
+		if k == "SETTLER" {
+			return hexKey(w.settler)
+		}
+		return ""
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(srv.Close)
+	url := srv.URL + "/weather"
+
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	pay, err := mpp.ParseChallenges(resp.Header.Values("WWW-Authenticate"))
+	if resp.StatusCode != 402 || resp.Header.Get("PAYMENT-REQUIRED") == "" || err != nil || len(pay) != 1 ||
+		len(l402.ParseChallenges(resp.Header.Values("WWW-Authenticate"))) == 0 {
+		t.Fatalf("one 402, three dialects: %d, PAYMENT-REQUIRED %q, WWW-Authenticate %q (%v)", resp.StatusCode,
+			resp.Header.Get("PAYMENT-REQUIRED"), resp.Header.Values("WWW-Authenticate"), err)
+	}
+
+	o := w.node("pay.mjs", "URL="+url, "PAYER_KEY="+hexKey(w.payer), "NETWORK="+w.network,
+		"TOKEN="+w.c.Token.Hex(), fmt.Sprint("MAX_AMOUNT=", price))
+	if o.Status != 200 || o.Settlement == nil || !o.Settlement.Success {
+		t.Fatalf("the official x402 client: %+v", o)
+	}
+	if m := w.mppx(url); m.Status != 200 || m.Receipt == nil || m.Receipt.Method != "evm" || len(m.Sent) != 1 || !strings.HasPrefix(m.Sent[0], "Payment ") {
+		t.Fatalf("mppx: %+v", m)
+	}
+	var stdout, stderr lockedBuffer
+	code := cli.Main(context.Background(), []string{"curl", "-i", "--prefer", "l402", "--data-dir", data, url}, cli.Env{Stdout: &stdout, Stderr: &stderr})
+	if code != 0 || !strings.Contains(stdout.String(), "Lisbon") {
+		t.Fatalf("coinop curl --prefer l402: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	w.paid(2)
+	ps, err := g.Store().List(context.Background(), coinop.StateSettled, 10)
+	rails := map[string]int{}
+	for _, p := range ps {
+		rails[p.Rail]++
+	}
+	if err != nil || rails["usdc"] != 1 || rails["usdc-mpp"] != 1 || rails["sats"] != 1 {
+		t.Errorf("settled payments by rail %v (%v), want one each", rails, err)
 	}
 }
