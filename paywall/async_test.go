@@ -179,8 +179,9 @@ func TestRecoveryHandOff(t *testing.T) {
 	}
 }
 
-// A payment whose upstream failed was never served: it is released and
-// leaves its payer's exposure, so it does not push the next one over the cap.
+// A payment whose upstream failed was never served: it is released without
+// ever being owed (still sync in the journal), so it takes nothing of its
+// payer's exposure and does not push the next one over the cap.
 func TestAsyncExposureReleased(t *testing.T) {
 	rail := newFakeRail("fake")
 	gate := make(chan struct{})
@@ -200,7 +201,7 @@ func TestAsyncExposureReleased(t *testing.T) {
 		mode              string
 		state             coinop.State
 	}{
-		{"upstream fails", "/capped/fail", "f1", 500, coinop.ModeAsync, coinop.StateReleased},
+		{"upstream fails", "/capped/fail", "f1", 500, coinop.ModeSync, coinop.StateReleased},
 		{"next one still async", "/capped/x", "f2", 200, coinop.ModeAsync, coinop.StateSettling},
 		{"cap reached: sync", "/capped/x", "f3", 200, coinop.ModeSync, coinop.StateSettled},
 	} {
