@@ -727,7 +727,6 @@ func owedAsync(ctx context.Context, tx *sql.Tx, network, asset, payer string) (*
 	return sum, nil
 }
 
-
 // servable reports whether a payment's response may be served in state st:
 // once verified and reserved, and for as long as it is not known to have
 // failed or been released.
