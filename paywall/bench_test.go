@@ -91,6 +91,13 @@ const benchChainID = 84532
 
 func newBenchEngine(b *testing.B, dir string) *benchEngine {
 	b.Helper()
+	return newBenchEngineRoute(b, dir, coinop.ModeSync, nil)
+}
+
+// newBenchEngineRoute is newBenchEngine with GET /paid settled in mode
+// settlement, within cap (see paywall.Accept.AsyncExposure).
+func newBenchEngineRoute(b *testing.B, dir, settlement string, cap *big.Int) *benchEngine {
+	b.Helper()
 	token := common.HexToAddress("0x036CbD53842c5426634e7929541eC2318f3dCF7e")
 	settler, _ := crypto.HexToECDSA("8f2a55949038a9610f50fb23b5883af3b4ecb3c3bb792cbcefbd1542c692be63")
 	ch, err := evm.NewChain(evm.ChainConfig{ChainID: benchChainID, SettlementKey: settler, PollInterval: time.Millisecond,
@@ -112,8 +119,8 @@ func newBenchEngine(b *testing.B, dir string) *benchEngine {
 	pw, err := paywall.New(paywall.Config{
 		Journal: journal,
 		Logger:  slog.New(slog.DiscardHandler),
-		Routes: []paywall.Route{{Pattern: "GET /paid", Description: "bench document", MimeType: "application/json",
-			Accept: []paywall.Accept{{Rail: &x402.Rail{Schemes: []x402.Scheme{exact}}, Price: price}}}},
+		Routes: []paywall.Route{{Pattern: "GET /paid", Description: "bench document", MimeType: "application/json", Settlement: settlement,
+			Accept: []paywall.Accept{{Rail: &x402.Rail{Schemes: []x402.Scheme{exact}}, Price: price, AsyncExposure: cap}}}},
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -204,6 +211,36 @@ func BenchmarkPaid(b *testing.B) {
 				b.Fatal(err)
 			}
 			e := newBenchEngine(b, dir)
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				payment := e.pay(b)
+				b.StartTimer()
+				e.get(b, payment, http.StatusOK)
+			}
+		})
+	}
+}
+
+// BenchmarkPaidAsync is BenchmarkPaid on an async route, journal on disk:
+// cap=room serves every payment before it settles (the payer's exposure
+// is counted, and leaves room, at each request; settlements run in the
+// background meanwhile), cap=full has a cap below the price, so each
+// payment is counted and then settled synchronously.
+func BenchmarkPaidAsync(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		cap  *big.Int
+	}{
+		{"room", new(big.Int).Lsh(big.NewInt(1), 128)},
+		{"full", big.NewInt(999)},
+	} {
+		b.Run("cap="+c.name, func(b *testing.B) {
+			dir, err := os.MkdirTemp(b.TempDir(), "run-")
+			if err != nil {
+				b.Fatal(err)
+			}
+			e := newBenchEngineRoute(b, dir, coinop.ModeAsync, c.cap)
 			b.ReportAllocs()
 			for b.Loop() {
 				b.StopTimer()
