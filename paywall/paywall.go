@@ -74,7 +74,9 @@ type Accept struct {
 	// this rail's asset) served on async routes but not yet settled. A
 	// payment that would exceed it is settled synchronously instead. Nil on
 	// an async route means every payment through this rail is settled
-	// synchronously.
+	// synchronously. The journal keeps the total (lifecycle.Exposure): it
+	// holds across every engine on one journal and across restarts, and a
+	// journal that cannot keep it has every payment settled synchronously.
 	AsyncExposure *big.Int
 }
 
