@@ -42,6 +42,22 @@ CREATE TRIGGER exposure_watch AFTER UPDATE ON payments FOR EACH ROW
 	EXECUTE FUNCTION exposure_watch();
 `
 
+// capAsync sets the async_exposure of the asset of each config written by
+// writeConfig to amount atomic units: async routes need a cap.
+func capAsync(t *testing.T, amount int64, cfgs ...string) {
+	t.Helper()
+	for _, cfg := range cfgs {
+		b, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		capped := strings.Replace(string(b), "        eip712_version:", fmt.Sprintf("        async_exposure: \"%d\"\n        eip712_version:", amount), 1)
+		if err := os.WriteFile(cfg, []byte(capped), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestAsyncExposureTwoInstances runs two gateway processes on one
 // PostgreSQL journal with an async route capped at three payments per
 // payer. One payer's twelve payments, split across both, are held by the
@@ -78,16 +94,7 @@ func TestAsyncExposureTwoInstances(t *testing.T) {
 	async := fmt.Sprintf("  - match: GET /async\n    price: \"%d\"\n    settlement: async\n", price)
 	cfgA := writeConfig(t, dir, dsn, upstream.URL, chain, chain.Settler, payTo, async)
 	cfgB := writeConfig(t, dir, dsn, upstream.URL, chain, chain.Owner, payTo, async)
-	for _, cfg := range []string{cfgA, cfgB} {
-		b, err := os.ReadFile(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		capped := strings.Replace(string(b), "        eip712_version:", fmt.Sprintf("        async_exposure: \"%d\"\n        eip712_version:", capN*price), 1)
-		if err := os.WriteFile(cfg, []byte(capped), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	capAsync(t, capN*price, cfgA, cfgB)
 	a, b := startGateway(t, bin, cfgA), startGateway(t, bin, cfgB)
 	conn, err := pgx.Connect(t.Context(), dsn)
 	if err != nil {
