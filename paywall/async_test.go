@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -317,4 +318,42 @@ func TestAsyncExposureSurvivesRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// plainJournal is a journal that cannot keep the exposure cap: only
+// paywall.Journal's methods.
+type plainJournal struct{ paywall.Journal }
+
+// A journal that cannot keep the cap fails closed: the engine says so at
+// start, and an async route settles every payment before its response.
+func TestAsyncExposureWithoutJournalSupport(t *testing.T) {
+	j := openJournal(t, filepath.Join(t.TempDir(), "journal.db"))
+	var logs strings.Builder
+	var mu sync.Mutex
+	rail := newFakeRail("fake")
+	e := newFakeEngine(t, paywall.Config{Journal: plainJournal{j}, Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil)),
+		Routes: []paywall.Route{asyncRoute("/capped/", rail, 4, big.NewInt(100))}}, &goods{})
+	e.j = j
+	if a := e.do(t, "GET", "/capped/x", pay(fakeCred("fake", "alice", "p1"))); a.status != 200 {
+		t.Fatalf("got %d %s", a.status, a.body)
+	}
+	if p := e.payment(t, "fake:alice:p1"); p == nil || p.Mode != coinop.ModeSync || p.State != coinop.StateSettled {
+		t.Errorf("journaled %+v, want sync settled", p)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "cannot keep the async exposure cap") || !strings.Contains(logs.String(), "route=/capped/") {
+		t.Errorf("no warning at start:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }

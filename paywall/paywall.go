@@ -193,6 +193,13 @@ func New(cfg Config) (pw *Paywall, err error) {
 		}
 		pw.routes[rt.Pattern] = rt
 	}
+	if _, ok := cfg.Journal.(lifecycle.Exposure); !ok {
+		for _, rt := range pw.routes {
+			if rt.Settlement == coinop.ModeAsync {
+				pw.log.Warn("the journal cannot keep the async exposure cap: async routes settle every payment synchronously", "route", rt.Pattern)
+			}
+		}
+	}
 	pw.pricedMethods = pricedMethods(pw.routes)
 	pw.expose = exposedHeaders(pw.rails)
 	pw.lc = lifecycle.New(cfg.Journal, cfg.Logger, cfg.OnStep)
