@@ -15,7 +15,7 @@ func TestLeanPackages(t *testing.T) {
 		t.Skip("runs go list")
 	}
 	forbidden := []string{"github.com/ethereum/go-ethereum", "modernc.org/sqlite", "github.com/jackc/pgx", "database/sql", "github.com/mattn/go-sqlite3"}
-	for _, pkg := range []string{".", "./lifecycle", "./paywall", "./client", "./x402", "./eip3009", "./x402/facilitated", "./config"} {
+	for _, pkg := range []string{".", "./lifecycle", "./paywall", "./client", "./x402", "./eip3009", "./x402/facilitated", "./config", "./fwdauth", "./credits", "./freetier", "./siwx"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)

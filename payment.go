@@ -17,9 +17,14 @@ const (
 //
 //	            ┌──────────► released (upstream failed; nothing charged)
 //	verified ───┼──────────► failed   (refused before settling)
-//	            └─► settling ─┬─► settled (money moved)
+//	            └─► settling ─┬─► settled (money moved) ──► released (a bearer charge given back)
 //	                  ▲   │   └─► failed  (money did not move)
 //	                  └───┘ (a settlement reference became known)
+//
+// settled → released is a bearer charge's only: a debit of a prepaid
+// balance that its rail gave back (Refunder) because the purchase failed
+// where the engine could not see it (a forward-auth check's upstream).
+// Money that moved on a network is never released.
 //
 // released → verified happens only through a new reservation, which must
 // re-check the replay key.
@@ -55,6 +60,8 @@ func Legal(from, to State) bool {
 		return to == StateSettling || to == StateReleased || to == StateFailed
 	case StateSettling:
 		return to == StateSettled || to == StateFailed || to == StateSettling
+	case StateSettled:
+		return to == StateReleased // a bearer charge given back; see State
 	}
 	return false
 }

@@ -175,6 +175,19 @@ type Reverifier interface {
 	Reverify(p, prev *Payment) error
 }
 
+// Refunder is implemented by rails whose collected bearer charges can be
+// given back: a debit of a prepaid balance is credited again. The engine
+// calls it (paywall.Paywall.Refund) for a charge that paid for a purchase
+// that failed where the engine could not see it, such as a forward-auth
+// check whose proxy's upstream failed, then journals the charge released.
+//
+// Refund must be idempotent by p.ID: a crash between the refund and the
+// journal's record makes the engine call it again for the same charge, which
+// must give back nothing more.
+type Refunder interface {
+	Refund(ctx context.Context, p *Payment) error
+}
+
 // Outcome is what became of a payment, as a rail finds out from its
 // network after the fact (crash recovery, audits).
 type Outcome struct {

@@ -44,3 +44,34 @@ const ReasonSettlementNonceTaken = "settlement_nonce_taken"
 // ReasonUpstreamStatus is the release reason of a payment whose upstream
 // answered status (400 and above): nothing was charged.
 func ReasonUpstreamStatus(status int) string { return "upstream_status_" + strconv.Itoa(status) }
+
+// Reasons of a forward-auth check (package fwdauth) that cannot say which
+// request it is asked about.
+const (
+	// ReasonAuthOriginalMissing: the proxy sent no original method or URI.
+	ReasonAuthOriginalMissing = "auth_original_missing"
+	// ReasonAuthOriginalInvalid: the original method, URI or host is not
+	// one a request line or Host header could carry.
+	ReasonAuthOriginalInvalid = "auth_original_invalid"
+	// ReasonAuthOriginalConflict: two headers name the original method, URI
+	// or host differently (a client's header next to the proxy's).
+	ReasonAuthOriginalConflict = "auth_original_conflict"
+	// ReasonAuthRefusalGone: a kept refusal was fetched already, expired or
+	// never existed.
+	ReasonAuthRefusalGone = "auth_refusal_gone"
+	// ReasonAuthReportInvalid: a report names no payment or no status.
+	ReasonAuthReportInvalid = "auth_report_invalid"
+)
+
+// Reasons of a refund (paywall.Paywall.Refund) that cannot be made.
+const (
+	// ReasonRefundUnknown: the journal holds no payment under that ID.
+	ReasonRefundUnknown = "refund_unknown_payment"
+	// ReasonRefundNotBearer: a single-use payment settled on a network;
+	// what moved there is never given back by the engine.
+	ReasonRefundNotBearer = "refund_not_bearer"
+	// ReasonRefundUnsupported: the charge's rail cannot give charges back.
+	ReasonRefundUnsupported = "refund_unsupported"
+	// ReasonRefundNotSettled: the charge is still being collected.
+	ReasonRefundNotSettled = "refund_not_settled"
+)

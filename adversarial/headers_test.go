@@ -46,11 +46,11 @@ echo "ok\n";
 	} {
 		t.Run(h, func(t *testing.T) {
 			a := sendRaw(gw, "GET", "/env.php", h)
-			if a.err != nil || a.status != 200 || !strings.HasSuffix(a.body, "ok\n") {
-				t.Fatalf("%d %q %v", a.status, a.body, a.err)
+			if a.Err != nil || a.Status != 200 || !strings.HasSuffix(a.Body, "ok\n") {
+				t.Fatalf("%d %q %v", a.Status, a.Body, a.Err)
 			}
-			if a.body != "ok\n" {
-				t.Errorf("the upstream saw %q", strings.TrimSuffix(a.body, "ok\n"))
+			if a.Body != "ok\n" {
+				t.Errorf("the upstream saw %q", strings.TrimSuffix(a.Body, "ok\n"))
 			}
 		})
 	}

@@ -3,12 +3,10 @@
 package adversarial_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,24 +30,7 @@ import (
 // readCorpus reads testdata/paths.txt: one request target per line.
 func readCorpus(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile("testdata/paths.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var targets []string
-	for i, line := range strings.Split(string(b), "\n") {
-		switch {
-		case line == "" || strings.HasPrefix(line, "# "):
-			continue
-		case strings.HasPrefix(line, `"`):
-			s, err := strconv.Unquote(line)
-			if err != nil {
-				t.Fatalf("testdata/paths.txt:%d: %v", i+1, err)
-			}
-			line = s
-		}
-		targets = append(targets, line)
-	}
+	targets := clitest.Targets(t, "testdata/paths.txt")
 	if len(targets) < 100 {
 		t.Fatalf("testdata/paths.txt has %d targets, want at least 100", len(targets))
 	}
@@ -309,39 +289,15 @@ routes:
 }
 
 // answer is a response to one raw request, or why there was none.
-type answer struct {
-	status int
-	header http.Header
-	body   string
-	err    error
-}
+type answer = clitest.Answer
 
 // send writes "GET target HTTP/1.1" verbatim on a fresh connection to addr:
 // no client library gets to normalize the target.
-func send(addr, target string) answer { return sendRaw(addr, "GET", target) }
+func send(addr, target string) answer { return clitest.SendRaw(addr, "GET", target) }
 
 // sendRaw writes "method target HTTP/1.1" and the header lines verbatim.
 func sendRaw(addr, method, target string, header ...string) answer {
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		return answer{err: err}
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	req := method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-	for _, h := range header {
-		req += h + "\r\n"
-	}
-	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
-		return answer{err: err}
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
-	if err != nil {
-		return answer{err: err}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return answer{status: resp.StatusCode, header: resp.Header, body: string(b), err: err}
+	return clitest.SendRaw(addr, method, target, header...)
 }
 
 // decodedPath is the path an upstream that decodes once acts on for a raw
@@ -378,16 +334,16 @@ func TestPathVariants(t *testing.T) {
 				t.Run(rt.name, func(t *testing.T) {
 					gw := startGateway(t, dev, upURL, rt)
 					// The setup works: free content is served, paid content asks for payment.
-					if a := send(gw, "/static/a.txt"); a.status != 200 || a.body != "free file a\n" {
-						t.Fatalf("free file: %d %q %v", a.status, a.body, a.err)
+					if a := send(gw, "/static/a.txt"); a.Status != 200 || a.Body != "free file a\n" {
+						t.Fatalf("free file: %d %q %v", a.Status, a.Body, a.Err)
 					}
-					if a := send(gw, "/files/secret.txt"); a.status != http.StatusPaymentRequired {
-						t.Fatalf("paid file: %d %q %v", a.status, a.body, a.err)
+					if a := send(gw, "/files/secret.txt"); a.Status != http.StatusPaymentRequired {
+						t.Fatalf("paid file: %d %q %v", a.Status, a.Body, a.Err)
 					}
 					counts := map[int]int{}
 					for _, target := range targets {
 						a := send(gw, target)
-						counts[a.status]++
+						counts[a.Status]++
 						check(t, tr, rt, target, a)
 					}
 					t.Logf("%d targets; answers by status (0: connection closed): %v", len(targets), counts)
@@ -397,12 +353,12 @@ func TestPathVariants(t *testing.T) {
 						a := sendRaw(gw, m.method, m.target, m.header...)
 						if m.method == "OPTIONS" && m.target == "*" {
 							// net/http answers it itself, with no body; it never reaches a route.
-							if a.status != http.StatusOK || a.body != "" {
-								t.Errorf("OPTIONS *: %d %q", a.status, a.body)
+							if a.Status != http.StatusOK || a.Body != "" {
+								t.Errorf("OPTIONS *: %d %q", a.Status, a.Body)
 							}
 							continue
 						}
-						if a.status == http.StatusOK && m.method != "GET" {
+						if a.Status == http.StatusOK && m.method != "GET" {
 							t.Errorf("%s %s %q: 200 without payment", m.method, m.target, m.header)
 						}
 						check(t, tr, rt, m.target, a)
@@ -457,18 +413,18 @@ var methodVariants = []struct {
 // check states the property for one answer.
 func check(t *testing.T, tr tree, rt routing, target string, a answer) {
 	t.Helper()
-	for k, vs := range a.header {
+	for k, vs := range a.Header {
 		for _, v := range vs {
 			if strings.Contains(v, tr.secret) {
-				t.Errorf("%q: the paid content is in header %s of a %d", target, k, a.status)
+				t.Errorf("%q: the paid content is in header %s of a %d", target, k, a.Status)
 			}
 		}
 	}
-	if strings.Contains(a.body, tr.secret) {
-		t.Errorf("%q: the paid content was served unpaid with %d", target, a.status)
+	if strings.Contains(a.Body, tr.secret) {
+		t.Errorf("%q: the paid content was served unpaid with %d", target, a.Status)
 		return
 	}
-	if a.status != http.StatusOK {
+	if a.Status != http.StatusOK {
 		return // refused, redirected or not found, and nothing paid leaked
 	}
 	p, err := decodedPath(target)
@@ -483,12 +439,12 @@ func check(t *testing.T, tr tree, rt routing, target string, a answer) {
 	fi, err := os.Stat(filepath.Join(tr.root, filepath.FromSlash(p)))
 	switch {
 	case err != nil:
-		t.Errorf("%q: 200 for %q, which names no file (%v):\n%s", target, p, err, a.body)
+		t.Errorf("%q: 200 for %q, which names no file (%v):\n%s", target, p, err, a.Body)
 	case fi.IsDir(): // a listing; it holds names, and no content was in it
 	default:
 		want, err := os.ReadFile(filepath.Join(tr.root, filepath.FromSlash(p)))
-		if err != nil || a.body != string(want) {
-			t.Errorf("%q: 200 with %q, want the content of %q: %q", target, a.body, p, want)
+		if err != nil || a.Body != string(want) {
+			t.Errorf("%q: 200 with %q, want the content of %q: %q", target, a.Body, p, want)
 		}
 	}
 }

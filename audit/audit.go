@@ -14,6 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/credits"
 	"github.com/coinop/coinop/evm"
 )
 
@@ -36,6 +37,8 @@ type Report struct {
 	Settled   int // settled journal entries checked on chain
 	Transfers int // transfers to payees found on chain
 	Problems  []string
+
+	credits []*coinop.Payment // settled credits charges, for Credits
 }
 
 // Clean reports whether the journal and the chain agree.
@@ -87,6 +90,10 @@ func Run(ctx context.Context, j Journal, chains map[string]*evm.Chain, payees []
 	}
 	byTx := map[string][]*coinop.Payment{}
 	for _, p := range settled {
+		if p.Network == credits.Network {
+			rep.credits = append(rep.credits, p) // checked against the ledger (Credits)
+			continue
+		}
 		rep.Settled++
 		if p.Reference == "" {
 			rep.problem("payment %s is settled without a transaction", p.ID)

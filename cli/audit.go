@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/coinop/coinop/audit"
 	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/credits"
 	"github.com/coinop/coinop/evm"
 	"github.com/coinop/coinop/gateway"
 )
@@ -69,12 +72,42 @@ func runAudit(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	ledgerLine, err := auditCredits(ctx, cfg, store, rep)
+	if err != nil {
+		return err
+	}
 	for _, p := range rep.Problems {
 		fmt.Fprintln(env.Stdout, "DISCREPANCY", p)
+	}
+	if ledgerLine != "" {
+		fmt.Fprintln(env.Stdout, ledgerLine)
 	}
 	fmt.Fprintf(env.Stdout, "audit: %d settled payments checked, %d payee transfers found, %d discrepancies\n", rep.Settled, rep.Transfers, len(rep.Problems))
 	if !rep.Clean() {
 		return &exitError{1, errors.New("")}
 	}
 	return nil
+}
+
+// auditCredits audits the credits ledger when a credits rail is configured,
+// and returns its summary line ("" when none is).
+func auditCredits(ctx context.Context, cfg *config.Config, j gateway.Journal, rep *audit.Report) (string, error) {
+	if !slices.ContainsFunc(cfg.Rails, func(r *config.Rail) bool { return r != nil && r.Kind == config.KindCredits }) {
+		return "", nil
+	}
+	st, ok := j.(credits.Store)
+	if !ok {
+		return "", errors.New("the journal cannot hold a credits ledger")
+	}
+	led, err := credits.Open(ctx, st, time.Now, rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	cr, err := rep.Credits(ctx, led)
+	if err != nil {
+		return "", err
+	}
+	t := cr.Totals
+	return fmt.Sprintf("credits: %d accounts, purchased %d, debited %d, released %d, balances %d (= purchased - debited + released: %v), %d settled charges, %d debits, %d pending purchases",
+		t.Accounts, t.Purchased, t.Debited, t.Released, t.Balances, t.Clean(), cr.Charges, t.Debits, t.Pending), nil
 }

@@ -52,6 +52,8 @@ var commands = []command{
 		"coinop dev --listen 127.0.0.1:8402"},
 	{"serve", "run the gateway described by a config file", "", "",
 		"coinop serve -c coinop.yaml"},
+	{"auth", "serve the forward-auth check of a config alone, for nginx auth_request, Caddy forward_auth or Traefik ForwardAuth", "", "",
+		"coinop auth -c coinop.yaml --listen 127.0.0.1:8403"},
 	{"check", "check a config without serving: the file, the journal, the keys, the chains and tokens; exit 1 on any problem", "", "",
 		"coinop check -c coinop.yaml"},
 	{"config", "rewrite a config in the accept form (rail blocks and accept lists): printed, or in place with -w", "upgrade",
@@ -66,6 +68,9 @@ var commands = []command{
 	{"balance", "show token balances on a chain (default: the running dev chain)", "[ADDRESS...]",
 		"ADDRESS   an account to show; default the dev payer and payee",
 		"coinop balance --rpc http://127.0.0.1:8545 --token 0x… 0x…"},
+	{"credits", "list the credits plans curl bought and holds, per origin, with their last known balance; revoke TOKEN -c FILE revokes one in a gateway's ledger", "[revoke TOKEN]",
+		"revoke TOKEN   the seller's: revoke this token in the ledger of the gateway -c names",
+		"coinop credits"},
 	{"audit", "reconcile the payments journal with the chain; exit 1 on any discrepancy", "", "",
 		"coinop audit -c coinop.yaml --from-block 0"},
 	{"facilitator", "serve the x402 facilitator API (POST /verify, POST /settle, GET /supported)", "", "",
@@ -174,6 +179,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = runDev(ctx, args[1:], env)
 	case "serve":
 		err = runServe(ctx, args[1:], env)
+	case "auth":
+		err = runAuth(ctx, args[1:], env)
 	case "check":
 		err = runCheck(ctx, args[1:], env)
 	case "config":
@@ -184,6 +191,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = runSign(ctx, args[1:], env)
 	case "balance":
 		err = runBalance(ctx, args[1:], env)
+	case "credits":
+		err = runCredits(ctx, args[1:], env)
 	case "audit":
 		err = runAudit(ctx, args[1:], env)
 	case "facilitator":

@@ -55,9 +55,30 @@ networks:
         eip712_name: "{{.TokenName}}"
         eip712_version: "{{.TokenVersion}}"
         async_exposure: "0.05 USDC"
+rails:
+  - name: usdc                    # journaled with every payment through it
+    kind: x402
+  - name: credits                 # prepaid credits: plans bought on usdc
+    kind: credits
+    low_balance: 100
+    plans:
+      - name: pack                # 1000 credits for 0.05 USDC: one transfer for 1000 calls
+        credits: 1000
+        accept: [{rail: usdc, price: "0.05 USDC"}]
+      - name: hour                # unlimited requests for an hour (coinop curl --plan hour --max-amount 0.1)
+        pass: 1h
+        accept: [{rail: usdc, price: "0.1 USDC"}]
 routes:
   - match: "GET /{$}"
     free: true
+  - match: "GET /quote"
+    accept:                       # 1 credit (0.00005 USDC) from a plan, or pay per request
+      - rail: credits
+        price: 1 credit
+      - rail: usdc
+        price: "0.001 USDC"
+    description: "A quote of the day"
+    mime_type: application/json
   - match: "GET /weather"
     price: "0.001 USDC"
     description: "Current weather"
@@ -167,7 +188,9 @@ Try it:
   go run ./cmd/coinop curl -i %s/weather                    # pays 0.001 USDC
   curl -H "PAYMENT-SIGNATURE: $(go run ./cmd/coinop sign %s/weather)" %s/weather
   go run ./cmd/coinop balance                               # payer and payee balances
-`, url, state.Network, "in memory", chain.RPCURL, state.Token, state.Payer, filepath.Join(dir, "payer.key"), state.Payee, cfgPath, url, url, url, url)
+  go run ./cmd/coinop curl -i %s/quote                      # buys the credits pack once, then spends 1 credit a call
+  go run ./cmd/coinop credits                               # the credits you hold, per gateway
+`, url, state.Network, "in memory", chain.RPCURL, state.Token, state.Payer, filepath.Join(dir, "payer.key"), state.Payee, cfgPath, url, url, url, url, url)
 	})
 }
 

@@ -26,7 +26,7 @@ import (
 
 // dialects are the ways of paying coinop's buyer speaks, as --prefer names
 // them.
-var dialects = []string{"x402"}
+var dialects = []string{"x402", "credits"}
 
 // payFlags are the flags shared by curl and sign.
 type payFlags struct {
@@ -34,6 +34,7 @@ type payFlags struct {
 	decimals                int
 	silent                  bool
 	prefer                  []string
+	plan                    string
 }
 
 func (p *payFlags) register(fs *flag.FlagSet) {
@@ -42,6 +43,7 @@ func (p *payFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.maxAmount, "max-amount", "0.05", "most one request may cost, in whole tokens (e.g. 0.01 for 0.01 USDC); 0 refuses to pay")
 	fs.IntVar(&p.decimals, "decimals", 6, "decimals of the token --max-amount is written in")
 	fs.BoolVar(&p.silent, "s", false, "silent: no progress, payment or error lines on stderr")
+	fs.StringVar(&p.plan, "plan", "", "buy only this credits plan when a 402 offers plans (default: the cheapest that covers the request)")
 	fs.Func("prefer", "dialects to pay in first, comma-separated, best first ("+strings.Join(dialects, ", ")+")", func(v string) error {
 		for _, name := range strings.Split(v, ",") {
 			name = strings.ToLower(strings.TrimSpace(name))
@@ -78,7 +80,14 @@ func (p *payFlags) loadKey(env Env) (*eip3009.Key, error) {
 // methods are the dialects the buyer pays in, with their keys loaded only
 // when a payment needs one: a free or refused request reads no wallet.
 func (p *payFlags) methods(env Env) []client.Method {
-	return []client.Method{&client.X402{Decimals: p.decimals, LoadKey: func() (*eip3009.Key, error) { return p.loadKey(env) }}}
+	x := p.x402(env)
+	return []client.Method{p.creditsMethod(env, x), x}
+}
+
+// x402 is the x402 method alone: what sign pays with, since its output is
+// one payment header, never a credits token.
+func (p *payFlags) x402(env Env) *client.X402 {
+	return &client.X402{Decimals: p.decimals, LoadKey: func() (*eip3009.Key, error) { return p.loadKey(env) }}
 }
 
 // policy is the spending policy of the flags: --max-amount per request, in

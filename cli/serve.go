@@ -30,6 +30,9 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
+	if cfg.UpstreamURL() == nil && !routesHaveUpstreams(cfg) {
+		return &exitError{2, cfg.Errorf("upstream", "not set: this configuration is for forward-auth only; serve it with coinop auth -c %s", *path)}
+	}
 	log := newLogger(cfg, env)
 	reload := func() (*config.Config, error) {
 		next, err := config.Load(*path)
@@ -76,6 +79,14 @@ func serveGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, env
 	conns := &countingListener{Listener: ln}
 	if cfg.Admin.Listen != "" {
 		stop, err := serveAdmin(ctx, cfg, g, env, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
+	if cfg.Auth.Listen != "" {
+		stop, err := serveAuth(ctx, cfg, g, log)
 		if err != nil {
 			ln.Close()
 			return err
@@ -177,8 +188,14 @@ func serveAdmin(ctx context.Context, cfg *config.Config, g *gateway.Gateway, env
 		return nil, cfg.Errorf("admin.listen", "%v", err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	go srv.Serve(ln)
 	log.Info("admin listener", "url", "http://"+ln.Addr().String(), "endpoints", "/metrics /healthz /readyz")
+	return serveBeside(ctx, srv, ln), nil
+}
+
+// serveBeside serves srv on ln, beside the gateway's own listener, until
+// ctx is done or stop is called.
+func serveBeside(ctx context.Context, srv *http.Server, ln net.Listener) (stop func()) {
+	go srv.Serve(ln)
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -187,5 +204,15 @@ func serveAdmin(ctx context.Context, cfg *config.Config, g *gateway.Gateway, env
 		}
 		srv.Close()
 	}()
-	return sync.OnceFunc(func() { close(done) }), nil
+	return sync.OnceFunc(func() { close(done) })
+}
+
+// routesHaveUpstreams reports whether some route has an upstream of its own.
+func routesHaveUpstreams(cfg *config.Config) bool {
+	for _, r := range cfg.Routes {
+		if r.Upstream != "" {
+			return true
+		}
+	}
+	return false
 }

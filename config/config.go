@@ -95,6 +95,9 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// Admin is the operator listener: metrics, health and readiness.
 	Admin Admin `yaml:"admin,omitempty"`
+	// Auth is the forward-auth listener: nginx, Caddy or Traefik in front
+	// asks it whether each request is paid.
+	Auth Auth `yaml:"auth,omitempty"`
 	// Log says how the gateway logs.
 	Log Log `yaml:"log,omitempty"`
 
@@ -109,6 +112,20 @@ type Admin struct {
 	Listen   string `yaml:"listen,omitempty"`
 	TokenEnv string `yaml:"token_env,omitempty"`
 }
+
+// Auth is the forward-auth listener (package fwdauth), on an address of its
+// own; off when Listen is empty (`coinop auth` serves it alone). It
+// believes the headers that name the original request, so it must be
+// reachable by the proxy only: beyond loopback it needs AllowRemote, the
+// operator's word that the address is on a network clients cannot reach.
+type Auth struct {
+	Listen      string `yaml:"listen,omitempty"`
+	AllowRemote bool   `yaml:"allow_remote,omitempty"`
+}
+
+// DefaultAuthListen is where `coinop auth` listens when neither the config
+// nor its --listen flag says.
+const DefaultAuthListen = "127.0.0.1:8403"
 
 // Log formats.
 const (
@@ -293,6 +310,9 @@ type Route struct {
 	// beyond it the client gets 504 and nothing is charged.
 	// Limits.UpstreamTimeout if zero.
 	UpstreamTimeout time.Duration `yaml:"upstream_timeout,omitempty"`
+	// FreeTier serves some requests of a priced route free, per identity
+	// and window, before it turns to 402.
+	FreeTier *FreeTier `yaml:"free_tier,omitempty"`
 
 	// Resolved holds what the route's fields and their inherited defaults
 	// amount to. Validate sets it when it returns nil and clears it otherwise.

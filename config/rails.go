@@ -59,7 +59,8 @@ type AsyncCapped interface {
 // its settings with their defaults filled: one line per module.
 func railModules() map[string]func() RailSettings {
 	return map[string]func() RailSettings{
-		KindX402: newX402Rail,
+		KindX402:    newX402Rail,
+		KindCredits: newCreditsRail,
 	}
 }
 
@@ -257,6 +258,7 @@ func (v *checker) checkRails(c *Config) {
 		}
 		r.Settings.Check(c, &Reporter{v: v, prefix: p})
 	}
+	v.checkAfterRails(c)
 }
 
 // railNamed is the configured rail of that name, nil if none.

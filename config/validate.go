@@ -145,6 +145,7 @@ func (v *checker) checkTop(c *Config) (upstream *url.URL) {
 	}
 	v.checkLimits(&c.Limits)
 	v.checkAdmin(&c.Admin)
+	v.checkAuth(&c.Auth)
 	switch c.Log.Format {
 	case "", LogText, LogJSON:
 	default:
@@ -169,6 +170,24 @@ func (v *checker) checkAdmin(a *Admin) {
 	}
 	if a.TokenEnv == "" && !LoopbackListen(a.Listen) {
 		v.addf("admin.listen", "%q listens beyond loopback: set admin.token_env to the environment variable holding a bearer token", a.Listen)
+	}
+}
+
+// checkAuth reports a forward-auth listener that is not host:port, or that
+// listens beyond loopback without allow_remote.
+func (v *checker) checkAuth(a *Auth) {
+	if a.Listen == "" {
+		if a.AllowRemote {
+			v.addf("auth.allow_remote", "set, but auth.listen is not: the forward-auth listener is off")
+		}
+		return
+	}
+	if err := checkListen(a.Listen); err != nil {
+		v.addf("auth.listen", "%v", err)
+		return
+	}
+	if !a.AllowRemote && !LoopbackListen(a.Listen) {
+		v.addf("auth.listen", "%q listens beyond loopback: the check believes the X-Original-*/X-Forwarded-* headers, so clients must not reach it; set auth.allow_remote: true if only the proxy can reach this address", a.Listen)
 	}
 }
 
@@ -441,8 +460,8 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 			noUpstream++
 		}
 	}
-	if c.Upstream == "" && noUpstream == len(c.Routes) && !c.Embedded {
-		v.addf("upstream", "required: the absolute http(s) URL of the service behind the gateway")
+	if c.Upstream == "" && noUpstream == len(c.Routes) && !c.Embedded && c.Auth.Listen == "" {
+		v.addf("upstream", "required: the absolute http(s) URL of the service behind the gateway (a configuration for forward-auth only sets auth.listen instead)")
 	}
 
 	mux := http.NewServeMux()
@@ -489,7 +508,7 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 			for _, f := range []struct {
 				name string
 				set  bool
-			}{{"asset", r.Asset != ""}, {"network", r.Network != ""}, {"pay_to", r.PayTo != ""}, {"max_timeout", r.MaxTimeout != 0}, {"settlement", r.Settlement != ""}, {"upgrade", r.Upgrade}, {"accept", r.Accept != nil}} {
+			}{{"asset", r.Asset != ""}, {"network", r.Network != ""}, {"pay_to", r.PayTo != ""}, {"max_timeout", r.MaxTimeout != 0}, {"settlement", r.Settlement != ""}, {"upgrade", r.Upgrade}, {"accept", r.Accept != nil}, {"free_tier", r.FreeTier != nil}} {
 				if f.set {
 					v.addf(p+"."+f.name, "set on a free route, which takes no payment")
 				}
@@ -497,6 +516,7 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 			continue
 		}
 		v.checkPriced(p, c, r, res)
+		v.checkFreeTier(p+".free_tier", r.FreeTier)
 	}
 	v.checkShadows(c.Routes, inMux, resolved)
 	return resolved

@@ -1,5 +1,6 @@
 // Package demo is the small upstream service `coinop dev` puts behind the
-// gateway: one free route and two priced ones, each answering JSON.
+// gateway: one free route and three priced ones (one of them also in
+// prepaid credits), each answering JSON.
 package demo
 
 import (
@@ -16,6 +17,7 @@ var Routes = []struct {
 	{"GET /", "", "what this demo is"},
 	{"GET /weather", "0.001 USDC", "current weather, made up"},
 	{"GET /report", "0.01 USDC", "a longer report, made up"},
+	{"GET /quote", "1 credit or 0.001 USDC", "a quote of the day"},
 }
 
 // Handler returns the demo upstream. now is its clock.
@@ -25,7 +27,7 @@ func Handler(now func() time.Time) http.Handler {
 		writeJSON(w, map[string]any{
 			"service": "coinop demo upstream",
 			"free":    "/",
-			"priced":  []string{"/weather (0.001 USDC)", "/report (0.01 USDC)"},
+			"priced":  []string{"/weather (0.001 USDC)", "/report (0.01 USDC)", "/quote (1 credit, or 0.001 USDC)"},
 		})
 	})
 	mux.HandleFunc("GET /weather", func(w http.ResponseWriter, r *http.Request) {
@@ -34,6 +36,10 @@ func Handler(now func() time.Time) http.Handler {
 			"city": "Lisbon", "at": t.UTC().Format(time.RFC3339),
 			"temperatureC": 14 + t.Minute()%10, "sky": "clear",
 		})
+	})
+	mux.HandleFunc("GET /quote", func(w http.ResponseWriter, r *http.Request) {
+		quotes := []string{"Simplicity is prerequisite for reliability.", "Make it work, make it right, make it fast.", "Measure twice, cut once."}
+		writeJSON(w, map[string]any{"quote": quotes[now().Second()%len(quotes)]})
 	})
 	mux.HandleFunc("GET /report", func(w http.ResponseWriter, r *http.Request) {
 		n := 100

@@ -24,6 +24,7 @@ import (
 	"github.com/coinop/coinop/cli/clitest"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/x402"
 )
 
 // tool finds an installed program, or skips (fails under COINOP_CI=1).
@@ -270,4 +271,60 @@ func get(t *testing.T, url, host string, header ...string) (*http.Response, []by
 		t.Fatal(err)
 	}
 	return resp, b
+}
+
+// curlPays runs `coinop curl -i url` and wants a 200 whose output holds
+// want, a successful PAYMENT-RESPONSE with its transaction, and the payee
+// paid exactly price; it returns the output.
+func (d *dev) curlPays(t *testing.T, url, want string, price int64) string {
+	t.Helper()
+	var out, errOut string
+	gain := d.payeeGain(t, func() {
+		var code int
+		code, out, errOut = coinop(t, "curl", "-i", url, "--data-dir", d.data)
+		if code != 0 {
+			t.Fatalf("coinop curl exit %d\n%s\n%s", code, out, errOut)
+		}
+	})
+	if !strings.Contains(out, " 200 OK") || !strings.Contains(out, want) {
+		t.Fatalf("output:\n%s", out)
+	}
+	m := regexp.MustCompile(`(?im)^Payment-Response: (\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no PAYMENT-RESPONSE:\n%s", out)
+	}
+	var sr x402.SettleResponse
+	if err := x402.DecodeHeader(m[1], &sr); err != nil || !sr.Success || len(sr.Transaction) != 66 {
+		t.Fatalf("PAYMENT-RESPONSE %+v %v", sr, err)
+	}
+	if gain != price {
+		t.Errorf("payee gained %d, want the price, %d", gain, price)
+	}
+	return out
+}
+
+// signedTwice signs one payment for url with `coinop sign` and sends it
+// twice with plain curl: 200, then 402 (a replay), the payee paid price once.
+func (d *dev) signedTwice(t *testing.T, url string, price int64) {
+	t.Helper()
+	curl := tool(t, "curl")
+	gain := d.payeeGain(t, func() {
+		code, sig, errOut := coinop(t, "sign", url, "--data", d.data)
+		if code != 0 {
+			t.Fatalf("coinop sign exit %d: %s", code, errOut)
+		}
+		header := x402.HeaderPaymentSignature + ": " + strings.TrimSpace(sig)
+		for i, want := range []string{"200", "402"} { // the second is a replay
+			out, err := exec.Command(curl, "-sS", "--max-time", "60", "-o", "/dev/null", "-w", "%{http_code}", "-H", header, url).Output()
+			if err != nil {
+				t.Fatalf("curl: %v", err)
+			}
+			if string(out) != want {
+				t.Fatalf("request %d with the signed header: %s, want %s", i+1, out, want)
+			}
+		}
+	})
+	if gain != price {
+		t.Errorf("payee gained %d for one signature sent twice, want %d", gain, price)
+	}
 }

@@ -5,7 +5,6 @@ package examples_test
 import (
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -62,53 +61,8 @@ func TestWebServerInFront(t *testing.T) {
 				t.Errorf("resource %+v, want URL %s", pr.Resource, via)
 			}
 
-			t.Run("coinop curl pays through it", func(t *testing.T) {
-				var out, errOut string
-				gain := d.payeeGain(t, func() {
-					var code int
-					code, out, errOut = coinop(t, "curl", "-i", via, "--data-dir", d.data)
-					if code != 0 {
-						t.Fatalf("coinop curl exit %d\n%s\n%s", code, out, errOut)
-					}
-				})
-				if !strings.Contains(out, " 200 OK") || !strings.Contains(out, `"city"`) {
-					t.Fatalf("output:\n%s", out)
-				}
-				m := regexp.MustCompile(`(?im)^Payment-Response: (\S+)`).FindStringSubmatch(out)
-				if m == nil {
-					t.Fatalf("no PAYMENT-RESPONSE through %s:\n%s", ws.name, out)
-				}
-				var sr x402.SettleResponse
-				if err := x402.DecodeHeader(m[1], &sr); err != nil || !sr.Success || len(sr.Transaction) != 66 {
-					t.Fatalf("PAYMENT-RESPONSE %+v %v", sr, err)
-				}
-				if gain != 1000 {
-					t.Errorf("payee gained %d, want the price, 1000", gain)
-				}
-			})
-
-			t.Run("coinop sign and curl pay through it", func(t *testing.T) {
-				curl := tool(t, "curl")
-				gain := d.payeeGain(t, func() {
-					code, sig, errOut := coinop(t, "sign", via, "--data", d.data)
-					if code != 0 {
-						t.Fatalf("coinop sign exit %d: %s", code, errOut)
-					}
-					header := x402.HeaderPaymentSignature + ": " + strings.TrimSpace(sig)
-					for i, want := range []string{"200", "402"} { // the second is a replay
-						out, err := exec.Command(curl, "-sS", "--max-time", "60", "-o", "/dev/null", "-w", "%{http_code}", "-H", header, via).Output()
-						if err != nil {
-							t.Fatalf("curl: %v", err)
-						}
-						if string(out) != want {
-							t.Fatalf("request %d with the signed header: %s, want %s", i+1, out, want)
-						}
-					}
-				})
-				if gain != 1000 {
-					t.Errorf("payee gained %d for one signature sent twice, want 1000", gain)
-				}
-			})
+			t.Run("coinop curl pays through it", func(t *testing.T) { d.curlPays(t, via, `"city"`, 1000) })
+			t.Run("coinop sign and curl pay through it", func(t *testing.T) { d.signedTwice(t, via, 1000) })
 		})
 	}
 }

@@ -5,9 +5,11 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -23,7 +25,9 @@ import (
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/admin"
 	"github.com/coinop/coinop/config"
+	"github.com/coinop/coinop/credits"
 	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/fwdauth"
 	"github.com/coinop/coinop/metrics"
 	"github.com/coinop/coinop/paywall"
 	"github.com/coinop/coinop/recovery"
@@ -104,20 +108,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 		return 0
 	})
 	g.opts, g.chains, g.closing = opts, map[string]*evm.Chain{}, make(chan struct{})
-	g.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gen := g.cur.Load()
-		if gen == nil {
-			paywall.WriteError(w, r, coinop.Errorf(coinop.KindUnavailable, "gateway_closed", "the gateway is shutting down"))
-			return
-		}
-		if old := gen.predecessor(g.now()); old != nil && gen.carriesPayment(r) && !gen.pw.Takes(r) && old.pw.Takes(r) {
-			// A payment for an offer the replaced configuration made
-			// (its price) is served by it, within the payment's window.
-			old.serve(w, r)
-			return
-		}
-		gen.serve(w, r)
-	})
+	g.handler = g.generations(func(gen *generation) (*paywall.Paywall, http.Handler) { return gen.pw, gen.handler })
 	if err := g.build(ctx, opts); err != nil {
 		g.Close()
 		return nil, err
@@ -174,6 +165,27 @@ func (g *Gateway) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	g.cur.Store(gen)
+	return g.countLedger(ctx, cfg)
+}
+
+// countLedger shows what the credits ledger holds in the metrics, when the
+// configuration has a credits rail.
+func (g *Gateway) countLedger(ctx context.Context, cfg *config.Config) error {
+	for _, r := range cfg.AllRails() {
+		if r.Kind != config.KindCredits {
+			continue
+		}
+		st, ok := g.store.(credits.Store)
+		if !ok {
+			return nil
+		}
+		led, err := credits.Open(ctx, st, g.now, rand.Reader)
+		if err != nil {
+			return cfg.Errorf("store", "credits ledger: %v", err)
+		}
+		g.metrics.Ledger(led.Outstanding)
+		return nil
+	}
 	return nil
 }
 
@@ -185,9 +197,19 @@ type generation struct {
 	cfg     *config.Config
 	pw      *paywall.Paywall
 	handler http.Handler
+	// authPW is the engine of forward-auth checks (Gateway.Auth): the
+	// same routes, every one settled synchronously; auth answers them.
+	authPW  *paywall.Paywall
+	auth    http.Handler
 	closers []func() error  // what the rails hold open
 	serving sync.WaitGroup  // requests in this generation's handler
 	strip   map[string]bool // the request headers that carry payments, folded
+	// extra are routes rails add (purchase routes), answered by local's
+	// handlers rather than an upstream; reconcilers are the rails that
+	// reconcile their own payments (credits), by rail name.
+	extra       []paywall.Route
+	local       map[string]http.Handler
+	reconcilers map[string]coinop.Reconciler
 
 	// prev is the generation this one replaced, which still takes the
 	// payments signed for its offers until prevUntil.
@@ -215,19 +237,16 @@ func (gen *generation) carriesPayment(r *http.Request) bool {
 	return false
 }
 
-func (gen *generation) serve(w http.ResponseWriter, r *http.Request) {
-	gen.serving.Add(1)
-	defer gen.serving.Done()
-	gen.handler.ServeHTTP(w, r)
-}
-
 // close stops the generation's background settlements (owed ones stay
 // journaled for recovery) and releases what its rails hold open.
 func (gen *generation) close(log *slog.Logger) error {
 	var errs []error
-	if gen.pw != nil {
+	for _, pw := range []*paywall.Paywall{gen.pw, gen.authPW} {
+		if pw == nil {
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := gen.pw.Close(ctx); err != nil {
+		if err := pw.Close(ctx); err != nil {
 			log.Warn("closing", "err", err)
 		}
 		cancel()
@@ -241,7 +260,7 @@ func (gen *generation) close(log *slog.Logger) error {
 // assemble builds cfg's rails, routes, engine and handler on the journal
 // and the chains g holds open.
 func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *generation, err error) {
-	gen = &generation{cfg: cfg}
+	gen = &generation{cfg: cfg, local: map[string]http.Handler{}, reconcilers: map[string]coinop.Reconciler{}}
 	defer func() {
 		if err != nil {
 			gen.close(g.log)
@@ -253,7 +272,7 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 			chains[n] = ch
 		}
 	}
-	rails, err := g.provisionRails(ctx, gen, &railEnv{cfg: cfg, opts: g.opts, chains: chains})
+	rails, err := g.provisionRails(ctx, gen, &railEnv{cfg: cfg, opts: g.opts, chains: chains, journal: g.store})
 	if err != nil {
 		return gen, err
 	}
@@ -287,7 +306,7 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 	var routes []paywall.Route
 	for _, rt := range cfg.Routes {
 		res := rt.Resolved
-		if res.Upstream != nil { // else served by the handler Wrap protects
+		if res.Upstream != nil { // else served by the handler Wrap protects, or forward-auth only
 			proxies[rt.Match] = proxyTo(res.Upstream, rt.UpstreamTimeout)
 		}
 		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType, Upgrade: rt.Upgrade}
@@ -296,10 +315,17 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 				route.Accept = append(route.Accept, paywall.Accept{Rail: rails[a.Rail], Price: a.Price, AsyncExposure: a.AsyncExposure.Amount})
 			}
 			route.Settlement = rt.Settlement
+			if route.Allowance, err = g.freeTier(ctx, rt); err != nil {
+				return gen, err
+			}
 		}
 		routes = append(routes, route)
 	}
-	pw, err := paywall.New(paywall.Config{
+	routes = append(routes, gen.extra...)
+	for pattern, h := range gen.local {
+		proxies[pattern] = h
+	}
+	engine := paywall.Config{
 		Routes: routes, Journal: g.store, AllowUnmatched: cfg.Unmatched == "free", Logger: g.log,
 		OnStep: func(step string, p *coinop.Payment) {
 			g.metrics.Step(step, p)
@@ -308,11 +334,28 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 			}
 		},
 		OnRefuse: g.metrics.Refused,
-	})
+	}
+	pw, err := paywall.New(engine)
 	if err != nil {
 		return gen, err
 	}
 	gen.pw = pw
+	// A forward-auth check cannot learn what the proxy's upstream
+	// answered: its payments settle before the 2xx (x402's upfront flow).
+	// The rails' own routes (a credits plan's purchase) are answered by the
+	// gateway itself, never allowed through to an upstream that cannot
+	// hand out what was bought.
+	checked := routes[:len(routes)-len(gen.extra)]
+	engine.Routes = make([]paywall.Route, len(checked))
+	for i, rt := range checked {
+		if !rt.Free {
+			rt.Settlement = coinop.ModeSync
+		}
+		engine.Routes[i] = rt
+	}
+	if gen.authPW, err = paywall.New(engine); err != nil {
+		return gen, err
+	}
 	var fallback http.Handler = http.NotFoundHandler()
 	if u := cfg.UpstreamURL(); u != nil {
 		fallback = proxyTo(u, 0)
@@ -334,7 +377,49 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 		}
 		fallback.ServeHTTP(w, r)
 	}))))
+	gen.auth = access(accessLog, g.metrics, g.now, gen.authPW.Wrap(fwdauth.Allow))
 	return gen, nil
+}
+
+// Auth is the forward-auth endpoint (package fwdauth) of the current
+// configuration: a proxy in front of the seller's service asks it whether
+// each request is paid, and it answers from the gateway's routes, each
+// settled before the answer. It believes the headers that name the original
+// request, so it must be served where only the proxy reaches it.
+func (g *Gateway) Auth() http.Handler {
+	refund := func(ctx context.Context, id, reason string) (*coinop.Payment, error) {
+		gen := g.cur.Load()
+		if gen == nil {
+			return nil, coinop.Errorf(coinop.KindUnavailable, "gateway_closed", "the gateway is shutting down")
+		}
+		return gen.authPW.Refund(ctx, id, reason)
+	}
+	check := g.generations(func(gen *generation) (*paywall.Paywall, http.Handler) { return gen.authPW, gen.auth })
+	return fwdauth.New(fwdauth.Config{Now: g.now, Refund: refund, Check: check})
+}
+
+// generations serves each request with the current generation's handler,
+// which of picks with the engine deciding it. A payment for an offer only the
+// replaced configuration made (its price) is served by that one, within the
+// payment's window.
+func (g *Gateway) generations(of func(*generation) (*paywall.Paywall, http.Handler)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gen := g.cur.Load()
+		if gen == nil {
+			paywall.WriteError(w, r, coinop.Errorf(coinop.KindUnavailable, "gateway_closed", "the gateway is shutting down"))
+			return
+		}
+		pw, _ := of(gen)
+		if old := gen.predecessor(g.now()); old != nil && gen.carriesPayment(r) && !pw.Takes(r) {
+			if opw, _ := of(old); opw.Takes(r) {
+				gen = old
+			}
+		}
+		gen.serving.Add(1)
+		defer gen.serving.Done()
+		_, h := of(gen)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Admin is the operator listener's handler (package admin): the gateway's
@@ -472,15 +557,34 @@ func openJournal(ctx context.Context, store string) (Journal, error) {
 // limits bound the time to read headers, idle connections, the header size
 // and the open connections (one more is answered 503 and closed).
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	return g.serve(ctx, ln, g.handler)
+}
+
+// ServeAuth is Serve for the forward-auth endpoint (Auth) alone, as
+// `coinop auth` runs it: the same limits, recovery passes and shutdown.
+func (g *Gateway) ServeAuth(ctx context.Context, ln net.Listener) error {
+	return g.serve(ctx, ln, g.Auth())
+}
+
+// AuthServer is an http.Server for the forward-auth endpoint beside the
+// gateway's own listener (Serve runs the recovery passes), with the
+// config's limits.
+func (g *Gateway) AuthServer() *http.Server { return g.server(g.Auth()) }
+
+func (g *Gateway) server(h http.Handler) *http.Server {
 	l := g.cfg.Limits.OrDefaults()
-	srv := &http.Server{
-		Handler:           g.handler,
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		IdleTimeout:       l.IdleTimeout,
 		MaxHeaderBytes:    l.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
-	ln = newLimitListener(ln, l.MaxConnections)
+}
+
+func (g *Gateway) serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := g.server(h)
+	ln = newLimitListener(ln, g.cfg.Limits.OrDefaults().MaxConnections)
 	rep := g.Recover(ctx, g.started) // before the first request is served
 	errc := make(chan error, 1)
 	rctx, stop := context.WithCancel(ctx)
@@ -537,7 +641,12 @@ func (g *Gateway) recoverLoop(ctx context.Context, rep recovery.Report) {
 func (g *Gateway) Recover(ctx context.Context, olderThan time.Time) recovery.Report {
 	ctx, cancel := context.WithTimeout(ctx, RecoveryInterval)
 	defer cancel()
-	rep, err := recovery.Run(ctx, g.store, g.reconcilers, olderThan, g.log)
+	reconcilers := g.reconcilers
+	if gen := g.cur.Load(); gen != nil && len(gen.reconcilers) > 0 {
+		reconcilers = maps.Clone(g.reconcilers)
+		maps.Copy(reconcilers, gen.reconcilers)
+	}
+	rep, err := recovery.Run(ctx, g.store, reconcilers, olderThan, g.log)
 	if e, ok := errors.AsType[*coinop.Error](err); ok && e.Reason == coinop.ReasonStoreUnavailable {
 		g.metrics.JournalError("recovery")
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/paywall"
 	"github.com/coinop/coinop/x402"
 	"github.com/coinop/coinop/x402/facilitated"
 )
@@ -30,12 +31,17 @@ type provisioned struct {
 	rail coinop.Rail
 	// close releases what the rail holds open; nil when it holds nothing.
 	close func() error
+	// link, when set, is called once every rail is built, with all of
+	// them: it returns routes the rail adds to the engine (a credits
+	// rail's purchase routes, priced on other rails) and their handler.
+	link func(rails map[*config.Rail]coinop.Rail) ([]paywall.Route, http.Handler)
 }
 
 // railModules are the gateway's rail modules, by kind: one line per module.
 func railModules() map[string]railModule {
 	return map[string]railModule{
-		config.KindX402: x402Module{},
+		config.KindX402:    x402Module{},
+		config.KindCredits: creditsModule{},
 	}
 }
 
@@ -45,6 +51,9 @@ type railEnv struct {
 	cfg    *config.Config
 	opts   Options
 	chains map[*config.Network]*evm.Chain // the networks the gateway settles on itself
+	// journal is the gateway's payments journal, for rails that keep
+	// tables beside it (credits).
+	journal Journal
 }
 
 // x402Module provisions x402 `exact` EVM rails: settled by the gateway
@@ -117,6 +126,7 @@ func facilitatorHeader(env *railEnv, n *config.Network) (http.Header, error) {
 func (g *Gateway) provisionRails(ctx context.Context, gen *generation, env *railEnv) (map[*config.Rail]coinop.Rail, error) {
 	modules := railModules()
 	out := map[*config.Rail]coinop.Rail{}
+	var links []func(map[*config.Rail]coinop.Rail) ([]paywall.Route, http.Handler)
 	for _, r := range env.cfg.AllRails() {
 		at := env.cfg.RailPath(r)
 		m, ok := modules[r.Kind]
@@ -131,6 +141,19 @@ func (g *Gateway) provisionRails(ctx context.Context, gen *generation, env *rail
 			gen.closers = append(gen.closers, p.close)
 		}
 		out[r] = p.rail
+		if p.link != nil {
+			links = append(links, p.link)
+		}
+		if rc, ok := p.rail.(coinop.Reconciler); ok {
+			gen.reconcilers[r.Name] = rc
+		}
+	}
+	for _, link := range links {
+		routes, h := link(out)
+		gen.extra = append(gen.extra, routes...)
+		for _, rt := range routes {
+			gen.local[rt.Pattern] = h
+		}
 	}
 	return out, nil
 }

@@ -111,6 +111,8 @@ func (g *Gateway) fixedChanged(cfg *config.Config) string {
 		return "limits"
 	case cfg.Admin != g.cfg.Admin:
 		return "admin"
+	case cfg.Auth != g.cfg.Auth:
+		return "auth"
 	case !same(cfg.Log, g.cfg.Log):
 		return "log"
 	}

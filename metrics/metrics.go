@@ -13,6 +13,7 @@
 package metrics
 
 import (
+	"context"
 	"math/big"
 	"net/http"
 	"strconv"
@@ -112,6 +113,40 @@ func (m *Metrics) Refused(r *http.Request, route string, e *coinop.Error) {
 // JournalError counts a failure to use the journal noticed at where
 // ("request", "probe", "recovery").
 func (m *Metrics) JournalError(where string) { m.journal.WithLabelValues(where).Inc() }
+
+// Ledger reports, at each scrape, what a credits ledger holds: read
+// returns its accounts and the sum of their balances. A scrape whose read
+// fails shows neither gauge (and counts a journal error).
+func (m *Metrics) Ledger(read func(ctx context.Context) (accounts, credits int64, err error)) {
+	m.reg.MustRegister(&ledgerCollector{m: m, read: read})
+}
+
+var (
+	ledgerAccounts = prometheus.NewDesc("coinop_credits_accounts", "Credit accounts in the ledger.", nil, nil)
+	ledgerCredits  = prometheus.NewDesc("coinop_credits_outstanding", "Credits held by all accounts together: sold and not yet spent.", nil, nil)
+)
+
+type ledgerCollector struct {
+	m    *Metrics
+	read func(ctx context.Context) (accounts, credits int64, err error)
+}
+
+func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- ledgerAccounts
+	ch <- ledgerCredits
+}
+
+func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	accounts, credits, err := c.read(ctx)
+	if err != nil {
+		c.m.JournalError("probe")
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(ledgerAccounts, prometheus.GaugeValue, float64(accounts))
+	ch <- prometheus.MustNewConstMetric(ledgerCredits, prometheus.GaugeValue, float64(credits))
+}
 
 // RPC wraps base (nil: http.DefaultTransport) so that every request to
 // network's node is counted, by outcome. On nil Metrics it is base.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coinop/coinop"
 )
@@ -89,6 +90,8 @@ type pageData struct {
 	// SignHeader is the header `coinop sign`'s output goes in.
 	SignHeader string
 	Offers     []offerView
+	// Plans are the plans a credits rail sells (the JSON body's "plans").
+	Plans []planView
 	// Pay is what the page's script pays with; nil when no offer can be
 	// paid from a browser wallet, and then the page has no script.
 	Pay    *payTerms
@@ -101,6 +104,56 @@ type offerView struct {
 	coinop.Offer
 	// NetworkName is the network's name for people ("Base Sepolia").
 	NetworkName string
+}
+
+// planView is one plan as the page lists it.
+type planView struct {
+	Name, What, URL string
+	Prices          string
+}
+
+// plansOf reads the "plans" member a credits rail adds to the body, by
+// its JSON form (the engine does not know the rail's types).
+func plansOf(body map[string]any) []planView {
+	v, ok := body["plans"]
+	if !ok {
+		return nil
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var ps []struct {
+		Name        string         `json:"name"`
+		Credits     int64          `json:"credits"`
+		PassSeconds int64          `json:"passSeconds"`
+		Requests    int64          `json:"requests"`
+		URL         string         `json:"url"`
+		Offers      []coinop.Offer `json:"offers"`
+	}
+	if json.Unmarshal(raw, &ps) != nil {
+		return nil
+	}
+	var out []planView
+	for _, p := range ps {
+		var what []string
+		if p.Credits > 0 {
+			what = append(what, strconv.FormatInt(p.Credits, 10)+" credits")
+		}
+		if p.PassSeconds > 0 {
+			pass := "a " + (time.Duration(p.PassSeconds) * time.Second).String() + " pass"
+			if p.Requests > 0 {
+				pass += " of " + strconv.FormatInt(p.Requests, 10) + " requests"
+			}
+			what = append(what, pass)
+		}
+		var prices []string
+		for _, o := range p.Offers {
+			prices = append(prices, o.Price+" on "+networkName(o.Network))
+		}
+		out = append(out, planView{Name: p.Name, What: strings.Join(what, " and "), URL: p.URL, Prices: strings.Join(prices, ", or ")})
+	}
+	return out
 }
 
 // payTerms is the data the page's script reads (as JSON, from the page
@@ -161,6 +214,7 @@ func newPageData(r *http.Request, status int, detail string, ch *challengeView) 
 	for _, o := range ch.Offers {
 		d.Offers = append(d.Offers, offerView{Offer: o, NetworkName: networkName(o.Network)})
 	}
+	d.Plans = plansOf(ch.Body)
 	raw, pr := paymentRequired(ch.Header.Get("PAYMENT-REQUIRED"))
 	if pr.Resource != nil {
 		d.Description = pr.Resource.Description
@@ -342,6 +396,10 @@ curl -H "{{.SignHeader}}: $(coinop sign {{.URL}})" {{.URL}}</pre>
 <tr><th scope="row">amount</th><td><code>{{.Amount}}</code> atomic units</td></tr>
 <tr><th scope="row">header</th><td><code>{{.Header}}</code></td></tr></table>
 <p>{{code .HowTo}}</p></section>
+{{end}}{{with .Plans}}<section id="plans" class="offer"><h2>Plans</h2>
+<p>Buy a plan once, then send its token (<code>Authorization: Bearer …</code>) and pay each request from its balance; <code>coinop curl</code> buys and uses plans by itself.</p>
+<ul>{{range .}}<li><strong>{{.Name}}</strong>: {{.What}}, for {{.Prices}}: <code>{{.URL}}</code></li>
+{{end}}</ul></section>
 {{end}}<p class="note">The machine-readable terms are in the <code>PAYMENT-REQUIRED</code> response header (base64 JSON, x402 v2); ask with <code>Accept: application/json</code> for them as a JSON problem document.</p>
 </main>{{with .Pay}}
 <script type="application/json" id="coinop-pay">{{.}}</script>

@@ -59,6 +59,20 @@ type Route struct {
 	// connection is handed over, the engine sees nothing more of it, so
 	// nothing can be taken back.
 	Upgrade bool
+	// Allowance, when set, may serve requests of this priced route free:
+	// a free tier (see Allowance).
+	Allowance Allowance
+}
+
+// Allowance lets some requests of a priced route through unpaid (a free
+// tier). The engine asks it once a request's identity is known: the payer
+// of a payment its rail verified, or "" for a request without a payment
+// (the allowance then goes by the client's address). Admit reports whether
+// the request is served free, and sets its headers (RateLimit) on h either
+// way; a request it refuses goes on to be paid for, or answered 402. An
+// error fails the request closed (503).
+type Allowance interface {
+	Admit(ctx context.Context, r *http.Request, payer string, h http.Header) (bool, error)
 }
 
 // Accept is one way to pay a route: a rail and its price.
@@ -358,6 +372,9 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		return
 	}
 	if p == nil {
+		if pw.allowed(w, r, next, rt, "") {
+			return
+		}
 		pw.refuse(w, r, rt, coinop.Errorf(coinop.KindPaymentRequired, coinop.ReasonPaymentRequired, "%s %s costs %s", r.Method, r.URL.Path, pw.headline(r, rt)))
 		return
 	}
@@ -402,6 +419,9 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		pw.refuse(w, r, rt, err)
 		return
 	}
+	if pw.allowed(w, r, next, rt, p.Payer) {
+		return
+	}
 	// Another payment for this purchase (its idempotency key) may be in
 	// this process right now; once it is done, the journal says what it
 	// became.
@@ -423,6 +443,28 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		return
 	}
 	pw.serveReserved(w, r, next, rt, rail, p, limit)
+}
+
+// allowed serves r free when the route's allowance admits it, and reports
+// whether r was answered (served, or refused because the allowance could
+// not be asked).
+func (pw *Paywall) allowed(w http.ResponseWriter, r *http.Request, next http.Handler, rt *Route, payer string) bool {
+	if rt.Allowance == nil {
+		return false
+	}
+	free, err := rt.Allowance.Admit(r.Context(), r, payer, w.Header())
+	if err != nil {
+		pw.refuse(w, r, rt, err)
+		return true
+	}
+	if !free {
+		return false
+	}
+	if n := note(r); n != nil {
+		n.Outcome = "free-tier"
+	}
+	next.ServeHTTP(w, withoutOverrides(r))
+	return true
 }
 
 // bearerID gives a bearer charge a fresh journal ID from Config.Rand.

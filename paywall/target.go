@@ -177,8 +177,15 @@ func isOverride(k string) bool {
 }
 
 // hasOverride reports whether r carries an override header.
-func hasOverride(r *http.Request) bool {
-	for k := range r.Header {
+func hasOverride(r *http.Request) bool { return HasOverride(r.Header) }
+
+// HasOverride reports whether h holds a header that overrides a request's
+// method or path, under any spelling an upstream folds to one (see
+// DelOverrides). Whoever cannot remove them from what reaches the upstream
+// (a forward-auth check: the proxy sends the client's headers on) refuses
+// the request instead.
+func HasOverride(h http.Header) bool {
+	for k := range h {
 		if isOverride(k) {
 			return true
 		}

@@ -65,8 +65,13 @@ done <<'LIST'
 ./eip3009 FuzzParse
 ./config FuzzParse
 ./client FuzzOffers
+./client FuzzCreditsOptions
 ./paywall FuzzRequestTarget
+./freetier FuzzClientIP
+./credits FuzzParseToken
+./siwx FuzzParse
 ./x402 FuzzSameExactEVM
+./fwdauth FuzzOriginal
 LIST
 
 step "benchmarks, 100 iterations each (so they keep running; numbers: bench/README.md)"

@@ -116,6 +116,7 @@ func (r *Rail) Challenge(_ context.Context, c *coinop.Challenge, ch coinop.Charg
 		Error:       msg,
 		Resource:    &ResourceInfo{URL: ch.Resource.URL, Description: ch.Resource.Description, MimeType: ch.Resource.MimeType},
 		Accepts:     reqs,
+		Extensions:  earlier.Extensions, // another rail's (sign-in-with-x)
 	}
 	if h, err := EncodeHeader(pr); err == nil {
 		c.Header.Set(HeaderPaymentRequired, h)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the interoperability tests in examples/ run against, from
 # Debian's packages: nginx and Apache httpd (coinop in front of them and
-# behind them), curl, Python 3 and PHP with its curl extension (the plain
+# behind them), Caddy (forward_auth to coinop), curl, Python 3 and PHP with its curl extension (the plain
 # client scripts), and Chromium (the browser's HTML 402 page).
 #
 # Safe to run again: it installs only what is missing and runs apt-get update
@@ -16,6 +16,7 @@ need=()
 want() { command -v "$1" >/dev/null 2>&1 || need+=("$2"); }
 want nginx nginx
 want /usr/sbin/apache2 apache2
+want caddy caddy
 want curl curl
 want python3 python3
 want /usr/bin/chromium chromium
@@ -28,7 +29,7 @@ elif ! php -r 'exit(function_exists("curl_init") ? 0 : 1);' >/dev/null 2>&1; the
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "webservers: nginx, apache2, curl, python3, php (curl), chromium already installed"
+  echo "webservers: nginx, apache2, caddy, curl, python3, php (curl), chromium already installed"
   exit 0
 fi
 
@@ -50,9 +51,9 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}"
 
 # Had a daemon started anyway, stop it so it holds no port.
-for svc in nginx apache2; do
+for svc in nginx apache2 caddy; do
   if [ -x "/etc/init.d/$svc" ]; then
     service "$svc" stop >/dev/null 2>&1 || true
   fi
 done
-echo "webservers: installed: $(nginx -v 2>&1 | tr -d '\n'); $(/usr/sbin/apache2 -v 2>/dev/null | head -1)"
+echo "webservers: installed: $(nginx -v 2>&1 | tr -d '\n'); $(/usr/sbin/apache2 -v 2>/dev/null | head -1); caddy $(caddy version)"

@@ -498,8 +498,9 @@ func idempotencyKeyUsed(cause error) error {
 // changes nothing, so of concurrent calls with the same from, from any
 // number of processes, exactly one succeeds. An unknown id yields an error
 // wrapping store.ErrNotFound. A transition outside verified→{settling,
-// released, failed}, settling→{settled, failed, settling} is refused with
-// KindInternal before the journal is read.
+// released, failed}, settling→{settled, failed, settling} and
+// settled→released (a bearer charge given back) is refused with KindInternal
+// before the journal is read.
 func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State, txHash, reason string) error {
 	if !store.Legal(from, to) {
 		return coinop.Wrap(coinop.KindInternal, "internal_error",

@@ -422,6 +422,7 @@ func testTransitionIllegal(t *testing.T, s Store) {
 		{coinop.StateSettling, coinop.StateSettled}:  true,
 		{coinop.StateSettling, coinop.StateFailed}:   true,
 		{coinop.StateSettling, coinop.StateSettling}: true,
+		{coinop.StateSettled, coinop.StateReleased}:  true, // a bearer charge given back
 	}
 	// Start each transition from a payment in its from state, so that it is
 	// refused for being illegal, not for a state conflict.

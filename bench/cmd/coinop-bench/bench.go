@@ -31,11 +31,14 @@ type bench struct {
 
 	upstream   string // base URLs
 	nginx      string
+	nginxAuth  string // nginx asking coinop's forward-auth check (auth_request)
 	coinop     string
+	coinopAuth string // host:port of coinop's forward-auth listener
 	ts         string // the TS stack with viem's receipt polling
 	tsSeq      string // the same with 25 ms polling, for sequential payments
 	upstreamP  *proc
 	nginxP     *proc
+	nginxAuthP *proc
 	coinopP    *proc
 	tsProcs    []*proc
 	tsSeqProcs []*proc
@@ -130,8 +133,11 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	if err := b.startNginx(ctx); err != nil {
-		b.notes = append(b.notes, "nginx row skipped: "+err.Error())
+		b.notes = append(b.notes, "nginx rows skipped: "+err.Error())
 		log.Printf("nginx skipped: %v", err)
+	} else if err := b.startNginxAuth(ctx); err != nil {
+		b.notes = append(b.notes, "nginx + coinop auth rows skipped: "+err.Error())
+		log.Printf("nginx + coinop auth skipped: %v", err)
 	}
 	if err := b.startTS(ctx, anvil); err != nil {
 		b.notes = append(b.notes, "x402 TypeScript rows skipped: "+err.Error())
@@ -144,8 +150,11 @@ func (b *bench) setup(ctx context.Context) error {
 // settles before it serves (sync), one that serves first and settles in
 // the background through the batch settler (async), and a priced route
 // whose upstream answers 409 so the payment is verified, journaled and
-// released but never settled.
+// released but never settled. Its forward-auth listener answers the
+// nginx + coinop auth rows from the same routes.
 const coinopConfig = `listen: "127.0.0.1:0"
+auth:
+  listen: "{{auth}}"
 upstream: "{{upstream}}"
 store: "{{dir}}/coinop.db"
 data_dir: "{{dir}}"
@@ -189,7 +198,12 @@ routes:
 
 func (b *bench) startCoinop(ctx context.Context) error {
 	payTo := addrOf(mustKey())
-	cfg := strings.NewReplacer("{{upstream}}", b.upstream, "{{dir}}", b.w.dir, "{{payTo}}", payTo.Hex(),
+	authPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	b.coinopAuth = fmt.Sprintf("127.0.0.1:%d", authPort)
+	cfg := strings.NewReplacer("{{upstream}}", b.upstream, "{{auth}}", b.coinopAuth, "{{dir}}", b.w.dir, "{{payTo}}", payTo.Hex(),
 		"{{chainID}}", fmt.Sprint(b.chain.ChainID), "{{rpc}}", b.chain.RPC, "{{token}}", b.chain.Token.Hex(), "{{batchSettler}}", b.chain.BatchSettler.Hex()).Replace(coinopConfig)
 	path := filepath.Join(b.w.dir, "coinop.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -239,11 +253,91 @@ http {
 }
 `
 
-func (b *bench) startNginx(ctx context.Context) error {
+// nginxAuthConfig is nginxConfig asking coinop's forward-auth check about
+// every request first, as examples/nginx-auth-request.conf does (the
+// refusal fetch, the receipt and payer headers included), with keep-alive
+// to the check too.
+const nginxAuthConfig = `worker_processes {{workers}};
+daemon off;
+pid {{dir}}/nginx-auth.pid;
+error_log {{dir}}/nginx-auth-error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path {{dir}}/nginx-auth-body;
+  proxy_temp_path {{dir}}/nginx-auth-proxy;
+  fastcgi_temp_path {{dir}}/nginx-auth-fastcgi;
+  uwsgi_temp_path {{dir}}/nginx-auth-uwsgi;
+  scgi_temp_path {{dir}}/nginx-auth-scgi;
+  upstream backend { server {{upstream}}; keepalive 256; }
+  upstream coinop_auth { server {{auth}}; keepalive 256; }
+  server {
+    listen 127.0.0.1:{{port}};
+    keepalive_requests 1000000;
+    auth_request /.coinop/check;
+    auth_request_set $coinop_refusal $upstream_http_x_coinop_refusal;
+    auth_request_set $coinop_payer $upstream_http_x_coinop_payer;
+    auth_request_set $coinop_payment $upstream_http_x_coinop_payment;
+    auth_request_set $coinop_receipt $upstream_http_payment_response;
+    error_page 401 403 500 = @coinop_refusal;
+    add_header PAYMENT-RESPONSE $coinop_receipt always;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header X-Coinop-Payer $coinop_payer;
+    proxy_set_header X-Coinop-Payment $coinop_payment;
+    proxy_set_header PAYMENT-SIGNATURE "";
+    proxy_set_header X-PAYMENT "";
+    location / {
+      proxy_pass http://backend;
+    }
+    location = /.coinop/check {
+      internal;
+      auth_request off;
+      proxy_pass http://coinop_auth;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Original-Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Coinop-Refusal keep;
+      proxy_buffer_size 16k;
+      proxy_buffers 8 16k;
+      proxy_read_timeout 90s;
+    }
+    location @coinop_refusal {
+      auth_request off;
+      proxy_pass http://coinop_auth/refusal/$coinop_refusal;
+      proxy_method GET;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_headers off;
+      proxy_pass_request_body off;
+      proxy_buffer_size 16k;
+      proxy_buffers 8 16k;
+    }
+  }
+}
+`
+
+func (b *bench) startNginx(ctx context.Context) (err error) {
+	b.nginx, b.nginxP, err = b.runNginx(ctx, "nginx", nginxConfig)
+	return err
+}
+
+func (b *bench) startNginxAuth(ctx context.Context) (err error) {
+	b.nginxAuth, b.nginxAuthP, err = b.runNginx(ctx, "nginx-auth", nginxAuthConfig)
+	return err
+}
+
+// runNginx starts nginx with the config template text as name.
+func (b *bench) runNginx(ctx context.Context, name, text string) (string, *proc, error) {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
-			return fmt.Errorf("nginx is not installed (bench/deps.sh installs nginx-light)")
+			return "", nil, fmt.Errorf("nginx is not installed (bench/deps.sh installs nginx-light)")
 		}
 		bin = "/usr/sbin/nginx"
 	}
@@ -252,20 +346,20 @@ func (b *bench) startNginx(ctx context.Context) error {
 	}
 	port, err := freePort()
 	if err != nil {
-		return err
+		return "", nil, err
 	}
-	cfg := strings.NewReplacer("{{workers}}", fmt.Sprint(runtime.NumCPU()), "{{dir}}", b.w.dir,
-		"{{upstream}}", strings.TrimPrefix(b.upstream, "http://"), "{{port}}", fmt.Sprint(port)).Replace(nginxConfig)
-	path := filepath.Join(b.w.dir, "nginx.conf")
+	cfg := strings.NewReplacer("{{workers}}", fmt.Sprint(runtime.NumCPU()), "{{dir}}", b.w.dir, "{{auth}}", b.coinopAuth,
+		"{{upstream}}", strings.TrimPrefix(b.upstream, "http://"), "{{port}}", fmt.Sprint(port)).Replace(text)
+	path := filepath.Join(b.w.dir, name+".conf")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return err
+		return "", nil, err
 	}
-	p, err := b.w.start("nginx", bin, nil, "-c", path, "-p", b.w.dir)
+	p, err := b.w.start(name, bin, nil, "-c", path, "-p", b.w.dir)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
-	b.nginx, b.nginxP = fmt.Sprintf("http://127.0.0.1:%d", port), p
-	return waitHTTP(ctx, b.nginx+"/free", 10*time.Second)
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	return url, p, waitHTTP(ctx, url+"/free", 10*time.Second)
 }
 
 // startTS starts the official facilitator and express server on anvil:
@@ -385,6 +479,11 @@ func (b *bench) workloads() []workload {
 	if b.nginx != "" {
 		add(workload{id: "nginx", name: "nginx proxy, free", target: "nginx", url: b.nginx + "/free", expect: 200, conc: c, procs: []*proc{b.nginxP}})
 	}
+	if b.nginxAuth != "" {
+		both := []*proc{b.nginxAuthP, b.coinopP}
+		add(workload{id: "nginx-auth-free", name: "nginx + coinop auth, free route", target: "nginx+coinop", url: b.nginxAuth + "/free", expect: 200, conc: c, procs: both})
+		add(workload{id: "nginx-auth-challenge", name: "nginx + coinop auth, 402 challenge", target: "nginx+coinop", url: b.nginxAuth + "/paid", expect: 402, conc: c, procs: both})
+	}
 	add(workload{id: "free", name: "coinop, free route", target: "coinop", url: b.coinop + "/free", expect: 200, conc: c, procs: []*proc{b.coinopP}})
 	add(workload{id: "challenge", name: "coinop, 402 challenge", target: "coinop", url: b.coinop + "/paid", expect: 402, conc: c, procs: []*proc{b.coinopP}, chain: b.chain})
 	if b.ts != "" {
@@ -394,6 +493,9 @@ func (b *bench) workloads() []workload {
 	add(workload{id: "verify", name: "coinop, paid, verification only", target: "coinop", url: b.coinop + "/refuse", expect: 409, conc: c, paid: true, procs: []*proc{b.coinopP}, chain: b.chain})
 	add(workload{id: "sync", name: "coinop, paid, sync settlement", target: "coinop", url: b.coinop + "/paid", expect: 200, conc: c, paid: true, procs: []*proc{b.coinopP}, chain: b.chain, settles: true})
 	add(workload{id: "sync-seq", name: "coinop, paid, sync settlement", target: "coinop", url: b.coinop + "/paid", expect: 200, conc: 1, paid: true, procs: []*proc{b.coinopP}, chain: b.chain, settles: true})
+	if b.nginxAuth != "" {
+		add(workload{id: "nginx-auth-sync", name: "nginx + coinop auth, paid, x402 upfront", target: "nginx+coinop", url: b.nginxAuth + "/paid", expect: 200, conc: c, paid: true, procs: []*proc{b.nginxAuthP, b.coinopP}, chain: b.chain, settles: true})
+	}
 	if b.ts != "" {
 		add(workload{id: "ts-paid", name: "x402 TS express + facilitator, paid", target: "x402-ts", url: b.ts + "/paid", expect: 200, conc: c, paid: true, procs: b.tsProcs, chain: b.tsChain, settles: true})
 		add(workload{id: "ts-paid-seq", name: "x402 TS express + facilitator, paid", target: "x402-ts", url: b.tsSeq + "/paid", expect: 200, conc: 1, paid: true, procs: b.tsSeqProcs, chain: b.tsChain, settles: true})
