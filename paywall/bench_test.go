@@ -203,13 +203,7 @@ func BenchmarkChallenge(b *testing.B) {
 // journal=disk fsyncs every journal write, as in production; journal=tmpfs
 // keeps the journal in memory to show the engine's own cost.
 func BenchmarkPaid(b *testing.B) {
-	bases := map[string]string{"disk": b.TempDir()}
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		if d, err := os.MkdirTemp("/dev/shm", "coinop-bench-"); err == nil {
-			b.Cleanup(func() { os.RemoveAll(d) })
-			bases["tmpfs"] = d
-		}
-	}
+	bases := benchBases(b)
 	for _, name := range []string{"disk", "tmpfs"} {
 		base, ok := bases[name]
 		if !ok {
@@ -227,12 +221,13 @@ func BenchmarkPaid(b *testing.B) {
 	}
 }
 
-// BenchmarkPaidAsync is BenchmarkPaid on an async route, journal on disk:
-// cap=room serves every payment before it settles (the payer's exposure
-// is counted, and leaves room, at each request; settlements run in the
-// background meanwhile), cap=full has a cap below the price, so each
-// payment is counted and then settled synchronously.
+// BenchmarkPaidAsync is BenchmarkPaid on an async route: cap=room serves
+// every payment before it settles (the journal counts the payer's exposure,
+// and finds room, at each request; settlements run in the background
+// meanwhile), cap=full has a cap below the price, so each payment is
+// counted and then settled synchronously. journal= as in BenchmarkPaid.
 func BenchmarkPaidAsync(b *testing.B) {
+	bases := benchBases(b)
 	for _, c := range []struct {
 		name string
 		cap  *big.Int
@@ -240,12 +235,31 @@ func BenchmarkPaidAsync(b *testing.B) {
 		{"room", new(big.Int).Lsh(big.NewInt(1), 128)},
 		{"full", big.NewInt(999)},
 	} {
-		b.Run("cap="+c.name, func(b *testing.B) {
-			dir, err := os.MkdirTemp(b.TempDir(), "run-")
-			if err != nil {
-				b.Fatal(err)
+		for _, name := range []string{"disk", "tmpfs"} {
+			base, ok := bases[name]
+			if !ok {
+				continue
 			}
-			newBenchEngineRoute(b, dir, coinop.ModeAsync, c.cap).paid(b)
-		})
+			b.Run("cap="+c.name+"/journal="+name, func(b *testing.B) {
+				dir, err := os.MkdirTemp(base, "run-")
+				if err != nil {
+					b.Fatal(err)
+				}
+				newBenchEngineRoute(b, dir, coinop.ModeAsync, c.cap).paid(b)
+			})
+		}
 	}
+}
+
+// benchBases are the directories journals are kept in: "disk", and "tmpfs"
+// where /dev/shm exists.
+func benchBases(b *testing.B) map[string]string {
+	bases := map[string]string{"disk": b.TempDir()}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "coinop-bench-"); err == nil {
+			b.Cleanup(func() { os.RemoveAll(d) })
+			bases["tmpfs"] = d
+		}
+	}
+	return bases
 }
