@@ -9,13 +9,15 @@ import (
 // TestLeanPackages keeps the engine, the middleware, the wire format and the
 // client free of go-ethereum and SQL drivers: those arrive injected. config
 // too: rail modules read and check their blocks there, and build rails in
-// the gateway.
+// the gateway. The Lightning packages and the L402 rail likewise: the
+// journal reaches the rail as an interface.
 func TestLeanPackages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
 	}
 	forbidden := []string{"github.com/ethereum/go-ethereum", "modernc.org/sqlite", "github.com/jackc/pgx", "database/sql", "github.com/mattn/go-sqlite3"}
-	for _, pkg := range []string{".", "./lifecycle", "./paywall", "./client", "./x402", "./eip3009", "./x402/facilitated", "./config", "./fwdauth", "./credits", "./freetier", "./siwx"} {
+	for _, pkg := range []string{".", "./lifecycle", "./paywall", "./client", "./x402", "./eip3009", "./x402/facilitated", "./config", "./fwdauth", "./credits", "./freetier", "./siwx",
+		"./lightning", "./lightning/bolt11", "./lightning/lnd", "./lightning/devnode", "./l402"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)

@@ -12,6 +12,7 @@ require (
 	golang.org/x/crypto v0.58.0
 	golang.org/x/sys v0.49.0
 	golang.org/x/term v0.47.0
+	gopkg.in/macaroon.v2 v2.1.0
 	modernc.org/sqlite v1.60.1
 )
 

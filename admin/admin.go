@@ -1,12 +1,15 @@
 // Package admin is a gateway's operator listener: Prometheus metrics
-// (/metrics), liveness (/healthz), readiness (/readyz) and the payments API
-// (/payments, /payments.csv, /payments/{id}, /revenue), on an address of
-// its own, apart from the paid traffic.
+// (/metrics), liveness (/healthz), readiness (/readyz), the payments API
+// (/payments, /payments.csv, /payments/{id}, /revenue, /summary,
+// /networks) and a dashboard that reads it (/ and /dashboard), on an
+// address of its own, apart from the paid traffic.
 //
 // Configured with a token, every request must carry it (Authorization:
-// Bearer …, compared in constant time); the configuration refuses a
-// listener beyond loopback without one (config.LoopbackListen): it shows
-// revenue and payers' activity, which is the seller's business only.
+// Bearer …, compared in constant time), but for the dashboard's document,
+// which holds no figures and asks for the token to read them; the
+// configuration refuses a listener beyond loopback without one
+// (config.LoopbackListen): it shows revenue and payers' activity, which is
+// the seller's business only.
 package admin
 
 import (
@@ -38,8 +41,13 @@ type Config struct {
 	Token string
 	// Journal, when set, serves the payments API: GET /payments (paged,
 	// filtered by from, to, route, payer, rail, state), /payments.csv, /payments/{id}
-	// (with its history) and /revenue (settled totals by route, day or rail).
+	// (with its history), /revenue (settled totals by route, day or rail)
+	// and /summary (payments and amounts by state).
 	Journal Journal
+	// Networks are the configured networks and assets, served at
+	// /networks: the dashboard writes amounts with their symbols and
+	// decimals and links transactions to the explorers named here.
+	Networks []Network
 }
 
 // Handler returns the admin endpoints as an http.Handler.
@@ -55,6 +63,9 @@ func Handler(cfg Config) http.Handler {
 		status, body := ready(r.Context(), cfg)
 		writeJSON(w, status, body)
 	})
+	mux.HandleFunc("GET /{$}", serveDashboard)
+	mux.HandleFunc("GET /dashboard", serveDashboard)
+	mux.HandleFunc("GET /networks", networks(cfg.Networks))
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
 	}
@@ -64,12 +75,17 @@ func Handler(cfg Config) http.Handler {
 		mux.HandleFunc("GET /payments.csv", a.export)
 		mux.HandleFunc("GET /payments/{id}", a.one)
 		mux.HandleFunc("GET /revenue", a.revenue)
+		mux.HandleFunc("GET /summary", a.summary)
 	}
 	if cfg.Token == "" {
 		return mux
 	}
 	want := []byte("Bearer " + cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isPage(r) {
+			mux.ServeHTTP(w, r)
+			return
+		}
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="coinop admin"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"status": "unauthorized", "detail": "this listener needs Authorization: Bearer <admin token>"})

@@ -64,7 +64,7 @@ func view(p *coinop.Payment) payment {
 }
 
 // filter reads a listing's query: from and to (RFC 3339), route, payer,
-// rail, state, limit, cursor.
+// rail, state, limit, cursor, order (oldest, the default, or newest).
 func filter(r *http.Request) (store.Filter, error) {
 	q := r.URL.Query()
 	f := store.Filter{Route: q.Get("route"), Payer: q.Get("payer"), Rail: q.Get("rail"), State: coinop.State(q.Get("state")), Cursor: q.Get("cursor")}
@@ -87,6 +87,13 @@ func filter(r *http.Request) (store.Filter, error) {
 			}
 			*t.to = v
 		}
+	}
+	switch q.Get("order") {
+	case "", "oldest":
+	case "newest":
+		f.Newest = true
+	default:
+		return bad("order %q: want oldest or newest", q.Get("order"))
 	}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -234,29 +241,8 @@ func (a *api) revenue(w http.ResponseWriter, r *http.Request) {
 		paywall.WriteError(w, r, coinop.Errorf(coinop.KindMalformed, "bad_query", "by %q: want route, day or rail", by))
 		return
 	}
-	type total struct {
-		Key      string `json:"key"`
-		Network  string `json:"network"`
-		Asset    string `json:"asset"`
-		Amount   string `json:"amount"`
-		Payments int    `json:"payments"`
-		sum      *big.Int
-	}
 	f.State = coinop.StateSettled
-	totals := map[[3]string]*total{}
-	truncated, err := a.each(r.Context(), f, func(p *coinop.Payment) error {
-		k := [3]string{key(p), p.Network, p.Asset}
-		t := totals[k]
-		if t == nil {
-			t = &total{Key: k[0], Network: k[1], Asset: k[2], sum: new(big.Int)}
-			totals[k] = t
-		}
-		if p.Amount != nil {
-			t.sum.Add(t.sum, p.Amount)
-		}
-		t.Payments++
-		return nil
-	})
+	totals, truncated, err := a.sum(r.Context(), f, key)
 	if err != nil {
 		paywall.WriteError(w, r, err)
 		return
@@ -265,13 +251,48 @@ func (a *api) revenue(w http.ResponseWriter, r *http.Request) {
 		By        string   `json:"by"`
 		Totals    []*total `json:"totals"`
 		Truncated bool     `json:"truncated,omitempty"`
-	}{By: by, Totals: []*total{}, Truncated: truncated}
-	for _, t := range totals {
-		t.Amount = t.sum.String()
-		out.Totals = append(out.Totals, t)
+	}{By: by, Totals: totals, Truncated: truncated}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// total is the sum of the payments sharing a key, in one network's asset.
+type total struct {
+	Key      string `json:"key"`
+	Network  string `json:"network"`
+	Asset    string `json:"asset"`
+	Amount   string `json:"amount"`
+	Payments int    `json:"payments"`
+	sum      *big.Int
+}
+
+// sum adds up the payments f matches by key, network and asset (up to
+// maxExport of them; truncated says whether it stopped there), sorted by
+// key, network and asset.
+func (a *api) sum(ctx context.Context, f store.Filter, key func(*coinop.Payment) string) (totals []*total, truncated bool, err error) {
+	byKey := map[[3]string]*total{}
+	truncated, err = a.each(ctx, f, func(p *coinop.Payment) error {
+		k := [3]string{key(p), p.Network, p.Asset}
+		t := byKey[k]
+		if t == nil {
+			t = &total{Key: k[0], Network: k[1], Asset: k[2], sum: new(big.Int)}
+			byKey[k] = t
+		}
+		if p.Amount != nil {
+			t.sum.Add(t.sum, p.Amount)
+		}
+		t.Payments++
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
 	}
-	sort.Slice(out.Totals, func(i, j int) bool {
-		a, b := out.Totals[i], out.Totals[j]
+	totals = []*total{}
+	for _, t := range byKey {
+		t.Amount = t.sum.String()
+		totals = append(totals, t)
+	}
+	sort.Slice(totals, func(i, j int) bool {
+		a, b := totals[i], totals[j]
 		if a.Key != b.Key {
 			return a.Key < b.Key
 		}
@@ -280,7 +301,7 @@ func (a *api) revenue(w http.ResponseWriter, r *http.Request) {
 		}
 		return a.Asset < b.Asset
 	})
-	writeJSON(w, http.StatusOK, out)
+	return totals, truncated, nil
 }
 
 type api struct{ j Journal }

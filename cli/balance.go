@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"time"
@@ -24,9 +25,20 @@ func runBalance(ctx context.Context, args []string, env Env) error {
 	symbol := fs.String("symbol", "USDC", "token symbol for display")
 	wallet := fs.String("wallet", "", "show the balance of this key file's address")
 	dataFlag := fs.String("data", "", "data dir; default $COINOP_DATA or ./.coinop")
+	var ln payFlags
+	fs.StringVar(&ln.lnd, "lnd", "", "also show this lnd's Lightning balance (REST URL); default: the running coinop dev node's, if any")
+	fs.StringVar(&ln.lndMacaroon, "lnd-macaroon", "", "a macaroon of that lnd that may read its balance")
+	fs.StringVar(&ln.lndTLSCert, "lnd-tlscert", "", "that lnd's tls.cert")
 	addrs, err := parseFlags(fs, env, args)
 	if err != nil {
 		return err
+	}
+	ln.silent = true
+	if err := lightningBalance(ctx, &ln, dataDir(*dataFlag, env), env); err != nil {
+		return err
+	}
+	if ln.lnd != "" && len(addrs) == 0 && *wallet == "" {
+		return nil // only the Lightning balance was asked for
 	}
 	type row struct{ label, addr string }
 	var rows []row
@@ -92,5 +104,36 @@ func runBalance(ctx context.Context, args []string, env Env) error {
 		}
 		fmt.Fprintln(env.Stdout, line)
 	}
+	return nil
+}
+
+// lightningBalance writes the channel balance of --lnd, or of the
+// development node of a running `coinop dev` when there is one.
+func lightningBalance(ctx context.Context, ln *payFlags, data string, env Env) error {
+	if ln.lnd == "" {
+		if _, err := devLightningNode(data); err != nil {
+			return nil // no node to show
+		}
+	}
+	payer, err := ln.lightningPayer(data, env)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	b, err := payer.Balance(ctx)
+	if err != nil {
+		if ln.lnd == "" {
+			fmt.Fprintf(env.Stderr, "coinop balance: the dev Lightning node does not answer (is coinop dev running?): %v\n", err)
+			return nil
+		}
+		return fmt.Errorf("lightning balance: %w", err)
+	}
+	label := ln.lnd
+	if label == "" {
+		label = "dev Lightning node"
+	}
+	fmt.Fprintf(env.Stdout, "lightning  %s sat spendable, %s sat receivable  (%s)\n",
+		coinop.FormatUnits(big.NewInt(b.LocalMsat), 3), coinop.FormatUnits(big.NewInt(b.RemoteMsat), 3), label)
 	return nil
 }

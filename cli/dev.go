@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -68,6 +69,9 @@ rails:
       - name: hour                # unlimited requests for an hour (coinop curl --plan hour --max-amount 0.1)
         pass: 1h
         accept: [{rail: usdc, price: "0.1 USDC"}]
+  - name: sats
+    kind: l402
+    dev: true                     # an in-process Lightning node: real BOLT11 invoices, paid by coinop curl
 routes:
   - match: "GET /{$}"
     free: true
@@ -88,6 +92,16 @@ routes:
     description: "A longer report"
     mime_type: application/json
     settlement: async             # served once verified; settled in the background
+  - match: "GET /forecast"
+    description: "A week's forecast"
+    mime_type: application/json
+    accept:                       # one 402, two ways to pay: x402 (USDC) and L402 (Lightning)
+      - rail: usdc
+        price: "0.002 USDC"
+      - rail: sats
+        price: "20 sat"
+admin:
+  listen: "{{.AdminListen}}"      # metrics, the payments API and the dashboard; loopback needs no token
 `))
 
 func runDev(ctx context.Context, args []string, env Env) error {
@@ -96,6 +110,7 @@ func runDev(ctx context.Context, args []string, env Env) error {
 	rpcListen := fs.String("rpc-listen", "127.0.0.1:8545", "embedded chain's JSON-RPC address (loopback only)")
 	dataFlag := fs.String("data", "", "data dir; default $COINOP_DATA or ./.coinop")
 	chainID := fs.Uint64("chain-id", devchain.DefaultChainID, "embedded chain's id")
+	adminFlag := fs.String("admin-listen", "", "admin listener (dashboard, metrics, payments API); default: loopback, the gateway's port + 1000, or a free port when the gateway's is")
 	if _, err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -148,6 +163,11 @@ func runDev(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("gateway listen: %w", err)
 	}
 	gatewayURL := "http://" + gatewayLn.Addr().String()
+	adminListen, err := devAdminListen(*adminFlag, *listen, gatewayLn.Addr())
+	if err != nil {
+		gatewayLn.Close()
+		return err
+	}
 	cfgPath := filepath.Join(dir, "coinop.yaml")
 	var text strings.Builder
 	err = devConfig.Execute(&text, map[string]any{
@@ -155,6 +175,7 @@ func runDev(ctx context.Context, args []string, env Env) error {
 		"Store": store, "Data": data, "PayTo": addr(chain.Payee), "Network": fmt.Sprintf("eip155:%d", chain.ChainID),
 		"RPC": chain.RPCURL, "SettlerKey": settlerKey, "Token": chain.Token.Hex(), "BatchSettler": chain.BatchSettler.Hex(),
 		"TokenName": devchain.TokenName, "TokenVersion": devchain.TokenVersion,
+		"AdminListen": adminListen,
 	})
 	if err != nil {
 		return err
@@ -182,16 +203,38 @@ func runDev(ctx context.Context, args []string, env Env) error {
   payer    %s (key in %s, 1000 USDC)
   payee    %s
   config   %s
+  admin    http://%s/ (dashboard; /metrics, /payments, /revenue)
 
 Try it:
   curl -i %s/weather                                        # 402: what to pay
   go run ./cmd/coinop curl -i %s/weather                    # pays 0.001 USDC
   curl -H "PAYMENT-SIGNATURE: $(go run ./cmd/coinop sign %s/weather)" %s/weather
+  go run ./cmd/coinop curl --prefer l402 -i %s/forecast     # pays 20 sat over Lightning (L402)
   go run ./cmd/coinop balance                               # payer and payee balances
   go run ./cmd/coinop curl -i %s/quote                      # buys the credits pack once, then spends 1 credit a call
   go run ./cmd/coinop credits                               # the credits you hold, per gateway
-`, url, state.Network, "in memory", chain.RPCURL, state.Token, state.Payer, filepath.Join(dir, "payer.key"), state.Payee, cfgPath, url, url, url, url, url)
+`, url, state.Network, "in memory", chain.RPCURL, state.Token, state.Payer, filepath.Join(dir, "payer.key"), state.Payee, cfgPath, adminListen, url, url, url, url, url, url)
 	})
+}
+
+// devAdminListen is the dev admin listener's address: flag when set, else
+// on loopback at the gateway's port + 1000 (8402: 9402), or at a port that
+// was free a moment ago when the gateway's was chosen by the system (":0",
+// as tests run it), so that several dev gateways can run at once.
+func devAdminListen(flag, listen string, gateway net.Addr) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	port := gateway.(*net.TCPAddr).Port + 1000
+	if _, p, _ := net.SplitHostPort(listen); p != "0" && port <= 65535 {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("admin listen: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 // devPayerKey keeps the payer's key across runs, so the wallet a user

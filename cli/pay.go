@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -21,12 +24,16 @@ import (
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/client"
 	"github.com/coinop/coinop/eip3009"
+	"github.com/coinop/coinop/gateway"
+	"github.com/coinop/coinop/l402"
+	"github.com/coinop/coinop/lightning"
+	"github.com/coinop/coinop/lightning/lnd"
 	"github.com/coinop/coinop/x402"
 )
 
 // dialects are the ways of paying coinop's buyer speaks, as --prefer names
 // them.
-var dialects = []string{"x402", "credits"}
+var dialects = []string{"x402", "credits", "l402"}
 
 // payFlags are the flags shared by curl and sign.
 type payFlags struct {
@@ -35,6 +42,9 @@ type payFlags struct {
 	silent                  bool
 	prefer                  []string
 	plan                    string
+	// The buyer's Lightning node, for L402: lnd's REST URL and files.
+	lnd, lndMacaroon, lndTLSCert string
+	maxSats                      string
 }
 
 func (p *payFlags) register(fs *flag.FlagSet) {
@@ -42,6 +52,10 @@ func (p *payFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.data, "data-dir", "", "coinop data dir (for the dev payer key); default $COINOP_DATA or ./.coinop")
 	fs.StringVar(&p.maxAmount, "max-amount", "0.05", "most one request may cost, in whole tokens (e.g. 0.01 for 0.01 USDC); 0 refuses to pay")
 	fs.IntVar(&p.decimals, "decimals", 6, "decimals of the token --max-amount is written in")
+	fs.StringVar(&p.maxSats, "max-sats", "1000", "most one request may cost over Lightning (L402), in sats (decimals down to msat allowed); 0 refuses; --max-amount \"N sat\" sets it too")
+	fs.StringVar(&p.lnd, "lnd", "", "the buyer's lnd REST URL (https://host:8080) that pays L402 invoices; default: the running coinop dev node")
+	fs.StringVar(&p.lndMacaroon, "lnd-macaroon", "", "a macaroon of that lnd that may pay (admin.macaroon)")
+	fs.StringVar(&p.lndTLSCert, "lnd-tlscert", "", "that lnd's tls.cert; the connection is pinned to it")
 	fs.BoolVar(&p.silent, "s", false, "silent: no progress, payment or error lines on stderr")
 	fs.StringVar(&p.plan, "plan", "", "buy only this credits plan when a 402 offers plans (default: the cheapest that covers the request)")
 	fs.Func("prefer", "dialects to pay in first, comma-separated, best first ("+strings.Join(dialects, ", ")+")", func(v string) error {
@@ -57,7 +71,26 @@ func (p *payFlags) register(fs *flag.FlagSet) {
 }
 
 // maxUnits is --max-amount in atomic units of a token with --decimals.
+// A --max-amount in sats ("100 sat", "1500 msat") is --max-sats instead,
+// and leaves the token maximum at its default.
 func (p *payFlags) maxUnits() (*big.Int, error) {
+	if f := strings.Fields(p.maxAmount); len(f) == 2 {
+		switch strings.ToLower(f[1]) {
+		case "sat", "sats":
+			p.maxSats, p.maxAmount = f[0], "0.05"
+		case "msat":
+			v, err := coinop.ParseUnits(f[0], 0)
+			if err != nil {
+				return nil, &exitError{2, fmt.Errorf("--max-amount: %w", err)}
+			}
+			p.maxSats, p.maxAmount = coinop.FormatUnits(v, 3), "0.05"
+		default:
+			return nil, &exitError{2, fmt.Errorf("--max-amount %q: want whole tokens (0.01) or sats (\"100 sat\")", p.maxAmount)}
+		}
+	}
+	if _, err := p.maxMsat(); err != nil {
+		return nil, err
+	}
 	max, err := coinop.ParseUnits(p.maxAmount, p.decimals)
 	if err != nil {
 		return nil, &exitError{2, fmt.Errorf("--max-amount: %w", err)}
@@ -77,11 +110,21 @@ func (p *payFlags) loadKey(env Env) (*eip3009.Key, error) {
 	return key, nil
 }
 
-// methods are the dialects the buyer pays in, with their keys loaded only
-// when a payment needs one: a free or refused request reads no wallet.
+// maxMsat is --max-sats in millisatoshis.
+func (p *payFlags) maxMsat() (*big.Int, error) {
+	v, err := coinop.ParseUnits(p.maxSats, 3)
+	if err != nil {
+		return nil, &exitError{2, fmt.Errorf("--max-sats: %w", err)}
+	}
+	return v, nil
+}
+
+// methods are the dialects the buyer pays in, with their keys (and
+// Lightning node) loaded only when a payment needs one: a free or refused
+// request reads no wallet.
 func (p *payFlags) methods(env Env) []client.Method {
 	x := p.x402(env)
-	return []client.Method{p.creditsMethod(env, x), x}
+	return []client.Method{p.creditsMethod(env, x), x, p.l402(env)}
 }
 
 // x402 is the x402 method alone: what sign pays with, since its output is
@@ -90,10 +133,60 @@ func (p *payFlags) x402(env Env) *client.X402 {
 	return &client.X402{Decimals: p.decimals, LoadKey: func() (*eip3009.Key, error) { return p.loadKey(env) }}
 }
 
+// l402 is the L402 method: invoices paid through --lnd or the running
+// coinop dev node, tokens kept per origin in the data dir.
+func (p *payFlags) l402(env Env) *l402.Method {
+	data := dataDir(p.data, env)
+	return &l402.Method{Payer: func() (lightning.Payer, error) { return p.lightningPayer(data, env) }, Tokens: &l402.Tokens{Dir: filepath.Join(data, "l402", "tokens")}}
+}
+
+// lightningPayer is the node that pays L402 invoices: --lnd, or the
+// development node of a running `coinop dev`.
+func (p *payFlags) lightningPayer(data string, env Env) (lightning.Payer, error) {
+	cfg := lnd.Config{URL: p.lnd, MacaroonFile: p.lndMacaroon, TLSCertFile: p.lndTLSCert}
+	source := "--lnd"
+	if p.lnd == "" {
+		dev, err := devLightningNode(data)
+		if err != nil {
+			return nil, err
+		}
+		cfg = lnd.Config{URL: dev.URL, MacaroonFile: dev.MacaroonFile, TLSCertFile: dev.TLSCertFile}
+		source = "coinop dev's Lightning node"
+	}
+	c, err := lnd.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if !p.silent {
+		fmt.Fprintf(env.Stderr, "* lightning node %s (%s)\n", cfg.URL, source)
+	}
+	return c, nil
+}
+
+// devLightningNode finds the one development Lightning node a gateway
+// with data dir data describes (gateway.DevNodeFile).
+func devLightningNode(data string) (*gateway.DevNode, error) {
+	files, _ := filepath.Glob(gateway.DevNodeFile(data, "*"))
+	if len(files) != 1 {
+		return nil, errors.New("no Lightning node to pay with: pass --lnd, --lnd-macaroon and --lnd-tlscert, or run `coinop dev` first")
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		return nil, err
+	}
+	var n gateway.DevNode
+	if err := json.Unmarshal(b, &n); err != nil {
+		return nil, fmt.Errorf("%s: %w", files[0], err)
+	}
+	return &n, nil
+}
+
 // policy is the spending policy of the flags: --max-amount per request, in
-// whole tokens of --decimals.
+// whole tokens of --decimals, and --max-sats over Lightning.
 func (p *payFlags) policy(max *big.Int) client.Policy {
-	return client.Policy{MaxAmount: max, MaxName: "--max-amount"}
+	msat, _ := p.maxMsat() // checked by maxUnits
+	return client.Policy{MaxAmount: max, MaxName: "--max-amount",
+		Limits: map[string]client.Limit{client.UnitMsat: {Max: msat, Name: "--max-sats"}}}
 }
 
 // transport pays 402s as the flags say. never (curl -I) pays none.

@@ -188,7 +188,7 @@ func serveAdmin(ctx context.Context, cfg *config.Config, g *gateway.Gateway, env
 		return nil, cfg.Errorf("admin.listen", "%v", err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	log.Info("admin listener", "url", "http://"+ln.Addr().String(), "endpoints", "/metrics /healthz /readyz")
+	log.Info("admin listener", "url", "http://"+ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/", "endpoints", "/metrics /healthz /readyz /payments /revenue /summary")
 	return serveBeside(ctx, srv, ln), nil
 }
 

@@ -42,7 +42,7 @@ func runSign(ctx context.Context, args []string, env Env) error {
 	if resp.StatusCode != http.StatusPaymentRequired {
 		return fmt.Errorf("%s answered %s, not 402 Payment Required: nothing to sign", url, resp.Status)
 	}
-	tr := &client.Transport{Methods: []client.Method{pf.x402(env)}, Prefer: pf.prefer, Policy: pf.policy(max)}
+	tr := &client.Transport{Methods: []client.Method{pf.x402(env), pf.l402(env)}, Prefer: pf.prefer, Policy: pf.policy(max)}
 	p, err := tr.Pay(url, resp)
 	if err != nil {
 		return err

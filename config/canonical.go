@@ -39,7 +39,8 @@ func tidy(doc *yaml.Node) {
 			return true
 		}
 		switch key.Value {
-		case "receipt_timeout", "max_timeout", "read_header_timeout", "body_timeout", "idle_timeout", "upstream_timeout":
+		case "receipt_timeout", "max_timeout", "read_header_timeout", "body_timeout", "idle_timeout", "upstream_timeout",
+			"invoice_expiry", "token_ttl":
 			if t, err := time.ParseDuration(val.Value); err == nil {
 				val.Value = formatDuration(t)
 			}

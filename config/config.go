@@ -228,6 +228,11 @@ type Network struct {
 	SettlementKeyEnv  string `yaml:"settlement_key_env,omitempty"`
 	// ReceiptTimeout bounds the wait for a settlement transaction's receipt
 	// (with a facilitator: for its answer to /settle).
+	// Explorer is where people look at the network's transactions: a URL
+	// with {tx} in place of a transaction hash
+	// ("https://basescan.org/tx/{tx}"). The admin dashboard links
+	// settlements to it; without it, it shows their hashes as text.
+	Explorer string `yaml:"explorer,omitempty"`
 	// BatchSettler is a deployed CoinopBatchSettler contract
 	// (contracts/CoinopBatchSettler.sol). When set, async settlements that
 	// queue up together share one transaction.

@@ -30,4 +30,11 @@ func (c *Config) resolvePaths(dir string) {
 	for _, n := range c.Networks {
 		resolve(&n.SettlementKeyFile)
 	}
+	for _, r := range c.Rails {
+		if ps, ok := r.Settings.(PathSettings); ok {
+			for _, p := range ps.Paths() {
+				resolve(p)
+			}
+		}
+	}
 }

@@ -61,7 +61,15 @@ func railModules() map[string]func() RailSettings {
 	return map[string]func() RailSettings{
 		KindX402:    newX402Rail,
 		KindCredits: newCreditsRail,
+		KindL402:    newL402Rail,
 	}
+}
+
+// PathSettings is implemented by settings that name files: their paths,
+// which a configuration read from a file resolves against its directory
+// (see resolvePaths).
+type PathSettings interface {
+	Paths() []*string
 }
 
 // Overlapping is implemented by settings whose credentials may not tell

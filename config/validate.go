@@ -287,6 +287,13 @@ func (v *checker) checkNetworks(networks []*Network) []uint64 {
 				v.addf(p+".facilitator", "%v", err)
 			}
 		}
+		if n.Explorer != "" {
+			if _, err := parseURL(strings.ReplaceAll(n.Explorer, "{tx}", "0"), "http", "https"); err != nil {
+				v.addf(p+".explorer", "%q: want an absolute http or https URL with a host, and {tx} where the transaction hash goes", n.Explorer)
+			} else if !strings.Contains(n.Explorer, "{tx}") {
+				v.addf(p+".explorer", "%q: want {tx} where the transaction hash goes, as in https://basescan.org/tx/{tx}", n.Explorer)
+			}
+		}
 		v.checkFacilitatorHeaders(p, n)
 		switch {
 		case n.RPC == "" && n.Facilitator == "":

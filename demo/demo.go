@@ -27,7 +27,7 @@ func Handler(now func() time.Time) http.Handler {
 		writeJSON(w, map[string]any{
 			"service": "coinop demo upstream",
 			"free":    "/",
-			"priced":  []string{"/weather (0.001 USDC)", "/report (0.01 USDC)", "/quote (1 credit, or 0.001 USDC)"},
+			"priced":  []string{"/weather (0.001 USDC)", "/report (0.01 USDC)", "/quote (1 credit, or 0.001 USDC)", "/forecast (0.002 USDC or 20 sat)"},
 		})
 	})
 	mux.HandleFunc("GET /weather", func(w http.ResponseWriter, r *http.Request) {
@@ -36,6 +36,15 @@ func Handler(now func() time.Time) http.Handler {
 			"city": "Lisbon", "at": t.UTC().Format(time.RFC3339),
 			"temperatureC": 14 + t.Minute()%10, "sky": "clear",
 		})
+	})
+	mux.HandleFunc("GET /forecast", func(w http.ResponseWriter, r *http.Request) {
+		t := now()
+		days := make([]map[string]any, 7)
+		for i := range days {
+			d := t.AddDate(0, 0, i+1)
+			days[i] = map[string]any{"date": d.UTC().Format("2006-01-02"), "temperatureC": 12 + (d.YearDay()+i)%9, "sky": []string{"clear", "cloudy", "rain"}[d.YearDay()%3]}
+		}
+		writeJSON(w, map[string]any{"city": "Lisbon", "days": days})
 	})
 	mux.HandleFunc("GET /quote", func(w http.ResponseWriter, r *http.Request) {
 		quotes := []string{"Simplicity is prerequisite for reliability.", "Make it work, make it right, make it fast.", "Measure twice, cut once."}

@@ -44,6 +44,19 @@ type browserRun struct {
 // the dev payer's key as the wallet's, screenshots into out.
 func browserPay(t *testing.T, d *dev, url, scenario, out string) browserRun {
 	t.Helper()
+	var run browserRun
+	playwright(t, "browser.mjs", &run, "URL="+url, "RPC="+d.state.RPC, "OUT="+out, "SCENARIO="+scenario,
+		"PAYER_KEY_FILE="+filepath.Join(d.data, "dev", "payer.key"))
+	return run
+}
+
+// playwright runs a script of interop/ that drives Debian's Chromium with
+// playwright-core, with env added to the environment (and CHROMIUM, the
+// browser), bounded in time, and decodes the JSON line it prints last
+// into result. It skips (fails under COINOP_CI=1) without node, Chromium or
+// playwright-core.
+func playwright(t *testing.T, script string, result any, env ...string) {
+	t.Helper()
 	node := tool(t, "node")
 	bin := tool(t, "chromium", "/usr/bin/chromium")
 	if _, err := os.Stat("../interop/node_modules/playwright-core/package.json"); err != nil {
@@ -51,20 +64,17 @@ func browserPay(t *testing.T, d *dev, url, scenario, out string) browserRun {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "browser.mjs")
+	cmd := exec.CommandContext(ctx, node, script)
 	cmd.Dir = "../interop"
-	cmd.Env = append(os.Environ(), "URL="+url, "RPC="+d.state.RPC, "OUT="+out, "SCENARIO="+scenario,
-		"CHROMIUM="+bin, "PAYER_KEY_FILE="+filepath.Join(d.data, "dev", "payer.key"))
+	cmd.Env = append(append(os.Environ(), "CHROMIUM="+bin), env...)
 	stdout, stderr, err := runGroup(cmd) // node and the browser it starts
 	if err != nil {
-		t.Fatalf("node browser.mjs (%s): %v\n%s%s", scenario, err, stdout, stderr)
+		t.Fatalf("node %s: %v\n%s%s", script, err, stdout, stderr)
 	}
-	var run browserRun
 	lines := strings.Split(strings.TrimSpace(string(stdout)), "\n")
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &run); err != nil {
-		t.Fatalf("browser.mjs printed %q: %v\n%s", stdout, err, stderr)
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), result); err != nil {
+		t.Fatalf("%s printed %q: %v\n%s", script, stdout, err, stderr)
 	}
-	return run
 }
 
 // TestBrowserPays pays a priced URL of `coinop dev` from its HTML 402 page

@@ -70,6 +70,7 @@ type Gateway struct {
 	checks       map[string]admin.Check // readiness probes, by name
 	started      time.Time
 	now          func() time.Time
+	dev          devNodes // development Lightning nodes, kept across reloads
 }
 
 // RecoveryInterval is how often a serving gateway reconciles unfinished
@@ -272,7 +273,7 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 			chains[n] = ch
 		}
 	}
-	rails, err := g.provisionRails(ctx, gen, &railEnv{cfg: cfg, opts: g.opts, chains: chains, journal: g.store})
+	rails, err := g.provisionRails(ctx, gen, &railEnv{cfg: cfg, opts: g.opts, chains: chains, journal: g.store, dev: &g.dev})
 	if err != nil {
 		return gen, err
 	}
@@ -424,7 +425,8 @@ func (g *Gateway) generations(of func(*generation) (*paywall.Paywall, http.Handl
 
 // Admin is the operator listener's handler (package admin): the gateway's
 // metrics, readiness probes of the journal and of every chain it dials,
-// and the payments API over its journal. getenv reads the bearer token admin.token_env names; a named
+// the payments API over its journal, and the dashboard, which names the
+// configured networks and assets and links to their explorers. getenv reads the bearer token admin.token_env names; a named
 // variable that is empty is an error, never an open listener.
 func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
 	token := ""
@@ -434,6 +436,16 @@ func (g *Gateway) Admin(getenv func(string) string) (http.Handler, error) {
 		}
 	}
 	cfg := admin.Config{Metrics: g.metrics.Handler(), Checks: g.checks, Token: token}
+	for _, n := range g.cfg.Networks {
+		an := admin.Network{ID: n.ID, Name: n.Name, Explorer: n.Explorer}
+		if title := paywall.NetworkName(n.ID); title != n.ID {
+			an.Title = title
+		}
+		for _, a := range n.Assets {
+			an.Assets = append(an.Assets, admin.Asset{Symbol: a.Symbol, Address: a.Address, Decimals: a.Decimals})
+		}
+		cfg.Networks = append(cfg.Networks, an)
+	}
 	if j, ok := g.store.(admin.Journal); ok {
 		cfg.Journal = j
 	}
@@ -687,6 +699,7 @@ func (g *Gateway) Close() error {
 		c.Close()
 	}
 	g.clients = nil
+	g.dev.close()
 	if g.store != nil {
 		err := g.store.Close()
 		g.store = nil

@@ -42,6 +42,7 @@ func railModules() map[string]railModule {
 	return map[string]railModule{
 		config.KindX402:    x402Module{},
 		config.KindCredits: creditsModule{},
+		config.KindL402:    l402Module{},
 	}
 }
 
@@ -54,6 +55,8 @@ type railEnv struct {
 	// journal is the gateway's payments journal, for rails that keep
 	// tables beside it (credits).
 	journal Journal
+	// dev are the gateway's development Lightning nodes.
+	dev *devNodes
 }
 
 // x402Module provisions x402 `exact` EVM rails: settled by the gateway

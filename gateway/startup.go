@@ -16,6 +16,7 @@ import (
 	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/eip3009"
 	"github.com/coinop/coinop/evm"
+	"github.com/coinop/coinop/lightning/lnd"
 	"github.com/coinop/coinop/metrics"
 )
 
@@ -192,7 +193,41 @@ func Check(ctx context.Context, cfg *config.Config, opts Options) []Finding {
 			out = append(out, probeNetwork(ctx, cfg, i, ch)...)
 		}
 	}
+	for i, r := range cfg.Rails {
+		if s, ok := r.Settings.(*config.L402Rail); ok {
+			out = append(out, probeLND(ctx, fmt.Sprintf("rails[%d]", i), r.Name, s))
+		}
+	}
 	return out
+}
+
+// probeLND checks that an l402 rail's lnd answers with its macaroon and
+// certificate, on the configured network.
+func probeLND(ctx context.Context, path, name string, s *config.L402Rail) Finding {
+	f := Finding{Path: path, Finding: evm.Finding{Subject: "rail " + name + " lnd " + s.LND, Asset: -1}}
+	if s.Dev {
+		f.Subject, f.Detail = "rail "+name, "development node (in process); not probed"
+		return f
+	}
+	c, err := lnd.New(lnd.Config{URL: s.LND, MacaroonFile: s.MacaroonFile, TLSCertFile: s.TLSCertFile})
+	if err != nil {
+		f.Err = err
+		return f
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	info, err := c.Probe(pctx)
+	switch {
+	case err != nil:
+		f.Err = err
+	case info == nil:
+		f.Detail = "answers (the macaroon may not read node info, so its network is checked on each invoice)"
+	case len(info.Chains) > 0 && info.Chains[0].Network != s.Network:
+		f.Err = fmt.Errorf("the node is on %s, not %s", info.Chains[0].Network, s.Network)
+	default:
+		f.Detail = fmt.Sprintf("answers: node %s on %s, synced to chain %v", info.IdentityPubkey, s.Network, info.SyncedToChain)
+	}
+	return f
 }
 
 // storeLabel names a store without a PostgreSQL URL's user, password or

@@ -267,6 +267,17 @@ func (w *world) facilitator() (url, journal string) {
 // node runs a paying script to completion and decodes its JSON line.
 func (w *world) node(script string, env ...string) outcome {
 	w.t.Helper()
+	line := w.nodeRaw(script, env...)
+	var o outcome
+	if err := json.Unmarshal([]byte(line), &o); err != nil {
+		w.t.Fatalf("node %s printed %q: %v", script, line, err)
+	}
+	return o
+}
+
+// nodeRaw runs a script to completion and returns its last line.
+func (w *world) nodeRaw(script string, env ...string) string {
+	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", script)
@@ -279,11 +290,7 @@ func (w *world) node(script string, env ...string) outcome {
 		w.t.Fatalf("node %s: %v\n%s%s", script, err, out, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	var o outcome
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &o); err != nil {
-		w.t.Fatalf("node %s printed %q: %v\n%s", script, out, err, stderr.String())
-	}
-	return o
+	return lines[len(lines)-1]
 }
 
 // outcome is what a paying script printed.

@@ -65,3 +65,7 @@ func networkName(caip2 string) string {
 	}
 	return caip2
 }
+
+// NetworkName is a CAIP-2 network's name for people ("Base Sepolia"), or
+// the id itself when coinop does not know the chain.
+func NetworkName(caip2 string) string { return networkName(caip2) }

@@ -72,6 +72,12 @@ done <<'LIST'
 ./siwx FuzzParse
 ./x402 FuzzSameExactEVM
 ./fwdauth FuzzOriginal
+./admin FuzzQuery
+./lightning/bolt11 FuzzDecode
+./l402 FuzzParseAuthorization
+./l402 FuzzDecodeIdentifier
+./l402 FuzzMacaroon
+./l402 FuzzParseChallenges
 LIST
 
 step "benchmarks, 100 iterations each (so they keep running; numbers: bench/README.md)"

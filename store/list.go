@@ -25,12 +25,17 @@ type Filter struct {
 	// Cursor continues a listing where the page that returned it as Next
 	// ended; "" starts at the beginning.
 	Cursor string
+	// Newest lists newest first, by (Created, ID) descending: the recent
+	// payments on the first page. A cursor continues in the order of the
+	// listing that returned it; payments journaled after the first page
+	// are not in such a listing (a new one starts with them).
+	Newest bool
 }
 
-// Page is one page of a listing, oldest first by (Created, ID): a stable
-// order, so that paging never skips nor repeats a payment, even while new
-// ones are journaled. Next is the cursor of the next page; "" after the
-// last.
+// Page is one page of a listing, oldest first by (Created, ID) unless the
+// Filter asks for the newest first: a stable order, so that paging never
+// skips nor repeats a payment, even while new ones are journaled. Next is
+// the cursor of the next page; "" after the last.
 type Page struct {
 	Payments []*coinop.Payment
 	Next     string
@@ -51,6 +56,8 @@ type Listing struct {
 	Where string
 	Args  []any
 	Limit int
+	// Order is the ORDER BY clause, with a leading space.
+	Order string
 }
 
 // Plan translates f for a backend whose n-th placeholder is mark(n) and
@@ -83,7 +90,15 @@ func Plan(f Filter, mark func(n int) string, ts func(time.Time) any) (Listing, e
 		if err != nil {
 			return l, coinop.Wrap(coinop.KindMalformed, "bad_cursor", err, "the listing cursor is malformed")
 		}
-		add("(created_at, id) > (?, ?)", ts(created), id)
+		if f.Newest {
+			add("(created_at, id) < (?, ?)", ts(created), id)
+		} else {
+			add("(created_at, id) > (?, ?)", ts(created), id)
+		}
+	}
+	l.Order = " ORDER BY created_at, id"
+	if f.Newest {
+		l.Order = " ORDER BY created_at DESC, id DESC"
 	}
 	if len(conds) > 0 {
 		l.Where = " WHERE " + strings.Join(conds, " AND ")

@@ -791,16 +791,16 @@ func (s *Store) List(ctx context.Context, state coinop.State, limit int) ([]*coi
 		WHERE state = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, string(state), limitArg)
 }
 
-// ListPage returns one page of the payments f selects, oldest first by
-// (Created, ID), for operators; see store.Filter and store.Page. A
+// ListPage returns one page of the payments f selects, by (Created, ID)
+// in f's order, for operators; see store.Filter and store.Page. A
 // malformed cursor is KindMalformed.
 func (s *Store) ListPage(ctx context.Context, f store.Filter) (store.Page, error) {
 	l, err := store.Plan(f, func(n int) string { return "$" + strconv.Itoa(n) }, func(t time.Time) any { return t.UTC() })
 	if err != nil {
 		return store.Page{}, err
 	}
-	ps, err := s.query(ctx, "list page", `SELECT `+paymentColumns+` FROM payments`+l.Where+
-		` ORDER BY created_at, id LIMIT `+strconv.Itoa(l.Limit), l.Args...)
+	ps, err := s.query(ctx, "list page", `SELECT `+paymentColumns+` FROM payments`+l.Where+l.Order+
+		` LIMIT `+strconv.Itoa(l.Limit), l.Args...)
 	if err != nil {
 		return store.Page{}, err
 	}

@@ -851,16 +851,16 @@ func (s *Store) List(ctx context.Context, state coinop.State, limit int) ([]*coi
 		WHERE state = ? ORDER BY created_at DESC, id DESC LIMIT ?`, state, limit)
 }
 
-// ListPage returns one page of the payments f selects, oldest first by
-// (Created, ID), for operators; see store.Filter and store.Page. A
+// ListPage returns one page of the payments f selects, by (Created, ID)
+// in f's order, for operators; see store.Filter and store.Page. A
 // malformed cursor is KindMalformed.
 func (s *Store) ListPage(ctx context.Context, f store.Filter) (store.Page, error) {
 	l, err := store.Plan(f, func(int) string { return "?" }, func(t time.Time) any { return t.UnixNano() })
 	if err != nil {
 		return store.Page{}, err
 	}
-	ps, err := s.query(ctx, "list page", `SELECT `+paymentColumns+` FROM payments`+l.Where+
-		` ORDER BY created_at, id LIMIT ?`, append(l.Args, l.Limit)...)
+	ps, err := s.query(ctx, "list page", `SELECT `+paymentColumns+` FROM payments`+l.Where+l.Order+
+		` LIMIT ?`, append(l.Args, l.Limit)...)
 	if err != nil {
 		return store.Page{}, err
 	}

@@ -76,6 +76,10 @@ func testListPage(t *testing.T, s Store) {
 		{"to", store.Filter{To: mid, Limit: 4}, func(p *coinop.Payment) bool { return p.Created.Before(mid) }},
 		{"route and state", store.Filter{Route: "GET /b", State: coinop.StateVerified, Limit: 2},
 			func(p *coinop.Payment) bool { return p.Route == "GET /b" && p.State == coinop.StateVerified }},
+		{"newest first", store.Filter{Newest: true, Limit: 3}, func(*coinop.Payment) bool { return true }},
+		{"newest first, one page", store.Filter{Newest: true}, func(*coinop.Payment) bool { return true }},
+		{"newest first from", store.Filter{Newest: true, From: mid, Limit: 2}, func(p *coinop.Payment) bool { return !p.Created.Before(mid) }},
+		{"newest first by route", store.Filter{Newest: true, Route: "GET /a", Limit: 2}, func(p *coinop.Payment) bool { return p.Route == "GET /a" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,8 +89,12 @@ func testListPage(t *testing.T, s Store) {
 					want = append(want, p)
 				}
 			}
-			if got := pages(t, tt.filter, nil); !slices.Equal(got, order(want)) {
-				t.Errorf("listed %q\nwant   %q", got, order(want))
+			wantIDs := order(want)
+			if tt.filter.Newest {
+				slices.Reverse(wantIDs)
+			}
+			if got := pages(t, tt.filter, nil); !slices.Equal(got, wantIDs) {
+				t.Errorf("listed %q\nwant   %q", got, wantIDs)
 			}
 		})
 	}
@@ -99,6 +107,17 @@ func testListPage(t *testing.T, s Store) {
 		})
 		if want := append(order(all), late.ID); !slices.Equal(got, want) {
 			t.Errorf("listed %q\nwant   %q", got, want)
+		}
+	})
+
+	t.Run("payments added while paging newest first", func(t *testing.T) {
+		before := append(order(all), Payment(99).ID)
+		slices.Reverse(before)
+		got := pages(t, store.Filter{Limit: 4, Newest: true}, func() {
+			reserve(t, s, Payment(98)) // newer than the first page: not in this listing
+		})
+		if !slices.Equal(got, before) {
+			t.Errorf("listed %q\nwant   %q", got, before)
 		}
 	})
 

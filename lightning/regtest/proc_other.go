@@ -1,0 +1,7 @@
+//go:build !linux
+
+package regtest
+
+import "syscall"
+
+func dieWithParent(*syscall.SysProcAttr) {}
