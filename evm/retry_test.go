@@ -249,7 +249,7 @@ func TestAsyncSettlement(t *testing.T) {
 	before := r.balance(t, r.payee)
 	var async atomic.Int32
 	r.setOnStep(func(step string, p *coinop.Payment) {
-		if step == "reserved" && p.Mode == coinop.ModeAsync {
+		if step == "served" && p.Mode == coinop.ModeAsync { // the mode is decided when the payment is owed
 			async.Add(1)
 		}
 	})

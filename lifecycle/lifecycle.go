@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/big"
 	"net/url"
 	"time"
 
@@ -166,6 +167,43 @@ func (l *Lifecycle) Owe(ctx context.Context, p *coinop.Payment) error {
 		return coinop.Wrap(coinop.KindUnavailable, coinop.ReasonStoreUnavailable, err, "the payment journal is unavailable; nothing was charged")
 	}
 	p.State = coinop.StateSettling
+	return nil
+}
+
+// Exposure is a journal that keeps the async exposure cap: it decides, in
+// the transaction that makes a payment owed, whether the payment may be
+// served before it settles. The store packages implement it.
+type Exposure interface {
+	// OweWithin moves verified payment id to settling, as Journal.
+	// Transition would, and records its mode there: async when the amounts
+	// its payer owes asynchronously on its network and asset (payments
+	// settling in mode async), plus its own, stay within limit; sync
+	// otherwise, and when limit is nil. It reports whether it chose async.
+	// Concurrent calls for one payer, from any number of processes on the
+	// journal, never together pass limit.
+	OweWithin(ctx context.Context, id string, limit *big.Int) (async bool, err error)
+}
+
+// OweWithin journals that p's settlement is owed, as Owe, and decides
+// whether p may be served before it settles: only if its payer's async
+// exposure, as the journal counts it (see Exposure), stays within limit.
+// It sets p.Mode to what the journal recorded. A nil limit, or a journal
+// that cannot count exposure, owes p synchronously.
+func (l *Lifecycle) OweWithin(ctx context.Context, p *coinop.Payment, limit *big.Int) error {
+	ex, ok := l.j.(Exposure)
+	if !ok {
+		p.Mode = coinop.ModeSync
+		return l.Owe(ctx, p)
+	}
+	async, err := ex.OweWithin(ctx, p.ID, limit)
+	if err != nil {
+		l.Release(p, coinop.ReasonJournalFailed)
+		return coinop.Wrap(coinop.KindUnavailable, coinop.ReasonStoreUnavailable, err, "the payment journal is unavailable; nothing was charged")
+	}
+	p.State, p.Mode = coinop.StateSettling, coinop.ModeSync
+	if async {
+		p.Mode = coinop.ModeAsync
+	}
 	return nil
 }
 

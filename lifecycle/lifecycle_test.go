@@ -285,3 +285,49 @@ func TestOweFailureReleases(t *testing.T) {
 		t.Fatalf("the first Owe's state was changed: %v %v", got, err)
 	}
 }
+
+// journalOnly hides every capability of a journal beyond lifecycle.Journal.
+type journalOnly struct{ lifecycle.Journal }
+
+// TestOweWithin: the journal decides the mode when the payment is owed,
+// and p.Mode says what it recorded; a journal that cannot count exposure
+// owes synchronously, and a refused owe is KindUnavailable and changes
+// nothing.
+func TestOweWithin(t *testing.T) {
+	lc, j, _ := open(t)
+	limit := big.NewInt(10) // two payments of 5
+	var modes []string
+	for i := range 3 {
+		p := payment(i)
+		if err := lc.Reserve(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+		if err := lc.OweWithin(t.Context(), p, limit); err != nil {
+			t.Fatal(err)
+		}
+		got, err := j.Get(t.Context(), p.ID)
+		if err != nil || got.Mode != p.Mode || got.State != coinop.StateSettling || p.State != coinop.StateSettling {
+			t.Fatalf("journaled %+v (%v); the payment says %s %s", got, err, p.State, p.Mode)
+		}
+		modes = append(modes, p.Mode)
+	}
+	if strings.Join(modes, ",") != "async,async,sync" {
+		t.Errorf("modes %v, want async,async,sync", modes)
+	}
+	if err := lc.OweWithin(t.Context(), payment(0), limit); coinop.KindOf(err) != coinop.KindUnavailable {
+		t.Errorf("owe of a settling payment: %v", err)
+	}
+
+	plain := lifecycle.New(journalOnly{j}, nil, nil)
+	p := payment(5)
+	p.Payer = "another"
+	if err := plain.Reserve(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.OweWithin(t.Context(), p, limit); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := j.Get(t.Context(), p.ID); err != nil || got.Mode != coinop.ModeSync || p.Mode != coinop.ModeSync || got.State != coinop.StateSettling {
+		t.Errorf("without exposure counting: journaled %+v (%v), payment mode %s; want settling sync", got, err, p.Mode)
+	}
+}

@@ -2,11 +2,14 @@ package paywall_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,8 +182,9 @@ func TestRecoveryHandOff(t *testing.T) {
 	}
 }
 
-// A payment whose upstream failed was never served: it is released and
-// leaves its payer's exposure, so it does not push the next one over the cap.
+// A payment whose upstream failed was never served: it is released without
+// ever being owed (still sync in the journal), so it takes nothing of its
+// payer's exposure and does not push the next one over the cap.
 func TestAsyncExposureReleased(t *testing.T) {
 	rail := newFakeRail("fake")
 	gate := make(chan struct{})
@@ -200,7 +204,7 @@ func TestAsyncExposureReleased(t *testing.T) {
 		mode              string
 		state             coinop.State
 	}{
-		{"upstream fails", "/capped/fail", "f1", 500, coinop.ModeAsync, coinop.StateReleased},
+		{"upstream fails", "/capped/fail", "f1", 500, coinop.ModeSync, coinop.StateReleased},
 		{"next one still async", "/capped/x", "f2", 200, coinop.ModeAsync, coinop.StateSettling},
 		{"cap reached: sync", "/capped/x", "f3", 200, coinop.ModeSync, coinop.StateSettled},
 	} {
@@ -213,4 +217,143 @@ func TestAsyncExposureReleased(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Two engines on one journal (two handles on one file, as two instances
+// share a PostgreSQL journal) keep one cap per payer between them: of
+// concurrent payments from one payer split across both, exactly the cap's
+// worth is served before it settles; every other one is settled first.
+func TestAsyncExposureAcrossEngines(t *testing.T) {
+	const n, capN = 24, 3
+	path := filepath.Join(t.TempDir(), "journal.db")
+	gate := make(chan struct{})
+	var engines [2]*fakeEngine
+	for i := range engines {
+		rail := newFakeRail("fake")
+		rail.set(func(r *fakeRail) { r.gate = gate }) // background settlements wait: exposure stays owed
+		engines[i] = newFakeEngine(t, paywall.Config{Journal: openJournal(t, path),
+			Routes: []paywall.Route{asyncRoute("/capped/", rail, 4, big.NewInt(4*capN))}}, &goods{})
+	}
+	released := false
+	defer func() {
+		if !released {
+			close(gate)
+		}
+	}()
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			statuses <- engines[i%2].do(t, "GET", "/capped/x", pay(fakeCred("fake", "alice", fmt.Sprint("c", i)))).status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != 200 {
+			t.Fatalf("status %d, want every payment served", s)
+		}
+	}
+	var async []string
+	for i := range n {
+		id := fmt.Sprint("fake:alice:c", i)
+		engines[i%2].steps.wait(t, "served", id)
+		p := engines[0].payment(t, id)
+		switch {
+		case p == nil:
+			t.Fatalf("%s not journaled", id)
+		case p.Mode == coinop.ModeAsync && p.State == coinop.StateSettling:
+			async = append(async, id)
+		case p.Mode != coinop.ModeSync || p.State != coinop.StateSettled:
+			t.Errorf("%s journaled %s %s, want async settling or sync settled", id, p.Mode, p.State)
+		}
+	}
+	if len(async) != capN {
+		t.Errorf("%d served before settling (%v), want exactly the cap's %d", len(async), async, capN)
+	}
+	close(gate)
+	released = true
+	for _, id := range async {
+		var i int
+		fmt.Sscanf(id, "fake:alice:c%d", &i)
+		engines[i%2].steps.wait(t, "settled", id)
+	}
+}
+
+// What a previous process left owed still counts after a restart: a new
+// engine on the journal serves a payer's next payment before it settles
+// only once the journal shows room under the cap.
+func TestAsyncExposureSurvivesRestart(t *testing.T) {
+	j := openJournal(t, filepath.Join(t.TempDir(), "journal.db"))
+	first := owed(t, j, "fake", "fake-net", "alice", "old1")
+	owed(t, j, "fake", "fake-net", "alice", "old2")
+	// The new process, before its recovery pass hands them back.
+	rail := newFakeRail("fake")
+	gate := make(chan struct{})
+	defer close(gate)
+	rail.set(func(r *fakeRail) { r.gate = gate }) // background settlements wait: exposure stays owed
+	e := newFakeEngine(t, paywall.Config{Journal: j, Routes: []paywall.Route{asyncRoute("/capped/", rail, 4, big.NewInt(8))}}, &goods{})
+	for _, c := range []struct {
+		name, nonce string
+		before      func()
+		mode        string
+	}{
+		{"cap held by the previous process", "n1", func() {}, coinop.ModeSync},
+		{"one of them settled", "n2", func() {
+			if err := j.Transition(context.Background(), first.ID, coinop.StateSettling, coinop.StateSettled, "fake-ref:"+first.ID, "recovered"); err != nil {
+				t.Fatal(err)
+			}
+		}, coinop.ModeAsync},
+		{"cap full again", "n3", func() {}, coinop.ModeSync},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.before()
+			if a := e.do(t, "GET", "/capped/x", pay(fakeCred("fake", "alice", c.nonce))); a.status != 200 {
+				t.Fatalf("got %d %s", a.status, a.body)
+			}
+			id := "fake:alice:" + c.nonce
+			e.steps.wait(t, "served", id)
+			if p := e.payment(t, id); p == nil || p.Mode != c.mode {
+				t.Fatalf("journaled %+v, want %s", p, c.mode)
+			}
+		})
+	}
+}
+
+// plainJournal is a journal that cannot keep the exposure cap: only
+// paywall.Journal's methods.
+type plainJournal struct{ paywall.Journal }
+
+// A journal that cannot keep the cap fails closed: the engine says so at
+// start, and an async route settles every payment before its response.
+func TestAsyncExposureWithoutJournalSupport(t *testing.T) {
+	j := openJournal(t, filepath.Join(t.TempDir(), "journal.db"))
+	var logs strings.Builder
+	var mu sync.Mutex
+	rail := newFakeRail("fake")
+	e := newFakeEngine(t, paywall.Config{Journal: plainJournal{j}, Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil)),
+		Routes: []paywall.Route{asyncRoute("/capped/", rail, 4, big.NewInt(100))}}, &goods{})
+	e.j = j
+	if a := e.do(t, "GET", "/capped/x", pay(fakeCred("fake", "alice", "p1"))); a.status != 200 {
+		t.Fatalf("got %d %s", a.status, a.body)
+	}
+	if p := e.payment(t, "fake:alice:p1"); p == nil || p.Mode != coinop.ModeSync || p.State != coinop.StateSettled {
+		t.Errorf("journaled %+v, want sync settled", p)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "cannot keep the async exposure cap") || !strings.Contains(logs.String(), "route=/capped/") {
+		t.Errorf("no warning at start:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"sort"
 	"sync"
 	"time"
@@ -13,17 +12,20 @@ import (
 )
 
 // background settles async payments after their responses went out. Each
-// payment is journaled as settling (owed) before it is queued, so a crash
-// loses nothing: recovery hands unsent ones back through Resume.
+// payment is journaled as settling (owed) in mode async before it is
+// queued, so a crash loses nothing: recovery hands unsent ones back through
+// Resume. The payer's exposure cap is the journal's to keep
+// (lifecycle.Exposure): a payment counts against it from the moment it is
+// owed async until the journal shows it settled or failed, in whichever
+// process or instance finishes it, and across restarts.
 type background struct {
-	pw      *Paywall
-	mu      sync.Mutex
-	exposed map[string]*big.Int // payer and asset → served-but-unsettled amount
-	owned   map[string]bool     // payment IDs queued or being settled here
-	jobs    chan job
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	once    sync.Once
+	pw    *Paywall
+	mu    sync.Mutex
+	owned map[string]bool // payment IDs queued or being settled here
+	jobs  chan job
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
 }
 
 type job struct {
@@ -32,54 +34,12 @@ type job struct {
 }
 
 func newBackground(pw *Paywall) *background {
-	b := &background{pw: pw, exposed: map[string]*big.Int{}, owned: map[string]bool{}, jobs: make(chan job, 4096), stop: make(chan struct{})}
+	b := &background{pw: pw, owned: map[string]bool{}, jobs: make(chan job, 4096), stop: make(chan struct{})}
 	for i := 0; i < pw.cfg.SettleWorkers; i++ {
 		b.wg.Add(1)
 		go b.work()
 	}
 	return b
-}
-
-// admit books p against its payer's exposure cap and reports whether p may
-// be served before it settles.
-func (b *background) admit(p *coinop.Payment, limit *big.Int) bool {
-	if limit == nil {
-		return false
-	}
-	return b.expose(p, limit)
-}
-
-// expose adds p to its payer's exposure unless that would pass limit (nil:
-// no limit) and reports whether it did.
-func (b *background) expose(p *coinop.Payment, limit *big.Int) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	next := new(big.Int).Set(p.Amount)
-	if cur := b.exposed[exposureKey(p)]; cur != nil {
-		next.Add(next, cur)
-	}
-	if limit != nil && next.Cmp(limit) > 0 {
-		return false
-	}
-	b.exposed[exposureKey(p)] = next
-	return true
-}
-
-func exposureKey(p *coinop.Payment) string { return p.Network + "|" + p.Asset + "|" + p.Payer }
-
-// discharge removes an async payment from its payer's exposure.
-func (b *background) discharge(p *coinop.Payment) {
-	if p.Mode != coinop.ModeAsync {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if cur := b.exposed[exposureKey(p)]; cur != nil {
-		cur.Sub(cur, p.Amount)
-		if cur.Sign() <= 0 {
-			delete(b.exposed, exposureKey(p))
-		}
-	}
 }
 
 func (b *background) enqueue(rail coinop.Rail, p *coinop.Payment) {
@@ -181,15 +141,11 @@ func (b *background) settleBatch(bs coinop.BatchSettler, group []job) []job {
 	return retry
 }
 
-// done releases a finished job's ownership and, once its money moved or
-// the payment failed, its exposure; err is the settlement's outcome.
-//
-// A payment still settling (its transaction sent but its receipt late, or
-// left for recovery) stays counted against its payer's exposure until the
-// journal shows it finished: it was served and is not yet paid, and a
-// pending transaction can still revert (the payer may empty the wallet
-// first). Discharging it at "pending" would give a payer who keeps
-// settlements pending a fresh cap each time.
+// done releases a finished job's ownership; err is the settlement's
+// outcome. A payment still settling (its transaction sent but its receipt
+// late, or left for recovery) stays counted against its payer's exposure,
+// in the journal, until the journal shows it finished: it was served and
+// is not yet paid, and a pending transaction can still revert.
 func (b *background) done(j job, err error) {
 	if err != nil && j.p.State == coinop.StateFailed {
 		b.pw.log.Error("an async payment's settlement failed after its response was served", "payment", j.p.ID, "payer", j.p.Payer, "amount", j.p.Amount.String(), "err", err)
@@ -197,39 +153,6 @@ func (b *background) done(j job, err error) {
 	b.mu.Lock()
 	delete(b.owned, j.p.ID)
 	b.mu.Unlock()
-	if j.p.State == coinop.StateSettling && j.p.Mode == coinop.ModeAsync {
-		b.wg.Add(1)
-		go b.watch(j.p)
-		return
-	}
-	b.discharge(j.p)
-}
-
-// watchInterval is how often the journal is read for an owed payment whose
-// exposure stays booked (see done), at most.
-const watchInterval = 30 * time.Second
-
-// watch discharges p's exposure once the journal shows p settled, failed or
-// released (recovery finishes pending settlements), and gives up, leaving
-// it booked, when the paywall closes.
-func (b *background) watch(p *coinop.Payment) {
-	defer b.wg.Done()
-	wait := time.Second
-	for {
-		select {
-		case <-b.stop:
-			return
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, watchInterval)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		cur, err := b.pw.cfg.Journal.Get(ctx, p.ID)
-		cancel()
-		if err == nil && cur.State != coinop.StateSettling {
-			b.discharge(p)
-			return
-		}
-	}
 }
 
 // settle collects one owed payment, waiting out outages: while the network
@@ -333,8 +256,8 @@ func (pw *Paywall) Resume(ctx context.Context, ps []*coinop.Payment) {
 		// Recovery found that the journaled settlement, if any, can never
 		// land: the payment is settled anew.
 		p.Reference, p.Prepared = "", ""
-		pw.bg.expose(p, nil) // already served: counted whatever the cap
-		pw.bg.enqueue(restored, p)
+		pw.bg.enqueue(restored, p) // still settling async: the journal counts it whatever the cap
+
 	}
 }
 

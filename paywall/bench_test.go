@@ -91,6 +91,13 @@ const benchChainID = 84532
 
 func newBenchEngine(b *testing.B, dir string) *benchEngine {
 	b.Helper()
+	return newBenchEngineRoute(b, dir, coinop.ModeSync, nil)
+}
+
+// newBenchEngineRoute is newBenchEngine with GET /paid settled in mode
+// settlement, within cap (see paywall.Accept.AsyncExposure).
+func newBenchEngineRoute(b *testing.B, dir, settlement string, cap *big.Int) *benchEngine {
+	b.Helper()
 	token := common.HexToAddress("0x036CbD53842c5426634e7929541eC2318f3dCF7e")
 	settler, _ := crypto.HexToECDSA("8f2a55949038a9610f50fb23b5883af3b4ecb3c3bb792cbcefbd1542c692be63")
 	ch, err := evm.NewChain(evm.ChainConfig{ChainID: benchChainID, SettlementKey: settler, PollInterval: time.Millisecond,
@@ -112,8 +119,8 @@ func newBenchEngine(b *testing.B, dir string) *benchEngine {
 	pw, err := paywall.New(paywall.Config{
 		Journal: journal,
 		Logger:  slog.New(slog.DiscardHandler),
-		Routes: []paywall.Route{{Pattern: "GET /paid", Description: "bench document", MimeType: "application/json",
-			Accept: []paywall.Accept{{Rail: &x402.Rail{Schemes: []x402.Scheme{exact}}, Price: price}}}},
+		Routes: []paywall.Route{{Pattern: "GET /paid", Description: "bench document", MimeType: "application/json", Settlement: settlement,
+			Accept: []paywall.Accept{{Rail: &x402.Rail{Schemes: []x402.Scheme{exact}}, Price: price, AsyncExposure: cap}}}},
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -155,6 +162,18 @@ func (e *benchEngine) pay(b *testing.B) string {
 	return h
 }
 
+// paid times one paid request per iteration, each with a payment signed
+// outside the timer.
+func (e *benchEngine) paid(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		payment := e.pay(b)
+		b.StartTimer()
+		e.get(b, payment, http.StatusOK)
+	}
+}
+
 func (e *benchEngine) get(b *testing.B, payment string, want int) {
 	req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1/paid", nil)
 	if payment != "" {
@@ -184,13 +203,7 @@ func BenchmarkChallenge(b *testing.B) {
 // journal=disk fsyncs every journal write, as in production; journal=tmpfs
 // keeps the journal in memory to show the engine's own cost.
 func BenchmarkPaid(b *testing.B) {
-	bases := map[string]string{"disk": b.TempDir()}
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		if d, err := os.MkdirTemp("/dev/shm", "coinop-bench-"); err == nil {
-			b.Cleanup(func() { os.RemoveAll(d) })
-			bases["tmpfs"] = d
-		}
-	}
+	bases := benchBases(b)
 	for _, name := range []string{"disk", "tmpfs"} {
 		base, ok := bases[name]
 		if !ok {
@@ -203,14 +216,50 @@ func BenchmarkPaid(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			e := newBenchEngine(b, dir)
-			b.ReportAllocs()
-			for b.Loop() {
-				b.StopTimer()
-				payment := e.pay(b)
-				b.StartTimer()
-				e.get(b, payment, http.StatusOK)
-			}
+			newBenchEngine(b, dir).paid(b)
 		})
 	}
+}
+
+// BenchmarkPaidAsync is BenchmarkPaid on an async route: cap=room serves
+// every payment before it settles (the journal counts the payer's exposure,
+// and finds room, at each request; settlements run in the background
+// meanwhile), cap=full has a cap below the price, so each payment is
+// counted and then settled synchronously. journal= as in BenchmarkPaid.
+func BenchmarkPaidAsync(b *testing.B) {
+	bases := benchBases(b)
+	for _, c := range []struct {
+		name string
+		cap  *big.Int
+	}{
+		{"room", new(big.Int).Lsh(big.NewInt(1), 128)},
+		{"full", big.NewInt(999)},
+	} {
+		for _, name := range []string{"disk", "tmpfs"} {
+			base, ok := bases[name]
+			if !ok {
+				continue
+			}
+			b.Run("cap="+c.name+"/journal="+name, func(b *testing.B) {
+				dir, err := os.MkdirTemp(base, "run-")
+				if err != nil {
+					b.Fatal(err)
+				}
+				newBenchEngineRoute(b, dir, coinop.ModeAsync, c.cap).paid(b)
+			})
+		}
+	}
+}
+
+// benchBases are the directories journals are kept in: "disk", and "tmpfs"
+// where /dev/shm exists.
+func benchBases(b *testing.B) map[string]string {
+	bases := map[string]string{"disk": b.TempDir()}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "coinop-bench-"); err == nil {
+			b.Cleanup(func() { os.RemoveAll(d) })
+			bases["tmpfs"] = d
+		}
+	}
+	return bases
 }

@@ -88,7 +88,9 @@ type Accept struct {
 	// this rail's asset) served on async routes but not yet settled. A
 	// payment that would exceed it is settled synchronously instead. Nil on
 	// an async route means every payment through this rail is settled
-	// synchronously.
+	// synchronously. The journal keeps the total (lifecycle.Exposure): it
+	// holds across every engine on one journal and across restarts, and a
+	// journal that cannot keep it has every payment settled synchronously.
 	AsyncExposure *big.Int
 }
 
@@ -204,6 +206,13 @@ func New(cfg Config) (pw *Paywall, err error) {
 			return nil, fmt.Errorf("paywall: route %q: settlement %q is not sync or async", rt.Pattern, rt.Settlement)
 		}
 		pw.routes[rt.Pattern] = rt
+	}
+	if _, ok := cfg.Journal.(lifecycle.Exposure); !ok {
+		for _, rt := range pw.routes {
+			if rt.Settlement == coinop.ModeAsync {
+				pw.log.Warn("the journal cannot keep the async exposure cap: async routes settle every payment synchronously", "route", rt.Pattern)
+			}
+		}
 	}
 	pw.pricedMethods = pricedMethods(pw.routes)
 	pw.expose = exposedHeaders(pw.rails)
@@ -422,16 +431,18 @@ func (pw *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		return
 	}
 	defer release()
+	// Reserved sync: the journal decides when p is owed whether it may be
+	// served before it settles (lifecycle.OweWithin), within limit.
 	p.Mode = coinop.ModeSync
-	if rt.Settlement == coinop.ModeAsync && !upgrade && pw.bg.admit(p, accept.AsyncExposure) {
-		p.Mode = coinop.ModeAsync
+	var limit *big.Int
+	if rt.Settlement == coinop.ModeAsync && !upgrade {
+		limit = accept.AsyncExposure
 	}
 	if err := pw.lc.Reserve(r.Context(), p); err != nil {
-		pw.bg.discharge(p)
 		pw.refuse(w, r, rt, err)
 		return
 	}
-	pw.serveReserved(w, r, next, rt, rail, p)
+	pw.serveReserved(w, r, next, rt, rail, p, limit)
 }
 
 // allowed serves r free when the route's allowance admits it, and reports
@@ -662,12 +673,12 @@ func (pw *Paywall) inspect(r *http.Request, rt *Route) (*coinop.Payment, *Accept
 // serveReserved calls next with a writer that settles at the moment next
 // commits to a status: below 400 → settle, then send; 400 and above →
 // release the reservation, charge nothing.
-func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next http.Handler, rt *Route, rail coinop.Rail, p *coinop.Payment) {
+func (pw *Paywall) serveReserved(w http.ResponseWriter, r *http.Request, next http.Handler, rt *Route, rail coinop.Rail, p *coinop.Payment, limit *big.Int) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	var deliver bool // settled: the served mark waits for the response to reach the connection
 	sw := &settleWriter{ResponseWriter: w, settle: func(status int) bool {
-		ok := pw.settle(w, r, rt, rail, p, status, cancel)
+		ok := pw.settle(w, r, rt, rail, p, limit, status, cancel)
 		deliver = ok && status < 400 && p.State == coinop.StateSettled
 		return ok
 	}}
@@ -729,9 +740,8 @@ func PaymentFrom(ctx context.Context) *coinop.Payment {
 
 // settle runs once, when the handler commits to status. It reports whether
 // the handler's response may be sent.
-func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rail coinop.Rail, p *coinop.Payment, status int, cancel context.CancelFunc) bool {
+func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rail coinop.Rail, p *coinop.Payment, limit *big.Int, status int, cancel context.CancelFunc) bool {
 	if status >= 400 {
-		pw.bg.discharge(p)
 		pw.lc.Release(p, coinop.ReasonUpstreamStatus(status))
 		setOutcome(r, "released")
 		pw.log.Info("upstream failed; payment released, nothing charged", "path", r.URL.Path, "route", rt.Pattern, "status", status, "payer", p.Payer, "payment", p.ID)
@@ -740,9 +750,14 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 	ctx, done := context.WithTimeout(context.WithoutCancel(r.Context()), pw.cfg.SettleTimeout)
 	defer done()
 	// From here on the settlement is owed: the journal says so durably
-	// before the response (async) or the transaction (sync) goes out.
-	if err := pw.lc.Owe(ctx, p); err != nil {
-		pw.bg.discharge(p)
+	// before the response (async) or the transaction (sync) goes out. With
+	// a limit, the journal also decides, in the same transaction, whether
+	// the payer's async exposure leaves room to serve p before it settles.
+	owe := pw.lc.Owe
+	if limit != nil {
+		owe = func(ctx context.Context, p *coinop.Payment) error { return pw.lc.OweWithin(ctx, p, limit) }
+	}
+	if err := owe(ctx, p); err != nil {
 		cancel()
 		pw.refuse(w, r, rt, err)
 		return false

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 
@@ -53,16 +51,7 @@ func TestRestartingInstanceLeavesOthersPayments(t *testing.T) {
 	async := "  - match: GET /async\n    price: \"1000\"\n    settlement: async\n"
 	cfgA := writeConfig(t, dir, dsn, upstream.URL, chain, chain.Settler, payTo, async)
 	cfgB := writeConfig(t, dir, dsn, upstream.URL, chain, chain.Owner, payTo, async)
-	for _, cfg := range []string{cfgA, cfgB} { // async settlement needs a cap
-		b, err := os.ReadFile(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		capped := strings.Replace(string(b), "        eip712_version:", "        async_exposure: \"1000000\"\n        eip712_version:", 1)
-		if err := os.WriteFile(cfg, []byte(capped), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	capAsync(t, 1000000, cfgA, cfgB)
 	a := startGateway(t, bin, cfgA)
 
 	payer, _ := eip3009.NewKey(crypto.FromECDSA(chain.Payer))

@@ -533,6 +533,88 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 	return s.conflict(ctx, "transition", id, from)
 }
 
+// exposureLock is the first key of the pg_advisory_xact_lock(int, int)
+// that serializes OweWithin per payer; the second is the hash of the
+// payer's network, asset and address. Two-key advisory locks never
+// collide with the one-key migrationLock.
+const exposureLock int32 = 0x636f696e // "coin"
+
+// OweWithin moves verified payment id to settling, in one transaction with
+// its verified→settling event, and decides there the mode it is owed in:
+// async (its response may leave before it settles) when the amounts its
+// payer owes asynchronously on its network and asset, plus its own amount,
+// stay within limit; sync otherwise, and always when limit is nil. It
+// reports whether it chose async. Like Transition it is a compare-and-set:
+// a payment that is not verified is KindInFlight ("payment_state_conflict")
+// and an unknown id wraps store.ErrNotFound.
+//
+// What a payer owes asynchronously is the sum, exact (numeric), of its
+// payments in state settling and mode async: served, or about to be, and
+// not yet paid. A verified payment owes nothing yet (its response is held
+// until it is owed); one settled, failed or released owes nothing more. A
+// settling payment whose transaction is pending or was never sent still
+// owes: it can revert, and counting it until recovery finishes it keeps a
+// payer who keeps settlements pending from a fresh cap each time.
+//
+// Every instance on the database decides one payer's cap one at a time: the
+// transaction takes a transaction-scoped advisory lock on the payer's key
+// before it sums, and holds it until its move commits. Under READ
+// COMMITTED the sum, a statement begun after the lock was granted, sees
+// every move committed by the lock's earlier holders. An advisory lock
+// needs no row to exist (a row lock on an exposure table would need one
+// upserted per payer, and a first owe by two instances at once would race
+// to create it) and is gone with the transaction, whatever ends it. Two
+// payers whose keys hash alike only wait for each other. Payments that
+// leave settling (settled, failed) take no lock: they only lower a sum.
+func (s *Store) OweWithin(ctx context.Context, id string, limit *big.Int) (bool, error) {
+	ptx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return false, dbError("owe", err)
+	}
+	defer ptx.Rollback(ctx)
+	in := *s
+	in.q = ptx
+	mode := coinop.ModeSync
+	if limit != nil {
+		var network, asset, payer, amount string
+		err := ptx.QueryRow(ctx, `SELECT network, asset, payer, amount::text FROM payments WHERE id = $1`, id).
+			Scan(&network, &asset, &payer, &amount)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return false, fmt.Errorf("postgres: owe %s: %w", id, store.ErrNotFound)
+		case err != nil:
+			return false, dbError("owe", err)
+		}
+		if _, err := ptx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, exposureLock, network+"|"+asset+"|"+payer); err != nil {
+			return false, dbError("owe", err)
+		}
+		var owed string
+		if err := ptx.QueryRow(ctx, `SELECT COALESCE(SUM(amount), 0)::text FROM payments
+			WHERE network = $1 AND asset = $2 AND payer = $3 AND state = 'settling' AND mode = 'async'`,
+			network, asset, payer).Scan(&owed); err != nil {
+			return false, dbError("owe", err)
+		}
+		total, ok1 := new(big.Int).SetString(amount, 10)
+		sum, ok2 := new(big.Int).SetString(owed, 10)
+		if !ok1 || !ok2 {
+			return false, unavailable("owe", fmt.Errorf("payment %s: amounts %q, %q are not integers", id, amount, owed))
+		}
+		if total.Add(total, sum).Cmp(limit) <= 0 {
+			mode = coinop.ModeAsync
+		}
+	}
+	if _, err := ptx.Exec(ctx, `UPDATE payments SET mode = $2 WHERE id = $1 AND state = 'verified'`, id, mode); err != nil {
+		return false, dbError("owe", err)
+	}
+	if err := in.Transition(ctx, id, coinop.StateVerified, coinop.StateSettling, "", ""); err != nil {
+		return false, err
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return false, dbError("owe", err)
+	}
+	return mode == coinop.ModeAsync, nil
+}
+
 // conflict explains why a compare-and-set on payment id being in state from
 // matched nothing: the payment is unknown, or in another state.
 func (s *Store) conflict(ctx context.Context, op, id string, from coinop.State) error {

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/lifecycle"
 	"github.com/coinop/coinop/store"
 	"github.com/coinop/coinop/store/postgres"
 	"github.com/coinop/coinop/store/storetest"
@@ -539,3 +540,19 @@ func TestLeases(t *testing.T) {
 		}
 	})
 }
+
+// The cap is the journal's: two handles on one schema stand for two
+// gateway instances, or one restarted.
+func TestExposure(t *testing.T) {
+	serverDSN(t)
+	storetest.RunExposure(t, func(t *testing.T) func() storetest.Exposer {
+		dsn := freshSchema(t)
+		return func() storetest.Exposer {
+			s := open(t, dsn, postgres.Options{})
+			t.Cleanup(func() { s.Close() })
+			return s
+		}
+	})
+}
+
+var _ lifecycle.Exposure = (*postgres.Store)(nil)

@@ -642,6 +642,91 @@ func recordTx(ctx context.Context, tx *sql.Tx, id, txHash, raw string, now int64
 	return transition(ctx, tx, id, coinop.StateSettling, coinop.StateSettling, txHash, "", now, s.leaseAt(coinop.StateSettling, now))
 }
 
+// OweWithin moves verified payment id to settling, in one durable
+// transaction with its verified→settling event, and decides there the mode
+// it is owed in: async (its response may leave before it settles) when the
+// amounts its payer owes asynchronously on its network and asset, plus its
+// own amount, stay within limit; sync otherwise, and always when limit is
+// nil. It reports whether it chose async. Like Transition it is a
+// compare-and-set: a payment that is not verified is KindInFlight
+// ("payment_state_conflict") and an unknown id wraps store.ErrNotFound.
+//
+// What a payer owes asynchronously is the sum, exact, of its payments in
+// state settling and mode async: served, or about to be, and not yet paid.
+// A verified payment owes nothing yet (its response is held until it is
+// owed); one settled, failed or released owes nothing more. A settling
+// payment whose transaction is pending or was never sent still owes: it
+// can revert, and counting it until recovery finishes it keeps a payer who
+// keeps settlements pending from a fresh cap each time.
+//
+// The sum and the move are one write of the single writer, and SQLite
+// takes its write lock at BEGIN (_txlock=immediate), so two stores on one
+// file, in one process or two, decide one payer's cap one at a time.
+func (s *Store) OweWithin(ctx context.Context, id string, limit *big.Int) (async bool, err error) {
+	err = s.write(ctx, "owe", func(ctx context.Context, tx *sql.Tx) error {
+		async = false
+		mode := coinop.ModeSync
+		if limit != nil {
+			var network, asset, payer, amount string
+			err := tx.QueryRowContext(ctx, `SELECT network, asset, payer, amount FROM payments WHERE id = ?`, id).
+				Scan(&network, &asset, &payer, &amount)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("sqlite: owe %s: %w", id, store.ErrNotFound)
+			case err != nil:
+				return unavailable("owe", err)
+			}
+			total, ok := new(big.Int).SetString(amount, 10)
+			if !ok {
+				return unavailable("owe", fmt.Errorf("payment %s: amount %q is not an integer", id, amount))
+			}
+			owed, err := owedAsync(ctx, tx, network, asset, payer)
+			if err != nil {
+				return err
+			}
+			if total.Add(total, owed).Cmp(limit) <= 0 {
+				mode = coinop.ModeAsync
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE payments SET mode = ? WHERE id = ? AND state = 'verified'`, mode, id); err != nil {
+			return unavailable("owe", err)
+		}
+		now := s.timestamp()
+		if err := transition(ctx, tx, id, coinop.StateVerified, coinop.StateSettling, "", "", now, s.leaseAt(coinop.StateSettling, now)); err != nil {
+			return err
+		}
+		async = mode == coinop.ModeAsync
+		return nil
+	})
+	return async && err == nil, err
+}
+
+// owedAsync sums, exactly, the amounts payer owes asynchronously on network
+// and asset (see OweWithin), from the payments_async_owed index.
+func owedAsync(ctx context.Context, tx *sql.Tx, network, asset, payer string) (*big.Int, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT amount FROM payments
+		WHERE network = ? AND asset = ? AND payer = ? AND state = 'settling' AND mode = 'async'`, network, asset, payer)
+	if err != nil {
+		return nil, unavailable("owe", err)
+	}
+	defer rows.Close()
+	sum, n := new(big.Int), new(big.Int)
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, unavailable("owe", err)
+		}
+		if _, ok := n.SetString(a, 10); !ok {
+			return nil, unavailable("owe", fmt.Errorf("amount %q is not an integer", a))
+		}
+		sum.Add(sum, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable("owe", err)
+	}
+	return sum, nil
+}
+
 // servable reports whether a payment's response may be served in state st:
 // once verified and reserved, and for as long as it is not known to have
 // failed or been released.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coinop/coinop"
+	"github.com/coinop/coinop/lifecycle"
 	"github.com/coinop/coinop/store"
 	"github.com/coinop/coinop/store/sqlite"
 	"github.com/coinop/coinop/store/storetest"
@@ -248,3 +249,18 @@ func BenchmarkReserve(b *testing.B) {
 		}
 	}
 }
+
+// The cap is the journal's: two handles on one file stand for a restart
+// (and for two processes, which SQLite's write lock serializes).
+func TestExposure(t *testing.T) {
+	storetest.RunExposure(t, func(t *testing.T) func() storetest.Exposer {
+		path := filepath.Join(t.TempDir(), "journal.db")
+		return func() storetest.Exposer {
+			s := open(t, path, sqlite.Options{})
+			t.Cleanup(func() { s.Close() })
+			return s
+		}
+	})
+}
+
+var _ lifecycle.Exposure = (*sqlite.Store)(nil)
