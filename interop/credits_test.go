@@ -9,14 +9,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/coinop/coinop/config"
-	"github.com/coinop/coinop/evm/devchain"
-	"github.com/coinop/coinop/gateway"
 )
 
 // The official TypeScript client pays once for a credits plan, then signs
@@ -32,20 +27,7 @@ func TestOfficialClientSignsInToCredits(t *testing.T) {
 	}
 	upstream := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, "data") }))
 	t.Cleanup(upstream.Close)
-	cfg, err := config.Parse("coinop.yaml", fmt.Appendf(nil, `
-upstream: %s
-store: %s
-pay_to: "%s"
-networks:
-  - id: %s
-    rpc: %s
-    settlement_key_env: SETTLER
-    assets:
-      - symbol: USDC
-        address: "%s"
-        eip712_name: %s
-        eip712_version: "%s"
-rails:
+	_, base := w.serveGateway(upstream.URL, "", "", fmt.Sprintf(`rails:
   - name: usdc
     kind: x402
   - name: credits
@@ -58,28 +40,12 @@ rails:
 routes:
   - match: GET /api/
     accept: [{rail: credits, price: "7"}, {rail: usdc, price: "%d"}]
-`, upstream.URL, filepath.Join(t.TempDir(), "gateway.db"), w.payee.Hex(), w.network, w.c.RPCURL,
-		w.c.Token.Hex(), devchain.TokenName, devchain.TokenVersion, 2*price, price))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(context.Background(), cfg, gateway.Options{Getenv: func(k string) string {
-		if k == "SETTLER" {
-			return hexKey(w.settler)
-		}
-		return ""
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	srv := httptest.NewServer(g.Handler())
-	t.Cleanup(srv.Close)
+`, 2*price, price))
 
 	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "credits-siwx.mjs")
-	cmd.Env = append(os.Environ(), "PLAN_URL="+srv.URL+"/.well-known/coinop/plans/pack", "URL="+srv.URL+"/api/x",
+	cmd.Env = append(os.Environ(), "PLAN_URL="+base+"/.well-known/coinop/plans/pack", "URL="+base+"/api/x",
 		"PAYER_KEY="+hexKey(w.payer), "NETWORK="+w.network, "TOKEN="+w.c.Token.Hex(), fmt.Sprint("MAX_AMOUNT=", 2*price), "CALLS=3")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr strings.Builder

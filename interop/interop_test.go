@@ -178,13 +178,34 @@ func (w *world) gateway(facilitatorURL string) string {
 		io.WriteString(rw, `{"city":"Lisbon","sky":"clear"}`)
 	}))
 	w.t.Cleanup(upstream.Close)
-	settle := fmt.Sprintf("rpc: %s\n    settlement_key_env: SETTLER", w.c.RPCURL)
+	settle := "" // the chain itself
 	if facilitatorURL != "" {
 		settle = "facilitator: " + facilitatorURL
+	}
+	_, url := w.serveGateway(upstream.URL, settle, "", fmt.Sprintf(`routes:
+  - match: GET /weather
+    price: "%d"
+`, price))
+	return url
+}
+
+// serveGateway starts a coinop gateway on the world's chain and token in
+// front of upstream and returns it with its URL. settle is how the network
+// settles ("" for the chain itself, with the world's settler), data the
+// gateway's data dir ("" for a fresh one), rest the configuration's rails
+// and routes in YAML.
+func (w *world) serveGateway(upstream, settle, data, rest string) (*gateway.Gateway, string) {
+	w.t.Helper()
+	if settle == "" {
+		settle = fmt.Sprintf("rpc: %s\n    settlement_key_env: SETTLER", w.c.RPCURL)
+	}
+	if data == "" {
+		data = w.t.TempDir()
 	}
 	cfg, err := config.Parse("coinop.yaml", fmt.Appendf(nil, `
 upstream: %s
 store: %s
+data_dir: %s
 pay_to: "%s"
 networks:
   - id: %s
@@ -194,28 +215,24 @@ networks:
         address: "%s"
         eip712_name: %s
         eip712_version: "%s"
-routes:
-  - match: GET /weather
-    price: "%d"
-`, upstream.URL, filepath.Join(w.t.TempDir(), "gateway.db"), w.payee.Hex(), w.network, settle,
-		w.c.Token.Hex(), devchain.TokenName, devchain.TokenVersion, price))
+%s`, upstream, filepath.Join(data, "gateway.db"), data, w.payee.Hex(), w.network, settle,
+		w.c.Token.Hex(), devchain.TokenName, devchain.TokenVersion, rest))
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	getenv := func(k string) string {
+	g, err := gateway.New(context.Background(), cfg, gateway.Options{Getenv: func(k string) string {
 		if k == "SETTLER" {
 			return hexKey(w.settler)
 		}
 		return ""
-	}
-	g, err := gateway.New(context.Background(), cfg, gateway.Options{Getenv: getenv})
+	}})
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	w.t.Cleanup(func() { g.Close() })
 	srv := httptest.NewServer(g.Handler())
 	w.t.Cleanup(srv.Close)
-	return srv.URL
+	return g, srv.URL
 }
 
 // facilitator runs `coinop facilitator` (in-process, as the binary would)

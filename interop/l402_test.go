@@ -3,7 +3,6 @@
 package interop_test
 
 import (
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -11,14 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/evm/anvil"
-	"github.com/coinop/coinop/evm/devchain"
 	"github.com/coinop/coinop/gateway"
 	"github.com/coinop/coinop/l402"
 	"github.com/coinop/coinop/lightning"
@@ -63,21 +59,7 @@ func TestOneRouteX402AndL402(t *testing.T) {
 	}))
 	t.Cleanup(upstream.Close)
 	data := t.TempDir()
-	cfg, err := config.Parse("coinop.yaml", fmt.Appendf(nil, `
-upstream: %s
-store: %s
-data_dir: %s
-pay_to: "%s"
-networks:
-  - id: %s
-    rpc: %s
-    settlement_key_env: SETTLER
-    assets:
-      - symbol: USDC
-        address: "%s"
-        eip712_name: %s
-        eip712_version: "%s"
-rails:
+	_, base := w.serveGateway(upstream.URL, "", data, fmt.Sprintf(`rails:
   - name: usdc
     kind: x402
   - name: sats
@@ -91,24 +73,8 @@ routes:
         price: "%d"
       - rail: sats
         price: 21 sat
-`, upstream.URL, filepath.Join(data, "gateway.db"), data, w.payee.Hex(), w.network, w.c.RPCURL,
-		w.c.Token.Hex(), devchain.TokenName, devchain.TokenVersion, price))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(context.Background(), cfg, gateway.Options{Getenv: func(k string) string {
-		if k == "SETTLER" {
-			return hexKey(w.settler)
-		}
-		return ""
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	srv := httptest.NewServer(g.Handler())
-	t.Cleanup(srv.Close)
-	url := srv.URL + "/weather"
+`, price))
+	url := base + "/weather"
 
 	resp, err := http.Get(url)
 	if err != nil {

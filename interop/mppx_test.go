@@ -21,11 +21,9 @@ import (
 
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/cli"
-	"github.com/coinop/coinop/config"
 	"github.com/coinop/coinop/eip3009"
 	"github.com/coinop/coinop/evm/anvil"
 	"github.com/coinop/coinop/evm/devchain"
-	"github.com/coinop/coinop/gateway"
 	"github.com/coinop/coinop/l402"
 	"github.com/coinop/coinop/mpp"
 	"github.com/coinop/coinop/mpp/evmcharge"
@@ -58,20 +56,7 @@ func (w *world) mppGateway() string {
 		io.WriteString(rw, `{"city":"Lisbon","sky":"clear"}`)
 	}))
 	w.t.Cleanup(upstream.Close)
-	cfg, err := config.Parse("coinop.yaml", fmt.Appendf(nil, `
-upstream: %s
-store: %s
-pay_to: "%s"
-networks:
-  - id: %s
-    rpc: %s
-    settlement_key_env: SETTLER
-    assets:
-      - symbol: USDC
-        address: "%s"
-        eip712_name: %s
-        eip712_version: "%s"
-rails:
+	_, url := w.serveGateway(upstream.URL, "", "", fmt.Sprintf(`rails:
   - name: usdc
     kind: x402
   - name: usdc-mpp
@@ -84,24 +69,8 @@ routes:
         price: "%d"
       - rail: usdc-mpp
         price: "%d"
-`, upstream.URL, filepath.Join(w.t.TempDir(), "gateway.db"), w.payee.Hex(), w.network, w.c.RPCURL,
-		w.c.Token.Hex(), devchain.TokenName, devchain.TokenVersion, price, price))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	g, err := gateway.New(context.Background(), cfg, gateway.Options{Getenv: func(k string) string {
-		if k == "SETTLER" {
-			return hexKey(w.settler)
-		}
-		return ""
-	}})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	w.t.Cleanup(func() { g.Close() })
-	srv := httptest.NewServer(g.Handler())
-	w.t.Cleanup(srv.Close)
-	return srv.URL
+`, price, price))
+	return url
 }
 
 // mppxOutcome is what mppx/pay.mjs printed.
@@ -353,21 +322,7 @@ func TestThreeDialects(t *testing.T) {
 	}))
 	t.Cleanup(upstream.Close)
 	data := t.TempDir()
-	cfg, err := config.Parse("coinop.yaml", fmt.Appendf(nil, `
-upstream: %s
-store: %s
-data_dir: %s
-pay_to: "%s"
-networks:
-  - id: %s
-    rpc: %s
-    settlement_key_env: SETTLER
-    assets:
-      - symbol: USDC
-        address: "%s"
-        eip712_name: %s
-        eip712_version: "%s"
-rails:
+	g, base := w.serveGateway(upstream.URL, "", data, fmt.Sprintf(`rails:
   - name: usdc
     kind: x402
   - name: sats
@@ -386,24 +341,8 @@ routes:
         price: 21 sat
       - rail: usdc-mpp
         price: "%d"
-`, upstream.URL, filepath.Join(data, "gateway.db"), data, w.payee.Hex(), w.network, w.c.RPCURL,
-		w.c.Token.Hex(), devchain.TokenName, devchain.TokenVersion, price, price))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(context.Background(), cfg, gateway.Options{Getenv: func(k string) string {
-		if k == "SETTLER" {
-			return hexKey(w.settler)
-		}
-		return ""
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	srv := httptest.NewServer(g.Handler())
-	t.Cleanup(srv.Close)
-	url := srv.URL + "/weather"
+`, price, price))
+	url := base + "/weather"
 
 	resp, err := http.Get(url)
 	if err != nil {
