@@ -55,6 +55,17 @@ type Checked struct {
 	State any
 }
 
+// Issuer is implemented by methods whose request is made afresh for
+// every challenge (lightning: a new invoice, so a new payment hash): Issue
+// replaces Request when a challenge is issued, and an echoed request is
+// judged by Matches instead of being compared with Request's. The
+// challenge's id binds the issued request, so Matches sees only requests
+// this rail issued; it says whether one still buys charge ch (its price).
+type Issuer interface {
+	Issue(ctx context.Context, ch coinop.Charge) (map[string]any, error)
+	Matches(ch coinop.Charge, request string) error
+}
+
 // Reverifier is implemented by methods whose credentials may be proven
 // again without the network (see coinop.Reverifier).
 type Reverifier interface {
@@ -149,7 +160,7 @@ const (
 // its offer. A request whose Accept-Payment does not want the method gets
 // none; challenges of several Payment rails are kept in the order of its
 // weights.
-func (r *Rail) Challenge(_ context.Context, c *coinop.Challenge, ch coinop.Charge) error {
+func (r *Rail) Challenge(ctx context.Context, c *coinop.Challenge, ch coinop.Charge) error {
 	var prefs []Preference
 	if c.Request != nil {
 		if v := c.Request.Header.Values(HeaderAcceptPayment); len(v) > 0 {
@@ -160,7 +171,7 @@ func (r *Rail) Challenge(_ context.Context, c *coinop.Challenge, ch coinop.Charg
 	if Weight(prefs, r.Method.Name(), r.Method.Intent()) <= 0 {
 		return nil
 	}
-	chal, err := r.issue(ch)
+	chal, err := r.issue(ctx, ch)
 	if err != nil {
 		return err
 	}
@@ -184,8 +195,14 @@ func (r *Rail) Challenge(_ context.Context, c *coinop.Challenge, ch coinop.Charg
 
 // issue makes a fresh challenge for ch: a random nonce in opaque keeps
 // every challenge, and so every credential, distinct.
-func (r *Rail) issue(ch coinop.Charge) (*Challenge, error) {
-	req, err := r.Method.Request(ch)
+func (r *Rail) issue(ctx context.Context, ch coinop.Charge) (*Challenge, error) {
+	var req map[string]any
+	var err error
+	if is, ok := r.Method.(Issuer); ok {
+		req, err = is.Issue(ctx, ch)
+	} else {
+		req, err = r.Method.Request(ch)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -299,6 +316,14 @@ func (r *Rail) check(h string, ch coinop.Charge, live bool) (*Checked, error) {
 		if !now.Before(exp) {
 			return nil, problem(coinop.KindRejected, ProblemExpired, ReasonExpired, "the challenge expired at "+chal.Expires+"; pay the fresh one")
 		}
+		if is, ok := r.Method.(Issuer); ok {
+			if err := is.Matches(ch, chal.Request); err != nil {
+				e := problem(coinop.KindRejected, ProblemInvalidChallenge, ReasonInvalidChallenge, "the challenge asks for another payment than this request costs now ("+err.Error()+"); pay the fresh one")
+				e.OtherOffer = true
+				return nil, e
+			}
+			return &Checked{Credential: cred, Charge: ch, Now: now}, nil
+		}
 		want, err := r.Method.Request(ch)
 		if err != nil {
 			return nil, coinop.Wrap(coinop.KindInternal, coinop.ReasonInternal, err, "internal error")
@@ -336,7 +361,7 @@ func (r *Rail) Settle(ctx context.Context, p *coinop.Payment, rec coinop.Recorde
 		if rc.Header == nil {
 			rc.Header = http.Header{}
 		}
-		receipt := Receipt{Status: "success", Method: r.Method.Name(), Timestamp: r.now().UTC().Format(time.RFC3339), Reference: rc.Reference}
+		receipt := Receipt{Status: "success", Method: r.Method.Name(), Timestamp: r.now().UTC().Format(time.RFC3339), Reference: rc.Reference, ChallengeID: c.Credential.Challenge.ID}
 		rc.Header.Set(HeaderReceipt, receipt.Encode())
 	}
 	return rc, err
