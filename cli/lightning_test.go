@@ -19,6 +19,8 @@ import (
 	"github.com/coinop/coinop/l402"
 	"github.com/coinop/coinop/lightning"
 	"github.com/coinop/coinop/lightning/regtest"
+	"github.com/coinop/coinop/mpp"
+	"github.com/coinop/coinop/mpp/lightningcharge"
 )
 
 func TestMain(m *testing.M) { os.Exit(regtest.Main(m)) }
@@ -255,5 +257,51 @@ func TestDevL402(t *testing.T) {
 	code, out, errOut = d.run(t, "balance", "--data", d.data)
 	if code != 0 || !strings.Contains(out, "lightning  999960 sat spendable, 40 sat receivable") {
 		t.Errorf("balance: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// TestDevMPPLightning: `coinop dev`'s /forecast 402 also carries a
+// Payment challenge of method lightning on the development node, and
+// `coinop curl --prefer mpp` pays it (Accept-Payment asks for that method
+// alone), within --max-sats.
+func TestDevMPPLightning(t *testing.T) {
+	d := startDev(t)
+	resp, err := http.Get(d.gateway + "/forecast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cs, err := mpp.ParseChallenges(resp.Header.Values("WWW-Authenticate"))
+	var methods []string
+	for _, c := range cs {
+		methods = append(methods, c.Method)
+	}
+	if resp.StatusCode != 402 || err != nil || strings.Join(methods, ",") != "evm,lightning" {
+		t.Fatalf("402 %d: Payment methods %v (%v)", resp.StatusCode, methods, err)
+	}
+	o, err := lightningcharge.DecodeRequest(cs[1].Request)
+	if err != nil || o.Amount != "20" || o.Network != "regtest" {
+		t.Fatalf("lightning request %+v: %v", o, err)
+	}
+	accept := []string{"-H", "Accept-Payment: lightning/charge"}
+	code, out, errOut := d.run(t, append([]string{"curl", "--prefer", "mpp", "--max-sats", "19", "--data-dir", d.data}, append(accept, d.gateway+"/forecast")...)...)
+	// Above the limit the lightning challenge is not paid (the same 402's
+	// USDC offer may be).
+	if strings.Contains(errOut, "(lightning)") || !strings.Contains(errOut, "wallet") {
+		t.Fatalf("--max-sats 19: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = d.run(t, append([]string{"curl", "-i", "--prefer", "mpp", "--data-dir", d.data}, append(accept, d.gateway+"/forecast")...)...)
+	if code != 0 || !strings.Contains(out, `"days"`) || !strings.Contains(errOut, "through the Payment scheme (lightning)") {
+		t.Fatalf("curl --prefer mpp: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var receipt string
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, "Payment-Receipt") {
+			receipt = strings.TrimSpace(v)
+		}
+	}
+	rc, err := mpp.ParseReceipt(receipt)
+	if err != nil || rc.Method != "lightning" || len(rc.Reference) != 64 {
+		t.Errorf("receipt %q: %+v (%v)", receipt, rc, err)
 	}
 }
