@@ -27,6 +27,28 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(regtest.Main(m)) }
 
+// serveConfig writes yaml to dir/coinop.yaml, loads it and serves its
+// gateway on loopback until the test ends.
+func serveConfig(t *testing.T, dir string, yaml []byte) (*gateway.Gateway, *httptest.Server, string) {
+	t.Helper()
+	cfgPath := filepath.Join(dir, "coinop.yaml")
+	if err := os.WriteFile(cfgPath, yaml, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(t.Context(), cfg, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(srv.Close)
+	return g, srv, cfgPath
+}
+
 // TestL402Regtest: on a real Lightning network, `coinop curl` paying
 // through alice's lnd buys from a gateway whose invoices are bob's.
 func TestL402Regtest(t *testing.T) {
@@ -65,21 +87,7 @@ routes:
         price: 2.5 sat
 `, upstream.URL, filepath.Join(dir, "gateway.db"), net.Bob.RESTURL, net.Bob.InvoiceMacaroon, net.Bob.TLSCert,
 		net.Bob.RESTURL, net.Bob.InvoiceMacaroon, net.Bob.TLSCert)
-	cfgPath := filepath.Join(dir, "coinop.yaml")
-	if err := os.WriteFile(cfgPath, yaml, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(ctx, cfg, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	srv := httptest.NewServer(g.Handler())
-	t.Cleanup(srv.Close)
+	g, srv, cfgPath := serveConfig(t, dir, yaml)
 
 	data := t.TempDir()
 	curl := func(t *testing.T, path string, extra ...string) (int, string, string) {
@@ -341,21 +349,7 @@ routes:
       - rail: bob-mpp
         price: 150 sat
 `, upstream.URL, filepath.Join(dir, "gateway.db"), net.Bob.RESTURL, net.Bob.InvoiceMacaroon, net.Bob.TLSCert)
-	cfgPath := filepath.Join(dir, "coinop.yaml")
-	if err := os.WriteFile(cfgPath, yaml, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(ctx, cfg, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	srv := httptest.NewServer(g.Handler())
-	t.Cleanup(srv.Close)
+	g, srv, _ := serveConfig(t, dir, yaml)
 	url := srv.URL + "/weather"
 	alice := []string{"--lnd", net.Alice.RESTURL, "--lnd-macaroon", net.Alice.AdminMacaroon, "--lnd-tlscert", net.Alice.TLSCert}
 
