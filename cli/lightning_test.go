@@ -349,12 +349,18 @@ routes:
       - rail: bob-mpp
         price: 150 sat
 `, upstream.URL, filepath.Join(dir, "gateway.db"), net.Bob.RESTURL, net.Bob.InvoiceMacaroon, net.Bob.TLSCert)
-	g, srv, _ := serveConfig(t, dir, yaml)
+	g, srv, cfgPath := serveConfig(t, dir, yaml)
 	url := srv.URL + "/weather"
+	var out, errOut bytes.Buffer
+	if code := cli.Main(ctx, []string{"check", "-c", cfgPath}, cli.Env{Stdout: &out, Stderr: &errOut, Stdin: strings.NewReader("")}); code != 0 ||
+		!strings.Contains(out.String(), "rail bob-mpp lnd "+net.Bob.RESTURL) {
+		t.Errorf("coinop check: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
 	alice := []string{"--lnd", net.Alice.RESTURL, "--lnd-macaroon", net.Alice.AdminMacaroon, "--lnd-tlscert", net.Alice.TLSCert}
 
 	// The credential coinop curl sends, printed by coinop sign.
-	var out, errOut bytes.Buffer
 	code := cli.Main(ctx, append(append([]string{"sign", "--prefer", "mpp", "--data", t.TempDir()}, alice...), url), cli.Env{Stdout: &out, Stderr: &errOut, Stdin: strings.NewReader("")})
 	cred := strings.TrimSpace(out.String())
 	if code != 0 || !strings.HasPrefix(cred, "Payment ") {
