@@ -216,18 +216,35 @@ func DecodeRequest(enc string) (*Offer, error) {
 	return &o, nil
 }
 
-// Matches implements mpp.Issuer: the echoed request asks exactly ch's
-// price, on this method's network.
+// issued reads a request this method issued (the challenge's id proved
+// it): its amount in msat and its payment hash, from the fields Issue
+// checked against the invoice, without decoding the invoice again (which
+// recovers its signer's key: most of a check's cost).
+func (m *Method) issued(request string) (amountMsat int64, hash lightning.Hash, err error) {
+	var r Request
+	if err := mpp.DecodeRequest(request, &r); err != nil {
+		return 0, hash, err
+	}
+	sat, err := strconv.ParseInt(r.Amount, 10, 64)
+	switch {
+	case err != nil || sat <= 0 || sat > (1<<62)/1000 || r.Currency != Currency:
+		return 0, hash, fmt.Errorf("amount %q %q: want a positive number of sats", r.Amount, r.Currency)
+	case r.MethodDetails.Network != m.network():
+		return 0, hash, fmt.Errorf("its invoice is on %q, not %s", r.MethodDetails.Network, m.network())
+	}
+	hash, err = lightning.ParseHash(r.MethodDetails.PaymentHash)
+	return sat * 1000, hash, err
+}
+
+// Matches implements mpp.Issuer: the echoed request, which the rail
+// issued, asks exactly ch's price, on this method's network.
 func (m *Method) Matches(ch coinop.Charge, request string) error {
-	o, err := DecodeRequest(request)
+	amount, _, err := m.issued(request)
 	if err != nil {
 		return err
 	}
-	if o.Network != m.network() {
-		return fmt.Errorf("its invoice is on %s", o.Network)
-	}
-	if ch.Price.Amount == nil || big.NewInt(o.Invoice.AmountMsat).Cmp(ch.Price.Amount) != 0 {
-		return fmt.Errorf("its invoice asks %d msat, this request costs %v msat", o.Invoice.AmountMsat, ch.Price.Amount)
+	if ch.Price.Amount == nil || big.NewInt(amount).Cmp(ch.Price.Amount) != 0 {
+		return fmt.Errorf("its invoice asks %d msat, this request costs %v msat", amount, ch.Price.Amount)
 	}
 	return nil
 }
@@ -301,19 +318,17 @@ func (m *Method) Check(c *mpp.Checked) (*coinop.Payment, error) {
 		// and a fresh challenge.
 		return nil, refuse(coinop.KindRejected, ProblemMalformed, ReasonPayload, "%s", err.Error())
 	}
-	o, err := DecodeRequest(c.Credential.Challenge.Request)
+	_, hash, err := m.issued(c.Credential.Challenge.Request)
 	if err != nil {
 		return nil, refuse(coinop.KindRejected, ProblemUnknownChallenge, ReasonRequest, "the challenge's request: %s", err.Error())
 	}
-	hash := lightning.Hash(o.Invoice.Hash)
 	if sha256.Sum256(pre[:]) != [32]byte(hash) {
 		return nil, refuse(coinop.KindRejected, ProblemInvalidPreimage, ReasonPreimage, "SHA-256 of the preimage is not the payment hash of the challenge's invoice")
 	}
 	c.State = &state{hash: hash, preimage: pre}
 	return &coinop.Payment{
 		ID: PaymentID(m.network(), hash), ReplayKey: hash.String(),
-		Network: m.journalNetwork(), Asset: Asset, PayTo: hex.EncodeToString(o.Invoice.Payee[:]),
-		Amount:  new(big.Int).Set(c.Charge.Price.Amount),
+		Network: m.journalNetwork(), Asset: Asset, Amount: new(big.Int).Set(c.Charge.Price.Amount),
 		Details: map[string]string{"payment_hash": hash.String()},
 	}, nil
 }

@@ -33,6 +33,8 @@ type node struct {
 	*devnode.Node
 	held, down atomic.Bool
 	upstream   atomic.Int32
+	// failing makes the upstream answer 500.
+	failing atomic.Bool
 }
 
 func (n *node) AddInvoice(ctx context.Context, req lightning.InvoiceRequest) (*lightning.Invoice, error) {
@@ -55,7 +57,7 @@ func (n *node) LookupInvoice(ctx context.Context, h lightning.Hash) (*lightning.
 
 // gateway serves GET /a for 20 sat and GET /b for 21 sat through a
 // lightning rail on n, behind the real engine and journal.
-func gateway(t *testing.T, n *node) *httptest.Server {
+func gateway(t testing.TB, n *node) *httptest.Server {
 	t.Helper()
 	j, err := sqlite.Open(filepath.Join(t.TempDir(), "j.db"))
 	if err != nil {
@@ -73,6 +75,10 @@ func gateway(t *testing.T, n *node) *httptest.Server {
 	}
 	t.Cleanup(func() { pw.Close(context.Background()) })
 	srv := httptest.NewServer(pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.failing.Load() {
+			http.Error(w, "upstream down", http.StatusInternalServerError)
+			return
+		}
 		n.upstream.Add(1)
 		io.WriteString(w, "ok")
 	})))
@@ -179,6 +185,30 @@ func TestCharge(t *testing.T) {
 	}
 	if got := n.upstream.Load(); got != 1 {
 		t.Errorf("upstream served %d times, want 1", got)
+	}
+}
+
+// TestUpstreamFailure: a paid request whose upstream fails is not
+// charged: the payment is released, and the same credential then buys the
+// response it paid for, once.
+func TestUpstreamFailure(t *testing.T) {
+	n := newNode(t)
+	srv := gateway(t, n)
+	c, o := challenge(t, srv.URL+"/a")
+	cred := credential(t, c, string(lightningcharge.EncodePayload(pay(t, n, o))))
+	n.failing.Store(true)
+	if a := get(t, srv.URL+"/a", cred); a.status < 500 || a.header.Get("Payment-Receipt") != "" {
+		t.Fatalf("upstream failing: %d, receipt %q", a.status, a.header.Get("Payment-Receipt"))
+	}
+	n.failing.Store(false)
+	if a := get(t, srv.URL+"/a", cred); a.status != 200 || a.header.Get("Payment-Receipt") == "" {
+		t.Fatalf("the same credential after the failure: %d %s", a.status, a.body)
+	}
+	if a := get(t, srv.URL+"/a", cred); a.status != 402 || a.reason != coinop.ReasonReplayed {
+		t.Errorf("a third time: %d %s", a.status, a.reason)
+	}
+	if n.upstream.Load() != 1 {
+		t.Errorf("served %d times, want 1", n.upstream.Load())
 	}
 }
 
