@@ -241,6 +241,16 @@ func TestRefusals(t *testing.T) {
 		}
 	}
 
+	// The challenge echoed with another challenge's request (another
+	// invoice, whose preimage the payer holds) no longer binds its id.
+	c4, o4 := challenge(t, srv.URL+"/a")
+	pre4 := pay(t, n, o4)
+	swapped := c
+	swapped.Request = c4.Request
+	if a := get(t, srv.URL+"/a", credential(t, swapped, string(lightningcharge.EncodePayload(pre4)))); a.status != 402 || a.reason != mpp.ReasonInvalidChallenge {
+		t.Errorf("swapped request: %d %s", a.status, a.reason)
+	}
+
 	// A preimage of another challenge's invoice does not answer this one.
 	c2, _ := challenge(t, srv.URL+"/a")
 	if a := get(t, srv.URL+"/a", credential(t, c2, string(lightningcharge.EncodePayload(pre)))); a.status != 402 || a.reason != lightningcharge.ReasonPreimage {
