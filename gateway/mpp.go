@@ -77,15 +77,16 @@ func mppMethods() map[string]mppMethodBuilder {
 
 // lightningMethod is the lightning charge on the rail's node, provisioned
 // as an l402 rail's (lnd probed once, or the development node kept for
-// the rail's name). Its invoices outlive the challenges by a minute: a
-// challenge's expires is never later than its invoice's.
+// the rail's name). Its invoices expire with their challenges, two seconds
+// later: a challenge's expires (written in whole seconds, after its invoice
+// was made) is never later than its invoice's.
 func lightningMethod(ctx context.Context, env *railEnv, rail string, s *config.MPPRail, at string) (mpp.Method, error) {
 	n := s.Node()
 	node, err := lightningNode(ctx, env, rail, n, at)
 	if err != nil {
 		return nil, err
 	}
-	return &lightningcharge.Method{Node: node, Network: n.Network, Expiry: s.MaxTimeout + time.Minute}, nil
+	return &lightningcharge.Method{Node: node, Network: n.Network, Expiry: s.MaxTimeout + 2*time.Second}, nil
 }
 
 // evmMethod is the evm charge over the x402 exact scheme of the rail's

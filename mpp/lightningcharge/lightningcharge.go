@@ -71,9 +71,10 @@ type Method struct {
 	// Network is the Lightning network of the node's invoices: mainnet,
 	// signet or regtest. If empty, mainnet.
 	Network string
-	// Expiry is the invoices' expiry; it must be at least the rail's
-	// challenge expiry, which may not outlive the invoice. If zero, 10
-	// minutes.
+	// Expiry is the invoices' expiry: the rail's challenge expiry and a
+	// moment, so that a challenge's expires is never later than its
+	// invoice's and an invoice cannot be paid long after its challenge
+	// expired (see TakesLate). If zero, 10 minutes.
 	Expiry time.Duration
 }
 
@@ -81,6 +82,8 @@ var (
 	_ mpp.Method        = (*Method)(nil)
 	_ mpp.Issuer        = (*Method)(nil)
 	_ mpp.Reverifier    = (*Method)(nil)
+	_ mpp.ProblemTyper  = (*Method)(nil)
+	_ mpp.LateTaker     = (*Method)(nil)
 	_ coinop.Reconciler = (*Method)(nil)
 )
 
@@ -249,6 +252,26 @@ func (m *Method) Matches(ch coinop.Charge, request string) error {
 	return nil
 }
 
+// TakesLate implements mpp.LateTaker: a credential presented after its
+// challenge expired is served when its invoice is SETTLED (Verify): the
+// invoice expires with the challenge and a node settles no expired
+// invoice, so it was paid in time, and refusing it would keep money that
+// bought nothing. One whose invoice is not settled is refused as expired.
+func (m *Method) TakesLate() bool { return true }
+
+// ProblemType implements mpp.ProblemTyper with the draft's types: a
+// challenge not issued here (or altered, or for another price) is
+// unknown-challenge, an expired one expired-invoice.
+func (m *Method) ProblemType(base string) string {
+	switch base {
+	case mpp.ProblemInvalidChallenge:
+		return ProblemUnknownChallenge
+	case mpp.ProblemExpired:
+		return ProblemExpiredInvoice
+	}
+	return base
+}
+
 // Offer implements mpp.Method.
 func (m *Method) Offer(ch coinop.Charge) coinop.Offer {
 	return coinop.Offer{
@@ -346,6 +369,8 @@ func (m *Method) Verify(ctx context.Context, p *coinop.Payment, c *mpp.Checked) 
 		return refuse(coinop.KindRejected, ProblemUnknownChallenge, ReasonInvoiceUnknown, "the Lightning node does not know invoice %s", s.hash)
 	case err != nil:
 		return unavailable(err, "the Lightning node cannot confirm the payment right now; try again shortly")
+	case c.Late && inv.State != lightning.InvoiceSettled:
+		return refuse(coinop.KindRejected, ProblemExpiredInvoice, mpp.ReasonExpired, "the challenge expired at %s and its invoice was not paid; pay the fresh one", c.Credential.Challenge.Expires)
 	case inv.State != lightning.InvoiceSettled:
 		return refuse(coinop.KindRejected, mpp.ProblemVerificationFailed, ReasonNotSettled, "invoice %s is %s at the node, not SETTLED", s.hash, inv.State)
 	case p.Amount == nil || big.NewInt(inv.PaidMsat).Cmp(p.Amount) < 0:

@@ -35,6 +35,8 @@ type node struct {
 	upstream   atomic.Int32
 	// failing makes the upstream answer 500.
 	failing atomic.Bool
+	// later moves the gateway's clock ahead by this many seconds.
+	later atomic.Int64
 }
 
 func (n *node) AddInvoice(ctx context.Context, req lightning.InvoiceRequest) (*lightning.Invoice, error) {
@@ -64,7 +66,8 @@ func gateway(t testing.TB, n *node) *httptest.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { j.Close() })
-	rail := &mpp.Rail{Method: &lightningcharge.Method{Node: n, Network: "regtest"}, Secret: []byte("0123456789abcdef0123456789abcdef"), Expires: time.Minute}
+	now := func() time.Time { return time.Now().Add(time.Duration(n.later.Load()) * time.Second) }
+	rail := &mpp.Rail{Method: &lightningcharge.Method{Node: n, Network: "regtest"}, Secret: []byte("0123456789abcdef0123456789abcdef"), Expires: time.Minute, Now: now}
 	route := func(p string, sat int64) paywall.Route {
 		return paywall.Route{Pattern: p, Accept: []paywall.Accept{{Rail: rail, Price: coinop.Price{Amount: big.NewInt(sat * 1000), Symbol: "sat", Decimals: 3}}}}
 	}
@@ -164,6 +167,9 @@ func TestCharge(t *testing.T) {
 		o.MethodDetails.PaymentHash != fmt.Sprintf("%x", o.Invoice.Hash) {
 		t.Fatalf("request %+v, invoice %d msat", o.Request, o.Invoice.AmountMsat)
 	}
+	if cc := get(t, srv.URL+"/a", "").header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("402 Cache-Control %q, want no-store", cc)
+	}
 	if c2, _ := challenge(t, srv.URL+"/a"); c2.Request == c.Request {
 		t.Error("two challenges carry the same invoice")
 	}
@@ -233,7 +239,7 @@ func TestRefusals(t *testing.T) {
 		{"short preimage", "/a", `{"preimage":"` + pre.String()[:62] + `"}`, 402, lightningcharge.ReasonPayload, lightningcharge.ProblemMalformed},
 		{"unknown member", "/a", `{"preimage":"` + pre.String() + `","x":1}`, 402, lightningcharge.ReasonPayload, lightningcharge.ProblemMalformed},
 		{"not an object", "/a", `["` + pre.String() + `"]`, 402, lightningcharge.ReasonPayload, lightningcharge.ProblemMalformed},
-		{"another route's price", "/b", string(lightningcharge.EncodePayload(pre)), 402, mpp.ReasonInvalidChallenge, mpp.ProblemInvalidChallenge},
+		{"another route's price", "/b", string(lightningcharge.EncodePayload(pre)), 402, mpp.ReasonInvalidChallenge, lightningcharge.ProblemUnknownChallenge},
 	} {
 		a := get(t, srv.URL+tc.url, credential(t, c, tc.payload))
 		if a.status != tc.status || a.reason != tc.reason || a.typ != tc.typ || len(a.header.Values("WWW-Authenticate")) != 1 {
@@ -247,8 +253,8 @@ func TestRefusals(t *testing.T) {
 	pre4 := pay(t, n, o4)
 	swapped := c
 	swapped.Request = c4.Request
-	if a := get(t, srv.URL+"/a", credential(t, swapped, string(lightningcharge.EncodePayload(pre4)))); a.status != 402 || a.reason != mpp.ReasonInvalidChallenge {
-		t.Errorf("swapped request: %d %s", a.status, a.reason)
+	if a := get(t, srv.URL+"/a", credential(t, swapped, string(lightningcharge.EncodePayload(pre4)))); a.status != 402 || a.reason != mpp.ReasonInvalidChallenge || a.typ != lightningcharge.ProblemUnknownChallenge {
+		t.Errorf("swapped request: %d %s %s", a.status, a.reason, a.typ)
 	}
 
 	// A preimage of another challenge's invoice does not answer this one.
@@ -281,6 +287,37 @@ func TestRefusals(t *testing.T) {
 	}
 	if a := get(t, srv.URL+"/a", cred3); a.status != 200 {
 		t.Errorf("after the node is back: %d %s", a.status, a.body)
+	}
+}
+
+// TestExpired: a credential presented after its challenge expired is
+// refused with the draft's expired-invoice type when its invoice was not
+// paid, and served when it was (paid in time: refusing it would keep the
+// money).
+func TestExpired(t *testing.T) {
+	n := newNode(t)
+	srv := gateway(t, n)
+	c, _ := challenge(t, srv.URL+"/a")
+	var guess lightning.Preimage
+	copy(guess[:], "not the preimage")
+	c2, o2 := challenge(t, srv.URL+"/a")
+	paid := credential(t, c2, string(lightningcharge.EncodePayload(pay(t, n, o2))))
+	n.later.Store(61)
+	// An invoice nobody paid: only a forged preimage could answer it, and
+	// that fails first; so the late, unpaid case is the held one.
+	if a := get(t, srv.URL+"/a", credential(t, c, string(lightningcharge.EncodePayload(guess)))); a.status != 402 || a.reason != lightningcharge.ReasonPreimage {
+		t.Errorf("late, wrong preimage: %d %s %s", a.status, a.reason, a.typ)
+	}
+	n.held.Store(true)
+	if a := get(t, srv.URL+"/a", paid); a.status != 402 || a.reason != mpp.ReasonExpired || a.typ != lightningcharge.ProblemExpiredInvoice {
+		t.Errorf("late, invoice not settled: %d %s %s", a.status, a.reason, a.typ)
+	}
+	if n.upstream.Load() != 0 {
+		t.Errorf("served %d", n.upstream.Load())
+	}
+	n.held.Store(false)
+	if a := get(t, srv.URL+"/a", paid); a.status != 200 {
+		t.Errorf("late, invoice settled in time: %d %s", a.status, a.body)
 	}
 }
 
