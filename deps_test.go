@@ -18,7 +18,7 @@ func TestLeanPackages(t *testing.T) {
 	forbidden := []string{"github.com/ethereum/go-ethereum", "modernc.org/sqlite", "github.com/jackc/pgx", "database/sql", "github.com/mattn/go-sqlite3"}
 	for _, pkg := range []string{".", "./lifecycle", "./paywall", "./client", "./x402", "./eip3009", "./x402/facilitated", "./config", "./fwdauth", "./credits", "./freetier", "./siwx",
 		"./lightning", "./lightning/bolt11", "./lightning/lnd", "./lightning/devnode", "./l402",
-		"./mpp", "./mpp/evmcharge", "./mpp/tempocharge", "./mpp/mppclient"} {
+		"./mpp", "./mpp/evmcharge", "./mpp/tempocharge", "./mpp/lightningcharge", "./mpp/mppclient"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)

@@ -75,6 +75,10 @@ rails:                            # ways to pay; one 402 offers them all
   - name: sats
     kind: l402
     dev: true                     # an in-process Lightning node: real BOLT11 invoices, paid by coinop curl
+  - name: sats-mpp                # the Payment scheme's lightning method, on the same development node
+    kind: mpp
+    method: lightning
+    dev: true
 routes:
   - match: "GET /{$}"
     free: true
@@ -108,13 +112,15 @@ routes:
   - match: "GET /forecast"
     description: "A week's forecast"
     mime_type: application/json
-    accept:                       # one 402, three dialects: x402 (USDC), L402 (Lightning), the Payment scheme (USDC)
+    accept:                       # one 402, three dialects: x402 (USDC), L402 (Lightning), the Payment scheme (USDC and Lightning)
       - rail: usdc
         price: "0.002 USDC"
       - rail: sats
         price: "20 sat"
       - rail: usdc-mpp
         price: "0.002 USDC"
+      - rail: sats-mpp
+        price: "20 sat"
 admin:
   listen: "{{.AdminListen}}"      # metrics, the payments API and the dashboard; loopback needs no token
 `))
@@ -225,10 +231,11 @@ Try it:
   go run ./cmd/coinop curl -i %s/weather                    # pays 0.001 USDC
   curl -H "PAYMENT-SIGNATURE: $(go run ./cmd/coinop sign %s/weather)" %s/weather
   go run ./cmd/coinop curl --prefer l402 -i %s/forecast     # pays 20 sat over Lightning (L402)
+  go run ./cmd/coinop curl --prefer mpp -H 'Accept-Payment: lightning/charge' -i %s/forecast   # 20 sat, the Payment scheme
   go run ./cmd/coinop balance                               # payer and payee balances
   go run ./cmd/coinop curl -i %s/quote                      # buys the credits pack once, then spends 1 credit a call
   go run ./cmd/coinop credits                               # the credits you hold, per gateway
-`, url, state.Network, "in memory", chain.RPCURL, state.Token, state.Payer, filepath.Join(dir, "payer.key"), state.Payee, cfgPath, adminListen, url, url, url, url, url, url)
+`, url, state.Network, "in memory", chain.RPCURL, state.Token, state.Payer, filepath.Join(dir, "payer.key"), state.Payee, cfgPath, adminListen, url, url, url, url, url, url, url)
 	})
 }
 

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/coinop/coinop"
@@ -19,9 +21,33 @@ import (
 	"github.com/coinop/coinop/l402"
 	"github.com/coinop/coinop/lightning"
 	"github.com/coinop/coinop/lightning/regtest"
+	"github.com/coinop/coinop/mpp"
+	"github.com/coinop/coinop/mpp/lightningcharge"
 )
 
 func TestMain(m *testing.M) { os.Exit(regtest.Main(m)) }
+
+// serveConfig writes yaml to dir/coinop.yaml, loads it and serves its
+// gateway on loopback until the test ends.
+func serveConfig(t *testing.T, dir string, yaml []byte) (*gateway.Gateway, *httptest.Server, string) {
+	t.Helper()
+	cfgPath := filepath.Join(dir, "coinop.yaml")
+	if err := os.WriteFile(cfgPath, yaml, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(t.Context(), cfg, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(srv.Close)
+	return g, srv, cfgPath
+}
 
 // TestL402Regtest: on a real Lightning network, `coinop curl` paying
 // through alice's lnd buys from a gateway whose invoices are bob's.
@@ -61,21 +87,7 @@ routes:
         price: 2.5 sat
 `, upstream.URL, filepath.Join(dir, "gateway.db"), net.Bob.RESTURL, net.Bob.InvoiceMacaroon, net.Bob.TLSCert,
 		net.Bob.RESTURL, net.Bob.InvoiceMacaroon, net.Bob.TLSCert)
-	cfgPath := filepath.Join(dir, "coinop.yaml")
-	if err := os.WriteFile(cfgPath, yaml, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(ctx, cfg, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	srv := httptest.NewServer(g.Handler())
-	t.Cleanup(srv.Close)
+	g, srv, cfgPath := serveConfig(t, dir, yaml)
 
 	data := t.TempDir()
 	curl := func(t *testing.T, path string, extra ...string) (int, string, string) {
@@ -256,4 +268,191 @@ func TestDevL402(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "lightning  999960 sat spendable, 40 sat receivable") {
 		t.Errorf("balance: exit %d\n%s\n%s", code, out, errOut)
 	}
+}
+
+// TestDevMPPLightning: `coinop dev`'s /forecast 402 also carries a
+// Payment challenge of method lightning on the development node, and
+// `coinop curl --prefer mpp` pays it (Accept-Payment asks for that method
+// alone), within --max-sats.
+func TestDevMPPLightning(t *testing.T) {
+	d := startDev(t)
+	resp, err := http.Get(d.gateway + "/forecast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cs, err := mpp.ParseChallenges(resp.Header.Values("WWW-Authenticate"))
+	var methods []string
+	for _, c := range cs {
+		methods = append(methods, c.Method)
+	}
+	if resp.StatusCode != 402 || err != nil || strings.Join(methods, ",") != "evm,lightning" {
+		t.Fatalf("402 %d: Payment methods %v (%v)", resp.StatusCode, methods, err)
+	}
+	o, err := lightningcharge.DecodeRequest(cs[1].Request)
+	if err != nil || o.Amount != "20" || o.Network != "regtest" {
+		t.Fatalf("lightning request %+v: %v", o, err)
+	}
+	accept := []string{"-H", "Accept-Payment: lightning/charge"}
+	code, out, errOut := d.run(t, append([]string{"curl", "--prefer", "mpp", "--max-sats", "19", "--data-dir", d.data}, append(accept, d.gateway+"/forecast")...)...)
+	// Above the limit the lightning challenge is not paid (the same 402's
+	// USDC offer may be).
+	if strings.Contains(errOut, "(lightning)") || !strings.Contains(errOut, "wallet") {
+		t.Fatalf("--max-sats 19: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = d.run(t, append([]string{"curl", "-i", "--prefer", "mpp", "--data-dir", d.data}, append(accept, d.gateway+"/forecast")...)...)
+	if code != 0 || !strings.Contains(out, `"days"`) || !strings.Contains(errOut, "through the Payment scheme (lightning)") {
+		t.Fatalf("curl --prefer mpp: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var receipt string
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, "Payment-Receipt") {
+			receipt = strings.TrimSpace(v)
+		}
+	}
+	rc, err := mpp.ParseReceipt(receipt)
+	if err != nil || rc.Method != "lightning" || len(rc.Reference) != 64 {
+		t.Errorf("receipt %q: %+v (%v)", receipt, rc, err)
+	}
+}
+
+// TestMPPLightningRegtest: on a real Lightning network, `coinop curl` as
+// alice pays a gateway whose invoices are bob's through the Payment
+// scheme's lightning method: the invoice is SETTLED at bob for exactly the
+// price, the receipt is of method lightning, the same credential again is
+// refused, a wrong preimage gets 402 with its reason, and one credential
+// sent 50 times at once is served once.
+func TestMPPLightningRegtest(t *testing.T) {
+	net := regtest.Shared(t)
+	ctx := t.Context()
+	var served atomic.Int32
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		io.WriteString(w, "paid content for "+r.URL.Path)
+	}))
+	t.Cleanup(upstream.Close)
+	dir := t.TempDir()
+	yaml := fmt.Appendf(nil, `
+upstream: %s
+store: %s
+rails:
+  - name: bob-mpp
+    kind: mpp
+    method: lightning
+    lnd: %s
+    macaroon_file: %s
+    tls_cert_file: %s
+    network: regtest
+routes:
+  - match: GET /weather
+    accept:
+      - rail: bob-mpp
+        price: 150 sat
+`, upstream.URL, filepath.Join(dir, "gateway.db"), net.Bob.RESTURL, net.Bob.InvoiceMacaroon, net.Bob.TLSCert)
+	g, srv, cfgPath := serveConfig(t, dir, yaml)
+	url := srv.URL + "/weather"
+	var out, errOut bytes.Buffer
+	if code := cli.Main(ctx, []string{"check", "-c", cfgPath}, cli.Env{Stdout: &out, Stderr: &errOut, Stdin: strings.NewReader("")}); code != 0 ||
+		!strings.Contains(out.String(), "rail bob-mpp lnd "+net.Bob.RESTURL) {
+		t.Errorf("coinop check: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	alice := []string{"--lnd", net.Alice.RESTURL, "--lnd-macaroon", net.Alice.AdminMacaroon, "--lnd-tlscert", net.Alice.TLSCert}
+
+	// The credential coinop curl sends, printed by coinop sign.
+	code := cli.Main(ctx, append(append([]string{"sign", "--prefer", "mpp", "--data", t.TempDir()}, alice...), url), cli.Env{Stdout: &out, Stderr: &errOut, Stdin: strings.NewReader("")})
+	cred := strings.TrimSpace(out.String())
+	if code != 0 || !strings.HasPrefix(cred, "Payment ") {
+		t.Fatalf("sign --prefer mpp: exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	send := func(t *testing.T, auth string) (int, http.Header, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0, nil, ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var p struct{ Reason string }
+		json.Unmarshal(b, &p)
+		return resp.StatusCode, resp.Header, p.Reason
+	}
+
+	t.Run("coinop curl pays, invoice settled for exactly the price", func(t *testing.T) {
+		var out, errOut bytes.Buffer
+		code := cli.Main(ctx, append(append([]string{"curl", "-i", "--prefer", "mpp", "--data-dir", t.TempDir()}, alice...), url), cli.Env{Stdout: &out, Stderr: &errOut, Stdin: strings.NewReader("")})
+		if code != 0 || !strings.Contains(out.String(), "paid content for /weather") || !strings.Contains(errOut.String(), "(lightning)") {
+			t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+		}
+		var receipt string
+		for _, l := range strings.Split(out.String(), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, "Payment-Receipt") {
+				receipt = strings.TrimSpace(v)
+			}
+		}
+		rc, err := mpp.ParseReceipt(receipt)
+		if err != nil || rc.Method != "lightning" || rc.Status != "success" || rc.ChallengeID == "" {
+			t.Fatalf("receipt %q: %+v (%v)", receipt, rc, err)
+		}
+		h, err := lightning.ParseHash(rc.Reference)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv, err := net.Bob.Client.LookupInvoice(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := g.Store().List(ctx, coinop.StateSettled, 1000)
+		if err != nil || len(ps) != 1 || ps[0].Rail != "bob-mpp" || ps[0].Reference != rc.Reference {
+			t.Fatalf("settled %+v (%v), want one of bob-mpp, reference %s", ps, err, rc.Reference)
+		}
+		if inv.State != lightning.InvoiceSettled || inv.PaidMsat != 150_000 || ps[0].Amount.Int64() != 150_000 {
+			t.Errorf("bob's invoice %s for %d msat paid, journal %s; want SETTLED, 150000, 150000", inv.State, inv.PaidMsat, ps[0].Amount)
+		}
+	})
+
+	t.Run("one credential sent 50 times at once is served once", func(t *testing.T) {
+		before := served.Load()
+		var ok atomic.Int32
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Go(func() {
+				if code, _, _ := send(t, cred); code == 200 {
+					ok.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if ok.Load() != 1 || served.Load()-before != 1 {
+			t.Errorf("%d answers 200, upstream served %d; want 1, 1", ok.Load(), served.Load()-before)
+		}
+	})
+
+	t.Run("the same credential again is refused", func(t *testing.T) {
+		code, h, reason := send(t, cred)
+		if code != 402 || reason != coinop.ReasonReplayed || len(h.Values("WWW-Authenticate")) != 1 {
+			t.Errorf("%d %s, %d challenges; want 402 %s with a fresh challenge", code, reason, len(h.Values("WWW-Authenticate")), coinop.ReasonReplayed)
+		}
+	})
+
+	t.Run("a wrong preimage gets 402 with its reason", func(t *testing.T) {
+		_, h, _ := send(t, "")
+		cs, err := mpp.ParseChallenges(h.Values("WWW-Authenticate"))
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("challenges %v (%v)", cs, err)
+		}
+		c, err := (&mpp.Credential{Challenge: cs[0], Payload: lightningcharge.EncodePayload(lightning.Preimage{1})}).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, _, reason := send(t, c); code != 402 || reason != lightningcharge.ReasonPreimage {
+			t.Errorf("%d %s, want 402 %s", code, reason, lightningcharge.ReasonPreimage)
+		}
+	})
 }

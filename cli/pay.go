@@ -165,10 +165,13 @@ func (p *payFlags) x402(env Env) *client.X402 {
 }
 
 // mpp is the Payment scheme's method: evm authorizations from the wallet,
-// and tempo pushes when --rpc names nodes.
+// tempo pushes when --rpc names nodes, and lightning invoices paid
+// through the node the l402 method pays with.
 func (p *payFlags) mpp(env Env) *mppclient.Method {
 	load := func() (*eip3009.Key, error) { return p.loadKey(env) }
-	m := &mppclient.Method{LoadKey: load, Decimals: p.decimals}
+	data := dataDir(p.data, env)
+	m := &mppclient.Method{LoadKey: load, Decimals: p.decimals,
+		Lightning: func() (lightning.Payer, error) { return p.lightningPayer(data, env) }}
 	if len(p.rpc) > 0 {
 		m.Pusher = &pusher{load: load, rpc: p.rpc}
 	}

@@ -34,20 +34,23 @@ func DevNodeFile(dataDir, rail string) string {
 	return filepath.Join(dataDir, "lightning", rail, "node.json")
 }
 
-// devNodes are the development nodes of a gateway, by rail name: kept
-// across reloads, so that invoices issued before one can still be paid
-// and checked after it.
+// devNodes is the development node of a gateway, shared by all its dev:
+// true rails (l402 and the Payment scheme's lightning), so that one buyer
+// node pays every one of them: it starts with the first such rail, listens
+// where that rail says, and is described in that rail's DevNodeFile. It is
+// kept across reloads, so that invoices issued before one can still be
+// paid and checked after it.
 type devNodes struct {
-	mu    sync.Mutex
-	nodes map[string]*devnode.Node
-	srvs  []*devnode.Server
+	mu   sync.Mutex
+	node *devnode.Node
+	srvs []*devnode.Server
 }
 
 func (d *devNodes) get(dataDir, rail, listen string) (*devnode.Node, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if n, ok := d.nodes[rail]; ok {
-		return n, nil
+	if d.node != nil {
+		return d.node, nil
 	}
 	n, err := devnode.New(devnode.Config{})
 	if err != nil {
@@ -69,10 +72,7 @@ func (d *devNodes) get(dataDir, rail, listen string) (*devnode.Node, error) {
 		srv.Close()
 		return nil, err
 	}
-	if d.nodes == nil {
-		d.nodes = map[string]*devnode.Node{}
-	}
-	d.nodes[rail] = n
+	d.node = n
 	d.srvs = append(d.srvs, srv)
 	return n, nil
 }
@@ -84,8 +84,40 @@ func (d *devNodes) close() error {
 	for _, s := range d.srvs {
 		errs = append(errs, s.Close())
 	}
-	d.srvs, d.nodes = nil, nil
+	d.srvs, d.node = nil, nil
 	return errors.Join(errs...)
+}
+
+// lightningNode is the node of a rail named rail with the node settings
+// s (an l402 block's, or an mpp lightning block's, which reads as one): the
+// development node kept for the rail's name, or an lnd client probed once.
+// Its errors are located at at, the rail block.
+func lightningNode(ctx context.Context, env *railEnv, rail string, s *config.L402Rail, at string) (lightning.Invoicer, error) {
+	if s.Dev {
+		n, err := env.dev.get(env.cfg.DataDir, rail, s.DevListen)
+		if err != nil {
+			return nil, env.cfg.Errorf(at, "rail %s: development node: %v", rail, err)
+		}
+		return n, nil
+	}
+	c, err := lnd.New(lnd.Config{URL: s.LND, MacaroonFile: s.MacaroonFile, TLSCertFile: s.TLSCertFile})
+	if err != nil {
+		return nil, env.cfg.Errorf(at, "rail %s: %v", rail, err)
+	}
+	// A node on another network would sell invoices nobody here can
+	// pay; one that does not answer is logged, and priced requests
+	// fail closed until it does.
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	info, err := c.Probe(pctx)
+	cancel()
+	switch {
+	case err != nil:
+		env.opts.Logger.Warn("lnd does not answer; its priced requests fail closed until it does", "rail", rail, "lnd", s.LND, "err", err)
+	case info == nil: // the macaroon may not read node info: each invoice's network is checked
+	case len(info.Chains) > 0 && info.Chains[0].Network != s.Network:
+		return nil, env.cfg.Errorf(at, "rail %s: lnd at %s is on %s, not %s", rail, s.LND, info.Chains[0].Network, s.Network)
+	}
+	return c, nil
 }
 
 func (l402Module) provision(ctx context.Context, env *railEnv, r *config.Rail, at string) (*provisioned, error) {
@@ -97,32 +129,9 @@ func (l402Module) provision(ctx context.Context, env *railEnv, r *config.Rail, a
 	if !ok {
 		return nil, env.cfg.Errorf("store", "rail %s: the journal cannot hold L402 root keys", r.Name)
 	}
-	var node lightning.Invoicer
-	if s.Dev {
-		n, err := env.dev.get(env.cfg.DataDir, r.Name, s.DevListen)
-		if err != nil {
-			return nil, env.cfg.Errorf(at, "rail %s: development node: %v", r.Name, err)
-		}
-		node = n
-	} else {
-		c, err := lnd.New(lnd.Config{URL: s.LND, MacaroonFile: s.MacaroonFile, TLSCertFile: s.TLSCertFile})
-		if err != nil {
-			return nil, env.cfg.Errorf(at, "rail %s: %v", r.Name, err)
-		}
-		// A node on another network would sell invoices nobody here can
-		// pay; one that does not answer is logged, and priced requests
-		// fail closed until it does.
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		info, err := c.Probe(pctx)
-		cancel()
-		switch {
-		case err != nil:
-			env.opts.Logger.Warn("lnd does not answer; L402 requests fail closed until it does", "rail", r.Name, "lnd", s.LND, "err", err)
-		case info == nil: // the macaroon may not read node info: each invoice's network is checked
-		case len(info.Chains) > 0 && info.Chains[0].Network != s.Network:
-			return nil, env.cfg.Errorf(at, "rail %s: lnd at %s is on %s, not %s", r.Name, s.LND, info.Chains[0].Network, s.Network)
-		}
-		node = c
+	node, err := lightningNode(ctx, env, r.Name, s, at)
+	if err != nil {
+		return nil, err
 	}
 	rail, err := l402.New(ctx, l402.Config{
 		Name: r.Name, Service: s.Service, Node: node, Store: st, Network: s.Network,

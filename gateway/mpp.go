@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/coinop/coinop/evm"
 	"github.com/coinop/coinop/mpp"
 	"github.com/coinop/coinop/mpp/evmcharge"
+	"github.com/coinop/coinop/mpp/lightningcharge"
 	"github.com/coinop/coinop/mpp/tempocharge"
 )
 
@@ -25,7 +27,7 @@ type mppModule struct{}
 // hash.
 const minMPPSecret = 32
 
-func (mppModule) provision(_ context.Context, env *railEnv, r *config.Rail, at string) (*provisioned, error) {
+func (mppModule) provision(ctx context.Context, env *railEnv, r *config.Rail, at string) (*provisioned, error) {
 	s, ok := r.Settings.(*config.MPPRail)
 	if !ok {
 		return nil, env.cfg.Errorf(at, "rail %s: settings of kind %s are %T", r.Name, r.Kind, r.Settings)
@@ -38,7 +40,7 @@ func (mppModule) provision(_ context.Context, env *railEnv, r *config.Rail, at s
 	if !ok {
 		return nil, env.cfg.Errorf(at+".method", "rail %s: method %q has no provisioner in this gateway", r.Name, s.Method)
 	}
-	method, err := build(env, s, at)
+	method, err := build(ctx, env, r.Name, s, at)
 	if err != nil {
 		return nil, err
 	}
@@ -59,21 +61,38 @@ type reconcilingRail struct {
 	coinop.Reconciler
 }
 
+// mppMethodBuilder builds the method of the mpp rail named rail with
+// settings s; its errors are located at at, the rail block.
+type mppMethodBuilder func(ctx context.Context, env *railEnv, rail string, s *config.MPPRail, at string) (mpp.Method, error)
+
 // mppMethods build the Payment scheme's methods, by name: one line per
-// method (config lists the names an mpp block may use). Their errors are
-// located at at, the rail block. The lightning
-// method joins here once the Lightning backend exists.
-func mppMethods() map[string]func(env *railEnv, s *config.MPPRail, at string) (mpp.Method, error) {
-	return map[string]func(env *railEnv, s *config.MPPRail, at string) (mpp.Method, error){
-		config.MPPMethodEVM:   evmMethod,
-		config.MPPMethodTempo: tempoMethod,
+// method (config lists the names an mpp block may use).
+func mppMethods() map[string]mppMethodBuilder {
+	return map[string]mppMethodBuilder{
+		config.MPPMethodEVM:       evmMethod,
+		config.MPPMethodTempo:     tempoMethod,
+		config.MPPMethodLightning: lightningMethod,
 	}
+}
+
+// lightningMethod is the lightning charge on the rail's node, provisioned
+// as an l402 rail's (lnd probed once, or the development node kept for
+// the rail's name). Its invoices expire with their challenges, two seconds
+// later: a challenge's expires (written in whole seconds, after its invoice
+// was made) is never later than its invoice's.
+func lightningMethod(ctx context.Context, env *railEnv, rail string, s *config.MPPRail, at string) (mpp.Method, error) {
+	n := s.Node()
+	node, err := lightningNode(ctx, env, rail, n, at)
+	if err != nil {
+		return nil, err
+	}
+	return &lightningcharge.Method{Node: node, Network: n.Network, Expiry: s.MaxTimeout + 2*time.Second}, nil
 }
 
 // evmMethod is the evm charge over the x402 exact scheme of the rail's
 // network, asset and recipient (settled on the gateway's node or by the
 // network's facilitator).
-func evmMethod(env *railEnv, s *config.MPPRail, at string) (mpp.Method, error) {
+func evmMethod(_ context.Context, env *railEnv, _ string, s *config.MPPRail, at string) (mpp.Method, error) {
 	res := s.Resolved
 	scheme, err := exactScheme(env, res, s.MaxTimeout, at)
 	if err != nil {
@@ -84,7 +103,7 @@ func evmMethod(env *railEnv, s *config.MPPRail, at string) (mpp.Method, error) {
 
 // tempoMethod is the tempo charge in push mode, checked on the network's
 // node.
-func tempoMethod(env *railEnv, s *config.MPPRail, at string) (mpp.Method, error) {
+func tempoMethod(_ context.Context, env *railEnv, _ string, s *config.MPPRail, at string) (mpp.Method, error) {
 	res := s.Resolved
 	chain, ok := env.chains[res.Network]
 	if !ok {

@@ -194,14 +194,19 @@ func Check(ctx context.Context, cfg *config.Config, opts Options) []Finding {
 		}
 	}
 	for i, r := range cfg.Rails {
-		if s, ok := r.Settings.(*config.L402Rail); ok {
+		switch s := r.Settings.(type) {
+		case *config.L402Rail:
 			out = append(out, probeLND(ctx, fmt.Sprintf("rails[%d]", i), r.Name, s))
+		case *config.MPPRail:
+			if s.Method == config.MPPMethodLightning {
+				out = append(out, probeLND(ctx, fmt.Sprintf("rails[%d]", i), r.Name, s.Node()))
+			}
 		}
 	}
 	return out
 }
 
-// probeLND checks that an l402 rail's lnd answers with its macaroon and
+// probeLND checks that an l402 (or mpp lightning) rail's lnd answers with its macaroon and
 // certificate, on the configured network.
 func probeLND(ctx context.Context, path, name string, s *config.L402Rail) Finding {
 	f := Finding{Path: path, Finding: evm.Finding{Subject: "rail " + name + " lnd " + s.LND, Asset: -1}}

@@ -53,6 +53,47 @@ type Checked struct {
 	Now time.Time
 	// State is private to the method.
 	State any
+	// Late reports that the challenge had expired when the credential was
+	// presented: only a LateTaker's checks see such a credential.
+	Late bool
+}
+
+// LateTaker is implemented by methods whose money moves before the
+// credential is presented (lightning: the invoice settles, then the payer
+// learns the preimage): refusing a credential paid in time but presented
+// after its challenge expired would keep money that bought nothing. A
+// credential presented late goes on to the method's checks with
+// Checked.Late set, and the method must refuse it unless the payment
+// provably completed before the challenge expired.
+type LateTaker interface {
+	TakesLate() bool
+}
+
+// Issuer is implemented by methods whose request is made afresh for
+// every challenge (lightning: a new invoice, so a new payment hash): Issue
+// replaces Request when a challenge is issued, and an echoed request is
+// judged by Matches instead of being compared with Request's. The
+// challenge's id binds the issued request, so Matches sees only requests
+// this rail issued; it says whether one still buys charge ch (its price).
+type Issuer interface {
+	Issue(ctx context.Context, ch coinop.Charge) (map[string]any, error)
+	Matches(ch coinop.Charge, request string) error
+}
+
+// ProblemTyper is implemented by methods whose specification names
+// problem types of its own for the scheme's refusals of a credential
+// answering the method (lightning: expired-invoice for payment-expired):
+// ProblemType maps a base type to the method's, or returns it unchanged.
+type ProblemTyper interface {
+	ProblemType(base string) string
+}
+
+// typed gives e the method's problem type (ProblemTyper).
+func (r *Rail) typed(e *coinop.Error) *coinop.Error {
+	if pt, ok := r.Method.(ProblemTyper); ok {
+		e.Type = pt.ProblemType(e.Type)
+	}
+	return e
 }
 
 // Reverifier is implemented by methods whose credentials may be proven
@@ -149,7 +190,7 @@ const (
 // its offer. A request whose Accept-Payment does not want the method gets
 // none; challenges of several Payment rails are kept in the order of its
 // weights.
-func (r *Rail) Challenge(_ context.Context, c *coinop.Challenge, ch coinop.Charge) error {
+func (r *Rail) Challenge(ctx context.Context, c *coinop.Challenge, ch coinop.Charge) error {
 	var prefs []Preference
 	if c.Request != nil {
 		if v := c.Request.Header.Values(HeaderAcceptPayment); len(v) > 0 {
@@ -160,7 +201,7 @@ func (r *Rail) Challenge(_ context.Context, c *coinop.Challenge, ch coinop.Charg
 	if Weight(prefs, r.Method.Name(), r.Method.Intent()) <= 0 {
 		return nil
 	}
-	chal, err := r.issue(ch)
+	chal, err := r.issue(ctx, ch)
 	if err != nil {
 		return err
 	}
@@ -184,8 +225,14 @@ func (r *Rail) Challenge(_ context.Context, c *coinop.Challenge, ch coinop.Charg
 
 // issue makes a fresh challenge for ch: a random nonce in opaque keeps
 // every challenge, and so every credential, distinct.
-func (r *Rail) issue(ch coinop.Charge) (*Challenge, error) {
-	req, err := r.Method.Request(ch)
+func (r *Rail) issue(ctx context.Context, ch coinop.Charge) (*Challenge, error) {
+	var req map[string]any
+	var err error
+	if is, ok := r.Method.(Issuer); ok {
+		req, err = is.Issue(ctx, ch)
+	} else {
+		req, err = r.Method.Request(ch)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -285,19 +332,28 @@ func (r *Rail) check(h string, ch coinop.Charge, live bool) (*Checked, error) {
 		// Another rail of the same method may have issued it.
 		e := problem(coinop.KindRejected, ProblemInvalidChallenge, ReasonInvalidChallenge, "the echoed challenge was not issued here, or was altered")
 		e.OtherOffer = true
-		return nil, e
+		return nil, r.typed(e)
 	}
 	now := r.now()
 	if live {
 		if want := r.realm(ch.Resource.URL); chal.Realm != want {
-			return nil, problem(coinop.KindRejected, ProblemInvalidChallenge, ReasonRealm, "the challenge is for realm "+chal.Realm+", not "+want)
+			return nil, r.typed(problem(coinop.KindRejected, ProblemInvalidChallenge, ReasonRealm, "the challenge is for realm "+chal.Realm+", not "+want))
 		}
 		exp, ok, err := chal.ExpiresAt()
 		if err != nil || !ok {
-			return nil, problem(coinop.KindRejected, ProblemInvalidChallenge, ReasonInvalidChallenge, "the challenge has no valid expires")
+			return nil, r.typed(problem(coinop.KindRejected, ProblemInvalidChallenge, ReasonInvalidChallenge, "the challenge has no valid expires"))
 		}
-		if !now.Before(exp) {
-			return nil, problem(coinop.KindRejected, ProblemExpired, ReasonExpired, "the challenge expired at "+chal.Expires+"; pay the fresh one")
+		late := !now.Before(exp)
+		if lt, ok := r.Method.(LateTaker); late && (!ok || !lt.TakesLate()) {
+			return nil, r.typed(problem(coinop.KindRejected, ProblemExpired, ReasonExpired, "the challenge expired at "+chal.Expires+"; pay the fresh one"))
+		}
+		if is, ok := r.Method.(Issuer); ok {
+			if err := is.Matches(ch, chal.Request); err != nil {
+				e := problem(coinop.KindRejected, ProblemInvalidChallenge, ReasonInvalidChallenge, "the challenge asks for another payment than this request costs now ("+err.Error()+"); pay the fresh one")
+				e.OtherOffer = true
+				return nil, r.typed(e)
+			}
+			return &Checked{Credential: cred, Charge: ch, Now: now, Late: late}, nil
 		}
 		want, err := r.Method.Request(ch)
 		if err != nil {
@@ -310,8 +366,9 @@ func (r *Rail) check(h string, ch coinop.Charge, live bool) (*Checked, error) {
 		if enc != chal.Request {
 			e := problem(coinop.KindRejected, ProblemInvalidChallenge, ReasonInvalidChallenge, "the challenge asks for another payment than this request costs now; pay the fresh one")
 			e.OtherOffer = true
-			return nil, e
+			return nil, r.typed(e)
 		}
+		return &Checked{Credential: cred, Charge: ch, Now: now, Late: late}, nil
 	}
 	return &Checked{Credential: cred, Charge: ch, Now: now}, nil
 }
@@ -336,7 +393,7 @@ func (r *Rail) Settle(ctx context.Context, p *coinop.Payment, rec coinop.Recorde
 		if rc.Header == nil {
 			rc.Header = http.Header{}
 		}
-		receipt := Receipt{Status: "success", Method: r.Method.Name(), Timestamp: r.now().UTC().Format(time.RFC3339), Reference: rc.Reference}
+		receipt := Receipt{Status: "success", Method: r.Method.Name(), Timestamp: r.now().UTC().Format(time.RFC3339), Reference: rc.Reference, ChallengeID: c.Credential.Challenge.ID}
 		rc.Header.Set(HeaderReceipt, receipt.Encode())
 	}
 	return rc, err

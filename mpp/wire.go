@@ -324,6 +324,8 @@ type Receipt struct {
 	Method    string `json:"method"`
 	Timestamp string `json:"timestamp"` // RFC 3339
 	Reference string `json:"reference"` // the method's settlement reference (a transaction hash)
+	// ChallengeID is the id of the challenge the credential answered.
+	ChallengeID string `json:"challengeId,omitempty"`
 }
 
 // Encode writes r as a Payment-Receipt value: base64url (no padding) JSON.

@@ -84,6 +84,7 @@ done <<'LIST'
 ./mpp FuzzAcceptPayment
 ./mpp/tempocharge FuzzCheck
 ./mpp/evmcharge FuzzDecodeRequest
+./mpp/lightningcharge FuzzDecodePayload
 LIST
 
 step "benchmarks, 100 iterations each (so they keep running; numbers: bench/README.md)"

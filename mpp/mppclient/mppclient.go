@@ -1,11 +1,13 @@
 // Package mppclient is the buyer's side of the Payment scheme: a payment
 // method of coinop's client ("mpp") that answers WWW-Authenticate: Payment
-// challenges with the evm method (an EIP-3009 authorization) or the tempo
-// method in push mode (a transfer it sends, then its hash).
+// challenges with the evm method (an EIP-3009 authorization), the tempo
+// method in push mode (a transfer it sends, then its hash) or the
+// lightning method (an invoice it pays, then its preimage).
 package mppclient
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,8 +21,10 @@ import (
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/client"
 	"github.com/coinop/coinop/eip3009"
+	"github.com/coinop/coinop/lightning"
 	"github.com/coinop/coinop/mpp"
 	"github.com/coinop/coinop/mpp/evmcharge"
+	"github.com/coinop/coinop/mpp/lightningcharge"
 	"github.com/coinop/coinop/mpp/tempocharge"
 	"github.com/coinop/coinop/x402"
 )
@@ -47,6 +51,13 @@ type Method struct {
 	// Pusher sends tempo transfers; without it tempo challenges are not
 	// offered.
 	Pusher Pusher
+	// Lightning is the node that pays lightning invoices (the buyer's lnd,
+	// or the development node); called once, when a payment needs it.
+	// Without it lightning challenges are not offered.
+	Lightning func() (lightning.Payer, error)
+	// MaxFeeMsat is the most a lightning payment may spend on routing. If
+	// zero, 1% of the amount, at least 10 sat.
+	MaxFeeMsat int64
 	// Decimals writes amounts for people: the buyer's, never the server's
 	// (the challenge's methodDetails.decimals could make a large amount
 	// read small). Zero writes atomic units.
@@ -109,6 +120,10 @@ func (m *Method) Options(ctx context.Context, ch *client.Challenge) ([]client.Op
 			}
 		case c.Method == tempocharge.Name && c.Intent == mpp.IntentCharge && m.Pusher != nil:
 			if o, err := m.tempoOption(c, ch); err == nil {
+				out = append(out, o)
+			}
+		case c.Method == lightningcharge.Name && c.Intent == mpp.IntentCharge && m.Lightning != nil:
+			if o, err := m.lightningOption(c); err == nil {
 				out = append(out, o)
 			}
 		}
@@ -255,6 +270,47 @@ func (m *Method) tempoOption(c mpp.Challenge, ch *client.Challenge) (client.Opti
 			}
 			payload, _ := json.Marshal(tempocharge.Payload{Type: "hash", Hash: "0x" + hex.EncodeToString(hash[:])})
 			return encode(&mpp.Credential{Challenge: c, Payload: payload})
+		},
+	}, nil
+}
+
+// lightningOption is a lightning challenge whose request and invoice
+// agree (lightningcharge.DecodeRequest) and which has not expired, by the
+// challenge's expires or the invoice's: priced in msat, the invoice's
+// amount, so the Policy's sat limits apply.
+func (m *Method) lightningOption(c mpp.Challenge) (client.Option, error) {
+	o, err := lightningcharge.DecodeRequest(c.Request)
+	if err != nil {
+		return client.Option{}, err
+	}
+	now := m.now()
+	if exp, ok, err := c.ExpiresAt(); err != nil || (ok && !now.Before(exp)) || o.Invoice.Expired(now) {
+		return client.Option{}, errors.New("the challenge or its invoice has expired")
+	}
+	inv := o.Invoice
+	price := client.Price{Amount: big.NewInt(inv.AmountMsat), Unit: client.UnitMsat, Decimals: 3, Symbol: "sat"}
+	return client.Option{
+		Method: "mpp", Price: price, Network: "lightning:" + o.Network, PayTo: hex.EncodeToString(inv.Payee[:]), Header: mpp.HeaderAuthorization,
+		About: fmt.Sprintf("%s to node %x… on %s through the Payment scheme (lightning)", price, inv.Payee[:4], o.Network),
+		Pay: func(ctx context.Context) (*client.Credential, error) {
+			payer, err := m.Lightning()
+			if err != nil {
+				return nil, err
+			}
+			fee := m.MaxFeeMsat
+			if fee == 0 {
+				fee = max(inv.AmountMsat/100, 10_000)
+			}
+			p, err := payer.PayInvoice(ctx, o.MethodDetails.Invoice, fee)
+			switch {
+			case errors.Is(err, lightning.ErrPaymentFailed):
+				return nil, fmt.Errorf("lightning: %w", err)
+			case err != nil:
+				return nil, fmt.Errorf("lightning: %w: %w", client.ErrMaybeSpent, err)
+			case sha256.Sum256(p.Preimage[:]) != inv.Hash:
+				return nil, fmt.Errorf("lightning: %w: the node returned a preimage that is not the invoice's", client.ErrMaybeSpent)
+			}
+			return encode(&mpp.Credential{Challenge: c, Payload: lightningcharge.EncodePayload(p.Preimage)})
 		},
 	}, nil
 }
