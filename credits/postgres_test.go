@@ -1,20 +1,14 @@
 package credits_test
 
 import (
-	"context"
-	"fmt"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/coinop/coinop/credits"
 	"github.com/coinop/coinop/store/postgres"
+	"github.com/coinop/coinop/store/postgres/pgtest"
 )
 
 // pgSchema returns a DSN on a fresh schema of $PG_DSN (scripts/postgres.sh
@@ -22,41 +16,8 @@ import (
 // under COINOP_CI=1 or COINOP_REQUIRE_POSTGRES=1.
 func pgSchema(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("PG_DSN")
-	if dsn == "" {
-		if os.Getenv("COINOP_CI") == "1" || os.Getenv("COINOP_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("PG_DSN is not set")
-		}
-		t.Skip("PG_DSN is not set; start a server with scripts/postgres.sh start DIR")
-	}
-	name := fmt.Sprintf("credits_test_%d_%d", os.Getpid(), schemaN.Add(1))
-	conn, err := pgx.Connect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(t.Context(), `CREATE SCHEMA `+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if conn, err := pgx.Connect(ctx, dsn); err == nil {
-			conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{name}.Sanitize()+` CASCADE`)
-			conn.Close(ctx)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("PG_DSN: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.Schema(t, "credits_test")
 }
-
-var schemaN atomic.Int64
 
 func openPG(t *testing.T, dsn string) *postgres.Store {
 	t.Helper()

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,12 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/coinop/coinop"
 	"github.com/coinop/coinop/freetier"
 	"github.com/coinop/coinop/paywall"
 	"github.com/coinop/coinop/store/postgres"
+	"github.com/coinop/coinop/store/postgres/pgtest"
 	"github.com/coinop/coinop/store/sqlite"
 )
 
@@ -235,35 +232,7 @@ func splitComma(s string) []string {
 
 func pgSchema(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("PG_DSN")
-	if dsn == "" {
-		if os.Getenv("COINOP_CI") == "1" || os.Getenv("COINOP_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("PG_DSN is not set")
-		}
-		t.Skip("PG_DSN is not set; start a server with scripts/postgres.sh start DIR")
-	}
-	name := fmt.Sprintf("freetier_test_%d_%d", os.Getpid(), time.Now().UnixNano())
-	conn, err := pgx.Connect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(t.Context(), `CREATE SCHEMA `+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if conn, err := pgx.Connect(ctx, dsn); err == nil {
-			conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{name}.Sanitize()+` CASCADE`)
-			conn.Close(ctx)
-		}
-	})
-	u, _ := url.Parse(dsn)
-	q := u.Query()
-	q.Set("search_path", name)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.Schema(t, "freetier_test")
 }
 
 func openPG(t *testing.T, dsn string) *postgres.Store {

@@ -1,13 +1,14 @@
 package main_test
 
 import (
+	"github.com/coinop/coinop/store/postgres/pgtest"
+
 	"context"
 	"crypto/ecdsa"
 	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +22,6 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/coinop/coinop/client"
 	"github.com/coinop/coinop/contracts"
@@ -63,37 +63,7 @@ routes:
 // that selects it.
 func pgSchema(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("PG_DSN")
-	if dsn == "" {
-		if os.Getenv("COINOP_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("PG_DSN is not set and COINOP_REQUIRE_POSTGRES=1")
-		}
-		t.Skip("PG_DSN is not set; scripts/test.sh starts a PostgreSQL")
-	}
-	name := fmt.Sprintf("coinop_cmd_%d", time.Now().UnixNano())
-	conn, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+name+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.Schema(t, "coinop_cmd")
 }
 
 // sendPaid sends one GET with a payment header and returns the status (0 on

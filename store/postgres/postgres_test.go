@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,71 +18,18 @@ import (
 	"github.com/coinop/coinop/lifecycle"
 	"github.com/coinop/coinop/store"
 	"github.com/coinop/coinop/store/postgres"
+	"github.com/coinop/coinop/store/postgres/pgtest"
 	"github.com/coinop/coinop/store/storetest"
 )
 
 var _ storetest.Store = (*postgres.Store)(nil)
 
-// serverDSN returns $PG_DSN, the server the tests use (scripts/postgres.sh
-// starts one). Without it the test is skipped, or fails when
-// COINOP_REQUIRE_POSTGRES=1 says a run must not silently skip PostgreSQL.
-func serverDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv("PG_DSN")
-	if dsn == "" {
-		if os.Getenv("COINOP_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("PG_DSN is not set and COINOP_REQUIRE_POSTGRES=1")
-		}
-		t.Skip("PG_DSN is not set; start a server with scripts/postgres.sh start DIR")
-	}
-	return dsn
-}
+// serverDSN is the test server's DSN (pgtest.ServerDSN).
+func serverDSN(t testing.TB) string { return pgtest.ServerDSN(t) }
 
-var schemas atomic.Int64
-
-// freshSchema creates an empty schema, dropped when t ends, and returns a
-// DSN whose search_path selects it: every test gets a journal of its own.
-func freshSchema(t testing.TB) string {
-	t.Helper()
-	dsn := serverDSN(t)
-	name := fmt.Sprintf("coinop_test_%d_%d", os.Getpid(), schemas.Add(1))
-	ident := pgx.Identifier{name}.Sanitize()
-	conn := connect(t, dsn)
-	if _, err := conn.Exec(t.Context(), `CREATE SCHEMA `+ident); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// t.Context is cancelled by now.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA `+ident+` CASCADE`); err != nil {
-			t.Errorf("dropping schema %s: %v", name, err)
-		}
-	})
-	return withParam(t, dsn, "search_path", name)
-}
-
-// withParam adds a connection parameter to a URL or key=value DSN.
-func withParam(t testing.TB, dsn, key, value string) string {
-	t.Helper()
-	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
-		return dsn + " " + key + "=" + value
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("PG_DSN: %v", err)
-	}
-	q := u.Query()
-	q.Set(key, value)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// freshSchema is a DSN on an empty schema of the test's own, dropped when t
+// ends: every test gets a journal of its own.
+func freshSchema(t testing.TB) string { return pgtest.Schema(t, "coinop_test") }
 
 // connect opens a plain connection, for looking under the store.
 func connect(t testing.TB, dsn string) *pgx.Conn {
@@ -462,7 +407,7 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 }
 
 func TestOpenRefusesAsynchronousCommit(t *testing.T) {
-	dsn := withParam(t, freshSchema(t), "synchronous_commit", "off")
+	dsn := pgtest.WithParam(t, freshSchema(t), "synchronous_commit", "off")
 	if s, err := postgres.Open(t.Context(), dsn); err == nil {
 		s.Close()
 		t.Error("Open with synchronous_commit=off succeeded")
