@@ -28,15 +28,39 @@ import (
 	"github.com/coinop/coinop/x402"
 )
 
-// buildCoinop compiles this command once per test run.
+// coinopBin is the command, built once for every test of this binary
+// (TestMain removes it).
+var coinopBin struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// buildCoinop returns the command built from this checkout, building it on
+// the first call.
 func buildCoinop(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "coinop")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	coinopBin.once.Do(func() {
+		if coinopBin.dir, coinopBin.err = os.MkdirTemp("", "coinop-test-bin"); coinopBin.err != nil {
+			return
+		}
+		coinopBin.path = filepath.Join(coinopBin.dir, "coinop")
+		if out, err := exec.Command("go", "build", "-o", coinopBin.path, ".").CombinedOutput(); err != nil {
+			coinopBin.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if coinopBin.err != nil {
+		t.Fatal(coinopBin.err)
 	}
-	return bin
+	return coinopBin.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if coinopBin.dir != "" {
+		os.RemoveAll(coinopBin.dir)
+	}
+	os.Exit(code)
 }
 
 // gatewayProc is one `coinop serve` process.
