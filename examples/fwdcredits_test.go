@@ -23,8 +23,9 @@ var balanceLine = regexp.MustCompile(`(?im)^Coinop-Credits-Balance: (\d+)\r?$`)
 // copying a header the check did not send.
 var emptyCoinopHeader = regexp.MustCompile(`(?im)^(Coinop-[A-Za-z-]+|Payment-Response):[ \t]*\r?$`)
 
-// curlCredits runs `coinop curl -i url` and returns its output and the
-// balance header it shows (-1 when none).
+// curlCredits runs `coinop curl -i url` and returns its output (stdout,
+// then what it said on stderr) and the balance header it shows (-1 when
+// none).
 func (d *dev) curlCredits(t *testing.T, url string) (out string, balance int64) {
 	t.Helper()
 	code, out, errOut := coinop(t, "curl", "-i", url, "--data-dir", d.data)
@@ -35,6 +36,7 @@ func (d *dev) curlCredits(t *testing.T, url string) (out string, balance int64) 
 		t.Errorf("an empty header reached the client: %q\n%s", e, out)
 	}
 	m := balanceLine.FindAllStringSubmatch(out, -1)
+	out += "\n" + errOut
 	if len(m) != 1 {
 		return out, -1
 	}
