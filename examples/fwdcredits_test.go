@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coinop/coinop/cli/clitest"
 	"github.com/coinop/coinop/client"
 	"github.com/coinop/coinop/credits"
 )
@@ -146,6 +147,23 @@ func TestForwardAuthCredits(t *testing.T) {
 			balance -= cost
 			if got != balance {
 				t.Fatalf("after the report through %s: balance %d, want %d (given back once)\n%s", px.name, got, balance, out)
+			}
+
+			// The purchase path passed to coinop unchecked is no way to its
+			// report hook: a client cannot give its own charge back.
+			last := svc.apiHeaders()
+			id = last[len(last)-1].Get("X-Coinop-Payment")
+			for _, target := range []string{"/report", "/.well-known/coinop/plans/../../../report", "/.well-known/coinop/plans/%2e%2e/%2e%2e/%2e%2e/report",
+				"/.well-known/coinop/plans/..%2f..%2f..%2freport", "/.well-known/coinop/plans/%2E%2E%2F%2E%2E%2F%2E%2E%2Freport",
+				"/.well-known/coinop/plans//../../../report", "/.well-known/coinop/plans/pack/../../../../report", "/.well-known/coinop/plans/%2e%2e%2f%2e%2e%2f%2e%2e%2frefusal/x"} {
+				a := clitest.SendRaw(strings.TrimPrefix(front, "http://"), "POST", target, "X-Coinop-Payment: "+id, "X-Upstream-Status: 502", "Content-Length: 0")
+				t.Logf("POST %s through %s: %d", target, px.name, a.Status)
+				if strings.Contains(a.Body, `"released"`) || strings.Contains(a.Body, `"settled"`) || a.Status == http.StatusNoContent {
+					t.Errorf("POST %s through %s reached the report hook: %d\n%s", target, px.name, a.Status, a.Body)
+				}
+			}
+			if code, aout, _ := coinop(t, "audit", "-c", conf); code != 0 || !strings.Contains(aout, "released "+strconv.Itoa(released)+",") {
+				t.Errorf("after the client's reports: coinop audit exit %d, want released %d:\n%s", code, released, aout)
 			}
 
 			// A revoked token: the 402 of the route, with the top-up offer.
