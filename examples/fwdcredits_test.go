@@ -20,9 +20,9 @@ import (
 // balanceLine is the balance header in `coinop curl -i` output.
 var balanceLine = regexp.MustCompile(`(?im)^Coinop-Credits-Balance: (\d+)\r?$`)
 
-// emptyCoinopHeader is a Coinop-* header line without a value: a proxy
-// copying a header the check did not send.
-var emptyCoinopHeader = regexp.MustCompile(`(?im)^(Coinop-[A-Za-z-]+|Payment-Response):[ \t]*\r?$`)
+// emptyCoinopHeader is a Coinop-* header line without a value, or with a
+// placeholder for one: a proxy copying a header the check did not send.
+var emptyCoinopHeader = regexp.MustCompile(`(?im)^(Coinop-[A-Za-z-]+|Payment-Response):[ \t]*(\{.*)?\r?$`)
 
 // curlCredits runs `coinop curl -i url` and returns its output (stdout,
 // then what it said on stderr) and the balance header it shows (-1 when
@@ -190,4 +190,59 @@ func (s *service) apiHeaders() []http.Header {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]http.Header(nil), s.api...)
+}
+
+// warningLine is the low-balance warning in `coinop curl -i` output.
+var warningLine = regexp.MustCompile(`(?im)^Coinop-Credits-Warning: (.+?)\r?$`)
+
+// TestForwardAuthCreditsTopUp spends a pack through each proxy on a route
+// that costs most of it: the answer that takes the balance below the
+// examples' low_balance carries the warning through the proxy, and the call
+// the balance no longer covers makes `coinop curl` top the same account up
+// (one more transfer, through the proxy's purchase location) and go on.
+func TestForwardAuthCreditsTopUp(t *testing.T) {
+	d := startDev(t)
+	svc := startService(t)
+	const cost, pack, price = 331, 1000, 50000
+	auth, _ := startAuthFile(t, d, "  - match: GET /api/\n    accept: [{rail: credits, price: \""+strconv.Itoa(cost)+"\"}]\n")
+	store := &client.CreditStore{Path: filepath.Join(d.data, "credits.json")}
+	balance := int64(0) // one account per wallet, across the proxies
+	for _, px := range authProxies {
+		t.Run(px.name, func(t *testing.T) {
+			front, _ := px.start(t, map[string]string{"UPSTREAM": strings.TrimPrefix(svc.url, "http://"), "AUTH": auth})
+			api := front + "/api/data"
+			// The buyer holds no token for this origin: it buys a pack,
+			// which tops the wallet's one account up.
+			balance += pack
+			wantGain := int64(price)
+			var account string
+			for i := range 4 {
+				var out string
+				var got int64
+				gain := d.payeeGain(t, func() { out, got = d.curlCredits(t, api) })
+				balance -= cost
+				if i > 0 {
+					wantGain = 0
+					if balance < 0 {
+						balance += pack
+						wantGain = price
+					}
+				}
+				if gain != wantGain || got != balance || !strings.Contains(out, svc.secret) {
+					t.Fatalf("call %d through %s: moved %d (want %d), balance %d (want %d)\n%s", i+1, px.name, gain, wantGain, got, balance, out)
+				}
+				w := warningLine.FindStringSubmatch(out)
+				if low := balance < 10; low != (w != nil) || low && w[1] != "low; threshold=10" {
+					t.Errorf("call %d through %s at balance %d: warning %q", i+1, px.name, balance, w)
+				}
+				h, _ := store.Get(front)
+				if account == "" {
+					account = h.Account
+				}
+				if h.Account != account || h.Account == "" {
+					t.Errorf("call %d through %s: account %q, then %q: a top-up is the same account", i+1, px.name, account, h.Account)
+				}
+			}
+		})
+	}
 }
