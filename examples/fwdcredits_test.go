@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/coinop/coinop/cli/clitest"
@@ -123,19 +124,30 @@ func TestForwardAuthCredits(t *testing.T) {
 				t.Fatalf("the service saw %d failing calls", len(seen))
 			}
 			id := seen[0].Get("X-Coinop-Payment")
-			for i := range 2 {
+			// Six reports at once, then one more: given back once.
+			report := func() (int, string) {
 				req, _ := http.NewRequest(http.MethodPost, "http://"+auth+"/report", nil)
 				req.Header.Set("X-Coinop-Payment", id)
 				req.Header.Set("X-Upstream-Status", "502")
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
-					t.Fatal(err)
+					return 0, err.Error()
 				}
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != 200 || !strings.Contains(string(b), `"released"`) {
-					t.Fatalf("report %d: %d %s", i+1, resp.StatusCode, b)
-				}
+				return resp.StatusCode, string(b)
+			}
+			var wg sync.WaitGroup
+			for range 6 {
+				wg.Go(func() {
+					if code, b := report(); code != 200 || !strings.Contains(b, `"released"`) {
+						t.Errorf("a concurrent report: %d %s", code, b)
+					}
+				})
+			}
+			wg.Wait()
+			if code, b := report(); code != 200 || !strings.Contains(b, `"released"`) {
+				t.Fatalf("the report after: %d %s", code, b)
 			}
 			balance += cost
 			released += cost
