@@ -2,7 +2,9 @@
 // settled payment must have a successful transaction carrying its exact
 // Transfer, every transfer to a payee must belong to exactly one settled
 // payment, no payment may be left unfinished, and no served response may
-// lack its payment (served, then failed, released or still settling).
+// lack its payment (served, then failed, released or still settling), but
+// for a bearer charge given back because the upstream it paid for failed
+// (a forward-auth report), which the credits ledger accounts for.
 package audit
 
 import (
@@ -54,6 +56,17 @@ func (r *Report) unpaid(p *coinop.Payment, what string) {
 		p.ID, p.Served.Format(time.RFC3339), what, p.Amount, p.Asset, p.Payer, p.PayTo, p.State, p.Reason, p.Reference)
 }
 
+// upstreamStatus is the prefix of coinop.ReasonUpstreamStatus.
+var upstreamStatus = strings.TrimSuffix(coinop.ReasonUpstreamStatus(0), "0")
+
+// givenBack reports whether p is a credits charge the check answered and
+// then gave back, reported failed by the proxy's upstream
+// (paywall.Paywall.Refund): the buyer was charged nothing, and the ledger's
+// release of its debit is counted by Credits.
+func givenBack(p *coinop.Payment) bool {
+	return p.State == coinop.StateReleased && p.Bearer && p.Network == credits.Network && strings.HasPrefix(p.Reason, upstreamStatus)
+}
+
 // Run audits the journal against chains (by CAIP-2 network) for the given
 // payees, scanning transfers from fromBlock on. An error means the audit
 // could not complete (store or chain unreachable), not a discrepancy.
@@ -79,7 +92,7 @@ func Run(ctx context.Context, j Journal, chains map[string]*evm.Chain, payees []
 			return nil, err
 		}
 		for _, p := range ps {
-			if !p.Served.IsZero() {
+			if !p.Served.IsZero() && !givenBack(p) {
 				rep.unpaid(p, "was not paid")
 			}
 		}

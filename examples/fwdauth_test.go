@@ -70,6 +70,7 @@ type service struct {
 	mu     sync.Mutex
 	seen   []http.Header // the headers of each paid-resource request
 	free   http.Header   // the headers of the last free-page request
+	api    []http.Header // the headers of each /api/ request
 }
 
 func startService(t *testing.T) *service {
@@ -86,6 +87,15 @@ func startService(t *testing.T) *service {
 			s.mu.Lock()
 			s.seen = append(s.seen, r.Header.Clone())
 			s.mu.Unlock()
+			io.WriteString(w, s.secret+"\n")
+		case "/api/data", "/api/fail":
+			s.mu.Lock()
+			s.api = append(s.api, r.Header.Clone())
+			s.mu.Unlock()
+			if r.URL.Path == "/api/fail" {
+				http.Error(w, "the service failed", http.StatusBadGateway)
+				return
+			}
 			io.WriteString(w, s.secret+"\n")
 		default:
 			http.NotFound(w, r)
@@ -106,6 +116,13 @@ func (s *service) paidHeaders() []http.Header {
 // chain (routes replaced when routes is not ""), and returns its host:port.
 func startAuth(t *testing.T, d *dev, routes string) string {
 	t.Helper()
+	addr, _ := startAuthFile(t, d, routes)
+	return addr
+}
+
+// startAuthFile is startAuth, also returning the config file it runs.
+func startAuthFile(t *testing.T, d *dev, routes string) (addr, path string) {
+	t.Helper()
 	network, asset := d.cfg.Networks[0], d.cfg.Networks[0].Assets[0]
 	data := t.TempDir()
 	text := fill(t, "coinop-auth.yaml", map[string]string{
@@ -117,12 +134,12 @@ func startAuth(t *testing.T, d *dev, routes string) string {
 		i := strings.Index(text, "\nroutes:\n")
 		text = text[:i] + "\nroutes:\n" + routes
 	}
-	path := filepath.Join(data, "coinop-auth.yaml")
+	path = filepath.Join(data, "coinop-auth.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	u := runMain(t, regexp.MustCompile(`coinop ready: forward-auth check of \S+ on (http://\S+)`), "auth", "-c", path)
-	return strings.TrimPrefix(u, "http://")
+	return strings.TrimPrefix(u, "http://"), path
 }
 
 // check asks coinop's check directly about GET target on host, the way a

@@ -227,6 +227,20 @@ func TestCreditsAtTheCheck(t *testing.T) {
 	if resp := check("/.well-known/coinop/plans/pack", nil); resp.StatusCode/100 == 2 {
 		t.Errorf("the check allows a plan's purchase path: %d", resp.StatusCode)
 	}
+	// The endpoint sells the plans itself, at their exact paths (the proxy
+	// passes a purchase to it): the plan's 402, with the x402 offer of its
+	// price; an encoded variant of the path is a check like any other.
+	for path, want := range map[string]int{"/.well-known/coinop/plans/pack": 402, "/buy/pack": 402, "/buy/%70ack": 400, "/.well-known/coinop/plans/": 400} {
+		resp, err := http.Post(auth.URL+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || want == 402 && !strings.Contains(string(b), `"50000"`) {
+			t.Errorf("POST %s at the check's listener: %d, want %d\n%s", path, resp.StatusCode, want, b)
+		}
+	}
 }
 
 // A reload changes a plan's price and adds a plan: the next 402 of a

@@ -391,6 +391,14 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 // each request is paid, and it answers from the gateway's routes, each
 // settled before the answer. It believes the headers that name the original
 // request, so it must be served where only the proxy reaches it.
+//
+// The rails' own routes (a credits plan's purchase, at
+// /.well-known/coinop/plans/NAME and the plan's path) are never allowed
+// through a check: nothing behind the proxy could hand out what was bought.
+// The endpoint sells them itself instead, as the gateway's listener does,
+// to a request for exactly such a path (not a check: the proxy passes the
+// purchase to it, auth_request off). A check must not be sent to a plan's
+// path.
 func (g *Gateway) Auth() http.Handler {
 	refund := func(ctx context.Context, id, reason string) (*coinop.Payment, error) {
 		gen := g.cur.Load()
@@ -400,7 +408,32 @@ func (g *Gateway) Auth() http.Handler {
 		return gen.authPW.Refund(ctx, id, reason)
 	}
 	check := g.generations(func(gen *generation) (*paywall.Paywall, http.Handler) { return gen.authPW, gen.auth })
-	return fwdauth.New(fwdauth.Config{Now: g.now, Refund: refund, Check: check})
+	auth := fwdauth.New(fwdauth.Config{Now: g.now, Refund: refund, Check: check})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if gen := g.cur.Load(); gen != nil && gen.sells(r) {
+			g.handler.ServeHTTP(w, r)
+			return
+		}
+		auth.ServeHTTP(w, r)
+	})
+}
+
+// sells reports whether r asks for one of the rails' own routes (a plan's
+// purchase path) by its exact, unencoded path.
+func (gen *generation) sells(r *http.Request) bool {
+	if r.URL.RawPath != "" {
+		return false
+	}
+	for _, rt := range gen.extra {
+		pattern := rt.Pattern
+		if _, p, ok := strings.Cut(pattern, " "); ok {
+			pattern = p
+		}
+		if pattern == r.URL.Path {
+			return true
+		}
+	}
+	return false
 }
 
 // generations serves each request with the current generation's handler,

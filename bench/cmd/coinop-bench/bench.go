@@ -47,6 +47,9 @@ type bench struct {
 	notes      []string
 	versions   map[string]string
 	asyncRoute bool
+	// creditsToken is the bearer token of the pack bought before the
+	// credits rows; "" when the purchase failed (the rows are skipped).
+	creditsToken string
 }
 
 // build compiles the gateway and the upstream from this checkout, with the
@@ -132,6 +135,10 @@ func (b *bench) setup(ctx context.Context) error {
 	if err := b.startCoinop(ctx); err != nil {
 		return err
 	}
+	if b.creditsToken, err = buyCredits(ctx, b.coinop+"/credits", b.chain.Payer); err != nil {
+		b.notes = append(b.notes, "credits rows skipped: "+err.Error())
+		log.Printf("credits rows skipped: %v", err)
+	}
 	if err := b.startNginx(ctx); err != nil {
 		b.notes = append(b.notes, "nginx rows skipped: "+err.Error())
 		log.Printf("nginx skipped: %v", err)
@@ -150,8 +157,10 @@ func (b *bench) setup(ctx context.Context) error {
 // settles before it serves (sync), one that serves first and settles in
 // the background through the batch settler (async), and a priced route
 // whose upstream answers 409 so the payment is verified, journaled and
-// released but never settled. Its forward-auth listener answers the
-// nginx + coinop auth rows from the same routes.
+// released but never settled, and a route charged to prepaid credits (one
+// credit a call, from a pack bought once before the rows). Its
+// forward-auth listener answers the nginx + coinop auth rows from the same
+// routes.
 const coinopConfig = `listen: "127.0.0.1:0"
 auth:
   listen: "{{auth}}"
@@ -175,25 +184,36 @@ networks:
         # One payer signs every bench payment: let a whole run be served
         # ahead of its settlement.
         async_exposure: "1000000 USDC"
+rails:
+  - name: usdc
+    kind: x402
+    max_timeout: 1h
+  - name: credits
+    kind: credits
+    plans:
+      - name: bench     # more credits than any run spends
+        credits: 1000000000
+        accept: [{rail: usdc, price: "0.05 USDC"}]
 routes:
   - match: "GET /free"
     free: true
   - match: "GET /paid"
-    price: "0.001 USDC"
+    accept: [{rail: usdc, price: "0.001 USDC"}]
     description: "bench document"
     mime_type: application/json
-    max_timeout: 1h
   - match: "GET /paid-async"
-    price: "0.001 USDC"
+    accept: [{rail: usdc, price: "0.001 USDC"}]
     description: "bench document, settled after it is served"
     mime_type: application/json
-    max_timeout: 1h
     settlement: async
   - match: "GET /refuse"
-    price: "0.001 USDC"
+    accept: [{rail: usdc, price: "0.001 USDC"}]
     description: "bench document whose upstream refuses (409): verified, never settled"
     mime_type: application/json
-    max_timeout: 1h
+  - match: "GET /credits"
+    accept: [{rail: credits, price: "1"}]
+    description: "bench document on prepaid credits"
+    mime_type: application/json
 `
 
 func (b *bench) startCoinop(ctx context.Context) error {
@@ -449,6 +469,7 @@ type workload struct {
 	expect           int
 	conc             int
 	paid             bool
+	bearer           string  // a credits token sent with every request
 	procs            []*proc // the measured target
 	chain            *chain  // whose CPU is reported separately; nil if none
 	settles          bool    // leave time for settlements to drain afterwards
@@ -483,8 +504,14 @@ func (b *bench) workloads() []workload {
 		both := []*proc{b.nginxAuthP, b.coinopP}
 		add(workload{id: "nginx-auth-free", name: "nginx + coinop auth, free route", target: "nginx+coinop", url: b.nginxAuth + "/free", expect: 200, conc: c, procs: both})
 		add(workload{id: "nginx-auth-challenge", name: "nginx + coinop auth, 402 challenge", target: "nginx+coinop", url: b.nginxAuth + "/paid", expect: 402, conc: c, procs: both})
+		if b.creditsToken != "" {
+			add(workload{id: "nginx-auth-credits", name: "nginx + coinop auth, credits", target: "nginx+coinop", url: b.nginxAuth + "/credits", expect: 200, conc: c, bearer: b.creditsToken, procs: both})
+		}
 	}
 	add(workload{id: "free", name: "coinop, free route", target: "coinop", url: b.coinop + "/free", expect: 200, conc: c, procs: []*proc{b.coinopP}})
+	if b.creditsToken != "" {
+		add(workload{id: "credits", name: "coinop, credits", target: "coinop", url: b.coinop + "/credits", expect: 200, conc: c, bearer: b.creditsToken, procs: []*proc{b.coinopP}})
+	}
 	add(workload{id: "challenge", name: "coinop, 402 challenge", target: "coinop", url: b.coinop + "/paid", expect: 402, conc: c, procs: []*proc{b.coinopP}, chain: b.chain})
 	if b.ts != "" {
 		add(workload{id: "ts-free", name: "x402 TS express, free route", target: "x402-ts", url: b.ts + "/free", expect: 200, conc: c, procs: b.tsProcs})
@@ -549,6 +576,9 @@ func (b *bench) measureOne(ctx context.Context, wl workload) (*report.Row, error
 			return nil, fmt.Errorf("pre-sign: %w", err)
 		}
 		cfg.Header, signed = feed(header, values), n
+	}
+	if wl.bearer != "" {
+		cfg.Header = func(int64) (string, string, bool) { return "Authorization", "Bearer " + wl.bearer, true }
 	}
 	target := pids(wl.procs...)
 	var chainP loadgen.Procs

@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/ethereum/go-ethereum/crypto"
@@ -74,4 +75,31 @@ func feed(header string, values []string) func(i int64) (string, string, bool) {
 		}
 		return header, values[i], true
 	}
+}
+
+// buyCredits buys the credits plan url's 402 offers, once, with the payer's
+// key through the buyer's credits method, and returns the bearer token.
+func buyCredits(ctx context.Context, url string, payer *ecdsa.PrivateKey) (string, error) {
+	key, err := eip3009.NewKey(crypto.FromECDSA(payer))
+	if err != nil {
+		return "", err
+	}
+	x := &client.X402{Key: key}
+	wallet := &client.Credits{Pay: []client.Method{x}}
+	hc := &http.Client{Transport: &client.Transport{Methods: []client.Method{wallet}, Policy: client.Policy{MaxAmount: big.NewInt(1_000_000)}}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	h, ok := wallet.Store.Get(strings.TrimSuffix(url, "/credits"))
+	if resp.StatusCode != http.StatusOK || !ok || h.Token == "" {
+		return "", fmt.Errorf("buying credits at %s: %d, holding %+v", url, resp.StatusCode, h)
+	}
+	return h.Token, nil
 }
