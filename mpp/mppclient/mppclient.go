@@ -68,10 +68,7 @@ type Method struct {
 	mu sync.Mutex
 }
 
-var (
-	_ client.Method   = (*Method)(nil)
-	_ client.Observer = (*Method)(nil)
-)
+var _ client.Method = (*Method)(nil)
 
 func (m *Method) key() (*eip3009.Key, error) {
 	m.mu.Lock()
@@ -88,10 +85,6 @@ func (m *Method) key() (*eip3009.Key, error) {
 	}
 	return m.Key, nil
 }
-
-// Observe does nothing: the receipt stays on the response for the caller
-// (ReceiptOf).
-func (m *Method) Observe(*http.Request, *http.Response, *client.Credential) {}
 
 // Name is what --prefer names.
 func (m *Method) Name() string { return "mpp" }
