@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"fmt"
@@ -41,7 +42,14 @@ func presign(ctx context.Context, url string, payer *ecdsa.PrivateKey, n int) (h
 		return "", nil, fmt.Errorf("%s answered %d, not 402: %.200s", url, resp.StatusCode, body)
 	}
 	tr := &client.Transport{Key: key, Policy: client.Policy{MaxAmount: big.NewInt(1_000_000)}}
-	first, err := tr.Pay(url, resp)
+	// Pay puts the body it reads back on the response it is given: each
+	// call gets a response of its own.
+	the402 := func() *http.Response {
+		r := *resp
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		return &r
+	}
+	first, err := tr.Pay(url, the402())
 	if err != nil {
 		return "", nil, err
 	}
@@ -54,7 +62,7 @@ func presign(ctx context.Context, url string, payer *ecdsa.PrivateKey, n int) (h
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < n; i += workers {
-				p, perr := tr.Pay(url, resp)
+				p, perr := tr.Pay(url, the402())
 				if perr != nil {
 					once.Do(func() { err = perr })
 					return
