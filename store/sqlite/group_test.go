@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -30,7 +29,7 @@ func plug(t *testing.T, s *Store) (unplug func()) {
 	t.Helper()
 	entered, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
-		done <- s.write(context.Background(), "plug", func(context.Context, *sql.Tx) error {
+		done <- s.write(context.Background(), "plug", func(context.Context, *wtx) error {
 			close(entered)
 			<-release
 			return nil
@@ -102,7 +101,7 @@ func TestGroupFailureIsIsolated(t *testing.T) {
 		{"serve 3 again", func() error { return s.MarkServed(ctx, storetest.Payment(3).ID) }, is(coinop.KindReplayed, "payment_replayed")},
 		// A write that fails after writing: its statements are undone.
 		{"write then fail", func() error {
-			return s.write(ctx, "test", func(ctx context.Context, tx *sql.Tx) error {
+			return s.write(ctx, "test", func(ctx context.Context, tx *wtx) error {
 				if _, _, err := reserve(ctx, tx, storetest.Payment(5), coinop.ModeSync, 1, lease{}); err != nil {
 					return err
 				}
@@ -153,7 +152,7 @@ func TestGroupFailureFailsAll(t *testing.T) {
 		func() error { return s.Reserve(ctx, storetest.Payment(1)) },
 		func() error { return s.Reserve(ctx, storetest.Payment(1)) }, // refused because of the first
 		func() error {
-			return s.write(ctx, "sabotage", func(ctx context.Context, tx *sql.Tx) error {
+			return s.write(ctx, "sabotage", func(ctx context.Context, tx *wtx) error {
 				_, err := tx.ExecContext(ctx, `ROLLBACK`) // ends the group's transaction
 				return err
 			})

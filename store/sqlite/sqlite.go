@@ -97,6 +97,8 @@ type Options struct {
 type Store struct {
 	w   *sql.DB // the writer's one connection; only the writer goroutine uses it after Open
 	r   *sql.DB // read-only connections
+	ws  *writerStatements
+	rs  *readerStatements
 	now func() time.Time
 
 	owner string
@@ -116,7 +118,7 @@ type Store struct {
 type request struct {
 	op string // names the method in errors: "reserve", "transition", "mark served"
 	// apply runs the write's statements in tx, inside a savepoint of its own.
-	apply func(ctx context.Context, tx *sql.Tx) error
+	apply func(ctx context.Context, tx *wtx) error
 	state atomic.Int32 // queued, taken or cancelled
 	err   error        // apply's outcome; the writer's alone until done is sent
 	done  chan error   // buffered: the writer never blocks answering
@@ -203,6 +205,8 @@ func OpenWith(path string, opts Options) (*Store, error) {
 	r.SetConnMaxIdleTime(0)
 	r.SetConnMaxLifetime(0)
 	s.r = r
+	s.ws = newWriterStatements(w)
+	s.rs = &readerStatements{db: r}
 
 	go s.writer()
 	return s, nil
@@ -250,6 +254,7 @@ func (s *Store) Close() error {
 		<-s.writerDone
 		// Readers first, so that the writer's connection is the file's
 		// last and checkpoints the WAL as it closes.
+		s.rs.close()
 		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
 	})
 	return s.closeErr
@@ -257,7 +262,7 @@ func (s *Store) Close() error {
 
 // write queues a write for the writer and waits for its outcome (see Store
 // for how ctx is honoured).
-func (s *Store) write(ctx context.Context, op string, apply func(ctx context.Context, tx *sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, op string, apply func(ctx context.Context, tx *wtx) error) error {
 	if err := ctx.Err(); err != nil {
 		return unavailable(op, err)
 	}
@@ -287,6 +292,7 @@ func (s *Store) write(ctx context.Context, op string, apply func(ctx context.Con
 // closed and nothing is left queued.
 func (s *Store) writer() {
 	defer close(s.writerDone)
+	defer s.ws.close()
 	var group []*request
 	for {
 		s.mu.Lock()
@@ -306,6 +312,7 @@ func (s *Store) writer() {
 
 		s.commitGroup(group)
 		clear(group)
+		s.ws.prepareWanted(context.Background())
 	}
 }
 
@@ -323,7 +330,7 @@ func (s *Store) commitGroup(group []*request) {
 			req.done <- unavailable(req.op, err)
 		}
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	sqlTx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		for _, req := range group {
 			if req.state.CompareAndSwap(queued, taken) {
@@ -333,6 +340,7 @@ func (s *Store) commitGroup(group []*request) {
 		fail(err)
 		return
 	}
+	tx := &wtx{tx: sqlTx, stmts: s.ws}
 	for i, req := range group {
 		if !req.state.CompareAndSwap(queued, taken) {
 			continue // its caller has gone and was told so
@@ -341,7 +349,7 @@ func (s *Store) commitGroup(group []*request) {
 		if err := s.applyOne(ctx, tx, req); err != nil {
 			// The transaction is no longer sound: the group fails, and
 			// so do the writes not yet applied.
-			tx.Rollback()
+			sqlTx.Rollback()
 			for _, later := range group[i+1:] {
 				if later.state.CompareAndSwap(queued, taken) {
 					applied = append(applied, later)
@@ -351,7 +359,7 @@ func (s *Store) commitGroup(group []*request) {
 			return
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := sqlTx.Commit(); err != nil {
 		// Leave no transaction open on the connection, whatever state the
 		// failed COMMIT left it in; "no transaction is active" is fine.
 		s.w.ExecContext(ctx, `ROLLBACK`)
@@ -367,7 +375,7 @@ func (s *Store) commitGroup(group []*request) {
 // req.err; if req fails, its savepoint is rolled back and the rest of the
 // transaction is kept. An error returned means the transaction itself
 // failed and must be rolled back.
-func (s *Store) applyOne(ctx context.Context, tx *sql.Tx, req *request) error {
+func (s *Store) applyOne(ctx context.Context, tx *wtx, req *request) error {
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT write`); err != nil {
 		return err
 	}
@@ -460,7 +468,7 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 	}
 	mode := store.ModeOf(p)
 	var created, now int64
-	err := s.write(ctx, "reserve", func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, "reserve", func(ctx context.Context, tx *wtx) error {
 		var err error
 		at := s.timestamp()
 		created, now, err = reserve(ctx, tx, p, mode, at, s.leaseAt(coinop.StateVerified, at))
@@ -479,7 +487,7 @@ func (s *Store) Reserve(ctx context.Context, p *coinop.Payment) error {
 
 // reserve is Reserve's read-check-write in tx, at time now. It returns the
 // payment's recorded creation time and now.
-func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, now int64, l lease) (created, updated int64, err error) {
+func reserve(ctx context.Context, tx *wtx, p *coinop.Payment, mode string, now int64, l lease) (created, updated int64, err error) {
 	details := store.EncodeDetails(p.Details)
 	var (
 		id    string
@@ -538,7 +546,7 @@ func reserve(ctx context.Context, tx *sql.Tx, p *coinop.Payment, mode string, no
 // holds its idempotency key. The transaction holds the write lock, so the
 // key cannot be taken between this check and p's write; the unique index
 // payments_idempotency_key stands behind it all the same.
-func checkIdempotencyKey(ctx context.Context, tx *sql.Tx, p *coinop.Payment) error {
+func checkIdempotencyKey(ctx context.Context, tx *wtx, p *coinop.Payment) error {
 	if p.IdempotencyKey == "" {
 		return nil
 	}
@@ -572,14 +580,14 @@ func (s *Store) Transition(ctx context.Context, id string, from, to coinop.State
 		return coinop.Wrap(coinop.KindInternal, "internal_error",
 			fmt.Errorf("sqlite: transition %s: illegal transition %q → %q", id, from, to), "internal error")
 	}
-	return s.write(ctx, "transition", func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, "transition", func(ctx context.Context, tx *wtx) error {
 		now := s.timestamp()
 		return transition(ctx, tx, id, from, to, txHash, reason, now, s.leaseAt(to, now))
 	})
 }
 
 // transition is Transition's compare-and-set in tx, at time now.
-func transition(ctx context.Context, tx *sql.Tx, id string, from, to coinop.State, txHash, reason string, now int64, l lease) error {
+func transition(ctx context.Context, tx *wtx, id string, from, to coinop.State, txHash, reason string, now int64, l lease) error {
 	res, err := tx.ExecContext(ctx, `UPDATE payments
 		SET state = ?,
 			reference = CASE WHEN ? = '' THEN reference ELSE ? END,
@@ -628,13 +636,13 @@ func (s *Store) RecordTx(ctx context.Context, id, txHash, raw string) error {
 	if err := store.CheckRecordTx("sqlite", id, txHash, raw); err != nil {
 		return err
 	}
-	return s.write(ctx, "record tx", func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, "record tx", func(ctx context.Context, tx *wtx) error {
 		return recordTx(ctx, tx, id, txHash, raw, s.timestamp(), s)
 	})
 }
 
 // recordTx is RecordTx's compare-and-set in tx, at time now.
-func recordTx(ctx context.Context, tx *sql.Tx, id, txHash, raw string, now int64, s *Store) error {
+func recordTx(ctx context.Context, tx *wtx, id, txHash, raw string, now int64, s *Store) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE payments SET prepared = ? WHERE id = ? AND state = ?`,
 		raw, id, coinop.StateSettling); err != nil {
 		return unavailable("record tx", err)
@@ -663,7 +671,7 @@ func recordTx(ctx context.Context, tx *sql.Tx, id, txHash, raw string, now int64
 // takes its write lock at BEGIN (_txlock=immediate), so two stores on one
 // file, in one process or two, decide one payer's cap one at a time.
 func (s *Store) OweWithin(ctx context.Context, id string, limit *big.Int) (async bool, err error) {
-	err = s.write(ctx, "owe", func(ctx context.Context, tx *sql.Tx) error {
+	err = s.write(ctx, "owe", func(ctx context.Context, tx *wtx) error {
 		async = false
 		mode := coinop.ModeSync
 		if limit != nil {
@@ -703,7 +711,7 @@ func (s *Store) OweWithin(ctx context.Context, id string, limit *big.Int) (async
 
 // owedAsync sums, exactly, the amounts payer owes asynchronously on network
 // and asset (see OweWithin), from the payments_async_owed index.
-func owedAsync(ctx context.Context, tx *sql.Tx, network, asset, payer string) (*big.Int, error) {
+func owedAsync(ctx context.Context, tx *wtx, network, asset, payer string) (*big.Int, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT amount FROM payments
 		WHERE network = ? AND asset = ? AND payer = ? AND state = 'settling' AND mode = 'async'`, network, asset, payer)
 	if err != nil {
@@ -747,14 +755,14 @@ func servable(st coinop.State) bool {
 // in any other state MarkServed is refused with KindInternal. An unknown id
 // yields an error wrapping store.ErrNotFound.
 func (s *Store) MarkServed(ctx context.Context, id string) error {
-	return s.write(ctx, "mark served", func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, "mark served", func(ctx context.Context, tx *wtx) error {
 		now := s.timestamp()
 		return markServed(ctx, tx, id, now, s.leaseAt(coinop.StateSettling, now))
 	})
 }
 
 // markServed is MarkServed's compare-and-set in tx, at time now.
-func markServed(ctx context.Context, tx *sql.Tx, id string, now int64, l lease) error {
+func markServed(ctx context.Context, tx *wtx, id string, now int64, l lease) error {
 	var (
 		state  coinop.State
 		served sql.NullInt64
@@ -788,7 +796,7 @@ func markServed(ctx context.Context, tx *sql.Tx, id string, now int64, l lease) 
 	return nil
 }
 
-func addEvent(ctx context.Context, tx *sql.Tx, id string, from, to coinop.State, txHash, reason string, at int64) error {
+func addEvent(ctx context.Context, tx *wtx, id string, from, to coinop.State, txHash, reason string, at int64) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO payment_events (payment_id, from_state, to_state, reference, reason, at)
 		VALUES (?, ?, ?, ?, ?, ?)`, id, from, to, txHash, reason, at)
 	return err
@@ -868,7 +876,7 @@ func (s *Store) ListPage(ctx context.Context, f store.Filter) (store.Page, error
 }
 
 func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*coinop.Payment, error) {
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	rows, err := s.rs.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, unavailable(op, err)
 	}
@@ -912,7 +920,7 @@ func (s *Store) query(ctx context.Context, op, query string, args ...any) ([]*co
 // Events returns the history of payment id, oldest first, or an error
 // wrapping store.ErrNotFound.
 func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT from_state, to_state, reference, reason, at
+	rows, err := s.rs.QueryContext(ctx, `SELECT from_state, to_state, reference, reason, at
 		FROM payment_events WHERE payment_id = ? ORDER BY seq`, id)
 	if err != nil {
 		return nil, unavailable("events", err)
@@ -942,7 +950,7 @@ func (s *Store) Events(ctx context.Context, id string) ([]store.Event, error) {
 // *coinop.Error of kind KindUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
 	var n int
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+	if err := s.rs.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
 		return unavailable("ping", err)
 	}
 	return nil
@@ -959,7 +967,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // of its group while it runs. As with other writes, a context that ends
 // before the writer takes fn means fn never runs.
 func (s *Store) Atomically(ctx context.Context, fn func(tx store.Tx) error) error {
-	return s.write(ctx, "atomically", func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, "atomically", func(ctx context.Context, tx *wtx) error {
 		t := &txn{s: s, tx: tx}
 		if err := fn(t); err != nil {
 			return err
@@ -973,7 +981,7 @@ func (s *Store) Atomically(ctx context.Context, fn func(tx store.Tx) error) erro
 // context, like every write once begun.
 type txn struct {
 	s   *Store
-	tx  *sql.Tx
+	tx  *wtx
 	err error
 }
 
@@ -1046,7 +1054,7 @@ func (t *txn) QueryRow(_ context.Context, query string, args []any, dest ...any)
 // in schema_migrations (under store.RailMigration(name)) in the same write,
 // so that a rail can own tables beside the journal's.
 func (s *Store) Migrate(ctx context.Context, name, ddl string) error {
-	return s.write(ctx, "migrate "+name, func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, "migrate "+name, func(ctx context.Context, tx *wtx) error {
 		var applied int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, store.RailMigration(name)).Scan(&applied); err != nil {
 			return unavailable("migrate "+name, err)
@@ -1092,7 +1100,7 @@ func (s *Store) Owner() string { return s.owner }
 // ("payment_state_conflict") and changes nothing; an unknown id wraps
 // store.ErrNotFound. Of concurrent claims, exactly one succeeds.
 func (s *Store) Claim(ctx context.Context, id string) (*coinop.Payment, error) {
-	err := s.write(ctx, "claim", func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, "claim", func(ctx context.Context, tx *wtx) error {
 		now := s.timestamp()
 		l := s.leaseAt(coinop.StateVerified, now)
 		res, err := tx.ExecContext(ctx, `UPDATE payments SET lease_owner = ?, lease_until = ?
@@ -1129,7 +1137,7 @@ func (s *Store) Renew(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.write(ctx, "renew", func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, "renew", func(ctx context.Context, tx *wtx) error {
 		l := s.leaseAt(coinop.StateVerified, s.timestamp())
 		for _, id := range ids {
 			if _, err := tx.ExecContext(ctx, `UPDATE payments SET lease_until = ?
