@@ -432,6 +432,11 @@ func (s *Store) migrateFile(ctx context.Context, name string) error {
 	if _, err := tx.ExecContext(ctx, string(ddl)); err != nil {
 		return err
 	}
+	if base == owedMigration {
+		if err := rebuildOwed(ctx, tx); err != nil {
+			return err
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, base, s.now().UnixNano()); err != nil {
 		return err
 	}
@@ -615,6 +620,11 @@ func transition(ctx context.Context, tx *wtx, id string, from, to coinop.State, 
 			fmt.Errorf("payment %s is %s, not %s", id, current, from),
 			"this payment is being processed by another request")
 	}
+	if (from == coinop.StateSettling) != (to == coinop.StateSettling) {
+		if err := owedMoves(ctx, tx, id, to == coinop.StateSettling); err != nil {
+			return err
+		}
+	}
 	if err := addEvent(ctx, tx, id, from, to, txHash, reason, now); err != nil {
 		return unavailable("transition", err)
 	}
@@ -688,14 +698,16 @@ func (s *Store) OweWithin(ctx context.Context, id string, limit *big.Int) (async
 			if !ok {
 				return unavailable("owe", fmt.Errorf("payment %s: amount %q is not an integer", id, amount))
 			}
-			owed, err := owedAsync(ctx, tx, network, asset, payer)
+			owed, err := owedBy(ctx, tx, network, asset, payer)
 			if err != nil {
 				return err
 			}
-			if total.Add(total, owed).Cmp(limit) <= 0 {
+			if owed.Add(owed, total).Cmp(limit) <= 0 {
 				mode = coinop.ModeAsync
 			}
 		}
+		// The transition to settling adds an async payment to its
+		// payer's running total (owedMoves).
 		if _, err := tx.ExecContext(ctx, `UPDATE payments SET mode = ? WHERE id = ? AND state = 'verified'`, mode, id); err != nil {
 			return unavailable("owe", err)
 		}
@@ -709,30 +721,130 @@ func (s *Store) OweWithin(ctx context.Context, id string, limit *big.Int) (async
 	return async && err == nil, err
 }
 
-// owedAsync sums, exactly, the amounts payer owes asynchronously on network
-// and asset (see OweWithin), from the payments_async_owed index.
-func owedAsync(ctx context.Context, tx *wtx, network, asset, payer string) (*big.Int, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT amount FROM payments
-		WHERE network = ? AND asset = ? AND payer = ? AND state = 'settling' AND mode = 'async'`, network, asset, payer)
+// owedMigration is the migration that creates async_owed; its Go step
+// (rebuildOwed) fills the table from the payments.
+const owedMigration = "0006_async_owed.sql"
+
+// querier is what the owed-total statements need of a transaction: the
+// writer's (*wtx), or a migration's (*sql.Tx).
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// owedBy reads what payer owes asynchronously on network and asset (see
+// OweWithin): its running total in async_owed, zero when it has no row.
+func owedBy(ctx context.Context, q querier, network, asset, payer string) (*big.Int, error) {
+	var a string
+	err := q.QueryRowContext(ctx, `SELECT amount FROM async_owed WHERE network = ? AND asset = ? AND payer = ?`,
+		network, asset, payer).Scan(&a)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return new(big.Int), nil
+	case err != nil:
+		return nil, unavailable("owe", err)
+	}
+	n, ok := new(big.Int).SetString(a, 10)
+	if !ok {
+		return nil, unavailable("owe", fmt.Errorf("async_owed: amount %q is not an integer", a))
+	}
+	return n, nil
+}
+
+// setOwed writes payer's running total; a total of zero or less removes
+// the row.
+func setOwed(ctx context.Context, q querier, network, asset, payer string, total *big.Int) error {
+	var err error
+	if total.Sign() <= 0 {
+		_, err = q.ExecContext(ctx, `DELETE FROM async_owed WHERE network = ? AND asset = ? AND payer = ?`, network, asset, payer)
+	} else {
+		_, err = q.ExecContext(ctx, `INSERT INTO async_owed (network, asset, payer, amount) VALUES (?, ?, ?, ?)
+			ON CONFLICT (network, asset, payer) DO UPDATE SET amount = excluded.amount`,
+			network, asset, payer, total.String())
+	}
+	if err != nil {
+		return unavailable("owe", err)
+	}
+	return nil
+}
+
+// owedMoves keeps payment id's payer's running total when the payment has
+// just entered settling (in) or left it: an async payment's amount is
+// added, or taken off. A total that would fall below zero is removed: it
+// can only be that low if the table lost a write, and an owed amount is
+// never negative.
+func owedMoves(ctx context.Context, q querier, id string, in bool) error {
+	var mode, network, asset, payer, amount string
+	if err := q.QueryRowContext(ctx, `SELECT mode, network, asset, payer, amount FROM payments WHERE id = ?`, id).
+		Scan(&mode, &network, &asset, &payer, &amount); err != nil {
+		return unavailable("transition", err)
+	}
+	if mode != coinop.ModeAsync {
+		return nil
+	}
+	a, ok := new(big.Int).SetString(amount, 10)
+	if !ok {
+		return unavailable("transition", fmt.Errorf("payment %s: amount %q is not an integer", id, amount))
+	}
+	owed, err := owedBy(ctx, q, network, asset, payer)
+	if err != nil {
+		return err
+	}
+	if in {
+		return setOwed(ctx, q, network, asset, payer, owed.Add(owed, a))
+	}
+	return setOwed(ctx, q, network, asset, payer, owed.Sub(owed, a))
+}
+
+// rebuildOwed fills async_owed from the payments settling in mode async,
+// summed exactly per network, asset and payer.
+func rebuildOwed(ctx context.Context, q querier) error {
+	sums, err := sumOwed(ctx, q)
+	if err != nil {
+		return err
+	}
+	if _, err := q.ExecContext(ctx, `DELETE FROM async_owed`); err != nil {
+		return err
+	}
+	for k, sum := range sums {
+		if err := setOwed(ctx, q, k[0], k[1], k[2], sum); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sumOwed sums, exactly, what every payer owes asynchronously, from the
+// payments themselves (the payments_async_owed index): keyed by network,
+// asset and payer.
+func sumOwed(ctx context.Context, q querier) (map[[3]string]*big.Int, error) {
+	rows, err := q.QueryContext(ctx, `SELECT network, asset, payer, amount FROM payments
+		WHERE state = 'settling' AND mode = 'async'`)
 	if err != nil {
 		return nil, unavailable("owe", err)
 	}
 	defer rows.Close()
-	sum, n := new(big.Int), new(big.Int)
+	sums := map[[3]string]*big.Int{}
 	for rows.Next() {
+		var k [3]string
 		var a string
-		if err := rows.Scan(&a); err != nil {
+		if err := rows.Scan(&k[0], &k[1], &k[2], &a); err != nil {
 			return nil, unavailable("owe", err)
 		}
-		if _, ok := n.SetString(a, 10); !ok {
+		n, ok := new(big.Int).SetString(a, 10)
+		if !ok {
 			return nil, unavailable("owe", fmt.Errorf("amount %q is not an integer", a))
 		}
-		sum.Add(sum, n)
+		if sums[k] == nil {
+			sums[k] = new(big.Int)
+		}
+		sums[k].Add(sums[k], n)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, unavailable("owe", err)
 	}
-	return sum, nil
+	return sums, nil
 }
 
 // servable reports whether a payment's response may be served in state st:
