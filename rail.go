@@ -144,6 +144,20 @@ type BatchSettler interface {
 	SettleBatch(ctx context.Context, ps []*Payment, recs []Recorder) ([]*Receipt, []error)
 }
 
+// JournalSettler is implemented by rails whose money moves in the
+// payments journal's own database (a prepaid ledger's debit). SettleOwed
+// settles a verified sync payment in one journal transaction with its
+// journal steps: verified → settling → settled and the money's movement
+// commit together or not at all, so a crash leaves the payment verified
+// with nothing moved, or settled. The engine then journals neither the
+// owed step nor the outcome itself: a paid request costs two journal
+// writes fewer. On an error nothing moved and the payment is still
+// verified; the engine releases it. Async payments are settled through
+// Settle as ever.
+type JournalSettler interface {
+	SettleOwed(ctx context.Context, p *Payment) (*Receipt, error)
+}
+
 // Restorer is implemented by rails that can rebuild a payment's credential
 // from its journaled Payload, so that a settlement interrupted by a crash
 // can be completed.

@@ -251,6 +251,38 @@ func (r *Rail) Settle(ctx context.Context, p *coinop.Payment, rec coinop.Recorde
 	return &coinop.Receipt{Success: true, Reference: d.Movement, Network: Network, Payer: p.Payer, Header: r.standingHeaders(d.After)}, nil
 }
 
+// SettleOwed implements coinop.JournalSettler: the charge's journal steps
+// (verified → settling → settled, with the debit's movement as reference)
+// and the debit commit in one transaction, so a crash leaves the charge
+// verified and the balance untouched, or both done. A balance that no
+// longer covers the charge changes nothing.
+func (r *Rail) SettleOwed(ctx context.Context, p *coinop.Payment) (*coinop.Receipt, error) {
+	pr, _ := p.Credential.(presented)
+	var d Debit
+	err := r.Store.Atomically(ctx, func(tx store.Tx) error {
+		if err := tx.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateSettling, "", ""); err != nil {
+			return err
+		}
+		var err error
+		if d, err = r.Ledger.Charge(ctx, tx, pr.holder, p.Amount.Int64(), p.ID); err != nil {
+			return err
+		}
+		return tx.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettled, d.Movement, "")
+	})
+	if err != nil {
+		var stop errStop
+		if errors.As(err, &stop) {
+			return nil, stop.err
+		}
+		if e := coinop.AsError(err); e.Kind == coinop.KindInFlight {
+			return nil, err
+		}
+		return nil, unavailable(err)
+	}
+	p.Reference = d.Movement
+	return &coinop.Receipt{Success: true, Reference: d.Movement, Network: Network, Payer: p.Payer, Header: r.standingHeaders(d.After)}, nil
+}
+
 // standingHeaders say where the buyer stands after a charge.
 func (r *Rail) standingHeaders(st Standing) http.Header {
 	h := http.Header{}

@@ -214,6 +214,26 @@ func (l *Lifecycle) Collect(ctx context.Context, rail coinop.Rail, p *coinop.Pay
 	return l.Record(ctx, p, rc, err)
 }
 
+// SettleOwed settles verified sync payment p through a rail that settles
+// in the journal itself (coinop.JournalSettler): owed, moved and settled in
+// one journal transaction. The error is nil only when the money moved; on
+// an error p is released, nothing having moved.
+func (l *Lifecycle) SettleOwed(ctx context.Context, rail coinop.JournalSettler, p *coinop.Payment) (*coinop.Receipt, error) {
+	rc, err := rail.SettleOwed(ctx, p)
+	if err == nil && (rc == nil || !rc.Success) {
+		err = coinop.Errorf(coinop.KindSettleFailed, coinop.ReasonUnexpectedSettle, "settlement did not succeed")
+	}
+	if err != nil {
+		l.Release(p, coinop.AsError(err).Reason)
+		return rc, err
+	}
+	p.State, p.Mode, p.Reference = coinop.StateSettled, coinop.ModeSync, rc.Reference
+	l.Step("tx_recorded", p)
+	l.log.Info("payment settled", "payer", p.Payer, "amount", p.Amount.String(), "network", p.Network, "rail", p.Rail, "route", p.Route, "tx", rc.Reference, "mode", p.Mode)
+	l.Step("settled", p)
+	return rc, nil
+}
+
 // Recorder is what a rail settling p records through: the journal, before
 // anything is sent, and the step hook.
 func (l *Lifecycle) Recorder(p *coinop.Payment) coinop.Recorder { return &recorder{l, p} }

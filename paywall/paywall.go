@@ -749,6 +749,20 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 	}
 	ctx, done := context.WithTimeout(context.WithoutCancel(r.Context()), pw.cfg.SettleTimeout)
 	defer done()
+	if js, ok := rail.(coinop.JournalSettler); ok && limit == nil {
+		// Owed, moved and settled in one journal transaction.
+		rc, err := pw.lc.SettleOwed(ctx, js, p)
+		if rc != nil {
+			for k, v := range rc.Header {
+				w.Header()[k] = v
+			}
+		}
+		if err != nil {
+			return pw.settleFailed(w, r, rt, p, err, cancel)
+		}
+		setOutcome(r, "settled")
+		return true
+	}
 	// From here on the settlement is owed: the journal says so durably
 	// before the response (async) or the transaction (sync) goes out. With
 	// a limit, the journal also decides, in the same transaction, whether
@@ -787,6 +801,11 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 		pw.lc.Served(ctx, p)
 		return true
 	}
+	return pw.settleFailed(w, r, rt, p, err, cancel)
+}
+
+// settleFailed answers a settlement that failed: the response is withheld.
+func (pw *Paywall) settleFailed(w http.ResponseWriter, r *http.Request, rt *Route, p *coinop.Payment, err error, cancel context.CancelFunc) bool {
 	e := coinop.AsError(err)
 	if e.Kind != coinop.KindUnavailable {
 		e.Kind = coinop.KindSettleFailed
