@@ -97,6 +97,41 @@ type Recorder interface {
 	Step(name string)
 }
 
+// GroupRecorder is a Recorder that can journal one shared settlement (a
+// batch's transaction) for itself and other recorders of its engine in one
+// durable write, instead of a write each.
+type GroupRecorder interface {
+	Recorder
+	// RecordGroup journals reference and prepared for every recorder of
+	// recs (which includes this one) as Record would each. Nil means every
+	// one is journaled; on an error the rail must not send.
+	RecordGroup(ctx context.Context, recs []Recorder, reference, prepared string) error
+}
+
+// RecordAll journals one shared settlement for every recorder of recs
+// before it is sent: in one write when the first is a GroupRecorder, else
+// one by one. Nil recorders are skipped. On an error the rail must not
+// send.
+func RecordAll(ctx context.Context, recs []Recorder, reference, prepared string) error {
+	live := make([]Recorder, 0, len(recs))
+	for _, r := range recs {
+		if r != nil {
+			live = append(live, r)
+		}
+	}
+	if len(live) > 1 {
+		if g, ok := live[0].(GroupRecorder); ok {
+			return g.RecordGroup(ctx, live, reference, prepared)
+		}
+	}
+	for _, r := range live {
+		if err := r.Record(ctx, reference, prepared); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // A Rail is one way to pay, plugged into the engine. Methods must be safe for
 // concurrent use. The engine calls them in this order for a priced request:
 // Challenge (no credential, or any failure), Inspect, Verify, Settle.

@@ -48,16 +48,11 @@ func (e *Exact) SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*x40
 	if len(items) == 0 {
 		return resps, errs
 	}
-	record := func(tx, raw string) error {
-		for _, i := range live {
-			if rec := recorderAt(recs, i); rec != nil {
-				if err := rec.Record(ctx, tx, raw); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+	liveRecs := make([]coinop.Recorder, 0, len(live))
+	for _, i := range live {
+		liveRecs = append(liveRecs, recorderAt(recs, i))
 	}
+	record := func(tx, raw string) error { return coinop.RecordAll(ctx, liveRecs, tx, raw) }
 	tx, results, err := e.chain.SettleBatch(ctx, e.cfg.BatchSettler, items, record)
 	for k, i := range live {
 		p := ps[i]

@@ -207,6 +207,46 @@ func (l *Lifecycle) OweWithin(ctx context.Context, p *coinop.Payment, limit *big
 	return nil
 }
 
+// ServingExposure is an Exposure that can also mark a payment it owes
+// async served, in the same write: an async payment's response leaves as
+// soon as it is owed, so the two need not be two durable writes.
+type ServingExposure interface {
+	// OweServed is OweWithin that, when it owes payment id async, marks it
+	// served as Journal.MarkServed would.
+	OweServed(ctx context.Context, id string, limit *big.Int) (async bool, err error)
+}
+
+// OweServing is OweWithin for a payment whose response leaves as soon as
+// it is owed async: when the journal owes p async it also marks p served,
+// in the same write where the journal can (ServingExposure), else in a
+// second write (Served). It reports whether p was marked served; a payment
+// owed sync is not.
+func (l *Lifecycle) OweServing(ctx context.Context, p *coinop.Payment, limit *big.Int) (served bool, err error) {
+	ex, ok := l.j.(ServingExposure)
+	if !ok || limit == nil {
+		if err := l.OweWithin(ctx, p, limit); err != nil {
+			return false, err
+		}
+		if p.Mode != coinop.ModeAsync {
+			return false, nil
+		}
+		l.Served(ctx, p)
+		return true, nil
+	}
+	async, err := ex.OweServed(ctx, p.ID, limit)
+	if err != nil {
+		l.Release(p, coinop.ReasonJournalFailed)
+		return false, coinop.Wrap(coinop.KindUnavailable, coinop.ReasonStoreUnavailable, err, "the payment journal is unavailable; nothing was charged")
+	}
+	p.State, p.Mode = coinop.StateSettling, coinop.ModeSync
+	if !async {
+		return false, nil
+	}
+	p.Mode = coinop.ModeAsync
+	l.Step("served", p)
+	return true, nil
+}
+
 // Collect settles owed payment p through rail and journals the outcome (see
 // Record). The error is nil only when the money moved.
 func (l *Lifecycle) Collect(ctx context.Context, rail coinop.Rail, p *coinop.Payment) (*coinop.Receipt, error) {
@@ -263,6 +303,58 @@ func (rc *recorder) Record(ctx context.Context, ref, prepared string) error {
 
 func (rc *recorder) Step(name string) { rc.l.Step(name, rc.p) }
 
+// Atomic is a journal that commits many writes as one (the store
+// packages' Atomically).
+type Atomic interface {
+	Atomically(ctx context.Context, fn func(tx store.Tx) error) error
+}
+
+// RecordGroup implements coinop.GroupRecorder: on a journal that commits
+// many writes as one, every payment of the group is journaled with the
+// shared reference in one write; otherwise, or when recs holds another
+// engine's recorders, one by one.
+func (rc *recorder) RecordGroup(ctx context.Context, recs []coinop.Recorder, ref, prepared string) error {
+	group := make([]*recorder, 0, len(recs))
+	for _, r := range recs {
+		lr, ok := r.(*recorder)
+		if !ok || lr.l != rc.l {
+			group = nil
+			break
+		}
+		group = append(group, lr)
+	}
+	a, ok := rc.l.j.(Atomic)
+	if !ok || group == nil {
+		for _, r := range recs {
+			if err := r.Record(ctx, ref, prepared); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := a.Atomically(ctx, func(tx store.Tx) error {
+		for _, r := range group {
+			var err error
+			if prepared == "" {
+				err = tx.Transition(ctx, r.p.ID, coinop.StateSettling, coinop.StateSettling, ref, "")
+			} else {
+				err = tx.RecordTx(ctx, r.p.ID, ref, prepared)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, r := range group {
+		r.p.Reference, r.p.Prepared = ref, prepared
+		r.l.Step("tx_recorded", r.p)
+	}
+	return nil
+}
+
 // Record journals a settlement's outcome and returns it: settled; pending
 // (left settling with its reference, for recovery); not sent, or
 // unavailable on an async payment (left settling, still owed); or failed.
@@ -274,9 +366,7 @@ func (l *Lifecycle) Record(ctx context.Context, p *coinop.Payment, rc *coinop.Re
 			// The money moved; the journal lags. Recovery reconciles it from the network.
 			l.log.Error("settled but the journal did not record it", "payment", p.ID, "tx", rc.Reference, "err", jerr)
 		}
-		p.State, p.Reference = coinop.StateSettled, rc.Reference
-		l.log.Info("payment settled", "payer", p.Payer, "amount", p.Amount.String(), "network", p.Network, "rail", p.Rail, "route", p.Route, "tx", rc.Reference, "mode", p.Mode)
-		l.Step("settled", p)
+		l.settled(p, rc)
 		return rc, nil
 	case rc != nil && rc.Pending:
 		l.log.Warn("settlement pending; recovery will finish it", "payment", p.ID, "tx", rc.Reference)
@@ -305,6 +395,49 @@ func (l *Lifecycle) Record(ctx context.Context, p *coinop.Payment, rc *coinop.Re
 	p.State = coinop.StateFailed
 	l.Step("failed", p)
 	return rc, err
+}
+
+// settled notes, once the journal says so, that p's money moved.
+func (l *Lifecycle) settled(p *coinop.Payment, rc *coinop.Receipt) {
+	p.State, p.Reference = coinop.StateSettled, rc.Reference
+	l.log.Info("payment settled", "payer", p.Payer, "amount", p.Amount.String(), "network", p.Network, "rail", p.Rail, "route", p.Route, "tx", rc.Reference, "mode", p.Mode)
+	l.Step("settled", p)
+}
+
+// RecordMany is Record for the payments of one batch: the settled ones are
+// journaled in one write on a journal that commits many writes as one
+// (Atomic), the others (and all of them elsewhere, or if that write fails)
+// one by one as Record does. It returns Record's error for each.
+func (l *Lifecycle) RecordMany(ctx context.Context, ps []*coinop.Payment, rcs []*coinop.Receipt, errs []error) []error {
+	out := make([]error, len(ps))
+	done := make([]bool, len(ps))
+	if a, ok := l.j.(Atomic); ok {
+		var settled []int
+		for i := range ps {
+			if errs[i] == nil && rcs[i] != nil && rcs[i].Success {
+				settled = append(settled, i)
+			}
+		}
+		if len(settled) > 1 && a.Atomically(ctx, func(tx store.Tx) error {
+			for _, i := range settled {
+				if err := tx.Transition(ctx, ps[i].ID, coinop.StateSettling, coinop.StateSettled, rcs[i].Reference, ""); err != nil {
+					return err
+				}
+			}
+			return nil
+		}) == nil {
+			for _, i := range settled {
+				l.settled(ps[i], rcs[i])
+				done[i] = true
+			}
+		}
+	}
+	for i := range ps {
+		if !done[i] {
+			_, out[i] = l.Record(ctx, ps[i], rcs[i], errs[i])
+		}
+	}
+	return out
 }
 
 // Served marks p's response as released. A failure is logged, not fatal:

@@ -331,3 +331,77 @@ func TestOweWithin(t *testing.T) {
 		t.Errorf("without exposure counting: journaled %+v (%v), payment mode %s; want settling sync", got, err, p.Mode)
 	}
 }
+
+// owed reserves and owes n payments, returning them.
+func owed(t *testing.T, lc *lifecycle.Lifecycle, from, n int) []*coinop.Payment {
+	t.Helper()
+	var ps []*coinop.Payment
+	for i := from; i < from+n; i++ {
+		p := payment(i)
+		if err := lc.Reserve(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+		if err := lc.Owe(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// A batch's shared transaction is journaled for all its payments in one
+// write, or for none: a payment of the group that is no longer settling
+// fails the whole group, and the rail must not send.
+func TestRecordGroupAllOrNothing(t *testing.T) {
+	lc, j, steps := open(t)
+	ctx := t.Context()
+	ps := owed(t, lc, 0, 3)
+	recs := []coinop.Recorder{lc.Recorder(ps[0]), nil, lc.Recorder(ps[1]), lc.Recorder(ps[2])}
+	if err := coinop.RecordAll(ctx, recs, "0xbatch", "0xsigned"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		got, _ := j.Get(ctx, p.ID)
+		if got.Reference != "0xbatch" || got.Prepared != "0xsigned" || p.Reference != "0xbatch" {
+			t.Errorf("%s: journaled %q %q, in memory %q", p.ID, got.Reference, got.Prepared, p.Reference)
+		}
+	}
+	if n := strings.Count(strings.Join(*steps, " "), "tx_recorded"); n != 3 {
+		t.Errorf("steps %v: want three tx_recorded", *steps)
+	}
+
+	qs := owed(t, lc, 5, 3)
+	if err := j.Transition(ctx, qs[2].ID, coinop.StateSettling, coinop.StateFailed, "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	err := coinop.RecordAll(ctx, []coinop.Recorder{lc.Recorder(qs[0]), lc.Recorder(qs[1]), lc.Recorder(qs[2])}, "0xother", "0xsigned2")
+	if err == nil {
+		t.Fatal("a group with a payment no longer settling was journaled")
+	}
+	for _, q := range qs[:2] {
+		if got, _ := j.Get(ctx, q.ID); got.Reference != "" || got.Prepared != "" {
+			t.Errorf("%s journaled %q from a failed group", q.ID, got.Reference)
+		}
+	}
+}
+
+// The settled outcomes of a batch are journaled together; a refused one
+// goes its own way (failed), and the others are not held up by it.
+func TestRecordMany(t *testing.T) {
+	lc, j, _ := open(t)
+	ctx := t.Context()
+	ps := owed(t, lc, 0, 4)
+	ok := &coinop.Receipt{Success: true, Reference: "0xbatch"}
+	refused := coinop.Errorf(coinop.KindSettleFailed, "invalid_exact_evm_payload_signature", "refused")
+	errs := lc.RecordMany(ctx, ps, []*coinop.Receipt{ok, ok, {Reference: "0xbatch"}, ok}, []error{nil, nil, refused, nil})
+	want := []coinop.State{coinop.StateSettled, coinop.StateSettled, coinop.StateFailed, coinop.StateSettled}
+	for i, p := range ps {
+		got, _ := j.Get(ctx, p.ID)
+		if got.State != want[i] || p.State != want[i] {
+			t.Errorf("%s: journaled %s, in memory %s, want %s", p.ID, got.State, p.State, want[i])
+		}
+		if (errs[i] == nil) != (want[i] == coinop.StateSettled) {
+			t.Errorf("%s: error %v", p.ID, errs[i])
+		}
+	}
+}

@@ -127,7 +127,10 @@ func (b *background) settleBatch(bs coinop.BatchSettler, group []job) []job {
 	ctx, cancel := context.WithTimeout(context.Background(), b.pw.cfg.SettleTimeout)
 	defer cancel()
 	rcs, errs := bs.SettleBatch(ctx, ps, recs)
-	var retry []job
+	var retry, record []job
+	var rps []*coinop.Payment
+	var rrcs []*coinop.Receipt
+	var rerrs []error
 	for i, j := range group {
 		if errs[i] != nil && coinop.KindOf(errs[i]) == coinop.KindUnavailable && (j.p.Reference == "" || notSent(errs[i])) && (rcs[i] == nil || !rcs[i].Pending) {
 			// Never sent, or sent to no node: settle alone (or broadcast
@@ -135,8 +138,11 @@ func (b *background) settleBatch(bs coinop.BatchSettler, group []job) []job {
 			retry = append(retry, j)
 			continue
 		}
-		_, err := b.pw.lc.Record(ctx, j.p, rcs[i], errs[i])
-		b.done(j, err)
+		record, rps, rrcs, rerrs = append(record, j), append(rps, j.p), append(rrcs, rcs[i]), append(rerrs, errs[i])
+	}
+	// The outcomes in one journal write where the journal can.
+	for k, err := range b.pw.lc.RecordMany(ctx, rps, rrcs, rerrs) {
+		b.done(record[k], err)
 	}
 	return retry
 }

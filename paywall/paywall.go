@@ -767,18 +767,21 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 	// before the response (async) or the transaction (sync) goes out. With
 	// a limit, the journal also decides, in the same transaction, whether
 	// the payer's async exposure leaves room to serve p before it settles.
-	owe := pw.lc.Owe
+	// An async payment's response leaves as soon as it is owed: the
+	// journal marks it served in the same write.
+	var err error
 	if limit != nil {
-		owe = func(ctx context.Context, p *coinop.Payment) error { return pw.lc.OweWithin(ctx, p, limit) }
+		_, err = pw.lc.OweServing(ctx, p, limit)
+	} else {
+		err = pw.lc.Owe(ctx, p)
 	}
-	if err := owe(ctx, p); err != nil {
+	if err != nil {
 		cancel()
 		pw.refuse(w, r, rt, err)
 		return false
 	}
 	if p.Mode == coinop.ModeAsync {
 		setOutcome(r, "owed")
-		pw.lc.Served(ctx, p)
 		pw.bg.enqueue(rail, p)
 		return true
 	}

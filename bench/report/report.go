@@ -5,6 +5,7 @@ package report
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -63,7 +64,30 @@ type Report struct {
 	Duration time.Duration `json:"durationPerRow"`
 	Rows     []Row         `json:"rows"`
 	Checks   []Check       `json:"checks"`
-	Notes    []string      `json:"notes,omitempty"`
+	// Measures are what the run measured besides the load rows: Go
+	// benchmarks of hot paths and the cold build.
+	Measures []Measure `json:"measures,omitempty"`
+	Notes    []string  `json:"notes,omitempty"`
+}
+
+// Measure is one figure measured outside the load rows.
+type Measure struct {
+	ID     string  `json:"id"`
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Unit   string  `json:"unit"`
+	How    string  `json:"how"`              // the command
+	Detail string  `json:"detail,omitempty"` // what dominates, when known
+}
+
+// FindMeasure returns the measure with id, or nil.
+func (r *Report) FindMeasure(id string) *Measure {
+	for i := range r.Measures {
+		if r.Measures[i].ID == id {
+			return &r.Measures[i]
+		}
+	}
+	return nil
 }
 
 // Find returns the row with id, or nil.
@@ -126,6 +150,16 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %.0f | %s | %.1f | %s | %s | %s |\n",
 			x.Name, x.Concurrency, num(x.Throughput), ms(x.P50), ms(x.P99), x.CPUPerReq, chainCPU,
 			float64(x.PeakRSS)/(1<<20), ratio(x.Throughput, tput(free)), ratio(x.Throughput, tput(direct)), answers(&x))
+	}
+	if len(r.Measures) > 0 {
+		b.WriteString("\n| measured | value | how |\n|---|---:|---|\n")
+		for _, x := range r.Measures {
+			how := "`" + x.How + "`"
+			if x.Detail != "" {
+				how += "; " + x.Detail
+			}
+			fmt.Fprintf(&b, "| %s | %s %s | %s |\n", x.Name, strconv.FormatFloat(x.Value, 'f', -1, 64), x.Unit, how)
+		}
 	}
 	if len(r.Checks) > 0 {
 		b.WriteString("\n| target | this run | met |\n|---|---|---|\n")

@@ -567,6 +567,17 @@ const exposureLock int32 = 0x636f696e // "coin"
 // payers whose keys hash alike only wait for each other. Payments that
 // leave settling (settled, failed) take no lock: they only lower a sum.
 func (s *Store) OweWithin(ctx context.Context, id string, limit *big.Int) (bool, error) {
+	return s.owe(ctx, id, limit, false)
+}
+
+// OweServed is OweWithin that, when it owes payment id async, also marks
+// it served (as MarkServed does) in the same transaction: an async
+// payment's response leaves as soon as it is owed.
+func (s *Store) OweServed(ctx context.Context, id string, limit *big.Int) (bool, error) {
+	return s.owe(ctx, id, limit, true)
+}
+
+func (s *Store) owe(ctx context.Context, id string, limit *big.Int, serve bool) (bool, error) {
 	ptx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return false, dbError("owe", err)
@@ -608,6 +619,11 @@ func (s *Store) OweWithin(ctx context.Context, id string, limit *big.Int) (bool,
 	}
 	if err := in.Transition(ctx, id, coinop.StateVerified, coinop.StateSettling, "", ""); err != nil {
 		return false, err
+	}
+	if serve && mode == coinop.ModeAsync {
+		if err := in.MarkServed(ctx, id); err != nil {
+			return false, err
+		}
 	}
 	if err := ptx.Commit(ctx); err != nil {
 		return false, dbError("owe", err)

@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"database/sql"
 	"fmt"
+	"math/big"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -69,6 +70,36 @@ func BenchmarkGroupCommit(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/row")
+		})
+	}
+}
+
+// BenchmarkOweWithin is the async cap's decision with a payer already
+// owing 0 or 1,000 payments: the running total makes it the same cost
+// either way (a sum over the payments made it grow with what is owed).
+func BenchmarkOweWithin(b *testing.B) {
+	for _, owing := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("owing=%d", owing), func(b *testing.B) {
+			s := open(b, filepath.Join(b.TempDir(), "journal.db"), sqlite.Options{})
+			defer s.Close()
+			ctx := b.Context()
+			limit := new(big.Int).Lsh(big.NewInt(1), 250)
+			owe := func(n int) {
+				p := storetest.Payment(n)
+				if err := s.Reserve(ctx, p); err != nil {
+					b.Fatal(err)
+				}
+				if async, err := s.OweWithin(ctx, p.ID, limit); err != nil || !async {
+					b.Fatalf("OweWithin: async=%v %v", async, err)
+				}
+			}
+			for i := range owing {
+				owe(i)
+			}
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				owe(owing + i)
+			}
 		})
 	}
 }

@@ -681,6 +681,17 @@ func recordTx(ctx context.Context, tx *wtx, id, txHash, raw string, now int64, s
 // takes its write lock at BEGIN (_txlock=immediate), so two stores on one
 // file, in one process or two, decide one payer's cap one at a time.
 func (s *Store) OweWithin(ctx context.Context, id string, limit *big.Int) (async bool, err error) {
+	return s.owe(ctx, id, limit, false)
+}
+
+// OweServed is OweWithin that, when it owes payment id async, also marks
+// it served (as MarkServed does) in the same durable write: an async
+// payment's response leaves as soon as it is owed.
+func (s *Store) OweServed(ctx context.Context, id string, limit *big.Int) (async bool, err error) {
+	return s.owe(ctx, id, limit, true)
+}
+
+func (s *Store) owe(ctx context.Context, id string, limit *big.Int, serve bool) (async bool, err error) {
 	err = s.write(ctx, "owe", func(ctx context.Context, tx *wtx) error {
 		async = false
 		mode := coinop.ModeSync
@@ -716,6 +727,9 @@ func (s *Store) OweWithin(ctx context.Context, id string, limit *big.Int) (async
 			return err
 		}
 		async = mode == coinop.ModeAsync
+		if async && serve {
+			return markServed(ctx, tx, id, now, s.leaseAt(coinop.StateSettling, now))
+		}
 		return nil
 	})
 	return async && err == nil, err

@@ -22,6 +22,9 @@ import (
 type Exposer interface {
 	Store
 	OweWithin(ctx context.Context, id string, limit *big.Int) (async bool, err error)
+	// OweServed is OweWithin that marks a payment it owes async served in
+	// the same write.
+	OweServed(ctx context.Context, id string, limit *big.Int) (async bool, err error)
 }
 
 // exposureAmount is the amount of every payment of the exposure suite:
@@ -57,6 +60,7 @@ func RunExposure(t *testing.T, open func(t *testing.T) func() Exposer) {
 		{"OweWithinCompareAndSet", testOweWithinCompareAndSet},
 		{"Restart", testExposureRestart},
 		{"ConcurrentHandles", testExposureConcurrentHandles},
+		{"OweServed", testOweServed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open(t)) })
@@ -295,5 +299,53 @@ func testExposureConcurrentHandles(t *testing.T, open func() Exposer) {
 	}
 	if journaled.Cmp(limit) != 0 {
 		t.Errorf("journaled async %v, want the cap %v", journaled, limit)
+	}
+}
+
+// OweServed marks served, in the same write, exactly the payments it owes
+// async: one owed sync is not served, one that is not verified is refused
+// with nothing changed, and a served payment cannot be marked again.
+func testOweServed(t *testing.T, open func() Exposer) {
+	s := open()
+	ctx := t.Context()
+	limit := times(1)
+	a := exposurePayment(1, "erin")
+	reserve(t, s, a)
+	async, err := s.OweServed(ctx, a.ID, limit)
+	if err != nil || !async {
+		t.Fatalf("OweServed within the cap: async=%v %v", async, err)
+	}
+	got := get(t, s, a.ID)
+	if got.State != coinop.StateSettling || got.Mode != coinop.ModeAsync || got.Served.IsZero() {
+		t.Errorf("owed async: %s %s served %v", got.State, got.Mode, got.Served)
+	}
+	if err := s.MarkServed(ctx, a.ID); coinop.KindOf(err) != coinop.KindReplayed {
+		t.Errorf("MarkServed after OweServed: %v, want KindReplayed", err)
+	}
+	evs, err := s.Events(ctx, a.ID)
+	if err != nil || len(evs) != 3 || evs[2].Reason != store.ReasonServed {
+		t.Errorf("events %+v %v: want reserved, owed, served", evs, err)
+	}
+
+	b := exposurePayment(2, "erin") // beyond the cap: sync, not served
+	reserve(t, s, b)
+	if async, err := s.OweServed(ctx, b.ID, limit); err != nil || async {
+		t.Fatalf("OweServed beyond the cap: async=%v %v", async, err)
+	}
+	if got := get(t, s, b.ID); got.Mode != coinop.ModeSync || !got.Served.IsZero() {
+		t.Errorf("owed sync: %s served %v", got.Mode, got.Served)
+	}
+
+	if _, err := s.OweServed(ctx, a.ID, limit); coinop.KindOf(err) != coinop.KindInFlight {
+		t.Errorf("OweServed of a payment already owed: %v, want KindInFlight", err)
+	}
+	c := exposurePayment(3, "frank")
+	reserve(t, s, c)
+	transition(t, s, c.ID, coinop.StateVerified, coinop.StateReleased, "", "")
+	if _, err := s.OweServed(ctx, c.ID, limit); coinop.KindOf(err) != coinop.KindInFlight {
+		t.Errorf("OweServed of a released payment: %v, want KindInFlight", err)
+	}
+	if got := get(t, s, c.ID); got.State != coinop.StateReleased || !got.Served.IsZero() {
+		t.Errorf("a refused OweServed changed the payment: %s served %v", got.State, got.Served)
 	}
 }

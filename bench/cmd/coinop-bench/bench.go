@@ -558,6 +558,11 @@ func (b *bench) measure(ctx context.Context) (*report.Report, error) {
 			row.ID, row.Concurrency, row.Throughput, row.P50, row.P99, row.CPUPerReq, float64(row.PeakRSS)/(1<<20), row.Statuses, row.FirstBad)
 		rep.Rows = append(rep.Rows, *row)
 	}
+	ms, err := b.goMeasures(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.Measures = ms
 	rep.Machine.Load += " before, " + loadAverage() + " after"
 	rep.Checks = checks(rep)
 	return rep, nil
