@@ -88,9 +88,10 @@
   // show puts the paid response on the page: HTML in a sandboxed frame
   // (no scripts, no access to this page), JSON pretty-printed, text as
   // text, images as images, anything else as a download; all can be saved.
-  // receipt writes the receipt line. Every way to pay is then hidden: one
-  // payment buys one response.
-  async function show(resp, receipt) {
+  // receipt writes the receipt line. Every way to pay is then hidden, the
+  // other way's whole section too: one payment buys one response, and
+  // nothing on the page invites paying again.
+  async function show(resp, receipt, lightning) {
     const type = (resp.headers.get('Content-Type') || 'application/octet-stream').split(';')[0].trim().toLowerCase();
     const disposition = resp.headers.get('Content-Disposition') || '';
     const blob = await resp.blob();
@@ -135,7 +136,8 @@
     const r = $('receipt');
     r.replaceChildren();
     receipt(r);
-    document.querySelectorAll('#pay-button, #choose-offer, #choose-wallet, #ln-webln-row, #ln-paste').forEach((el) => {
+    const done = lightning ? '#pay, #lightning > :not(h2):not([role=status])' : '#pay-button, #choose-offer, #choose-wallet, #lightning';
+    document.querySelectorAll(done).forEach((el) => {
       el.hidden = true;
     });
     $('paid').hidden = false;
@@ -574,7 +576,7 @@
           h.id = 'ln-hash';
           h.textContent = ln.paymentHash;
           r.append(h);
-        });
+        }, true);
         clearInterval(timer);
         left.textContent = '';
         say('done', 'Paid ' + ln.price + '. The content is below.');
