@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -481,4 +482,109 @@ func (r *renamed) Challenge(ctx context.Context, c *coinop.Challenge, ch coinop.
 		c.Offers[i].Price, c.Offers[i].HowTo = r.price, r.howTo
 	}
 	return nil
+}
+
+// fuzzRail offers the offer its pointer holds.
+type fuzzRail struct {
+	*fakeRail
+	offer atomic.Pointer[coinop.Offer]
+}
+
+func (r *fuzzRail) Challenge(_ context.Context, c *coinop.Challenge, _ coinop.Charge) error {
+	c.Offers = append(c.Offers, *r.offer.Load())
+	return nil
+}
+
+var pageTag = regexp.MustCompile(`<(/?[a-zA-Z!][a-zA-Z0-9-]*)`)
+
+// tagsOf is the sequence of the page's tags, but for the <code> spans
+// that how-to sentences may hold any number of.
+func tagsOf(page string) string {
+	var out []string
+	for _, m := range pageTag.FindAllStringSubmatch(page, -1) {
+		if m[1] != "code" && m[1] != "/code" {
+			out = append(out, m[1])
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// FuzzPageLightning: whatever an L402 offer's invoice, token, payment
+// hash, price and how-to hold, the page has the very tags of a page with
+// plain values (nothing becomes markup), a Lightning section exactly when
+// the invoice is a valid one for the offer's amount (then showing that
+// invoice, the same in the script's terms), and its terms stay JSON.
+func FuzzPageLightning(f *testing.F) {
+	node, err := devnode.New(devnode.Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	inv, err := node.AddInvoice(context.Background(), lightning.InvoiceRequest{AmountMsat: 20_000, Memo: "m", Expiry: time.Hour})
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, hash := inv.PaymentRequest, inv.Hash.String()
+	f.Add(good, "dG9rZW4=", hash, "20 sat", "Pay.")
+	f.Add(good, "dG9rZW4=", "", "<b>20</b> sat", "Pay `</code><script>alert(1)</script>`")
+	f.Add(`"><script>alert(1)</script>`, `</pre><script>`, hash, "\u2028", "<!--")
+	f.Add(strings.ToUpper(good), "dG9rZW4=", hash, "20 sat", "")
+	f.Add("lightning:"+good, "dG9rZW4=", hash, `"}]}</script>`, "x")
+
+	j, err := sqlite.Open(filepath.Join(f.TempDir(), "j.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { j.Close() })
+	rail := &fuzzRail{fakeRail: newFakeRail("sats")}
+	pw, err := paywall.New(paywall.Config{Journal: j, Routes: []paywall.Route{
+		{Pattern: "GET /item", Description: "d", Accept: []paywall.Accept{{Rail: rail, Price: sats}}},
+	}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { pw.Close(context.Background()) })
+	h := pw.Wrap(http.NotFoundHandler())
+	render := func(invoice, token, hash, price, howTo string) string {
+		rail.offer.Store(&coinop.Offer{Rail: "sats", Protocol: "l402", Scheme: "l402", Network: "lightning:regtest", Asset: "msat",
+			Amount: "20000", Price: price, Header: "Authorization", HowTo: howTo,
+			Terms: map[string]any{"invoice": invoice, "token": token, "paymentHash": hash}})
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/item", nil)
+		req.Header.Set("Accept", "text/html")
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusPaymentRequired || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
+			f.Fatalf("%d %s", rec.Code, rec.Header().Get("Content-Type"))
+		}
+		return rec.Body.String()
+	}
+	with, without := tagsOf(render(good, "dG9rZW4=", hash, "20 sat", "Pay.")), tagsOf(render("x", "dG9rZW4=", hash, "20 sat", "Pay."))
+	if with == without {
+		f.Fatal("the plain pages with and without a Lightning section have the same tags")
+	}
+
+	f.Fuzz(func(t *testing.T, invoice, token, hash, price, howTo string) {
+		page := render(invoice, token, hash, price, howTo)
+		dec, err := bolt11.Decode(invoice)
+		valid := err == nil && invoice == strings.ToLower(invoice) && !strings.Contains(invoice, ":") &&
+			dec.AmountMsat == 20_000 && dec.Network == bolt11.Regtest && token != "" &&
+			strings.Trim(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") == "" &&
+			(hash == "" || strings.EqualFold(hash, hex.EncodeToString(dec.Hash[:])))
+		want := without
+		if valid {
+			want = with
+		}
+		if got := tagsOf(page); got != want {
+			t.Fatalf("the page's tags (section wanted: %v):\n%s\nwant\n%s", valid, got, want)
+		}
+		st, ok := scriptTermsOf(t, page)
+		if valid != ok || valid != (st.Lightning != nil) {
+			t.Fatalf("terms %v %+v for a valid invoice: %v", ok, st.Lightning, valid)
+		}
+		if valid {
+			m := lnInvoice.FindStringSubmatch(page)
+			if m == nil || m[1] != invoice || st.Lightning.Invoice != invoice || st.Lightning.Token != token || st.Lightning.Price != price {
+				t.Fatalf("the section shows %q, the terms %+v; the offer's invoice is %q", m, st.Lightning, invoice)
+			}
+		}
+	})
 }
