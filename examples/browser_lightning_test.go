@@ -39,6 +39,8 @@ type lightningRun struct {
 	WeblnVisibleAfter bool     `json:"weblnVisibleAfter"`
 	PasteVisibleAfter bool     `json:"pasteVisibleAfter"`
 	WeblnDisabled     bool     `json:"weblnDisabled"`
+	Copied            string   `json:"copied"`
+	Selected          string   `json:"selected"`
 	Elsewhere         int      `json:"elsewhere"`
 	Asked             []string `json:"asked"`
 	Paid              []string `json:"paid"`
@@ -171,6 +173,15 @@ func TestBrowserPaysLightning(t *testing.T) {
 				if run.Authorized != 1 || run.PaidFocused != "paid-title" || run.WeblnVisibleAfter || run.PasteVisibleAfter {
 					t.Errorf("%d requests with Authorization, focus on %q, ways to pay still shown: %v %v",
 						run.Authorized, run.PaidFocused, run.WeblnVisibleAfter, run.PasteVisibleAfter)
+				}
+				// Copy puts the invoice on the clipboard, or selects it where
+				// the browser gives no clipboard.
+				if tc.scenario == "paste" && !strings.Contains(run.Copied, "The invoice is copied") &&
+					!(strings.Contains(run.Copied, "The invoice is selected") && run.Selected == run.Invoice) {
+					t.Errorf("Copy said %q, with %q selected", run.Copied, run.Selected)
+				}
+				if tc.scenario == "paste" {
+					t.Logf("Copy: %s", run.Copied)
 				}
 				if tc.scenario == "webln" && strings.Join(run.Asked, ",") != "enable,sendPayment" {
 					t.Errorf("the WebLN wallet was asked %v", run.Asked)

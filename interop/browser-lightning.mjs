@@ -24,17 +24,9 @@ import { readFileSync } from "node:fs";
 import { request } from "node:https";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { need } from "./lib.mjs";
+import { launch, watch } from "./page.mjs";
 import jsQR from "jsqr";
-
-function need(name) {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`${name} is not set`);
-    process.exit(2);
-  }
-  return v;
-}
 
 const url = need("URL");
 const out = need("OUT");
@@ -42,7 +34,6 @@ const scenario = need("SCENARIO");
 const node = JSON.parse(readFileSync(need("NODE_FILE"), "utf8"));
 const macaroon = readFileSync(node.macaroon_file).toString("hex");
 const ca = readFileSync(node.tls_cert_file);
-const origin = new URL(url).origin;
 
 // lnd calls the dev node's REST API, as a buyer's wallet would.
 function lnd(method, path, body) {
@@ -109,11 +100,7 @@ const provider = `(() => {
   };
 })();`;
 
-const browser = await chromium.launch({
-  executablePath: need("CHROMIUM"),
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-  timeout: 60_000,
-});
+const browser = await launch(need("CHROMIUM"));
 const result = { scenario, asked, paid, foreign: [], errors: [], authorized: 0, statuses: [] };
 
 // decodeQR reads the QR code in a PNG screenshot with jsQR: the PNG is
@@ -154,20 +141,10 @@ try {
   }
   const page = await context.newPage();
   if (scenario === "expired") await page.clock.install();
+  watch(page, url, result);
   page.on("request", (req) => {
-    const u = req.url();
-    if (!u.startsWith(origin + "/") && !u.startsWith("blob:") && !u.startsWith("data:") && u !== "about:srcdoc") {
-      result.foreign.push(u);
-    }
     if (req.headers()["authorization"]) result.authorized++;
   });
-  page.on("console", (msg) => {
-    // The page itself is a 402, and so are refused payments: Chromium logs
-    // both as failed loads.
-    const expected = msg.location().url === url && / status of 402 /.test(msg.text());
-    if (msg.type() === "error" && !expected) result.errors.push(`${msg.text()} (${msg.location().url})`);
-  });
-  page.on("pageerror", (err) => result.errors.push(String(err)));
 
   const resp = await page.goto(url, { waitUntil: "load" });
   result.pageStatus = resp.status();
@@ -218,6 +195,12 @@ try {
       await settle();
       break;
     case "paste":
+      // Copy first, as a person taking the invoice to another wallet.
+      await clear();
+      await page.getByRole("button", { name: "Copy the invoice" }).click();
+      await page.waitForSelector("#ln-status[data-state=info]");
+      result.copied = await page.textContent("#ln-status");
+      result.selected = await page.evaluate(() => String(getSelection()));
       await paste(await payInvoice(result.invoice));
       break;
     case "wrong-preimage":

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"html"
 	"math/big"
 	"net/http"
@@ -32,11 +31,12 @@ import (
 // sats is the L402 routes' price: 20 sat, in millisatoshis.
 var sats = coinop.Price{Amount: big.NewInt(20_000), Symbol: "sat", Decimals: 3}
 
-// lightningPage serves GET and POST /item behind a paywall whose accepts
+// lightningPage serves GET and POST /item, described as description,
+// behind a paywall whose accepts
 // the test builds on the journal (an L402 rail needs it for its tokens);
 // it returns the URL and the development node the rails' invoices are
 // issued by.
-func lightningPage(t *testing.T, accepts func(j *sqlite.Store, node *devnode.Node) []paywall.Accept) (string, *devnode.Node) {
+func lightningPage(t *testing.T, description string, accepts func(j *sqlite.Store, node *devnode.Node) []paywall.Accept) (string, *devnode.Node) {
 	t.Helper()
 	j, err := sqlite.Open(filepath.Join(t.TempDir(), "j.db"))
 	if err != nil {
@@ -49,7 +49,7 @@ func lightningPage(t *testing.T, accepts func(j *sqlite.Store, node *devnode.Nod
 	}
 	acc := accepts(j, node)
 	pw, err := paywall.New(paywall.Config{Journal: j, Routes: []paywall.Route{
-		{Pattern: "/item", Description: "A week's forecast", MimeType: "application/json", Accept: acc},
+		{Pattern: "/item", Description: description, MimeType: "application/json", Accept: acc},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func svgModules(t *testing.T, svg string) [][]bool {
 // and as a lightning: link, its expiry, and for the script the token and
 // payment hash of the same challenge.
 func TestPageLightning(t *testing.T) {
-	url, node := lightningPage(t, func(j *sqlite.Store, node *devnode.Node) []paywall.Accept {
+	url, node := lightningPage(t, "A week's forecast", func(j *sqlite.Store, node *devnode.Node) []paywall.Accept {
 		return []paywall.Accept{
 			{Rail: &x402.Rail{Schemes: []x402.Scheme{exactOn(t, 1337, "0x2E70c03A5f9D31980b9b2E3a54cdC0bFc6f9D2E5", "USDC")}},
 				Price: coinop.Price{Amount: big.NewInt(1000), Symbol: "USDC", Decimals: 6}},
@@ -275,34 +275,10 @@ type lnPageTerms struct {
 	Expires     int64  `json:"expires"`
 }
 
-// scriptTerms is the page's terms for its script, as far as these tests
-// read them.
-type scriptTerms struct {
-	Method    string            `json:"method"`
-	Offers    []json.RawMessage `json:"offers"`
-	Lightning *lnPageTerms      `json:"lightning"`
-}
-
 func lightningTermsOf(t *testing.T, page string) (*lnPageTerms, bool) {
 	t.Helper()
-	st, ok := scriptTermsOf(t, page)
-	if !ok || st.Lightning == nil {
-		return nil, false
-	}
-	return st.Lightning, true
-}
-
-func scriptTermsOf(t *testing.T, page string) (scriptTerms, bool) {
-	t.Helper()
-	m := termsBlock.FindStringSubmatch(page)
-	if m == nil {
-		return scriptTerms{}, false
-	}
-	var st scriptTerms
-	if err := json.Unmarshal([]byte(m[1]), &st); err != nil {
-		t.Fatalf("the page's terms are not JSON: %v\n%s", err, m[1])
-	}
-	return st, true
+	pt, ok := terms(t, page)
+	return pt.Lightning, ok && pt.Lightning != nil
 }
 
 // TestPageLightningOnly: a route paid over Lightning alone gets the
@@ -310,11 +286,11 @@ func scriptTermsOf(t *testing.T, page string) (scriptTerms, bool) {
 // request other than a GET gets the code and the invoice, but no script,
 // since the page could not send its body again.
 func TestPageLightningOnly(t *testing.T) {
-	url, _ := lightningPage(t, func(j *sqlite.Store, node *devnode.Node) []paywall.Accept {
+	url, _ := lightningPage(t, "A week's forecast", func(j *sqlite.Store, node *devnode.Node) []paywall.Accept {
 		return []paywall.Accept{{Rail: l402Rail(t, j, node), Price: sats}}
 	})
 	_, page := fetchPage(t, url, "text/html")
-	st, ok := scriptTermsOf(t, page)
+	st, ok := terms(t, page)
 	if !ok || st.Lightning == nil || len(st.Offers) != 0 || st.Method != "GET" {
 		t.Fatalf("terms %+v", st)
 	}
@@ -405,7 +381,7 @@ func TestPageWithoutLightning(t *testing.T) {
 		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			url, _ := lightningPage(t, func(j *sqlite.Store, node *devnode.Node) []paywall.Accept {
+			url, _ := lightningPage(t, "A week's forecast", func(j *sqlite.Store, node *devnode.Node) []paywall.Accept {
 				if tc.x402 {
 					return []paywall.Accept{{Rail: &x402.Rail{Schemes: []x402.Scheme{usdc}}, Price: coinop.Price{Amount: big.NewInt(1000), Symbol: "USDC", Decimals: 6}}}
 				}
@@ -430,27 +406,10 @@ func TestPageWithoutLightning(t *testing.T) {
 // inside the bech32 invoice and cannot break out of it.
 func TestPageLightningEscapes(t *testing.T) {
 	hostile := `</script><script>alert(1)</script><img src=x onerror=alert(1)>"'&`
-	j, err := sqlite.Open(filepath.Join(t.TempDir(), "j.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
-	node, err := devnode.New(devnode.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rail := l402Rail(t, j, node)
-	hostileRail := &renamed{Rail: rail, price: hostile, howTo: hostile}
-	pw, err := paywall.New(paywall.Config{Journal: j, Routes: []paywall.Route{
-		{Pattern: "/item", Description: hostile, Accept: []paywall.Accept{{Rail: hostileRail, Price: sats}}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pw.Close(context.Background()) })
-	srv := httptest.NewServer(pw.Wrap(http.NotFoundHandler()))
-	t.Cleanup(srv.Close)
-	_, page := fetchPage(t, srv.URL+"/item", "text/html")
+	url, _ := lightningPage(t, hostile, func(j *sqlite.Store, node *devnode.Node) []paywall.Accept {
+		return []paywall.Accept{{Rail: &renamed{Rail: l402Rail(t, j, node), price: hostile, howTo: hostile}, Price: sats}}
+	})
+	_, page := fetchPage(t, url, "text/html")
 	sec := lnSection.FindString(page)
 	if sec == "" {
 		t.Fatalf("no Lightning section:\n%s", page)
@@ -461,7 +420,7 @@ func TestPageLightningEscapes(t *testing.T) {
 	if !strings.Contains(sec, "Pay &lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;") {
 		t.Errorf("the price is not shown as text:\n%s", sec)
 	}
-	st, ok := scriptTermsOf(t, page)
+	st, ok := terms(t, page)
 	if !ok || st.Lightning == nil || st.Lightning.Price != hostile {
 		t.Errorf("the script's terms do not keep the price's text intact: %+v", st.Lightning)
 	}
@@ -576,7 +535,7 @@ func FuzzPageLightning(f *testing.F) {
 		if got := tagsOf(page); got != want {
 			t.Fatalf("the page's tags (section wanted: %v):\n%s\nwant\n%s", valid, got, want)
 		}
-		st, ok := scriptTermsOf(t, page)
+		st, ok := terms(t, page)
 		if valid != ok || valid != (st.Lightning != nil) {
 			t.Fatalf("terms %v %+v for a valid invoice: %v", ok, st.Lightning, valid)
 		}
