@@ -36,7 +36,7 @@ var sats = coinop.Price{Amount: big.NewInt(20_000), Symbol: "sat", Decimals: 3}
 // the test builds on the journal (an L402 rail needs it for its tokens);
 // it returns the URL and the development node the rails' invoices are
 // issued by.
-func lightningPage(t *testing.T, description string, accepts func(j *sqlite.Store, node *devnode.Node) []paywall.Accept) (string, *devnode.Node) {
+func lightningPage(t testing.TB, description string, accepts func(j *sqlite.Store, node *devnode.Node) []paywall.Accept) (string, *devnode.Node) {
 	t.Helper()
 	j, err := sqlite.Open(filepath.Join(t.TempDir(), "j.db"))
 	if err != nil {
@@ -63,7 +63,7 @@ func lightningPage(t *testing.T, description string, accepts func(j *sqlite.Stor
 	return srv.URL + "/item", node
 }
 
-func l402Rail(t *testing.T, j *sqlite.Store, node lightning.Invoicer) *l402.Rail {
+func l402Rail(t testing.TB, j *sqlite.Store, node lightning.Invoicer) *l402.Rail {
 	t.Helper()
 	r, err := l402.New(t.Context(), l402.Config{Name: "sats", Node: node, Store: j, Network: "regtest"})
 	if err != nil {
@@ -546,4 +546,30 @@ func FuzzPageLightning(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkPageLightning is the 402 of a route with an L402 offer on the
+// development node, as JSON and as the HTML page with its QR code: what
+// the Lightning section costs a request that asks for HTML.
+func BenchmarkPageLightning(b *testing.B) {
+	url, _ := lightningPage(b, "A week's forecast", func(j *sqlite.Store, node *devnode.Node) []paywall.Accept {
+		return []paywall.Accept{{Rail: l402Rail(b, j, node), Price: sats}}
+	})
+	for _, accept := range []string{"application/json", "text/html"} {
+		b.Run("accept="+accept, func(b *testing.B) {
+			req, _ := http.NewRequest("GET", url, nil)
+			req.Header.Set("Accept", accept)
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusPaymentRequired {
+					b.Fatal(resp.Status)
+				}
+			}
+		})
+	}
 }
