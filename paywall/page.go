@@ -410,7 +410,7 @@ var paywallPage = template.Must(template.New("402").Funcs(template.FuncMap{"code
 {{end}}<details><summary>Pay from another device without this page</summary>
 <p>{{code .HowTo}} The token:</p>
 <pre id="ln-token">{{.Token}}</pre></details>
-{{if .Others}}<p class="note">This route also takes Lightning through the Payment scheme (<code>Authorization: Payment</code>): its invoice is in that offer's terms, below.</p>
+{{if .Others}}<p class="note">This route also takes Lightning through the Payment scheme (<code>Authorization: Payment</code>), with an invoice of its own in the 402's <code>WWW-Authenticate: Payment</code> challenge; <code>coinop curl --prefer mpp</code> pays it.</p>
 {{end}}</section>
 {{end}}{{with .Pay}}<section id="paid" aria-labelledby="paid-title" hidden><h2 id="paid-title" tabindex="-1">Paid content</h2><p id="receipt"></p><div id="content"></div></section>
 {{end}}<h2>Pay from a terminal</h2>

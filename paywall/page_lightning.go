@@ -30,8 +30,8 @@ type lightningView struct {
 	Token string
 	// HowTo is the offer's how-to sentence.
 	HowTo string
-	// Others counts the Payment scheme's Lightning offers, listed below
-	// with the other offers (their invoices are in their terms).
+	// Others counts the Payment scheme's Lightning offers, listed with
+	// the other offers (each has an invoice of its own in its challenge).
 	Others int
 	// Terms is what the page's script pays with; nil when it cannot pay
 	// (a request other than a GET).
