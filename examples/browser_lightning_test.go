@@ -3,7 +3,9 @@
 package examples_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +94,7 @@ func TestBrowserPaysLightning(t *testing.T) {
 		{"webln", 1, "Paid 20 sat. The content is below.", "done"},
 		{"paste", 1, "Paid 20 sat. The content is below.", "done"},
 		{"webln-refused", 0, "Your Lightning wallet did not pay (User rejected the payment). Nothing was paid", "error"},
+		{"webln-locked", 0, "Your Lightning wallet declined to connect (The wallet is locked). Nothing was paid.", "error"},
 		{"wrong-preimage", 0, "This preimage does not pay this invoice: its SHA-256 is not the invoice\u2019s payment hash. Nothing was sent", "error"},
 		// The preimage's token was used by another client first: one
 		// payment, settled once, and the page gives the seller's reason.
@@ -186,12 +189,18 @@ func TestBrowserPaysLightning(t *testing.T) {
 				if tc.scenario == "webln" && strings.Join(run.Asked, ",") != "enable,sendPayment" {
 					t.Errorf("the WebLN wallet was asked %v", run.Asked)
 				}
-				before := screenshot(t, filepath.Join(out, "lightning-"+tc.scenario+".png"))
-				after := screenshot(t, filepath.Join(out, "lightning-"+tc.scenario+"-after.png"))
-				if string(before) == string(after) {
+				before, after := pngFile(t, out, "lightning-"+tc.scenario+".png"), pngFile(t, out, "lightning-"+tc.scenario+"-after.png")
+				if bytes.Equal(before, after) {
 					t.Error("the screenshots before and after paying are the same")
 				}
-			case "webln-refused":
+			case "webln-refused", "webln-locked":
+				want := "enable,sendPayment"
+				if tc.scenario == "webln-locked" {
+					want = "enable"
+				}
+				if strings.Join(run.Asked, ",") != want {
+					t.Errorf("the WebLN wallet was asked %v, want %s", run.Asked, want)
+				}
 				if len(run.Paid) != 0 || run.Authorized != 0 || run.PaidContent != "" {
 					t.Errorf("paid %v, sent %d credentials", run.Paid, run.Authorized)
 				}
@@ -213,4 +222,22 @@ func TestBrowserPaysLightning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pngFile reads the screenshot name in dir, which must be a PNG at least a
+// phone's width.
+func pngFile(t *testing.T, dir, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if s := img.Bounds().Size(); s.X < 390 || s.Y < 800 {
+		t.Errorf("%s is %v", name, s)
+	}
+	return b
 }

@@ -10,7 +10,9 @@
 // directory for screenshots), SCENARIO:
 //   webln          a WebLN wallet (window.webln) pays when asked
 //   webln-refused  the WebLN wallet's user refuses the payment
-//   paste          the invoice is paid elsewhere; its preimage is pasted
+//   webln-locked   the WebLN wallet refuses to connect (enable)
+//   paste          the invoice is paid elsewhere; its preimage is pasted,
+//                  at a phone's width
 //   wrong-preimage something that is not a preimage, then a preimage of
 //                  another payment, are pasted: the page says so, sends nothing
 //   replayed       the invoice is paid and its token used elsewhere first;
@@ -75,7 +77,7 @@ async function webln(method, invoice) {
   try {
     switch (method) {
       case "enable":
-        return { result: null };
+        return scenario === "webln-locked" ? { error: "The wallet is locked" } : { result: null };
       case "sendPayment":
         if (scenario === "webln-refused") return { error: "User rejected the payment" };
         return { result: { preimage: await payInvoice(invoice) } };
@@ -129,7 +131,7 @@ async function decodeQR(png) {
 }
 
 try {
-  const phone = scenario === "no-js";
+  const phone = scenario === "no-js" || scenario === "paste";
   const context = await browser.newContext({
     javaScriptEnabled: scenario !== "no-js",
     viewport: phone ? { width: 390, height: 844 } : { width: 1000, height: 900 },
@@ -190,6 +192,7 @@ try {
   switch (scenario) {
     case "webln":
     case "webln-refused":
+    case "webln-locked":
       await clear();
       await page.getByRole("button", { name: "Pay with a Lightning wallet" }).click();
       await settle();
