@@ -19,17 +19,9 @@
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { need } from "./lib.mjs";
+import { launch, watch } from "./page.mjs";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-
-function need(name) {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`${name} is not set`);
-    process.exit(2);
-  }
-  return v;
-}
 
 const url = need("URL");
 const rpc = need("RPC");
@@ -37,7 +29,6 @@ const out = need("OUT");
 const scenario = need("SCENARIO");
 const payer = privateKeyToAccount(readFileSync(need("PAYER_KEY_FILE"), "utf8").trim());
 const account = scenario === "poor" ? privateKeyToAccount(generatePrivateKey()) : payer;
-const origin = new URL(url).origin;
 
 // The provider in the page hands every request to window.__coinopWallet
 // (the script, below) and throws its errors as EIP-1193 errors, with their
@@ -105,11 +96,7 @@ async function answer(method, params) {
   }
 }
 
-const browser = await chromium.launch({
-  executablePath: need("CHROMIUM"),
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-  timeout: 60_000,
-});
+const browser = await launch(need("CHROMIUM"));
 const result = { scenario, signed: 0, asked, foreign: [], errors: [] };
 try {
   const phone = scenario === "no-js" || scenario === "no-wallet";
@@ -123,19 +110,7 @@ try {
     await context.addInitScript(provider);
   }
   const page = await context.newPage();
-  page.on("request", (req) => {
-    const u = req.url();
-    if (!u.startsWith(origin + "/") && !u.startsWith("blob:") && !u.startsWith("data:") && u !== "about:srcdoc") {
-      result.foreign.push(u);
-    }
-  });
-  page.on("console", (msg) => {
-    // The page itself is a 402, and so are refused payments: Chromium logs
-    // both as failed loads.
-    const expected = msg.location().url === url && / status of 402 /.test(msg.text());
-    if (msg.type() === "error" && !expected) result.errors.push(`${msg.text()} (${msg.location().url})`);
-  });
-  page.on("pageerror", (err) => result.errors.push(String(err)));
+  watch(page, url, result);
 
   const resp = await page.goto(url, { waitUntil: "load" });
   result.pageStatus = resp.status();

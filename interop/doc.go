@@ -5,8 +5,9 @@
 // statuses and the exact token balance changes on chain. See
 // docs/interop.md.
 //
-// The Node scripts next to this file are the peers' side; browser.mjs is
-// the browser's, for examples/browser_pay_test.go. The npm packages
+// The Node scripts next to this file are the peers' side; browser.mjs and
+// browser-lightning.mjs (with page.mjs) are the browser's, for
+// examples/browser_pay_test.go and browser_lightning_test.go. The npm packages
 // and anvil are pinned in package.json and package-lock.json and installed
 // by scripts/deps/interop.sh (`npm ci`). Without them the tests skip, or
 // fail when COINOP_CI=1. They run on Linux: anvil comes as a Linux binary.

@@ -92,8 +92,12 @@ type pageData struct {
 	Offers     []offerView
 	// Plans are the plans a credits rail sells (the JSON body's "plans").
 	Plans []planView
+	// Lightning is the Lightning section, when an L402 offer has an
+	// invoice to show.
+	Lightning *lightningView
 	// Pay is what the page's script pays with; nil when no offer can be
-	// paid from a browser wallet, and then the page has no script.
+	// paid from the page (a browser wallet, WebLN or a pasted preimage),
+	// and then the page has no script.
 	Pay    *payTerms
 	Style  template.CSS
 	Script template.JS
@@ -166,11 +170,15 @@ type payTerms struct {
 	Header string `json:"header"`
 	// Required is the decoded PAYMENT-REQUIRED header, x402 v2: the script
 	// echoes one of its accepts and its resource in the payment.
-	Required json.RawMessage `json:"paymentRequired"`
-	Offers   []payOffer      `json:"offers"`
+	Required json.RawMessage `json:"paymentRequired,omitempty"`
+	// Offers are the x402 offers a browser wallet can pay; none when only
+	// Lightning can be paid from the page.
+	Offers []payOffer `json:"offers,omitempty"`
 	// Networks names the chains coinop knows, by 0x-hex chain id, to tell
 	// people which chain their wallet is on.
-	Networks map[string]string `json:"networks"`
+	Networks map[string]string `json:"networks,omitempty"`
+	// Lightning is the L402 invoice and token, when the page can pay it.
+	Lightning *lightningTerms `json:"lightning,omitempty"`
 }
 
 // payOffer is one offer the script can pay: x402 exact on an EVM chain,
@@ -231,15 +239,21 @@ func newPageData(r *http.Request, status int, detail string, ch *challengeView) 
 			offers = append(offers, p)
 		}
 	}
+	d.Lightning = lightningOf(ch.Offers, r.Method == http.MethodGet)
+	d.Style = template.CSS(pageStyle)
+	if len(offers) > 0 || d.Lightning != nil && d.Lightning.Terms != nil {
+		d.Pay = &payTerms{Method: r.Method, Header: "PAYMENT-SIGNATURE"}
+		d.Script = template.JS(payScript)
+	}
 	if len(offers) > 0 {
 		names := make(map[string]string, len(networks))
 		for id, n := range networks {
 			names["0x"+strconv.FormatUint(id, 16)] = n.Name
 		}
-		d.Pay = &payTerms{Method: r.Method, Header: "PAYMENT-SIGNATURE", Required: raw, Offers: offers, Networks: names}
-		d.Style, d.Script = template.CSS(pageStyle), template.JS(payScript)
-	} else {
-		d.Style = template.CSS(pageStyle)
+		d.Pay.Required, d.Pay.Offers, d.Pay.Networks = raw, offers, names
+	}
+	if d.Lightning != nil && d.Lightning.Terms != nil {
+		d.Pay.Lightning = d.Lightning.Terms
 	}
 	return d
 }
@@ -375,18 +389,35 @@ var paywallPage = template.Must(template.New("402").Funcs(template.FuncMap{"code
 <p class="price" id="price">{{.Price}}</p>{{with .Description}}
 <p class="what" id="description">{{.}}</p>{{end}}</header>
 <p id="detail">{{code .Detail}}</p>
-{{with .Pay}}<section id="pay" aria-labelledby="pay-title" hidden>
+{{with .Pay}}{{with .Offers}}<section id="pay" aria-labelledby="pay-title" hidden>
 <h2 id="pay-title">Pay with a browser wallet</h2>
 <fieldset id="choose-offer" hidden><legend>Pay with</legend></fieldset>
 <p id="choose-wallet" hidden><label for="wallet">Wallet</label> <select id="wallet"></select></p>
-<button type="button" id="pay-button">Pay {{(index .Offers 0).Price}}</button>
+<button type="button" id="pay-button">Pay {{(index . 0).Price}}</button>
 <p id="status" role="status" aria-live="polite" aria-atomic="true"></p>
-<div id="paid" hidden><h2 id="paid-title" tabindex="-1">Paid content</h2><p id="receipt"></p><div id="content"></div></div>
 </section>
+{{end}}{{end}}{{with .Lightning}}<section id="lightning" aria-labelledby="ln-title">
+<h2 id="ln-title">Pay {{.Price}} with Lightning</h2>
+<div class="ln"><a class="qr" id="ln-qr" href="{{.URI}}" aria-label="Open the invoice in a Lightning wallet">{{.QR}}</a>
+<div class="ln-text"><p>Scan the code with a Lightning wallet, or <a id="ln-link" href="{{.URI}}">open the invoice in one</a>. The invoice:</p>
+<p class="invoice"><code id="ln-invoice">{{.Invoice}}</code></p>
+<p><button type="button" id="ln-copy" class="secondary" hidden>Copy the invoice</button></p>
+<p>It asks {{.Price}} and can be paid until <time id="ln-expires" datetime="{{.Expires.Format "2006-01-02T15:04:05Z07:00"}}">{{.Expires.Format "15:04:05 MST, 2 January 2006"}}</time><span id="ln-left"></span>.</p></div></div>
+{{if .Terms}}<p id="ln-webln-row" hidden><button type="button" id="ln-webln">Pay with a Lightning wallet</button></p>
+<form id="ln-paste" hidden><label for="ln-preimage">Paid from a wallet on another device? Paste the payment's preimage (64 hexadecimal characters):</label>
+<span class="row"><input id="ln-preimage" name="preimage" autocomplete="off" autocapitalize="off" spellcheck="false" maxlength="200"> <button type="submit" id="ln-send" class="secondary">Send the preimage</button></span></form>
+<p id="ln-status" role="status" aria-live="polite" aria-atomic="true"></p>
+{{end}}<details><summary>Pay from another device without this page</summary>
+<p>{{code .HowTo}} The token:</p>
+<pre id="ln-token">{{.Token}}</pre></details>
+{{if .Others}}<p class="note">This route also takes Lightning through the Payment scheme (<code>Authorization: Payment</code>), with an invoice of its own in the 402's <code>WWW-Authenticate: Payment</code> challenge; <code>coinop curl --prefer mpp</code> pays it.</p>
+{{end}}</section>
+{{end}}{{with .Pay}}<section id="paid" aria-labelledby="paid-title" hidden><h2 id="paid-title" tabindex="-1">Paid content</h2><p id="receipt"></p><div id="content"></div></section>
 {{end}}<h2>Pay from a terminal</h2>
 <p><code>coinop curl</code> pays and fetches in one step; <code>coinop sign</code> prints the payment header for any HTTP client:</p>
 <pre id="commands">coinop curl {{.URL}}
-curl -H "{{.SignHeader}}: $(coinop sign {{.URL}})" {{.URL}}</pre>
+curl -H "{{.SignHeader}}: $(coinop sign {{.URL}})" {{.URL}}{{if .Lightning}}
+coinop curl --prefer l402 {{.URL}}{{end}}</pre>
 {{range .Offers}}<section class="offer"><h2>{{.Price}} on {{.NetworkName}}</h2>
 <table><caption>{{.Protocol}} ({{.Scheme}})</caption>
 <tr><th scope="row">price</th><td>{{.Price}}</td></tr>

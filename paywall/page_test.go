@@ -128,6 +128,8 @@ type pageTerms struct {
 		} `json:"addChain"`
 	} `json:"offers"`
 	Networks map[string]string `json:"networks"`
+	// Lightning is the L402 invoice and token the script pays with.
+	Lightning *lnPageTerms `json:"lightning"`
 }
 
 var termsBlock = regexp.MustCompile(`(?s)<script type="application/json" id="coinop-pay">(.*?)</script>`)

@@ -67,6 +67,7 @@ done <<'LIST'
 ./client FuzzOffers
 ./client FuzzCreditsOptions
 ./paywall FuzzRequestTarget
+./paywall FuzzPageLightning
 ./freetier FuzzClientIP
 ./credits FuzzParseToken
 ./siwx FuzzParse

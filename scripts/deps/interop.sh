@@ -4,8 +4,9 @@
 # interop/package-lock.json: the official x402 TypeScript packages, viem,
 # the legacy v1 client x402-fetch, express, anvil
 # (@foundry-rs/anvil-linux-amd64, a static binary inside the npm package),
-# and playwright-core, which drives Debian's chromium (it downloads no
-# browser: install scripts are not run); and, in a project of its own
+# playwright-core, which drives Debian's chromium (it downloads no
+# browser: install scripts are not run), and jsqr, which reads the 402
+# page's QR code off a screenshot; and, in a project of its own
 # (interop/mppx: its optional peers conflict with the x402 packages'),
 # mppx, the Payment scheme's SDK, with the viem it was built against.
 #
