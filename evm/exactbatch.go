@@ -12,6 +12,10 @@ import (
 
 var _ x402.BatchScheme = (*Exact)(nil)
 
+// Batches implements x402.Batcher: payments share a transaction only
+// through the configured batch settler.
+func (e *Exact) Batches() bool { return e.cfg.BatchSettler != (common.Address{}) }
+
 // SettleBatch settles payments this scheme checked in one transaction
 // through the configured batch settler (one by one when none is configured).
 // Every payment's recorder journals the shared hash before it is broadcast.

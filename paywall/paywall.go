@@ -159,6 +159,7 @@ type Paywall struct {
 	// pricedMethods are the methods priced patterns name (see pricedForOtherMethods).
 	pricedMethods []string
 	bg            *background
+	sync          *syncBatches           // sync payments settled together
 	rails         map[string]coinop.Rail // by name: every rail of every route, and Config.Rails
 	expose        string                 // the rails' exposed headers, for CORS
 }
@@ -218,6 +219,7 @@ func New(cfg Config) (pw *Paywall, err error) {
 	pw.expose = exposedHeaders(pw.rails)
 	pw.lc = lifecycle.New(cfg.Journal, cfg.Logger, cfg.OnStep)
 	pw.bg = newBackground(pw)
+	pw.sync = newSyncBatches(pw)
 	return pw, nil
 }
 
@@ -785,7 +787,7 @@ func (pw *Paywall) settle(w http.ResponseWriter, r *http.Request, rt *Route, rai
 		pw.bg.enqueue(rail, p)
 		return true
 	}
-	rc, err := pw.lc.Collect(ctx, rail, p)
+	rc, err := pw.collect(ctx, rail, p)
 	if rc != nil {
 		for k, v := range rc.Header {
 			w.Header()[k] = v

@@ -389,6 +389,24 @@ type BatchScheme interface {
 	SettleBatch(ctx context.Context, ps []*coinop.Payment, cs []*Credential, recs []coinop.Recorder) ([]*SettleResponse, []error)
 }
 
+// Batcher is implemented by batch schemes that say whether they settle
+// many payments in one transaction (a chain with a batch contract) or one
+// by one.
+type Batcher interface {
+	Batches() bool
+}
+
+// Batches implements paywall.Batching: p's scheme settles payments in one
+// transaction.
+func (r *Rail) Batches(p *coinop.Payment) bool {
+	c, err := credential(p)
+	if err != nil {
+		return false
+	}
+	b, ok := c.scheme.(Batcher)
+	return ok && b.Batches()
+}
+
 // SettleBatch settles payments together where their scheme can batch, and
 // one by one otherwise.
 func (r *Rail) SettleBatch(ctx context.Context, ps []*coinop.Payment, recs []coinop.Recorder) ([]*coinop.Receipt, []error) {
