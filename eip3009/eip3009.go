@@ -36,6 +36,15 @@ func (a Address) Hex() string {
 // String is Hex.
 func (a Address) String() string { return a.Hex() }
 
+// Lower returns the 0x-prefixed lower-case form (no checksum, no hash):
+// the form the journal keys payers and assets by.
+func (a Address) Lower() string {
+	var out [42]byte
+	out[0], out[1] = '0', 'x'
+	hex.Encode(out[2:], a[:])
+	return string(out[:])
+}
+
 // ParseAddress reads a 0x-prefixed 40-digit hex address. Case is not
 // checked: checksums are for people typing addresses, not for wire data.
 func ParseAddress(s string) (Address, error) {

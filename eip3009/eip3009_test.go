@@ -103,3 +103,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestLowerIsHexLowerCased(t *testing.T) {
+	for _, s := range []string{"0x0000000000000000000000000000000000000000", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0xffffffffffffffffffffffffffffffffffffffff"} {
+		a, err := eip3009.ParseAddress(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := a.Lower(), strings.ToLower(a.Hex()); got != want {
+			t.Errorf("Lower() = %s, want %s", got, want)
+		}
+	}
+}

@@ -90,13 +90,13 @@ func CheckExactEVM(c *Credential, rail string, now time.Time) (*coinop.Payment, 
 	if err != nil {
 		return nil, nil, nil, reject(ReasonSignatureFormat, "%v", err)
 	}
-	payer, asset := strings.ToLower(auth.From.Hex()), strings.ToLower(req.Asset)
+	payer, asset := auth.From.Lower(), strings.ToLower(req.Asset)
 	nonce := "0x" + hex.EncodeToString(auth.Nonce[:])
 	return &coinop.Payment{
 		ID:      ExactEVMPaymentID(req.Network, asset, payer, nonce),
 		Rail:    rail,
 		Network: req.Network, Asset: asset, Payer: payer,
-		PayTo: strings.ToLower(payTo.Hex()), ReplayKey: nonce, Amount: auth.Value,
+		PayTo: payTo.Lower(), ReplayKey: nonce, Amount: auth.Value,
 	}, auth, sig, nil
 }
 
