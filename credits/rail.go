@@ -230,25 +230,11 @@ func (r *Rail) now() time.Time {
 // covers the charge (another request spent it) is KindInsufficientFunds:
 // the engine withholds the response and answers 402 with the plans.
 func (r *Rail) Settle(ctx context.Context, p *coinop.Payment, rec coinop.Recorder) (*coinop.Receipt, error) {
-	pr, _ := p.Credential.(presented)
-	var d Debit
-	err := r.Store.Atomically(ctx, func(tx store.Tx) error {
-		var err error
-		if d, err = r.Ledger.Charge(ctx, tx, pr.holder, p.Amount.Int64(), p.ID); err != nil {
-			return err
-		}
-		return tx.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettling, d.Movement, "")
-	})
-	if err != nil {
-		var stop errStop
-		if errors.As(err, &stop) {
-			return nil, stop.err
-		}
-		return nil, unavailable(err)
+	rc, err := r.debit(ctx, p, false)
+	if err == nil {
+		rec.Step("tx_recorded")
 	}
-	p.Reference = d.Movement
-	rec.Step("tx_recorded")
-	return &coinop.Receipt{Success: true, Reference: d.Movement, Network: Network, Payer: p.Payer, Header: r.standingHeaders(d.After)}, nil
+	return rc, err
 }
 
 // SettleOwed implements coinop.JournalSettler: the charge's journal steps
@@ -257,17 +243,30 @@ func (r *Rail) Settle(ctx context.Context, p *coinop.Payment, rec coinop.Recorde
 // verified and the balance untouched, or both done. A balance that no
 // longer covers the charge changes nothing.
 func (r *Rail) SettleOwed(ctx context.Context, p *coinop.Payment) (*coinop.Receipt, error) {
+	return r.debit(ctx, p, true)
+}
+
+// debit charges p in one journal transaction with its journal steps: the
+// debit's movement as the settling payment's reference, and, when owe is
+// set, the step into settling before it and into settled after it.
+func (r *Rail) debit(ctx context.Context, p *coinop.Payment, owe bool) (*coinop.Receipt, error) {
 	pr, _ := p.Credential.(presented)
 	var d Debit
 	err := r.Store.Atomically(ctx, func(tx store.Tx) error {
-		if err := tx.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateSettling, "", ""); err != nil {
-			return err
+		if owe {
+			if err := tx.Transition(ctx, p.ID, coinop.StateVerified, coinop.StateSettling, "", ""); err != nil {
+				return err
+			}
 		}
 		var err error
 		if d, err = r.Ledger.Charge(ctx, tx, pr.holder, p.Amount.Int64(), p.ID); err != nil {
 			return err
 		}
-		return tx.Transition(ctx, p.ID, coinop.StateSettling, coinop.StateSettled, d.Movement, "")
+		to := coinop.StateSettling
+		if owe {
+			to = coinop.StateSettled
+		}
+		return tx.Transition(ctx, p.ID, coinop.StateSettling, to, d.Movement, "")
 	})
 	if err != nil {
 		var stop errStop
@@ -275,7 +274,7 @@ func (r *Rail) SettleOwed(ctx context.Context, p *coinop.Payment) (*coinop.Recei
 			return nil, stop.err
 		}
 		if e := coinop.AsError(err); e.Kind == coinop.KindInFlight {
-			return nil, err
+			return nil, err // another request moved the charge on
 		}
 		return nil, unavailable(err)
 	}

@@ -286,14 +286,7 @@ type recorder struct {
 // Record journals a settling payment's reference: with its prepared bytes
 // when the rail has them, else the reference alone.
 func (rc *recorder) Record(ctx context.Context, ref, prepared string) error {
-	j := rc.l.j
-	var err error
-	if prepared == "" {
-		err = j.Transition(ctx, rc.p.ID, coinop.StateSettling, coinop.StateSettling, ref, "")
-	} else {
-		err = j.RecordTx(ctx, rc.p.ID, ref, prepared)
-	}
-	if err != nil {
+	if err := writeRecord(ctx, rc.l.j, rc.p.ID, ref, prepared); err != nil {
 		return err
 	}
 	rc.p.Reference, rc.p.Prepared = ref, prepared
@@ -302,6 +295,22 @@ func (rc *recorder) Record(ctx context.Context, ref, prepared string) error {
 }
 
 func (rc *recorder) Step(name string) { rc.l.Step(name, rc.p) }
+
+// recordWriter is what journals a settling payment's reference: the
+// journal, or one of its transactions (store.Tx).
+type recordWriter interface {
+	Transition(ctx context.Context, id string, from, to coinop.State, ref, reason string) error
+	RecordTx(ctx context.Context, id, ref, prepared string) error
+}
+
+// writeRecord journals payment id's reference, with its prepared bytes when
+// there are any.
+func writeRecord(ctx context.Context, w recordWriter, id, ref, prepared string) error {
+	if prepared == "" {
+		return w.Transition(ctx, id, coinop.StateSettling, coinop.StateSettling, ref, "")
+	}
+	return w.RecordTx(ctx, id, ref, prepared)
+}
 
 // Atomic is a journal that commits many writes as one (the store
 // packages' Atomically).
@@ -334,13 +343,7 @@ func (rc *recorder) RecordGroup(ctx context.Context, recs []coinop.Recorder, ref
 	}
 	if err := a.Atomically(ctx, func(tx store.Tx) error {
 		for _, r := range group {
-			var err error
-			if prepared == "" {
-				err = tx.Transition(ctx, r.p.ID, coinop.StateSettling, coinop.StateSettling, ref, "")
-			} else {
-				err = tx.RecordTx(ctx, r.p.ID, ref, prepared)
-			}
-			if err != nil {
+			if err := writeRecord(ctx, tx, r.p.ID, ref, prepared); err != nil {
 				return err
 			}
 		}
