@@ -123,6 +123,10 @@ type Config struct {
 	// request so a client hanging up cannot abandon it half-done. If zero,
 	// 60 seconds.
 	SettleTimeout time.Duration
+	// SyncBatchWindow is how long a batch of sync payments takes payments
+	// on a rail that batches them (see Batching) before it goes. If zero,
+	// 2 ms.
+	SyncBatchWindow time.Duration
 	// Logger receives one line per payment and every internal error. If nil,
 	// slog.Default().
 	Logger *slog.Logger
@@ -168,6 +172,9 @@ type Paywall struct {
 func New(cfg Config) (pw *Paywall, err error) {
 	if cfg.Journal == nil {
 		return nil, errors.New("paywall: Config.Journal is required")
+	}
+	if cfg.SyncBatchWindow <= 0 {
+		cfg.SyncBatchWindow = 2 * time.Millisecond
 	}
 	if cfg.SettleTimeout == 0 {
 		cfg.SettleTimeout = 60 * time.Second

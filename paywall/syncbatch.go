@@ -3,6 +3,7 @@ package paywall
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/coinop/coinop"
 )
@@ -17,16 +18,31 @@ type Batching interface {
 }
 
 // syncBatches settles sync payments that arrive together in one
-// transaction: while a rail's batch is on its way to the network, the sync
-// payments owed on that rail wait, and go together in the next batch once
-// it is back. A payment alone goes at once, as it would unbatched; under
-// load one transaction, one journal write for the shared transaction and
-// one for the outcomes carry many payments, as in the background.
+// transaction. A sync payment owed on a rail with no other sync payment
+// being settled goes at once, alone, exactly as unbatched. One owed while
+// others are on their way opens a batch (or joins the open one), which
+// takes the rail's sync payments owed in the next Config.SyncBatchWindow
+// (2 ms: short beside a settlement's own time, a block or a receipt's
+// round trip), at most maxBatch of them, and then goes, in its own
+// goroutine; the next payment
+// opens the next batch. Batches do not wait for each other: on a chain
+// with block times, the batches sent within one block land in it, as
+// single transactions would. Under load one transaction, one journal write
+// for the shared transaction and one for the outcomes carry many payments,
+// as in the background.
 type syncBatches struct {
 	pw *Paywall
 	mu sync.Mutex
-	q  map[coinop.Rail][]*syncJob // waiting
-	on map[coinop.Rail]bool       // a batch of the rail is being settled
+	// open is each rail's batch still taking payments.
+	open map[coinop.Rail]*syncBatch
+	// busy counts each rail's sync payments being settled, alone or in
+	// batches, open ones included.
+	busy map[coinop.Rail]int
+}
+
+type syncBatch struct {
+	jobs []*syncJob
+	full chan struct{} // closed when the batch reached maxBatch
 }
 
 type syncJob struct {
@@ -37,47 +53,62 @@ type syncJob struct {
 }
 
 func newSyncBatches(pw *Paywall) *syncBatches {
-	return &syncBatches{pw: pw, q: map[coinop.Rail][]*syncJob{}, on: map[coinop.Rail]bool{}}
+	return &syncBatches{pw: pw, open: map[coinop.Rail]*syncBatch{}, busy: map[coinop.Rail]int{}}
 }
 
 // collect settles owed sync payment p in a batch of rail's and journals the
-// outcome, as Lifecycle.Collect does alone. It waits for the outcome even
-// when it takes more than one batch: a payment handed to a batch is settled
-// or failed there, never abandoned.
+// outcome, as Lifecycle.Collect does alone. It waits for the outcome: a
+// payment handed to a batch is settled or failed there, never abandoned.
 func (s *syncBatches) collect(rail coinop.Rail, p *coinop.Payment) (*coinop.Receipt, error) {
+	s.mu.Lock()
+	s.busy[rail]++
+	alone := s.busy[rail] == 1
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.busy[rail]--; s.busy[rail] == 0 {
+			delete(s.busy, rail)
+		}
+		s.mu.Unlock()
+	}()
+	if alone {
+		ctx, cancel := context.WithTimeout(context.Background(), s.pw.cfg.SettleTimeout)
+		defer cancel()
+		return s.pw.lc.Collect(ctx, rail, p)
+	}
 	j := &syncJob{p: p, done: make(chan struct{})}
 	s.mu.Lock()
-	s.q[rail] = append(s.q[rail], j)
-	if !s.on[rail] {
-		s.on[rail] = true
-		go s.run(rail)
+	b := s.open[rail]
+	if b == nil {
+		b = &syncBatch{full: make(chan struct{})}
+		s.open[rail] = b
+		go s.run(rail, b)
+	}
+	b.jobs = append(b.jobs, j)
+	if len(b.jobs) == maxBatch {
+		delete(s.open, rail)
+		close(b.full)
 	}
 	s.mu.Unlock()
 	<-j.done
 	return j.rc, j.err
 }
 
-// run settles rail's waiting payments, a batch at a time, until none waits.
-func (s *syncBatches) run(rail coinop.Rail) {
-	bs := rail.(coinop.BatchSettler)
-	for {
-		s.mu.Lock()
-		batch := s.q[rail]
-		if len(batch) == 0 {
-			delete(s.q, rail)
-			s.on[rail] = false
-			s.mu.Unlock()
-			return
-		}
-		if len(batch) > maxBatch {
-			s.q[rail] = append([]*syncJob(nil), batch[maxBatch:]...)
-			batch = batch[:maxBatch]
-		} else {
-			s.q[rail] = nil
-		}
-		s.mu.Unlock()
-		s.settle(rail, bs, batch)
+// run closes batch b after the window (or once it is full) and settles it.
+func (s *syncBatches) run(rail coinop.Rail, b *syncBatch) {
+	t := time.NewTimer(s.pw.cfg.SyncBatchWindow)
+	select {
+	case <-t.C:
+	case <-b.full:
+		t.Stop()
 	}
+	s.mu.Lock()
+	if s.open[rail] == b {
+		delete(s.open, rail)
+	}
+	jobs := b.jobs
+	s.mu.Unlock()
+	s.settle(rail, rail.(coinop.BatchSettler), jobs)
 }
 
 func (s *syncBatches) settle(rail coinop.Rail, bs coinop.BatchSettler, batch []*syncJob) {

@@ -13,9 +13,8 @@ import (
 	"github.com/coinop/coinop/paywall"
 )
 
-// batchRail is a fakeRail that settles many payments in one transaction:
-// its first settlement waits until hold is closed, so the payments that
-// arrive meanwhile wait for the next batch.
+// batchRail is a fakeRail that settles many payments in one transaction.
+// When hold is set, its first settlement alone waits until hold is closed.
 type batchRail struct {
 	*fakeRail
 	hold    chan struct{}
@@ -24,19 +23,19 @@ type batchRail struct {
 	sizes   sync.Map // batch number → size
 }
 
+func (r *batchRail) Settle(ctx context.Context, p *coinop.Payment, rec coinop.Recorder) (*coinop.Receipt, error) {
+	if r.hold != nil && r.held.CompareAndSwap(false, true) {
+		<-r.hold
+	}
+	return r.fakeRail.Settle(ctx, p, rec)
+}
+
 var _ interface {
 	coinop.BatchSettler
 	paywall.Batching
 } = (*batchRail)(nil)
 
 func (r *batchRail) Batches(*coinop.Payment) bool { return true }
-
-func (r *batchRail) Settle(ctx context.Context, p *coinop.Payment, rec coinop.Recorder) (*coinop.Receipt, error) {
-	if r.held.CompareAndSwap(false, true) {
-		<-r.hold
-	}
-	return r.fakeRail.Settle(ctx, p, rec)
-}
 
 // SettleBatch refuses the payments of payer "poor" and settles the others
 // in one transaction, journaled for all before it is sent.
@@ -68,15 +67,15 @@ func (r *batchRail) SettleBatch(ctx context.Context, ps []*coinop.Payment, recs 
 	return rcs, errs
 }
 
-// TestSyncPaymentsSettleTogether: sync payments that arrive while a
-// settlement is on its way wait for it and then go together, in one batch,
-// each with its own outcome: the refused one is refused and its response
-// withheld, the others are served, journaled settled with the batch's
-// reference, exactly once.
+// TestSyncPaymentsSettleTogether: a sync payment with no other on its way
+// settles alone, at once; those owed while it is on its way go together,
+// in one transaction, each with its own outcome: the refused one is
+// refused and its response withheld, the others are served, journaled
+// settled with the batch's reference, exactly once.
 func TestSyncPaymentsSettleTogether(t *testing.T) {
 	rail := &batchRail{fakeRail: newFakeRail("batchy"), hold: make(chan struct{})}
 	g := &goods{}
-	e := newFakeEngine(t, paywall.Config{Routes: []paywall.Route{priced("GET /paid", rail, 5)}}, g)
+	e := newFakeEngine(t, paywall.Config{Routes: []paywall.Route{priced("GET /paid", rail, 5)}, SyncBatchWindow: 500 * time.Millisecond}, g)
 
 	first := make(chan answer, 1)
 	go func() { first <- e.do(t, "GET", "/paid", pay(fakeCred("batchy", "alice", "first"))) }()
@@ -84,41 +83,22 @@ func TestSyncPaymentsSettleTogether(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	const n = 12
+	payerOf := func(i int) string {
+		if i == 3 {
+			return "poor"
+		}
+		return "bob"
+	}
 	answers := make([]answer, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		payer := "bob"
-		if i == 3 {
-			payer = "poor"
-		}
-		wg.Go(func() { answers[i] = e.do(t, "GET", "/paid", pay(fakeCred("batchy", payer, fmt.Sprint("n", i)))) })
+		wg.Go(func() { answers[i] = e.do(t, "GET", "/paid", pay(fakeCred("batchy", payerOf(i), fmt.Sprint("n", i)))) })
 	}
-	// Every one of them is owed and waits behind the first settlement.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		owed := 0
-		for i := range n {
-			payer := "bob"
-			if i == 3 {
-				payer = "poor"
-			}
-			if p := e.payment(t, fmt.Sprintf("batchy:%s:n%d", payer, i)); p != nil && p.State == coinop.StateSettling {
-				owed++
-			}
-		}
-		if owed == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d payments owed", owed, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wg.Wait() // the batch went while the first settlement was still on its way
 	close(rail.hold)
-	if a := <-first; a.status != http.StatusOK {
-		t.Fatalf("the first payment: %d %q", a.status, a.problem.Reason)
+	if a := <-first; a.status != http.StatusOK || a.header.Get(fakeReceiptHeader) != "fake-ref:batchy:alice:first" {
+		t.Errorf("the first payment, alone: %d receipt %q", a.status, a.header.Get(fakeReceiptHeader))
 	}
-	wg.Wait()
 	if b := rail.batches.Load(); b != 1 {
 		t.Errorf("%d batches, want 1", b)
 	}
@@ -126,14 +106,10 @@ func TestSyncPaymentsSettleTogether(t *testing.T) {
 		t.Errorf("the batch held %v payments, want %d", size, n)
 	}
 	for i, a := range answers {
-		payer := "bob"
+		p := e.payment(t, fmt.Sprintf("batchy:%s:n%d", payerOf(i), i))
 		if i == 3 {
-			payer = "poor"
-		}
-		p := e.payment(t, fmt.Sprintf("batchy:%s:n%d", payer, i))
-		if i == 3 {
-			if a.status == http.StatusOK || p.State != coinop.StateFailed {
-				t.Errorf("the refused payment: %d, journaled %s", a.status, p.State)
+			if a.status == http.StatusOK || p.State != coinop.StateFailed || !p.Served.IsZero() {
+				t.Errorf("the refused payment: %d, journaled %s served %v", a.status, p.State, p.Served)
 			}
 			continue
 		}
@@ -146,5 +122,18 @@ func TestSyncPaymentsSettleTogether(t *testing.T) {
 	}
 	if calls := g.calls.Load(); calls != n+1 {
 		t.Errorf("the handler ran %d times, want %d", calls, n+1)
+	}
+
+	// Nothing else on its way: alone, at once, through Settle.
+	settles := rail.settles.Load()
+	start := time.Now()
+	if a := e.do(t, "GET", "/paid", pay(fakeCred("batchy", "alice", "alone"))); a.status != http.StatusOK {
+		t.Fatalf("a lone payment: %d %q", a.status, a.problem.Reason)
+	}
+	if rail.batches.Load() != 1 || rail.settles.Load() != settles+1 {
+		t.Errorf("a lone payment: %d batches, %d settles (was %d)", rail.batches.Load(), rail.settles.Load(), settles)
+	}
+	if d := time.Since(start); d >= 500*time.Millisecond {
+		t.Errorf("a lone payment took %v: it waited for a batch window", d)
 	}
 }
