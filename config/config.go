@@ -49,6 +49,9 @@ const (
 	// DefaultUpstreamConnections is per upstream connection pool: enough
 	// for 2,500 requests a second to an upstream that takes 100 ms.
 	DefaultUpstreamConnections = 256
+	// DefaultMaxPaymentsInFlight is enough to fill the journal's group
+	// commits (up to 128 writes each).
+	DefaultMaxPaymentsInFlight = 128
 )
 
 // What the gateway does with a request that no route matches.
@@ -170,6 +173,10 @@ type Limits struct {
 	MaxConnections int `yaml:"max_connections"`
 	// UpstreamConnections is the default of routes' upstream_connections.
 	UpstreamConnections int `yaml:"upstream_connections"`
+	// MaxPaymentsInFlight bounds the requests carrying a payment that the
+	// gateway works on at once, from decoding the payment to the journal's
+	// record of the outcome; one more waits for a turn before any of that.
+	MaxPaymentsInFlight int `yaml:"max_payments_in_flight"`
 }
 
 // OrDefaults is l with every zero bound replaced by its default.
@@ -194,6 +201,9 @@ func (l Limits) OrDefaults() Limits {
 	}
 	if l.UpstreamConnections == 0 {
 		l.UpstreamConnections = DefaultUpstreamConnections
+	}
+	if l.MaxPaymentsInFlight == 0 {
+		l.MaxPaymentsInFlight = DefaultMaxPaymentsInFlight
 	}
 	return l
 }

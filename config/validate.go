@@ -234,6 +234,7 @@ func (v *checker) checkLimits(l *Limits) {
 		{"max_body_bytes", l.MaxBodyBytes, DefaultMaxBodyBytes},
 		{"max_connections", int64(l.MaxConnections), DefaultMaxConnections},
 		{"upstream_connections", int64(l.UpstreamConnections), DefaultUpstreamConnections},
+		{"max_payments_in_flight", int64(l.MaxPaymentsInFlight), DefaultMaxPaymentsInFlight},
 	} {
 		if bad(n.key, n.val) {
 			v.addf("limits."+n.key, "%d: must be positive, e.g. %d", n.val, n.def)

@@ -373,7 +373,10 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 	if cfg.Log.AccessLog() {
 		accessLog = g.log
 	}
-	gen.handler = access(accessLog, g.metrics, g.now, bound(limits, pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The bound on payments worked on at once is the generation's: both
+	// listeners share it.
+	slots := make(chan struct{}, limits.MaxPaymentsInFlight)
+	gen.handler = access(accessLog, g.metrics, g.now, bound(limits, admit(slots, gen.carriesPayment, pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rt := pw.Match(r); rt != nil {
 			if p, ok := proxies[rt.Pattern]; ok {
 				p.ServeHTTP(w, r)
@@ -385,8 +388,8 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 			return
 		}
 		fallback.ServeHTTP(w, r)
-	}))))
-	gen.auth = access(accessLog, g.metrics, g.now, gen.authPW.Wrap(fwdauth.Allow))
+	})))))
+	gen.auth = access(accessLog, g.metrics, g.now, admit(slots, gen.carriesPayment, gen.authPW.Wrap(fwdauth.Allow)))
 	return gen, nil
 }
 
