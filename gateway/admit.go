@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+
+	"github.com/coinop/coinop/paywall"
 )
 
 // admit bounds the requests carrying a payment (carries) that the engine
@@ -35,7 +37,7 @@ func admit(slots chan struct{}, carries func(*http.Request) bool, next http.Hand
 		}
 		aw := &admittedWriter{ResponseWriter: w, slots: slots}
 		defer aw.release()
-		if canHijack(w) {
+		if paywall.CanHijack(w) {
 			next.ServeHTTP(&admittedHijacker{aw}, r)
 			return
 		}
@@ -84,19 +86,4 @@ func (w *admittedHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		w.release()
 	}
 	return c, rw, err
-}
-
-// canHijack reports whether w, or a writer it wraps, can hand the
-// connection over.
-func canHijack(w http.ResponseWriter) bool {
-	for {
-		if _, ok := w.(http.Hijacker); ok {
-			return true
-		}
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return false
-		}
-		w = u.Unwrap()
-	}
 }

@@ -96,16 +96,7 @@ func TestPaymentsInFlightLetUnpaidThrough(t *testing.T) {
 	defer up.Close()
 	defer close(release) // before up.Close: the held request ends
 	gsrv, client := paidRig(t, ctx, up.URL, "  max_payments_in_flight: 1\n")
-	first := make(chan int, 1)
-	go func() {
-		resp, err := client().Get(gsrv.URL + "/refuse/held")
-		if err != nil {
-			first <- 0
-			return
-		}
-		resp.Body.Close()
-		first <- resp.StatusCode
-	}()
+	first := statusOf(client(), gsrv.URL+"/refuse/held")
 	select {
 	case <-held:
 	case <-ctx.Done():
@@ -122,16 +113,7 @@ func TestPaymentsInFlightLetUnpaidThrough(t *testing.T) {
 			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
-	second := make(chan int, 1)
-	go func() {
-		resp, err := client().Get(gsrv.URL + "/refuse/second")
-		if err != nil {
-			second <- 0
-			return
-		}
-		resp.Body.Close()
-		second <- resp.StatusCode
-	}()
+	second := statusOf(client(), gsrv.URL+"/refuse/second")
 	select {
 	case code := <-second:
 		t.Fatalf("a second payment was answered (%d) while the bound of 1 was taken", code)
@@ -144,6 +126,22 @@ func TestPaymentsInFlightLetUnpaidThrough(t *testing.T) {
 	if code := <-second; code != http.StatusConflict {
 		t.Errorf("second payment: %d, want 409", code)
 	}
+}
+
+// statusOf sends GET url with hc and delivers the answer's status, 0 if
+// there was none.
+func statusOf(hc *http.Client, url string) <-chan int {
+	c := make(chan int, 1)
+	go func() {
+		resp, err := hc.Get(url)
+		if err != nil {
+			c <- 0
+			return
+		}
+		resp.Body.Close()
+		c <- resp.StatusCode
+	}()
+	return c
 }
 
 // A paid WebSocket session gives its turn back once switched: with a bound
