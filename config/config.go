@@ -46,6 +46,12 @@ const (
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultMaxBodyBytes      = 10 << 20
 	DefaultMaxConnections    = 1024
+	// DefaultUpstreamConnections is per upstream connection pool: enough
+	// for 2,500 requests a second to an upstream that takes 100 ms.
+	DefaultUpstreamConnections = 256
+	// DefaultMaxPaymentsInFlight is enough to fill the journal's group
+	// commits (up to 128 writes each).
+	DefaultMaxPaymentsInFlight = 128
 )
 
 // What the gateway does with a request that no route matches.
@@ -165,6 +171,12 @@ type Limits struct {
 	// MaxConnections bounds the client connections open at once (WebSocket
 	// sessions included); one more is answered 503 and closed.
 	MaxConnections int `yaml:"max_connections"`
+	// UpstreamConnections is the default of routes' upstream_connections.
+	UpstreamConnections int `yaml:"upstream_connections"`
+	// MaxPaymentsInFlight bounds the requests carrying a payment that the
+	// gateway works on at once, from decoding the payment to the journal's
+	// record of the outcome; one more waits for a turn before any of that.
+	MaxPaymentsInFlight int `yaml:"max_payments_in_flight"`
 }
 
 // OrDefaults is l with every zero bound replaced by its default.
@@ -186,6 +198,12 @@ func (l Limits) OrDefaults() Limits {
 	}
 	if l.MaxConnections == 0 {
 		l.MaxConnections = DefaultMaxConnections
+	}
+	if l.UpstreamConnections == 0 {
+		l.UpstreamConnections = DefaultUpstreamConnections
+	}
+	if l.MaxPaymentsInFlight == 0 {
+		l.MaxPaymentsInFlight = DefaultMaxPaymentsInFlight
 	}
 	return l
 }
@@ -315,6 +333,12 @@ type Route struct {
 	// beyond it the client gets 504 and nothing is charged.
 	// Limits.UpstreamTimeout if zero.
 	UpstreamTimeout time.Duration `yaml:"upstream_timeout,omitempty"`
+	// UpstreamConnections bounds the connections open at once to the
+	// route's upstream, kept alive and shared by every client connection;
+	// a request beyond it waits for one to come free. Routes with the same
+	// upstream, upstream_timeout and upstream_connections share one pool.
+	// WebSocket sessions do not count. Limits.UpstreamConnections if zero.
+	UpstreamConnections int `yaml:"upstream_connections,omitempty"`
 	// FreeTier serves some requests of a priced route free, per identity
 	// and window, before it turns to 402.
 	FreeTier *FreeTier `yaml:"free_tier,omitempty"`
@@ -527,6 +551,9 @@ func (c *Config) normalize() {
 		}
 		if r.UpstreamTimeout == 0 {
 			r.UpstreamTimeout = c.Limits.UpstreamTimeout
+		}
+		if r.UpstreamConnections == 0 {
+			r.UpstreamConnections = c.Limits.UpstreamConnections
 		}
 		if r.Free {
 			continue

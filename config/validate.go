@@ -233,6 +233,8 @@ func (v *checker) checkLimits(l *Limits) {
 		{"max_header_bytes", int64(l.MaxHeaderBytes), DefaultMaxHeaderBytes},
 		{"max_body_bytes", l.MaxBodyBytes, DefaultMaxBodyBytes},
 		{"max_connections", int64(l.MaxConnections), DefaultMaxConnections},
+		{"upstream_connections", int64(l.UpstreamConnections), DefaultUpstreamConnections},
+		{"max_payments_in_flight", int64(l.MaxPaymentsInFlight), DefaultMaxPaymentsInFlight},
 	} {
 		if bad(n.key, n.val) {
 			v.addf("limits."+n.key, "%d: must be positive, e.g. %d", n.val, n.def)
@@ -504,6 +506,9 @@ func (v *checker) checkRoutes(c *Config, upstream *url.URL) []Resolved {
 
 		if r.UpstreamTimeout < 0 {
 			v.addf(p+".upstream_timeout", "%s: must be positive, e.g. %s", formatDuration(r.UpstreamTimeout), formatDuration(DefaultUpstreamTimeout))
+		}
+		if r.UpstreamConnections < 0 || r.UpstreamConnections == 0 && v.src != nil && v.src.has(p+".upstream_connections") {
+			v.addf(p+".upstream_connections", "%d: must be positive, e.g. %d", r.UpstreamConnections, DefaultUpstreamConnections)
 		}
 		if v.tainted(p + ".free") {
 			continue

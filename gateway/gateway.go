@@ -288,21 +288,25 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 	}
 	strip := stripHeaders(all)
 	gen.strip = strip
-	// One proxy, and so one connection pool, per upstream and response
-	// timeout, whatever the number of routes to it.
+	// One proxy, and so one connection pool, per upstream, response
+	// timeout and connection bound, whatever the number of routes to it.
 	type upstreamKey struct {
 		url     string
 		timeout time.Duration
+		conns   int
 	}
 	byUpstream := map[upstreamKey]http.Handler{}
-	proxyTo := func(u *url.URL, timeout time.Duration) http.Handler {
+	proxyTo := func(u *url.URL, timeout time.Duration, conns int) http.Handler {
 		if timeout == 0 {
 			timeout = limits.UpstreamTimeout
 		}
-		k := upstreamKey{u.String(), timeout}
+		if conns == 0 {
+			conns = limits.UpstreamConnections
+		}
+		k := upstreamKey{u.String(), timeout, conns}
 		p, ok := byUpstream[k]
 		if !ok {
-			p = g.proxy(u, timeout, limits.MaxBodyBytes, strip)
+			p = g.proxy(u, timeout, conns, limits.MaxBodyBytes, strip)
 			byUpstream[k] = p
 		}
 		return p
@@ -312,7 +316,7 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 	for _, rt := range cfg.Routes {
 		res := rt.Resolved
 		if res.Upstream != nil { // else served by the handler Wrap protects, or forward-auth only
-			proxies[rt.Match] = proxyTo(res.Upstream, rt.UpstreamTimeout)
+			proxies[rt.Match] = proxyTo(res.Upstream, rt.UpstreamTimeout, rt.UpstreamConnections)
 		}
 		route := paywall.Route{Pattern: rt.Match, Free: rt.Free, Description: rt.Description, MimeType: rt.MimeType, Upgrade: rt.Upgrade}
 		if !rt.Free {
@@ -363,13 +367,16 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 	}
 	var fallback http.Handler = http.NotFoundHandler()
 	if u := cfg.UpstreamURL(); u != nil {
-		fallback = proxyTo(u, 0)
+		fallback = proxyTo(u, 0, 0)
 	}
 	var accessLog *slog.Logger
 	if cfg.Log.AccessLog() {
 		accessLog = g.log
 	}
-	gen.handler = access(accessLog, g.metrics, g.now, bound(limits, pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The bound on payments worked on at once is the generation's: both
+	// listeners share it.
+	slots := make(chan struct{}, limits.MaxPaymentsInFlight)
+	gen.handler = access(accessLog, g.metrics, g.now, bound(limits, admit(slots, gen.carriesPayment, pw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rt := pw.Match(r); rt != nil {
 			if p, ok := proxies[rt.Pattern]; ok {
 				p.ServeHTTP(w, r)
@@ -381,8 +388,8 @@ func (g *Gateway) assemble(ctx context.Context, cfg *config.Config) (gen *genera
 			return
 		}
 		fallback.ServeHTTP(w, r)
-	}))))
-	gen.auth = access(accessLog, g.metrics, g.now, gen.authPW.Wrap(fwdauth.Allow))
+	})))))
+	gen.auth = access(accessLog, g.metrics, g.now, admit(slots, gen.carriesPayment, gen.authPW.Wrap(fwdauth.Allow)))
 	return gen, nil
 }
 
@@ -509,13 +516,24 @@ func rpcHTTPClient(m *metrics.Metrics, network string) *http.Client {
 // URL-override headers, which would make it act on another method or path,
 // are removed. An upstream that sends no response headers within timeout
 // gets the client a 504, and any payment is released.
-func (g *Gateway) proxy(target *url.URL, timeout time.Duration, maxBody int64, strip map[string]bool) http.Handler {
+//
+// At most conns connections to target are open at once, each kept alive
+// for the next request (a request beyond them waits for one, until its
+// client gives up), so however many clients are connected, the upstream
+// sees a bounded pool. Small bodies are read whole before the answer goes
+// out (bufferSmallBody), which frees their connection at once.
+func (g *Gateway) proxy(target *url.URL, timeout time.Duration, conns int, maxBody int64, strip map[string]bool) http.Handler {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 256
+	tr.MaxConnsPerHost = conns
+	// Every connection may stay idle for the next request: none is closed
+	// only to be dialled again.
+	tr.MaxIdleConnsPerHost = conns
+	tr.MaxIdleConns = 0
 	tr.ResponseHeaderTimeout = timeout
 	return &httputil.ReverseProxy{
-		Transport:  tr,
-		BufferPool: &bufferPool{},
+		Transport:      tr,
+		BufferPool:     &bufferPool{},
+		ModifyResponse: bufferSmallBody,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()

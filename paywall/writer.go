@@ -127,7 +127,7 @@ func (sw *settleWriter) Flush() {
 // the settlement fails, the client has its 402 and the handler gets an
 // error instead of the connection.
 func (sw *settleWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if !canHijack(sw.ResponseWriter) {
+	if !CanHijack(sw.ResponseWriter) {
 		return nil, nil, http.ErrNotSupported // nothing settled: the handler answers otherwise
 	}
 	if !sw.commit(http.StatusSwitchingProtocols) {
@@ -143,10 +143,11 @@ func (sw *settleWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return c, rw, err
 }
 
-// canHijack reports whether w, or a writer it wraps, can hand the
-// connection over (HTTP/1; an HTTP/2 stream cannot), so that a handler is
-// never charged for a connection it then does not get.
-func canHijack(w http.ResponseWriter) bool {
+// CanHijack reports whether w, or a writer it wraps (Unwrap, as
+// http.ResponseController follows), can hand the connection over (HTTP/1;
+// an HTTP/2 stream cannot), so that a handler is never charged for a
+// connection it then does not get.
+func CanHijack(w http.ResponseWriter) bool {
 	for {
 		if _, ok := w.(http.Hijacker); ok {
 			return true
