@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -56,19 +57,10 @@ func (c *writerStatements) lookup(query string) *sql.Stmt {
 	if st := c.prepared[query]; st != nil {
 		return st
 	}
-	if !c.refused[query] && len(c.prepared)+len(c.wanted) < maxStatements && cacheable(query) && !contains(c.wanted, query) {
+	if !c.refused[query] && len(c.prepared)+len(c.wanted) < maxStatements && cacheable(query) && !slices.Contains(c.wanted, query) {
 		c.wanted = append(c.wanted, query)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // prepareWanted prepares the statements noted since the last call. It is
@@ -126,25 +118,30 @@ func (w *wtx) QueryContext(ctx context.Context, query string, args ...any) (*sql
 
 // readerStatements are the read-only pool's prepared statements, shared by
 // every reader: a *sql.Stmt of the pool prepares itself on each connection
-// it runs on, once.
+// it runs on, once. Lookups of prepared statements share a read lock; a
+// statement is prepared outside any lock (it may wait for a connection).
 type readerStatements struct {
 	db *sql.DB
-	mu sync.Mutex
+	mu sync.RWMutex
 	m  map[string]*sql.Stmt
 }
 
 func (c *readerStatements) get(ctx context.Context, query string) *sql.Stmt {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st := c.m[query]; st != nil {
+	c.mu.RLock()
+	st, n := c.m[query], len(c.m)
+	c.mu.RUnlock()
+	if st != nil || n >= maxStatements || !cacheable(query) {
 		return st
-	}
-	if len(c.m) >= maxStatements || !cacheable(query) {
-		return nil
 	}
 	st, err := c.db.PrepareContext(ctx, query)
 	if err != nil {
 		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev := c.m[query]; prev != nil || len(c.m) >= maxStatements {
+		st.Close() // prepared meanwhile by another reader, or no room left
+		return prev
 	}
 	if c.m == nil {
 		c.m = map[string]*sql.Stmt{}
