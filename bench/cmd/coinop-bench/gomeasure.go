@@ -214,24 +214,18 @@ func traceSummary(path string) (string, error) {
 }
 
 // moduleOf names the module a package path belongs to, roughly: the
-// standard library, or the path's first three elements (two for a host
-// whose paths are short, like modernc.org/sqlite).
+// standard library, or the path's first three elements (two for hosts
+// whose module paths are short, like modernc.org/sqlite).
 func moduleOf(pkg string) string {
 	first, _, _ := strings.Cut(pkg, "/")
 	if !strings.Contains(first, ".") {
 		return "std"
 	}
-	parts := strings.Split(pkg, "/")
 	n := 3
 	switch first {
-	case "modernc.org", "golang.org", "google.golang.org", "gopkg.in", "go.yaml.in", "rsc.io":
+	case "modernc.org", "google.golang.org", "gopkg.in", "go.yaml.in", "rsc.io":
 		n = 2
 	}
-	if first == "golang.org" && len(parts) > 2 {
-		n = 3 // golang.org/x/crypto
-	}
-	if len(parts) < n {
-		n = len(parts)
-	}
-	return strings.Join(parts[:n], "/")
+	parts := strings.Split(pkg, "/")
+	return strings.Join(parts[:min(n, len(parts))], "/")
 }
