@@ -57,9 +57,10 @@ func newSyncBatches(pw *Paywall) *syncBatches {
 }
 
 // collect settles owed sync payment p in a batch of rail's and journals the
-// outcome, as Lifecycle.Collect does alone. It waits for the outcome: a
+// outcome, as Lifecycle.Collect does alone (with ctx, when p goes alone; a
+// batch has its own, bounded by Config.SettleTimeout). It waits for the outcome: a
 // payment handed to a batch is settled or failed there, never abandoned.
-func (s *syncBatches) collect(rail coinop.Rail, p *coinop.Payment) (*coinop.Receipt, error) {
+func (s *syncBatches) collect(ctx context.Context, rail coinop.Rail, p *coinop.Payment) (*coinop.Receipt, error) {
 	s.mu.Lock()
 	s.busy[rail]++
 	alone := s.busy[rail] == 1
@@ -72,8 +73,6 @@ func (s *syncBatches) collect(rail coinop.Rail, p *coinop.Payment) (*coinop.Rece
 		s.mu.Unlock()
 	}()
 	if alone {
-		ctx, cancel := context.WithTimeout(context.Background(), s.pw.cfg.SettleTimeout)
-		defer cancel()
 		return s.pw.lc.Collect(ctx, rail, p)
 	}
 	j := &syncJob{p: p, done: make(chan struct{})}
@@ -139,7 +138,7 @@ func (s *syncBatches) settle(rail coinop.Rail, bs coinop.BatchSettler, batch []*
 func (pw *Paywall) collect(ctx context.Context, rail coinop.Rail, p *coinop.Payment) (*coinop.Receipt, error) {
 	if b, ok := rail.(Batching); ok && b.Batches(p) {
 		if _, ok := rail.(coinop.BatchSettler); ok {
-			return pw.sync.collect(rail, p)
+			return pw.sync.collect(ctx, rail, p)
 		}
 	}
 	return pw.lc.Collect(ctx, rail, p)
